@@ -1,0 +1,7 @@
+/**
+ * WGSL kernels, forward and backward, each behind a thin TypeScript wrapper.
+ *
+ * @module
+ */
+export { checkLoops, grid, LOOP_CAP, MAX_GROUPS, Params } from "./common.ts";
+export { Residual } from "./residual.ts";

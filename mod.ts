@@ -1,0 +1,7 @@
+/**
+ * whet: fine-tune small decoder language models on WebGPU, in TypeScript.
+ *
+ * @module
+ */
+export * from "./runtime/mod.ts";
+export * from "./kernels/mod.ts";

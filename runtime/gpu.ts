@@ -1,0 +1,568 @@
+/**
+ * The GPU runtime: one adapter and one device, every WebGPU error turned into a thrown error that
+ * names the kernel, a pipeline cache, a buffer pool with accounting, batched dispatch and readback.
+ *
+ * WebGPU errors are silent unless captured (see ../shared/DESIGN.md), so this module captures them in
+ * three places: shader compilation (`getCompilationInfo`, with line and column), pipeline creation
+ * (a validation error scope), and every submit (validation and out-of-memory scopes, plus the
+ * device's `uncapturederror` event as a last net). A lost device is reported on stderr and makes
+ * every later call throw.
+ *
+ * @module
+ */
+
+import { BufferPool, type PoolStats } from "./pool.ts";
+import { Tensor } from "./tensor.ts";
+
+/** How a kernel binding is declared: a uniform parameter block, a read-only or a writable storage buffer. */
+export type BindingKind = "uniform" | "read" | "write";
+
+/** A compute kernel: one WGSL entry point with an explicit bind-group layout. */
+export interface KernelSpec {
+  /** Name used in every error message and as the pipeline label, e.g. `"matmul.forward"`. */
+  name: string;
+  /** WGSL source. */
+  code: string;
+  /** Entry point in `code`. */
+  entry: string;
+  /**
+   * Binding kinds in binding order (0, 1, 2, …); `null` leaves a binding number out (for an entry
+   * point that does not use a variable its file declares).
+   */
+  bindings: readonly (BindingKind | null)[];
+  /** Source file for error messages, e.g. `"kernels/matmul.wgsl"`. */
+  file?: string;
+  /** Pipeline-overridable constants (`override` declarations in WGSL). */
+  constants?: Record<string, number>;
+}
+
+/** A compiled kernel, ready to dispatch. Obtain with {@linkcode Gpu.kernel}. */
+export interface Kernel {
+  readonly name: string;
+  readonly pipeline: GPUComputePipeline;
+  readonly layout: GPUBindGroupLayout;
+  readonly bindings: readonly (BindingKind | null)[];
+}
+
+/** A buffer range bound to a kernel. */
+export type Binding = Tensor | { buffer: GPUBuffer; offset?: number; size?: number };
+
+/** Counters that benchmarks report per training step. */
+export interface GpuStats {
+  /** Compute dispatches encoded since creation. */
+  dispatches: number;
+  /** Command buffers submitted. */
+  submits: number;
+  /** Times the CPU waited for the GPU (readbacks and explicit syncs); each costs ~11 ms here. */
+  waits: number;
+}
+
+/** Options for {@linkcode Gpu.create}. */
+export interface GpuOptions {
+  /** Passed to `requestAdapter`; default `"high-performance"`. */
+  powerPreference?: GPUPowerPreference;
+  /** Ask for `shader-f16` when the adapter has it (default true). */
+  f16?: boolean;
+}
+
+/** The error thrown for any WebGPU failure; `kernel` names what was running. */
+export class GpuError extends Error {
+  /** The kernel (or operation) that failed. */
+  readonly kernel: string;
+  /** Creates an error naming the kernel. */
+  constructor(kernel: string, message: string) {
+    super(message);
+    this.name = "GpuError";
+    this.kernel = kernel;
+  }
+}
+
+const UNIFORM_ALIGN = 256;
+
+type Op =
+  | { kind: "dispatch"; kernel: Kernel; bindings: readonly Binding[]; params?: ArrayBuffer; groups: [number, number, number] }
+  | { kind: "copy"; src: Binding; dst: Binding; size: number }
+  | { kind: "fill"; dst: Tensor };
+
+const FILL_WGSL = `
+struct Params { n: u32, value: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = g.x + g.y * nw.x * 256u;
+  if (i < p.n) { out[i] = p.value; }
+}`;
+
+function fillGroups(n: number): [number, number] {
+  const groups = Math.ceil(n / 256);
+  const x = Math.min(groups, 65535);
+  return [x, Math.ceil(groups / x)];
+}
+
+/**
+ * A batch of dispatches and copies, encoded into one command buffer and submitted once.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const t = gpu.tensor([4], new Float32Array([1, 2, 3, 4]));
+ * const b = gpu.batch();
+ * b.fill(t, 0);
+ * await b.submit();
+ * const [out] = await gpu.read([t]);
+ * if (out[3] !== 0) throw new Error("fill failed");
+ * t.release();
+ * ```
+ */
+export class Batch {
+  readonly #gpu: Gpu;
+  readonly #ops: Op[] = [];
+  /** Kernels dispatched in this batch, for error messages. */
+  get kernels(): string[] {
+    return [...new Set(this.#ops.map((o) => o.kind === "dispatch" ? o.kernel.name : o.kind))];
+  }
+  /** Number of operations recorded. */
+  get length(): number {
+    return this.#ops.length;
+  }
+
+  /** Use {@linkcode Gpu.batch}. */
+  constructor(gpu: Gpu) {
+    this.#gpu = gpu;
+  }
+
+  /**
+   * Records a dispatch. `bindings` are in binding order, skipping the uniform slot, which takes
+   * `params` (required when the kernel declares a uniform binding).
+   */
+  dispatch(
+    kernel: Kernel,
+    bindings: readonly Binding[],
+    params: ArrayBuffer | ArrayBufferView | undefined,
+    groups: number | [number, number?, number?],
+  ): this {
+    const g = typeof groups === "number" ? [groups, 1, 1] : [groups[0], groups[1] ?? 1, groups[2] ?? 1];
+    const maxGroups = this.#gpu.device.limits.maxComputeWorkgroupsPerDimension;
+    for (const n of g) {
+      if (!Number.isInteger(n) || n < 0 || n > maxGroups) {
+        throw new GpuError(
+          kernel.name,
+          `Cannot dispatch kernel "${kernel.name}": workgroup count ${g.join("×")} is outside 0..${maxGroups}`,
+        );
+      }
+    }
+    const storageCount = kernel.bindings.filter((k) => k === "read" || k === "write").length;
+    if (bindings.length !== storageCount) {
+      throw new GpuError(
+        kernel.name,
+        `Cannot dispatch kernel "${kernel.name}": it takes ${storageCount} storage bindings, got ${bindings.length}`,
+      );
+    }
+    const hasUniform = kernel.bindings.includes("uniform");
+    if (hasUniform !== (params !== undefined)) {
+      throw new GpuError(
+        kernel.name,
+        `Cannot dispatch kernel "${kernel.name}": ${hasUniform ? "missing" : "unexpected"} uniform parameters`,
+      );
+    }
+    let p: ArrayBuffer | undefined;
+    if (params !== undefined) {
+      p = params instanceof ArrayBuffer
+        ? params
+        : (params.buffer.slice(params.byteOffset, params.byteOffset + params.byteLength) as ArrayBuffer);
+    }
+    if (g[0] * g[1] * g[2] === 0) return this;
+    this.#ops.push({ kind: "dispatch", kernel, bindings, params: p, groups: g as [number, number, number] });
+    return this;
+  }
+
+  /** Records a buffer-to-buffer copy of `size` bytes (default: all of `src`). */
+  copy(src: Binding, dst: Binding, size?: number): this {
+    const n = size ?? rangeSize(src);
+    this.#ops.push({ kind: "copy", src, dst, size: n });
+    return this;
+  }
+
+  /** Records filling a tensor with one value (0 uses `clearBuffer`, others a small kernel). */
+  fill(dst: Tensor, value: number): this {
+    if (value === 0 && !Object.is(value, -0)) {
+      this.#ops.push({ kind: "fill", dst });
+      return this;
+    }
+    const params = new ArrayBuffer(8);
+    new Uint32Array(params)[0] = dst.size;
+    new Float32Array(params)[1] = value;
+    return this.dispatch(this.#gpu.fillKernel, [dst], params, fillGroups(dst.size));
+  }
+
+  /**
+   * Encodes everything into one command buffer, submits it, and throws a {@linkcode GpuError} naming
+   * the kernels of this batch if WebGPU reported an error. Does not wait for the GPU to finish.
+   */
+  async submit(): Promise<void> {
+    await this.#gpu.submitOps(this.#ops, this.kernels);
+    this.#ops.length = 0;
+  }
+}
+
+function rangeSize(b: Binding): number {
+  if (b instanceof Tensor) return b.byteLength;
+  return b.size ?? b.buffer.size - (b.offset ?? 0);
+}
+
+function bindingResource(b: Binding): GPUBufferBinding {
+  if (b instanceof Tensor) return { buffer: b.buffer, offset: 0, size: b.byteLength };
+  return { buffer: b.buffer, offset: b.offset ?? 0, size: b.size };
+}
+
+let shared: Promise<Gpu> | undefined;
+
+/**
+ * The WebGPU device and everything that runs on it.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * console.log(gpu.adapterName, gpu.isSoftware ? "(software)" : "(hardware)");
+ * ```
+ */
+export class Gpu {
+  /** The adapter the device came from. */
+  readonly adapter: GPUAdapter;
+  /** The device, requested with the adapter's own limits. */
+  readonly device: GPUDevice;
+  /** Human-readable adapter name, e.g. `"llvmpipe (LLVM 15.0.6, 256 bits)"`. */
+  readonly adapterName: string;
+  /** True for CPU (software) adapters such as Mesa's lavapipe and llvmpipe. */
+  readonly isSoftware: boolean;
+  /** True when the device has `shader-f16`. */
+  readonly hasF16: boolean;
+  /** Dispatch, submit and wait counters. */
+  readonly stats: GpuStats = { dispatches: 0, submits: 0, waits: 0 };
+  readonly #pool: BufferPool;
+  readonly #pipelines = new Map<string, Promise<Kernel>>();
+  readonly #uncaptured: string[] = [];
+  #lost: GPUDeviceLostInfo | undefined;
+  #fill: Kernel | undefined;
+  #destroyed = false;
+  #pendingUploadBytes = 0;
+
+  private constructor(adapter: GPUAdapter, device: GPUDevice) {
+    this.adapter = adapter;
+    this.device = device;
+    const info = adapter.info;
+    this.adapterName = info.description || info.device || info.vendor || "unknown adapter";
+    this.isSoftware = info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|softpipe|warp/i.test(this.adapterName);
+    this.hasF16 = device.features.has("shader-f16");
+    this.#pool = new BufferPool(device);
+    device.addEventListener("uncapturederror", (e) => {
+      this.#uncaptured.push((e as GPUUncapturedErrorEvent).error.message);
+    });
+    device.lost.then((info) => {
+      if (this.#destroyed) return;
+      this.#lost = info;
+      console.error(`whet: the GPU device was lost (${info.reason}): ${info.message}`);
+    });
+  }
+
+  /**
+   * Requests an adapter and a device with the adapter's own limits. Throws a clear error when there
+   * is no WebGPU adapter.
+   */
+  static async create(options: GpuOptions = {}): Promise<Gpu> {
+    const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+    if (!gpu) {
+      throw new GpuError(
+        "adapter",
+        "Cannot start WebGPU: navigator.gpu is missing in this runtime (whet needs Deno 2 or a browser with WebGPU)",
+      );
+    }
+    const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? "high-performance" });
+    if (!adapter) {
+      throw new GpuError(
+        "adapter",
+        "Cannot find a WebGPU adapter: navigator.gpu.requestAdapter() returned null. On Linux without a GPU, " +
+          "install Mesa's software Vulkan driver (`apt-get install -y mesa-vulkan-drivers`, which provides lavapipe) " +
+          "or its OpenGL driver (`libgl1-mesa-dri`, llvmpipe), and set XDG_RUNTIME_DIR=/tmp",
+      );
+    }
+    const requiredLimits: Record<string, number> = {};
+    const limits = adapter.limits as unknown as Record<string, unknown>;
+    for (const key in limits) {
+      const v = limits[key];
+      if (typeof v === "number") requiredLimits[key] = v;
+    }
+    const requiredFeatures: GPUFeatureName[] = [];
+    if (options.f16 !== false && adapter.features.has("shader-f16")) requiredFeatures.push("shader-f16");
+    if (adapter.features.has("timestamp-query")) requiredFeatures.push("timestamp-query");
+    const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: "whet" });
+    const g = new Gpu(adapter, device);
+    g.#fill = await g.kernel({ name: "fill", code: FILL_WGSL, entry: "main", bindings: ["uniform", "write"] });
+    return g;
+  }
+
+  /** The process-wide shared instance, created on first use. */
+  static get(): Promise<Gpu> {
+    shared ??= Gpu.create().catch((e) => {
+      shared = undefined;
+      throw e;
+    });
+    return shared;
+  }
+
+  /** @internal The built-in fill kernel. */
+  get fillKernel(): Kernel {
+    return this.#fill!;
+  }
+
+  /** Live and peak bytes of pooled buffers. */
+  get memory(): PoolStats {
+    return this.#pool.stats();
+  }
+
+  /** Largest buffer range one storage binding may cover on this device. */
+  get maxBindingBytes(): number {
+    return this.device.limits.maxStorageBufferBindingSize;
+  }
+
+  /** Throws if the device was lost or an uncaptured error is pending. */
+  check(what: string): void {
+    if (this.#lost) {
+      throw new GpuError(what, `Cannot run "${what}": the GPU device was lost (${this.#lost.reason}): ${this.#lost.message}`);
+    }
+    if (this.#uncaptured.length > 0) {
+      const msgs = this.#uncaptured.splice(0);
+      throw new GpuError(what, `WebGPU reported an error before or during "${what}": ${msgs.join("\n")}`);
+    }
+  }
+
+  /**
+   * Compiles (once; cached by name, source and constants) a kernel. Compile errors throw with the
+   * file, line and column; pipeline validation errors throw naming the kernel.
+   */
+  kernel(spec: KernelSpec): Promise<Kernel> {
+    const key = `${spec.name}\u0000${spec.entry}\u0000${JSON.stringify(spec.constants ?? {})}\u0000${spec.code}`;
+    let k = this.#pipelines.get(key);
+    if (!k) {
+      k = this.#compile(spec);
+      this.#pipelines.set(key, k);
+      k.catch(() => this.#pipelines.delete(key));
+    }
+    return k;
+  }
+
+  async #compile(spec: KernelSpec): Promise<Kernel> {
+    this.check(spec.name);
+    const device = this.device;
+    device.pushErrorScope("validation");
+    const module = device.createShaderModule({ code: spec.code, label: spec.name });
+    const info = await module.getCompilationInfo();
+    const scoped = await device.popErrorScope();
+    const errors = info.messages.filter((m) => m.type === "error");
+    if (errors.length > 0 || scoped) {
+      const where = spec.file ?? spec.name;
+      const detail = errors.length > 0
+        ? errors.map((m) => `${where}:${m.lineNum}:${m.linePos}: ${m.message.trim()}`).join("\n")
+        : scoped!.message;
+      throw new GpuError(spec.name, `Cannot compile kernel "${spec.name}":\n${detail}`);
+    }
+    const layout = device.createBindGroupLayout({
+      label: spec.name,
+      entries: spec.bindings.flatMap((kind, binding) =>
+        kind === null ? [] : [{
+          binding,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: kind === "uniform" ? "uniform" : kind === "read" ? "read-only-storage" : "storage" },
+        } as GPUBindGroupLayoutEntry]
+      ),
+    });
+    device.pushErrorScope("validation");
+    const pipeline = device.createComputePipeline({
+      label: spec.name,
+      layout: device.createPipelineLayout({ bindGroupLayouts: [layout], label: spec.name }),
+      compute: { module, entryPoint: spec.entry, constants: spec.constants },
+    });
+    const err = await device.popErrorScope();
+    if (err) throw new GpuError(spec.name, `Cannot create the pipeline of kernel "${spec.name}": ${err.message.trim()}`);
+    return { name: spec.name, pipeline, layout, bindings: spec.bindings };
+  }
+
+  /** A new, empty batch. */
+  batch(): Batch {
+    return new Batch(this);
+  }
+
+  /**
+   * A tensor of float32 (or u32/i32 data, same 4-byte element) from the pool; contents are
+   * undefined unless `data` is given.
+   */
+  tensor(shape: readonly number[], data?: Float32Array | Uint32Array | Int32Array, label = "tensor"): Tensor {
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (!Number.isInteger(size) || size < 0) {
+      throw new GpuError(label, `Cannot create tensor "${label}": bad shape [${shape.join(", ")}]`);
+    }
+    if (data && data.length !== size) {
+      throw new GpuError(
+        label,
+        `Cannot create tensor "${label}": shape [${shape.join(", ")}] holds ${size} elements, data has ${data.length}`,
+      );
+    }
+    const byteLength = size * 4;
+    if (byteLength > this.device.limits.maxBufferSize) {
+      throw new GpuError(
+        label,
+        `Cannot create tensor "${label}" of ${byteLength} bytes: this device's maxBufferSize is ${this.device.limits.maxBufferSize}`,
+      );
+    }
+    const buffer = this.#pool.acquire(byteLength, label);
+    const t = new Tensor(this, buffer, shape, byteLength, label, this.#pool);
+    if (data) this.write(t, data);
+    return t;
+  }
+
+  /** Uploads `data` into `t` (at element offset `offset`). */
+  write(t: Binding, data: Float32Array | Uint32Array | Int32Array, offset = 0): void {
+    const r = bindingResource(t);
+    this.device.queue.writeBuffer(r.buffer, (r.offset ?? 0) + offset * 4, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    // writeBuffer keeps its staging memory until the next submit: flush large uploads.
+    this.#pendingUploadBytes += data.byteLength;
+    if (this.#pendingUploadBytes > 64 << 20) {
+      this.device.queue.submit([]);
+      this.#pendingUploadBytes = 0;
+    }
+  }
+
+  /**
+   * Reads tensors back to the CPU with one copy and one wait (each wait costs ~11 ms on Deno, so
+   * read rarely and read several tensors at once).
+   */
+  async read(tensors: readonly Binding[]): Promise<Float32Array[]> {
+    this.check("read");
+    const sizes = tensors.map(rangeSize);
+    const offsets: number[] = [];
+    let total = 0;
+    for (const s of sizes) {
+      offsets.push(total);
+      total += Math.ceil(s / 4) * 4;
+    }
+    if (total === 0) return tensors.map(() => new Float32Array(0));
+    const staging = this.device.createBuffer({
+      size: total,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      label: "readback",
+    });
+    try {
+      const enc = this.device.createCommandEncoder({ label: "readback" });
+      tensors.forEach((t, i) => {
+        const r = bindingResource(t);
+        if (sizes[i] > 0) enc.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging, offsets[i], sizes[i]);
+      });
+      await this.#submitChecked([enc.finish()], ["read"]);
+      this.stats.waits++;
+      await staging.mapAsync(GPUMapMode.READ);
+      this.check("read");
+      const all = new Float32Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      return sizes.map((s, i) => all.slice(offsets[i] / 4, (offsets[i] + s) / 4));
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** Waits until the GPU has finished all submitted work (counts as a wait). */
+  async sync(): Promise<void> {
+    this.stats.waits++;
+    await this.device.queue.onSubmittedWorkDone();
+    this.check("sync");
+  }
+
+  /** Releases every pooled buffer and destroys the device. The shared instance is recreated on next use. */
+  destroy(): void {
+    this.#destroyed = true;
+    this.#pool.clear();
+    this.device.destroy();
+    if (shared) shared = undefined;
+  }
+
+  /** @internal Encodes and submits a batch's operations. */
+  async submitOps(ops: readonly Op[], kernels: string[]): Promise<void> {
+    if (ops.length === 0) return;
+    this.check(kernels.join(", "));
+    const device = this.device;
+    // One uniform buffer for the whole batch, one 256-byte-aligned slot per dispatch.
+    let uniformBytes = 0;
+    for (const op of ops) {
+      if (op.kind === "dispatch" && op.params) uniformBytes += Math.ceil(op.params.byteLength / UNIFORM_ALIGN) * UNIFORM_ALIGN;
+    }
+    let uniform: GPUBuffer | undefined;
+    let uniformData: Uint8Array<ArrayBuffer> | undefined;
+    if (uniformBytes > 0) {
+      uniform = device.createBuffer({ size: uniformBytes, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: "params" });
+      uniformData = new Uint8Array(uniformBytes);
+    }
+    device.pushErrorScope("out-of-memory");
+    device.pushErrorScope("validation");
+    const enc = device.createCommandEncoder({ label: kernels.join(",") });
+    let pass: GPUComputePassEncoder | undefined;
+    let uOffset = 0;
+    let dispatches = 0;
+    for (const op of ops) {
+      if (op.kind === "dispatch") {
+        const entries: GPUBindGroupEntry[] = [];
+        let s = 0;
+        op.kernel.bindings.forEach((kind, binding) => {
+          if (kind === null) return;
+          if (kind === "uniform") {
+            const size = op.params!.byteLength;
+            uniformData!.set(new Uint8Array(op.params!), uOffset);
+            entries.push({ binding, resource: { buffer: uniform!, offset: uOffset, size } });
+            uOffset += Math.ceil(size / UNIFORM_ALIGN) * UNIFORM_ALIGN;
+          } else {
+            entries.push({ binding, resource: bindingResource(op.bindings[s++]) });
+          }
+        });
+        const group = device.createBindGroup({ layout: op.kernel.layout, entries, label: op.kernel.name });
+        pass ??= enc.beginComputePass({ label: "whet" });
+        pass.setPipeline(op.kernel.pipeline);
+        pass.setBindGroup(0, group);
+        pass.dispatchWorkgroups(op.groups[0], op.groups[1], op.groups[2]);
+        dispatches++;
+      } else {
+        pass?.end();
+        pass = undefined;
+        if (op.kind === "copy") {
+          const s = bindingResource(op.src);
+          const d = bindingResource(op.dst);
+          enc.copyBufferToBuffer(s.buffer, s.offset ?? 0, d.buffer, d.offset ?? 0, op.size);
+        } else {
+          enc.clearBuffer(op.dst.buffer, 0, op.dst.byteLength);
+        }
+      }
+    }
+    pass?.end();
+    if (uniform) device.queue.writeBuffer(uniform, 0, uniformData!);
+    await this.#submitChecked([enc.finish()], kernels, true);
+    uniform?.destroy();
+    this.stats.dispatches += dispatches;
+    this.#pendingUploadBytes = 0;
+  }
+
+  async #submitChecked(buffers: GPUCommandBuffer[], kernels: string[], scoped = false): Promise<void> {
+    const device = this.device;
+    if (!scoped) {
+      device.pushErrorScope("out-of-memory");
+      device.pushErrorScope("validation");
+    }
+    device.queue.submit(buffers);
+    this.stats.submits++;
+    const validation = await device.popErrorScope();
+    const oom = await device.popErrorScope();
+    const what = kernels.join(", ");
+    if (oom) throw new GpuError(what, `Cannot run kernels [${what}]: the GPU is out of memory: ${oom.message.trim()}`);
+    if (validation) throw new GpuError(what, `Cannot run kernels [${what}]: ${validation.message.trim()}`);
+    this.check(what);
+  }
+}
