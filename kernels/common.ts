@@ -21,7 +21,9 @@ export class Params {
 
   /** Appends an unsigned 32-bit integer. */
   u32(v: number): this {
-    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`Cannot pass ${v} as a u32 parameter`);
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+      throw new RangeError(`Cannot pass ${v} as a u32 parameter`);
+    }
     this.#view.setUint32(this.#offset, v, true);
     this.#offset += 4;
     return this;
@@ -29,7 +31,9 @@ export class Params {
 
   /** Appends a signed 32-bit integer. */
   i32(v: number): this {
-    if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) throw new RangeError(`Cannot pass ${v} as an i32 parameter`);
+    if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) {
+      throw new RangeError(`Cannot pass ${v} as an i32 parameter`);
+    }
     this.#view.setInt32(this.#offset, v, true);
     this.#offset += 4;
     return this;
@@ -44,7 +48,10 @@ export class Params {
 
   /** The bytes, padded to a multiple of 16. */
   get bytes(): ArrayBuffer {
-    return this.#view.buffer.slice(0, Math.max(16, Math.ceil(this.#offset / 16) * 16)) as ArrayBuffer;
+    return this.#view.buffer.slice(
+      0,
+      Math.max(16, Math.ceil(this.#offset / 16) * 16),
+    ) as ArrayBuffer;
   }
 }
 
@@ -79,7 +86,9 @@ export function sameSize(kernel: string, ...tensors: Tensor[]): number {
   const n = tensors[0].size;
   for (const t of tensors) {
     if (t.size !== n) {
-      throw new RangeError(`Cannot run kernel "${kernel}": tensor "${t.label}" has ${t.size} elements, expected ${n}`);
+      throw new RangeError(
+        `Cannot run kernel "${kernel}": tensor "${t.label}" has ${t.size} elements, expected ${n}`,
+      );
     }
   }
   return n;
@@ -88,6 +97,8 @@ export function sameSize(kernel: string, ...tensors: Tensor[]): number {
 /** Checks that a tensor holds at least `n` elements. */
 export function needSize(kernel: string, t: Tensor, n: number, what: string): void {
   if (t.size < n) {
-    throw new RangeError(`Cannot run kernel "${kernel}": tensor "${t.label}" (${what}) has ${t.size} elements, needs ${n}`);
+    throw new RangeError(
+      `Cannot run kernel "${kernel}": tensor "${t.label}" (${what}) has ${t.size} elements, needs ${n}`,
+    );
   }
 }

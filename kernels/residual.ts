@@ -43,7 +43,13 @@ export class Residual {
   /** Compiles (or fetches from the cache) the kernels. */
   static async create(gpu: Gpu): Promise<Residual> {
     const [fwd, bwd] = await Promise.all([
-      gpu.kernel({ name: "residual.forward", file: FILE, code, entry: "forward", bindings: ["uniform", "read", "read", "write"] }),
+      gpu.kernel({
+        name: "residual.forward",
+        file: FILE,
+        code,
+        entry: "forward",
+        bindings: ["uniform", "read", "read", "write"],
+      }),
       gpu.kernel({
         name: "residual.backward",
         file: FILE,

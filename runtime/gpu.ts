@@ -80,7 +80,13 @@ export class GpuError extends Error {
 const UNIFORM_ALIGN = 256;
 
 type Op =
-  | { kind: "dispatch"; kernel: Kernel; bindings: readonly Binding[]; params?: ArrayBuffer; groups: [number, number, number] }
+  | {
+    kind: "dispatch";
+    kernel: Kernel;
+    bindings: readonly Binding[];
+    params?: ArrayBuffer;
+    groups: [number, number, number];
+  }
   | { kind: "copy"; src: Binding; dst: Binding; size: number }
   | { kind: "fill"; dst: Tensor };
 
@@ -143,13 +149,17 @@ export class Batch {
     params: ArrayBuffer | ArrayBufferView | undefined,
     groups: number | [number, number?, number?],
   ): this {
-    const g = typeof groups === "number" ? [groups, 1, 1] : [groups[0], groups[1] ?? 1, groups[2] ?? 1];
+    const g = typeof groups === "number"
+      ? [groups, 1, 1]
+      : [groups[0], groups[1] ?? 1, groups[2] ?? 1];
     const maxGroups = this.#gpu.device.limits.maxComputeWorkgroupsPerDimension;
     for (const n of g) {
       if (!Number.isInteger(n) || n < 0 || n > maxGroups) {
         throw new GpuError(
           kernel.name,
-          `Cannot dispatch kernel "${kernel.name}": workgroup count ${g.join("×")} is outside 0..${maxGroups}`,
+          `Cannot dispatch kernel "${kernel.name}": workgroup count ${
+            g.join("×")
+          } is outside 0..${maxGroups}`,
         );
       }
     }
@@ -164,17 +174,26 @@ export class Batch {
     if (hasUniform !== (params !== undefined)) {
       throw new GpuError(
         kernel.name,
-        `Cannot dispatch kernel "${kernel.name}": ${hasUniform ? "missing" : "unexpected"} uniform parameters`,
+        `Cannot dispatch kernel "${kernel.name}": ${
+          hasUniform ? "missing" : "unexpected"
+        } uniform parameters`,
       );
     }
     let p: ArrayBuffer | undefined;
     if (params !== undefined) {
-      p = params instanceof ArrayBuffer
-        ? params
-        : (params.buffer.slice(params.byteOffset, params.byteOffset + params.byteLength) as ArrayBuffer);
+      p = params instanceof ArrayBuffer ? params : (params.buffer.slice(
+        params.byteOffset,
+        params.byteOffset + params.byteLength,
+      ) as ArrayBuffer);
     }
     if (g[0] * g[1] * g[2] === 0) return this;
-    this.#ops.push({ kind: "dispatch", kernel, bindings, params: p, groups: g as [number, number, number] });
+    this.#ops.push({
+      kind: "dispatch",
+      kernel,
+      bindings,
+      params: p,
+      groups: g as [number, number, number],
+    });
     return this;
   }
 
@@ -255,7 +274,8 @@ export class Gpu {
     this.device = device;
     const info = adapter.info;
     this.adapterName = info.description || info.device || info.vendor || "unknown adapter";
-    this.isSoftware = info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|softpipe|warp/i.test(this.adapterName);
+    this.isSoftware = info.isFallbackAdapter ||
+      /llvmpipe|lavapipe|swiftshader|softpipe|warp/i.test(this.adapterName);
     this.hasF16 = device.features.has("shader-f16");
     this.#pool = new BufferPool(device);
     device.addEventListener("uncapturederror", (e) => {
@@ -280,7 +300,9 @@ export class Gpu {
         "Cannot start WebGPU: navigator.gpu is missing in this runtime (whet needs Deno 2 or a browser with WebGPU)",
       );
     }
-    const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? "high-performance" });
+    const adapter = await gpu.requestAdapter({
+      powerPreference: options.powerPreference ?? "high-performance",
+    });
     if (!adapter) {
       throw new GpuError(
         "adapter",
@@ -296,11 +318,18 @@ export class Gpu {
       if (typeof v === "number") requiredLimits[key] = v;
     }
     const requiredFeatures: GPUFeatureName[] = [];
-    if (options.f16 !== false && adapter.features.has("shader-f16")) requiredFeatures.push("shader-f16");
+    if (options.f16 !== false && adapter.features.has("shader-f16")) {
+      requiredFeatures.push("shader-f16");
+    }
     if (adapter.features.has("timestamp-query")) requiredFeatures.push("timestamp-query");
     const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: "whet" });
     const g = new Gpu(adapter, device);
-    g.#fill = await g.kernel({ name: "fill", code: FILL_WGSL, entry: "main", bindings: ["uniform", "write"] });
+    g.#fill = await g.kernel({
+      name: "fill",
+      code: FILL_WGSL,
+      entry: "main",
+      bindings: ["uniform", "write"],
+    });
     return g;
   }
 
@@ -331,11 +360,17 @@ export class Gpu {
   /** Throws if the device was lost or an uncaptured error is pending. */
   check(what: string): void {
     if (this.#lost) {
-      throw new GpuError(what, `Cannot run "${what}": the GPU device was lost (${this.#lost.reason}): ${this.#lost.message}`);
+      throw new GpuError(
+        what,
+        `Cannot run "${what}": the GPU device was lost (${this.#lost.reason}): ${this.#lost.message}`,
+      );
     }
     if (this.#uncaptured.length > 0) {
       const msgs = this.#uncaptured.splice(0);
-      throw new GpuError(what, `WebGPU reported an error before or during "${what}": ${msgs.join("\n")}`);
+      throw new GpuError(
+        what,
+        `WebGPU reported an error before or during "${what}": ${msgs.join("\n")}`,
+      );
     }
   }
 
@@ -344,7 +379,9 @@ export class Gpu {
    * file, line and column; pipeline validation errors throw naming the kernel.
    */
   kernel(spec: KernelSpec): Promise<Kernel> {
-    const key = `${spec.name}\u0000${spec.entry}\u0000${JSON.stringify(spec.constants ?? {})}\u0000${spec.code}`;
+    const key = `${spec.name}\u0000${spec.entry}\u0000${
+      JSON.stringify(spec.constants ?? {})
+    }\u0000${spec.code}`;
     let k = this.#pipelines.get(key);
     if (!k) {
       k = this.#compile(spec);
@@ -375,7 +412,13 @@ export class Gpu {
         kind === null ? [] : [{
           binding,
           visibility: GPUShaderStage.COMPUTE,
-          buffer: { type: kind === "uniform" ? "uniform" : kind === "read" ? "read-only-storage" : "storage" },
+          buffer: {
+            type: kind === "uniform"
+              ? "uniform"
+              : kind === "read"
+              ? "read-only-storage"
+              : "storage",
+          },
         } as GPUBindGroupLayoutEntry]
       ),
     });
@@ -386,7 +429,12 @@ export class Gpu {
       compute: { module, entryPoint: spec.entry, constants: spec.constants },
     });
     const err = await device.popErrorScope();
-    if (err) throw new GpuError(spec.name, `Cannot create the pipeline of kernel "${spec.name}": ${err.message.trim()}`);
+    if (err) {
+      throw new GpuError(
+        spec.name,
+        `Cannot create the pipeline of kernel "${spec.name}": ${err.message.trim()}`,
+      );
+    }
     return { name: spec.name, pipeline, layout, bindings: spec.bindings };
   }
 
@@ -399,7 +447,11 @@ export class Gpu {
    * A tensor of float32 (or u32/i32 data, same 4-byte element) from the pool; contents are
    * undefined unless `data` is given.
    */
-  tensor(shape: readonly number[], data?: Float32Array | Uint32Array | Int32Array, label = "tensor"): Tensor {
+  tensor(
+    shape: readonly number[],
+    data?: Float32Array | Uint32Array | Int32Array,
+    label = "tensor",
+  ): Tensor {
     const size = shape.reduce((a, b) => a * b, 1);
     if (!Number.isInteger(size) || size < 0) {
       throw new GpuError(label, `Cannot create tensor "${label}": bad shape [${shape.join(", ")}]`);
@@ -407,7 +459,9 @@ export class Gpu {
     if (data && data.length !== size) {
       throw new GpuError(
         label,
-        `Cannot create tensor "${label}": shape [${shape.join(", ")}] holds ${size} elements, data has ${data.length}`,
+        `Cannot create tensor "${label}": shape [${
+          shape.join(", ")
+        }] holds ${size} elements, data has ${data.length}`,
       );
     }
     const byteLength = size * 4;
@@ -426,7 +480,13 @@ export class Gpu {
   /** Uploads `data` into `t` (at element offset `offset`). */
   write(t: Binding, data: Float32Array | Uint32Array | Int32Array, offset = 0): void {
     const r = bindingResource(t);
-    this.device.queue.writeBuffer(r.buffer, (r.offset ?? 0) + offset * 4, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    this.device.queue.writeBuffer(
+      r.buffer,
+      (r.offset ?? 0) + offset * 4,
+      data.buffer as ArrayBuffer,
+      data.byteOffset,
+      data.byteLength,
+    );
     // writeBuffer keeps its staging memory until the next submit: flush large uploads.
     this.#pendingUploadBytes += data.byteLength;
     if (this.#pendingUploadBytes > 64 << 20) {
@@ -458,7 +518,9 @@ export class Gpu {
       const enc = this.device.createCommandEncoder({ label: "readback" });
       tensors.forEach((t, i) => {
         const r = bindingResource(t);
-        if (sizes[i] > 0) enc.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging, offsets[i], sizes[i]);
+        if (sizes[i] > 0) {
+          enc.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging, offsets[i], sizes[i]);
+        }
       });
       await this.#submitChecked([enc.finish()], ["read"]);
       this.stats.waits++;
@@ -495,12 +557,18 @@ export class Gpu {
     // One uniform buffer for the whole batch, one 256-byte-aligned slot per dispatch.
     let uniformBytes = 0;
     for (const op of ops) {
-      if (op.kind === "dispatch" && op.params) uniformBytes += Math.ceil(op.params.byteLength / UNIFORM_ALIGN) * UNIFORM_ALIGN;
+      if (op.kind === "dispatch" && op.params) {
+        uniformBytes += Math.ceil(op.params.byteLength / UNIFORM_ALIGN) * UNIFORM_ALIGN;
+      }
     }
     let uniform: GPUBuffer | undefined;
     let uniformData: Uint8Array<ArrayBuffer> | undefined;
     if (uniformBytes > 0) {
-      uniform = device.createBuffer({ size: uniformBytes, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: "params" });
+      uniform = device.createBuffer({
+        size: uniformBytes,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        label: "params",
+      });
       uniformData = new Uint8Array(uniformBytes);
     }
     device.pushErrorScope("out-of-memory");
@@ -524,7 +592,11 @@ export class Gpu {
             entries.push({ binding, resource: bindingResource(op.bindings[s++]) });
           }
         });
-        const group = device.createBindGroup({ layout: op.kernel.layout, entries, label: op.kernel.name });
+        const group = device.createBindGroup({
+          layout: op.kernel.layout,
+          entries,
+          label: op.kernel.name,
+        });
         pass ??= enc.beginComputePass({ label: "whet" });
         pass.setPipeline(op.kernel.pipeline);
         pass.setBindGroup(0, group);
@@ -550,7 +622,11 @@ export class Gpu {
     this.#pendingUploadBytes = 0;
   }
 
-  async #submitChecked(buffers: GPUCommandBuffer[], kernels: string[], scoped = false): Promise<void> {
+  async #submitChecked(
+    buffers: GPUCommandBuffer[],
+    kernels: string[],
+    scoped = false,
+  ): Promise<void> {
     const device = this.device;
     if (!scoped) {
       device.pushErrorScope("out-of-memory");
@@ -561,8 +637,15 @@ export class Gpu {
     const validation = await device.popErrorScope();
     const oom = await device.popErrorScope();
     const what = kernels.join(", ");
-    if (oom) throw new GpuError(what, `Cannot run kernels [${what}]: the GPU is out of memory: ${oom.message.trim()}`);
-    if (validation) throw new GpuError(what, `Cannot run kernels [${what}]: ${validation.message.trim()}`);
+    if (oom) {
+      throw new GpuError(
+        what,
+        `Cannot run kernels [${what}]: the GPU is out of memory: ${oom.message.trim()}`,
+      );
+    }
+    if (validation) {
+      throw new GpuError(what, `Cannot run kernels [${what}]: ${validation.message.trim()}`);
+    }
     this.check(what);
   }
 }

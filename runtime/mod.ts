@@ -3,7 +3,17 @@
  *
  * @module
  */
-export { Batch, type Binding, type BindingKind, Gpu, GpuError, type GpuOptions, type GpuStats, type Kernel, type KernelSpec } from "./gpu.ts";
+export {
+  Batch,
+  type Binding,
+  type BindingKind,
+  Gpu,
+  GpuError,
+  type GpuOptions,
+  type GpuStats,
+  type Kernel,
+  type KernelSpec,
+} from "./gpu.ts";
 export { BufferPool, type PoolStats } from "./pool.ts";
 export { Tensor } from "./tensor.ts";
 export { counterHash, mix32, Rng, type RngState } from "./rng.ts";

@@ -38,7 +38,14 @@ export class Tensor {
   #buffer: GPUBuffer | undefined;
 
   /** Use `gpu.tensor()`. */
-  constructor(host: TensorHost, buffer: GPUBuffer, shape: readonly number[], byteLength: number, label: string, pool: BufferPool) {
+  constructor(
+    host: TensorHost,
+    buffer: GPUBuffer,
+    shape: readonly number[],
+    byteLength: number,
+    label: string,
+    pool: BufferPool,
+  ) {
     this.#host = host;
     this.#buffer = buffer;
     this.shape = [...shape];
@@ -61,7 +68,9 @@ export class Tensor {
   /** Uploads data (element offset `offset`). */
   write(data: Float32Array | Uint32Array | Int32Array, offset = 0): void {
     if (offset + data.length > this.size) {
-      throw new Error(`Cannot write ${data.length} elements at ${offset} into tensor "${this.label}" of ${this.size}`);
+      throw new Error(
+        `Cannot write ${data.length} elements at ${offset} into tensor "${this.label}" of ${this.size}`,
+      );
     }
     this.#host.write(this, data, offset);
   }

@@ -19,7 +19,12 @@ export function poisoned(g: Gpu, shape: readonly number[], label = "out"): Tenso
 }
 
 /** A tensor filled with `data`. */
-export function upload(g: Gpu, shape: readonly number[], data: ArrayLike<number>, label = "in"): Tensor {
+export function upload(
+  g: Gpu,
+  shape: readonly number[],
+  data: ArrayLike<number>,
+  label = "in",
+): Tensor {
   return g.tensor(shape, Float32Array.from(data), label);
 }
 
@@ -64,7 +69,9 @@ export function assertClose(
   }
   if (bad.length > 0) {
     throw new Error(
-      `${name}: ${bad.length === 5 ? "5+" : bad.length} elements outside rtol ${tol.rtol}, atol ${tol.atol}; ` +
+      `${name}: ${
+        bad.length === 5 ? "5+" : bad.length
+      } elements outside rtol ${tol.rtol}, atol ${tol.atol}; ` +
         `max error ${maxErr} at [${maxAt}]; first: ${bad.join("; ")}`,
     );
   }
@@ -74,7 +81,12 @@ export function assertClose(
  * Central finite difference of a scalar function of `x` with respect to `x[i]`, in float64:
  * (f(x + h·eᵢ) − f(x − h·eᵢ)) / 2h. `x` is restored afterwards.
  */
-export function centralDiff(f: (x: Float64Array) => number, x: Float64Array, i: number, h = 1e-6): number {
+export function centralDiff(
+  f: (x: Float64Array) => number,
+  x: Float64Array,
+  i: number,
+  h = 1e-6,
+): number {
   const x0 = x[i];
   x[i] = x0 + h;
   const fp = f(x);
