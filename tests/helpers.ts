@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Gpu, Rng, type Tensor } from "../mod.ts";
+import { Gpu, type Rng, type Tensor } from "../mod.ts";
 
 /** The shared GPU. Tests fail (never skip) when there is no adapter. */
 export function gpu(): Promise<Gpu> {
