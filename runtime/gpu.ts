@@ -38,9 +38,13 @@ export interface KernelSpec {
 
 /** A compiled kernel, ready to dispatch. Obtain with {@linkcode Gpu.kernel}. */
 export interface Kernel {
+  /** The name from its {@linkcode KernelSpec}. */
   readonly name: string;
+  /** The compiled pipeline. */
   readonly pipeline: GPUComputePipeline;
+  /** The explicit bind-group layout. */
   readonly layout: GPUBindGroupLayout;
+  /** Binding kinds by binding number. */
   readonly bindings: readonly (BindingKind | null)[];
 }
 
