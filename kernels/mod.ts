@@ -4,4 +4,5 @@
  * @module
  */
 export { checkLoops, grid, LOOP_CAP, MAX_GROUPS, Params } from "./common.ts";
+export { Embedding, EmbeddingIndex } from "./embedding.ts";
 export { Residual } from "./residual.ts";
