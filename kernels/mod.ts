@@ -3,6 +3,7 @@
  *
  * @module
  */
+export { Attention } from "./attention.ts";
 export { checkLoops, grid, LOOP_CAP, MAX_GROUPS, Params } from "./common.ts";
 export { Embedding, EmbeddingIndex } from "./embedding.ts";
 export { Residual } from "./residual.ts";
