@@ -5,5 +5,6 @@
  */
 export { Attention } from "./attention.ts";
 export { checkLoops, grid, LOOP_CAP, MAX_GROUPS, Params } from "./common.ts";
+export { CrossEntropy, IGNORE_INDEX } from "./crossentropy.ts";
 export { Embedding, EmbeddingIndex } from "./embedding.ts";
 export { Residual } from "./residual.ts";

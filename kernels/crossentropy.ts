@@ -1,0 +1,143 @@
+/**
+ * Fused softmax cross-entropy with an ignore index, with Hugging Face semantics: targets are
+ * already shifted by the caller, a target of -100 is ignored, and the loss is the mean over the
+ * targets that are not ignored.
+ *
+ * The kernel writes per-row losses (0 for ignored rows) and, when asked, the gradient of the mean
+ * loss, `dlogits = (softmax − onehot) · scale` with `scale = 1 / (number of targets not ignored)`
+ * (0 rows for ignored rows). Targets are known on the CPU when a batch is built:
+ * {@linkcode CrossEntropy.meanScale} checks them there and returns that scale.
+ *
+ * @module
+ */
+
+import type { Batch, Gpu, Kernel } from "../runtime/mod.ts";
+import type { Tensor } from "../runtime/tensor.ts";
+import { checkLoops, grid, Params } from "./common.ts";
+import code from "./crossentropy.wgsl" with { type: "text" };
+
+const FILE = "kernels/crossentropy.wgsl";
+
+/** The target value that marks a row as ignored (PyTorch's and Hugging Face's default). */
+export const IGNORE_INDEX: number = -100;
+
+/**
+ * The fused softmax cross-entropy kernels.
+ *
+ * @example
+ * ```ts
+ * import { CrossEntropy, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const ce = await CrossEntropy.create(gpu);
+ * const [N, V] = [2, 3];
+ * const hostTargets = new Int32Array([2, -100]); // the second row is ignored
+ * const logits = gpu.tensor([N, V], new Float32Array([0, 0, 0, 5, 1, 2]), "logits");
+ * const targets = gpu.tensor([N], hostTargets, "targets");
+ * const losses = gpu.tensor([N]), dlogits = gpu.tensor([N, V]);
+ * const batch = gpu.batch();
+ * ce.forward(batch, logits, targets, losses, dlogits, CrossEntropy.meanScale(hostTargets, V));
+ * await batch.submit();
+ * const [loss, grad] = await gpu.read([losses, dlogits]);
+ * if (Math.abs(loss[0] - Math.log(3)) > 1e-6 || loss[1] !== 0 || grad[5] !== 0) throw new Error("cross-entropy failed");
+ * for (const t of [logits, targets, losses, dlogits]) t.release();
+ * ```
+ */
+export class CrossEntropy {
+  readonly #loss: Kernel;
+  readonly #grad: Kernel;
+  readonly #inplace: Kernel;
+
+  private constructor(loss: Kernel, grad: Kernel, inplace: Kernel) {
+    this.#loss = loss;
+    this.#grad = grad;
+    this.#inplace = inplace;
+  }
+
+  /** Compiles (or fetches from the cache) the kernels. */
+  static async create(gpu: Gpu): Promise<CrossEntropy> {
+    const k = (entry: string, bindings: ("uniform" | "read" | "write" | null)[]) =>
+      gpu.kernel({ name: `crossentropy.${entry}`, file: FILE, code, entry, bindings });
+    const [loss, grad, inplace] = await Promise.all([
+      k("forward", ["uniform", "write", "read", "write"]),
+      k("forward_grad", ["uniform", "write", "read", "write", "write"]),
+      k("forward_grad_inplace", ["uniform", "write", "read", "write"]),
+    ]);
+    return new CrossEntropy(loss, grad, inplace);
+  }
+
+  /**
+   * Checks targets (one per row, each in `[0, V)` or {@linkcode IGNORE_INDEX}) and returns the
+   * scale of the mean loss: `1 / count` of targets not ignored, or 0 when every target is ignored
+   * (then the gradient is all zeros; the mean loss itself, 0/0, is undefined, as in PyTorch).
+   * Throws a `RangeError` naming the first bad row and its value.
+   */
+  static meanScale(targets: ArrayLike<number>, V: number): number {
+    let count = 0;
+    for (let r = 0; r < targets.length; r++) {
+      const t = targets[r];
+      if (t === IGNORE_INDEX) continue;
+      if (!(Number.isInteger(t) && t >= 0 && t < V)) {
+        throw new RangeError(
+          `Cannot use target ${t} at row ${r}: targets must be in 0..${
+            V - 1
+          } or ${IGNORE_INDEX} (ignored)`,
+        );
+      }
+      count++;
+    }
+    return count > 0 ? 1 / count : 0;
+  }
+
+  /**
+   * `logits (N,V)`, `targets (N)` i32; writes `losses (N) = logsumexp(logits[r]) − logits[r, t]`
+   * (0 for ignored rows) and, when `dlogits (N,V)` is given, `dlogits = (softmax − onehot) · scale`
+   * (0 rows for ignored rows; writes, does not accumulate). `dlogits` may be `logits` itself: the
+   * gradient then overwrites the logits in place (as llm.c does). `scale` is usually
+   * {@linkcode CrossEntropy.meanScale}, which also checks the targets on the CPU; a target this
+   * kernel finds out of range gives NaN in its row's loss and gradient.
+   */
+  forward(
+    batch: Batch,
+    logits: Tensor,
+    targets: Tensor,
+    losses: Tensor,
+    dlogits: Tensor | null,
+    scale: number,
+  ): void {
+    const name = "crossentropy.forward";
+    const V = logits.shape[logits.shape.length - 1] ?? 0;
+    if (logits.shape.length < 2 || V === 0) {
+      throw new RangeError(
+        `Cannot run kernel "${name}": tensor "${logits.label}" has shape [${
+          logits.shape.join(", ")
+        }], expected (N, V)`,
+      );
+    }
+    const N = logits.size / V;
+    for (
+      const [t, n, what] of [[targets, N, "targets, (N)"], [losses, N, "losses, (N)"], [
+        dlogits,
+        N * V,
+        "dlogits, (N, V)",
+      ]] as const
+    ) {
+      if (t && t.size !== n) {
+        throw new RangeError(
+          `Cannot run kernel "${name}": tensor "${t.label}" (${what}) has ${t.size} elements, expected ${n}`,
+        );
+      }
+    }
+    if (!Number.isFinite(scale)) {
+      throw new RangeError(`Cannot run kernel "${name}": scale ${scale} is not finite`);
+    }
+    checkLoops(name, 3 * Math.ceil(V / 256) + 16, `a row of V=${V} logits`);
+    const params = new Params().u32(N).u32(V).f32(scale).bytes;
+    if (!dlogits) {
+      batch.dispatch(this.#loss, [logits, targets, losses], params, grid(N, 1));
+    } else if (dlogits.buffer === logits.buffer) {
+      batch.dispatch(this.#inplace, [logits, targets, losses], params, grid(N, 1));
+    } else {
+      batch.dispatch(this.#grad, [logits, targets, losses, dlogits], params, grid(N, 1));
+    }
+  }
+}

@@ -1,0 +1,129 @@
+// Fused softmax cross-entropy with ignore index (Hugging Face semantics), one workgroup per row.
+//   logits (N,V), targets (N) i32 (-100 = ignored), losses (N), dlogits (N,V), scale (uniform)
+//   forward:              losses[r] = logsumexp(logits[r]) − logits[r, targets[r]]      [writes =]
+//                         (0 for an ignored row)
+//   forward_grad:         as forward, and dlogits[r] = (softmax(logits[r]) − onehot) · scale  [writes =]
+//                         (a 0 row for an ignored row)
+//   forward_grad_inplace: as forward_grad with dlogits = logits (overwrites the logits)
+// Numerically stable: max subtraction before exp. Each invocation loops 3·ceil(V/256) + 16 times.
+// A target outside [0, V) that is not -100 gives a NaN loss and gradient row (the wrapper rejects
+// such targets on the CPU first; the NaN only guards against skipping that check).
+// `logits` is declared read_write for every entry point so that the in-place entry can write it.
+
+struct Params {
+  N: u32,
+  V: u32,
+  scale: f32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<i32>;
+@group(0) @binding(3) var<storage, read_write> losses: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
+
+const WG = 256u;
+const IGNORE = -100;
+var<workgroup> red: array<f32, 256>;
+
+fn reduce_max(lid: u32, x: f32) -> f32 {
+  red[lid] = x;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier(); // everyone has read red[0] before it is reused
+  return r;
+}
+
+fn reduce_sum(lid: u32, x: f32) -> f32 {
+  red[lid] = x;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+// What a row needs: its max, Σ exp(x − max), the target logit, and whether the target is
+// ignored or invalid. All reads of the row happen here, before any in-place write.
+struct Row { base: u32, mx: f32, sum: f32, xt: f32, tgt: i32, ignored: bool, valid: bool }
+
+fn row_stats(r: u32, lid: u32) -> Row {
+  var row: Row;
+  row.base = r * p.V;
+  row.tgt = targets[r];
+  row.ignored = row.tgt == IGNORE;
+  row.valid = row.tgt >= 0 && u32(row.tgt) < p.V;
+  row.xt = logits[row.base + select(0u, u32(row.tgt), row.valid)];
+  var m = -3.4028235e38;
+  for (var j = lid; j < p.V; j += WG) { m = max(m, logits[row.base + j]); }
+  row.mx = reduce_max(lid, m);
+  var s = 0.0;
+  for (var j = lid; j < p.V; j += WG) { s += exp(logits[row.base + j] - row.mx); }
+  row.sum = reduce_sum(lid, s);
+  return row;
+}
+
+fn write_loss(r: u32, lid: u32, row: Row) {
+  if (lid != 0u) { return; }
+  let nan = bitcast<f32>(0x7fc00000u | (lid & 0u)); // a runtime NaN (a constant NaN does not compile)
+  var loss = row.mx + log(row.sum) - row.xt;
+  if (row.ignored) { loss = 0.0; } else if (!row.valid) { loss = nan; }
+  losses[r] = loss;
+}
+
+// (softmax − onehot)·scale for element j of the row; 0 for an ignored row, NaN for an invalid one.
+fn grad(row: Row, j: u32, x: f32) -> f32 {
+  let nan = bitcast<f32>(0x7fc00000u | (j & 0u));
+  let onehot = select(0.0, 1.0, i32(j) == row.tgt);
+  var g = (exp(x - row.mx) / row.sum - onehot) * p.scale;
+  if (row.ignored) { g = 0.0; } else if (!row.valid) { g = nan; }
+  return g;
+}
+
+@compute @workgroup_size(256)
+fn forward(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nw: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let r = wid.x + wid.y * nw.x;
+  if (r >= p.N) { return; }
+  let row = row_stats(r, lid);
+  write_loss(r, lid, row);
+}
+
+@compute @workgroup_size(256)
+fn forward_grad(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nw: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let r = wid.x + wid.y * nw.x;
+  if (r >= p.N) { return; }
+  let row = row_stats(r, lid);
+  write_loss(r, lid, row);
+  for (var j = lid; j < p.V; j += WG) {
+    dlogits[row.base + j] = grad(row, j, logits[row.base + j]);
+  }
+}
+
+@compute @workgroup_size(256)
+fn forward_grad_inplace(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nw: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let r = wid.x + wid.y * nw.x;
+  if (r >= p.N) { return; }
+  let row = row_stats(r, lid); // ends with a barrier: every read of the row is done
+  write_loss(r, lid, row);
+  for (var j = lid; j < p.V; j += WG) {
+    logits[row.base + j] = grad(row, j, logits[row.base + j]);
+  }
+}
