@@ -6,20 +6,69 @@
  * are (B,H,T,T); `dqkv` is (B,T,3C).
  *
  * Forward saves the attention probabilities `att` for backward (no recomputation of scores).
- * Backward runs two deterministic passes: one workgroup per query row writes dq and the score
- * gradients `datt`, then one workgroup per key row sums dk and dv over the queries that saw it.
+ * Backward runs two deterministic passes (no atomics): one per query row writes dq and the score
+ * gradients `datt`, then one per key row sums dk and dv over the queries that saw it. Each pass has
+ * two variants (see {@linkcode AttentionVariant}): a workgroup or a single invocation per row.
  *
  * @module
  */
 
-import type { Batch, Gpu, Kernel } from "../runtime/mod.ts";
+import type { Batch, BindingKind, Gpu, Kernel } from "../runtime/mod.ts";
 import type { Tensor } from "../runtime/tensor.ts";
-import { checkLoops, grid, needSize, Params } from "./common.ts";
+import { checkLoops, grid, LOOP_CAP, needSize, Params } from "./common.ts";
 import code from "./attention.wgsl" with { type: "text" };
 
 const FILE = "kernels/attention.wgsl";
 /** Threads per workgroup, as in the WGSL. */
 const WG = 64;
+
+/**
+ * Which kernels run:
+ * - `"workgroup"`: any shape the wrapper accepts; a workgroup of 64 threads per row, reducing
+ *   through workgroup memory.
+ * - `"rows"`: one invocation per row with vec4 loads, fastest on CPU adapters; needs hs a multiple
+ *   of 4 and `T·(hs/2 + 6) + hs/2 + 128 ≤ 65,535` loop iterations (T ≤ 1024 for hs ≤ 112,
+ *   T ≤ 933 at hs = 128).
+ * - `"auto"` (default): rows on a software adapter where the shape allows, workgroup otherwise.
+ */
+export type AttentionVariant = "auto" | "workgroup" | "rows";
+
+/** Options for {@linkcode Attention.create}. */
+export interface AttentionOptions {
+  /** Which kernels run (default `"auto"`). */
+  variant?: AttentionVariant;
+}
+
+/** A bind-group layout from (binding number, kind) pairs; binding 0 is the uniform block. */
+function layout(...entries: [number, BindingKind][]): (BindingKind | null)[] {
+  const kinds: (BindingKind | null)[] = ["uniform"];
+  for (const [binding, kind] of entries) {
+    while (kinds.length <= binding) kinds.push(null);
+    kinds[binding] = kind;
+  }
+  return kinds;
+}
+
+/** Bindings of each entry point (numbers as in the WGSL). */
+const LAYOUTS = {
+  forward: layout([1, "read"], [2, "write"], [3, "write"]),
+  backward_query: layout([1, "read"], [4, "read"], [5, "read"], [6, "write"], [8, "write"]),
+  backward_key: layout([1, "read"], [4, "read"], [5, "read"], [7, "read"], [8, "write"]),
+  forward_rows: layout([3, "write"], [9, "read"], [10, "write"]),
+  backward_query_rows: layout([5, "read"], [6, "write"], [9, "read"], [11, "read"], [12, "write"]),
+  backward_key_rows: layout([5, "read"], [7, "read"], [9, "read"], [11, "read"], [12, "write"]),
+};
+
+interface Kernels {
+  forward: Kernel;
+  backwardQuery: Kernel;
+  backwardKey: Kernel;
+}
+
+/** Loop count (as Mesa counts it) of one invocation of the rows variant (see the WGSL header). */
+function rowsLoops(T: number, hs: number): number {
+  return T * (hs / 2 + 6) + hs / 2 + 128;
+}
 
 /**
  * The causal self-attention kernels.
@@ -49,44 +98,47 @@ export class Attention {
   /** Largest head size hs = C/H the kernels accept. */
   static readonly maxHeadSize = 128;
 
-  readonly #fwd: Kernel;
-  readonly #bwdQuery: Kernel;
-  readonly #bwdKey: Kernel;
+  readonly #workgroup: Kernels;
+  readonly #rows: Kernels;
+  readonly #variant: AttentionVariant;
   readonly #maxBindingBytes: number;
 
-  private constructor(fwd: Kernel, bwdQuery: Kernel, bwdKey: Kernel, maxBindingBytes: number) {
-    this.#fwd = fwd;
-    this.#bwdQuery = bwdQuery;
-    this.#bwdKey = bwdKey;
+  private constructor(
+    workgroup: Kernels,
+    rows: Kernels,
+    variant: AttentionVariant,
+    maxBindingBytes: number,
+  ) {
+    this.#workgroup = workgroup;
+    this.#rows = rows;
+    this.#variant = variant;
     this.#maxBindingBytes = maxBindingBytes;
   }
 
-  /** Compiles (or fetches from the cache) the kernels. */
-  static async create(gpu: Gpu): Promise<Attention> {
-    const [fwd, bwdQuery, bwdKey] = await Promise.all([
-      gpu.kernel({
-        name: "attention.forward",
-        file: FILE,
-        code,
-        entry: "forward",
-        bindings: ["uniform", "read", "write", "write"],
-      }),
-      gpu.kernel({
-        name: "attention.backward_query",
-        file: FILE,
-        code,
-        entry: "backward_query",
-        bindings: ["uniform", "read", null, null, "read", "read", "write", null, "write"],
-      }),
-      gpu.kernel({
-        name: "attention.backward_key",
-        file: FILE,
-        code,
-        entry: "backward_key",
-        bindings: ["uniform", "read", null, null, "read", "read", null, "read", "write"],
-      }),
+  /**
+   * Compiles (or fetches from the cache) the kernels. `options.variant` forces one variant (tests
+   * use it to check both); the default picks per adapter and shape.
+   */
+  static async create(gpu: Gpu, options: AttentionOptions = {}): Promise<Attention> {
+    const k = (entry: keyof typeof LAYOUTS) =>
+      gpu.kernel({ name: `attention.${entry}`, file: FILE, code, entry, bindings: LAYOUTS[entry] });
+    const [forward, backwardQuery, backwardKey] = await Promise.all([
+      k("forward"),
+      k("backward_query"),
+      k("backward_key"),
     ]);
-    return new Attention(fwd, bwdQuery, bwdKey, gpu.maxBindingBytes);
+    const [forwardRows, backwardQueryRows, backwardKeyRows] = await Promise.all([
+      k("forward_rows"),
+      k("backward_query_rows"),
+      k("backward_key_rows"),
+    ]);
+    const variant = options.variant ?? "auto";
+    return new Attention(
+      { forward, backwardQuery, backwardKey },
+      { forward: forwardRows, backwardQuery: backwardQueryRows, backwardKey: backwardKeyRows },
+      variant === "auto" && !gpu.isSoftware ? "workgroup" : variant,
+      gpu.maxBindingBytes,
+    );
   }
 
   /** Shape (B,H,T,T) of `att` (forward's saved probabilities) and of backward's scratch `datt`. */
@@ -108,12 +160,16 @@ export class Attention {
     C: number,
     H: number,
   ): void {
-    const name = this.#fwd.name;
+    const name = "attention.forward";
     const params = this.#check(name, B, T, C, H);
     this.#need(name, qkv, B * T * 3 * C, "qkv (B,T,3C)");
     this.#need(name, out, B * T * C, "out (B,T,C)");
     this.#need(name, att, B * H * T * T, "att (B,H,T,T)");
-    batch.dispatch(this.#fwd, [qkv, out, att], params, grid(B * H * T, 1));
+    if (this.#useRows(name, T, C / H)) {
+      batch.dispatch(this.#rows.forward, [att, qkv, out], params, grid(B * H * T, WG));
+    } else {
+      batch.dispatch(this.#workgroup.forward, [qkv, out, att], params, grid(B * H * T, 1));
+    }
   }
 
   /**
@@ -141,9 +197,15 @@ export class Attention {
     this.#need(name, att, B * H * T * T, "att (B,H,T,T)");
     this.#need(name, datt, B * H * T * T, "datt (B,H,T,T)");
     this.#need(name, dqkv, B * T * 3 * C, "dqkv (B,T,3C)");
-    const groups = grid(B * H * T, 1);
-    batch.dispatch(this.#bwdQuery, [qkv, dout, att, datt, dqkv], params, groups);
-    batch.dispatch(this.#bwdKey, [qkv, dout, att, datt, dqkv], params, groups);
+    if (this.#useRows(name, T, C / H)) {
+      const groups = grid(B * H * T, WG);
+      batch.dispatch(this.#rows.backwardQuery, [att, datt, qkv, dout, dqkv], params, groups);
+      batch.dispatch(this.#rows.backwardKey, [att, datt, qkv, dout, dqkv], params, groups);
+    } else {
+      const groups = grid(B * H * T, 1);
+      batch.dispatch(this.#workgroup.backwardQuery, [qkv, dout, att, datt, dqkv], params, groups);
+      batch.dispatch(this.#workgroup.backwardKey, [qkv, dout, att, datt, dqkv], params, groups);
+    }
   }
 
   /** Validates B, T, C, H and returns the uniform parameters. */
@@ -174,10 +236,32 @@ export class Attention {
     // The forward pass loops most; both backward passes loop less (see the WGSL header).
     checkLoops(
       kernel,
-      Math.ceil(hs / WG) * (T + 2) + Math.ceil(T / WG) * (hs + 3) + 12,
+      Math.ceil(hs / WG) * (T + 3) + Math.ceil(T / WG) * (hs + 4) + 24,
       `T=${T}, hs=${hs}`,
     );
     return new Params().u32(B).u32(T).u32(C).u32(H).u32(hs).f32(1 / Math.sqrt(hs)).bytes;
+  }
+
+  /**
+   * The variant that runs for this shape (`"rows"` or `"workgroup"`); throws when `"rows"` was forced
+   * on a shape it cannot run.
+   */
+  variantFor(T: number, C: number, H: number): "workgroup" | "rows" {
+    return this.#useRows("attention", T, C / H) ? "rows" : "workgroup";
+  }
+
+  /** Whether the rows variant runs this shape; throws when it is forced on a shape it cannot run. */
+  #useRows(kernel: string, T: number, hs: number): boolean {
+    if (this.#variant === "workgroup") return false;
+    const fits = hs % 4 === 0 && rowsLoops(T, hs) <= LOOP_CAP;
+    if (this.#variant === "auto") return fits;
+    if (hs % 4 !== 0) {
+      throw new RangeError(
+        `Cannot run kernel "${kernel} (rows variant)": head size C/H=${hs} is not a multiple of 4`,
+      );
+    }
+    checkLoops(`${kernel} (rows variant)`, rowsLoops(T, hs), `T=${T}, hs=${hs}`);
+    return true;
   }
 
   /** Checks that `t` holds `n` elements and fits one storage binding. */

@@ -4,7 +4,7 @@
  * @module
  */
 export { AdamW, type AdamWHyper, type AdamWTensors } from "./adamw.ts";
-export { Attention } from "./attention.ts";
+export { Attention, type AttentionOptions, type AttentionVariant } from "./attention.ts";
 export { checkLoops, grid, LOOP_CAP, MAX_GROUPS, Params } from "./common.ts";
 export { CrossEntropy, IGNORE_INDEX } from "./crossentropy.ts";
 export { Embedding, EmbeddingIndex } from "./embedding.ts";

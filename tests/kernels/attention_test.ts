@@ -20,6 +20,8 @@ import { attentionBackward, attentionForward } from "../ref/attention.ts";
 // is off by O(0.1).
 const TOL = { rtol: 2e-5, atol: 2e-5 };
 
+type Variant = "workgroup" | "rows";
+
 interface Run {
   out: Float32Array;
   att: Float32Array;
@@ -28,18 +30,16 @@ interface Run {
 
 /** Runs forward then backward on the GPU with every output (and the scratch) poisoned with NaN. */
 async function runGpu(
+  variant: Variant,
   qkv: Float64Array,
   dout: Float64Array,
-  B: number,
-  T: number,
-  C: number,
-  H: number,
+  [B, T, C, H]: number[],
 ): Promise<Run> {
   const g = await gpu();
-  const k = await Attention.create(g);
+  const k = await Attention.create(g, { variant });
   const tqkv = upload(g, [B, T, 3 * C], qkv, "qkv"), tdout = upload(g, [B, T, C], dout, "dout");
-  const tout = poisoned(g, [B, T, C], "out"),
-    tatt = poisoned(g, Attention.scratchShape(B, T, H), "att");
+  const tout = poisoned(g, [B, T, C], "out");
+  const tatt = poisoned(g, Attention.scratchShape(B, T, H), "att");
   const tdatt = poisoned(g, Attention.scratchShape(B, T, H), "datt");
   const tdqkv = poisoned(g, [B, T, 3 * C], "dqkv");
   const batch = g.batch();
@@ -51,64 +51,94 @@ async function runGpu(
   return { out, att, dqkv };
 }
 
-function checkAgainstReference(
-  B: number,
-  T: number,
-  C: number,
-  H: number,
+async function checkAgainstReference(
+  variant: Variant,
+  shape: number[],
   seed: number,
 ): Promise<void> {
+  const [B, T, C, H] = shape;
   const rng = new Rng(seed);
   const qkv = randn(rng, B * T * 3 * C), dout = randn(rng, B * T * C);
-  return runGpu(qkv, dout, B, T, C, H).then((got) => {
-    const ref = attentionForward(qkv, B, T, C, H);
-    assertClose(got.out, ref.out, TOL, "out");
-    assertClose(got.att, ref.att, TOL, "att");
-    assertClose(got.dqkv, attentionBackward(dout, qkv, ref.att, B, T, C, H), TOL, "dqkv");
+  const got = await runGpu(variant, qkv, dout, shape);
+  const ref = attentionForward(qkv, B, T, C, H);
+  assertClose(got.out, ref.out, TOL, "out");
+  assertClose(got.att, ref.att, TOL, "att");
+  assertClose(got.dqkv, attentionBackward(dout, qkv, ref.att, B, T, C, H), TOL, "dqkv");
+}
+
+/** The variants that accept a shape: rows needs hs to be a multiple of 4. */
+function variantsFor([, , C, H]: number[]): Variant[] {
+  return (C / H) % 4 === 0 ? ["workgroup", "rows"] : ["workgroup"];
+}
+
+const SHAPES: [number[], string][] = [
+  [[1, 1, 4, 1], "a single token"],
+  [[2, 7, 12, 3], "hs=4"],
+  [[1, 33, 20, 4], "hs=5"],
+  [[2, 97, 24, 2], "hs=12"],
+  [[1, 70, 6, 6], "hs=1, T over one workgroup's 64 keys"],
+  // hs = 128: each workgroup thread owns two channels; the rows variant holds 32 vec4 per vector.
+  [[2, 130, 256, 2], "hs=128"],
+  // A naive kernel looping over one query row's keys and channels (T·hs = 65,536) would pass
+  // Mesa's 65,535-iteration cap and silently stop early; every row is compared.
+  [[1, 1024, 64, 1], "a GPT-2-small row, T=1024, hs=64"],
+];
+
+for (const [shape, why] of SHAPES) {
+  for (const variant of variantsFor(shape)) {
+    Deno.test(
+      `\`Attention.forward()\` and \`backward()\` (${variant}) match the reference for ` +
+        `(B,T,C,H)=(${shape.join(",")}): ${why}`,
+      () => checkAgainstReference(variant, shape, shape[0] * 1000 + shape[1]),
+    );
+  }
+}
+
+// The largest T the wrapper gives the rows variant at hs = 128: its loop bound
+// T·(hs/2 + 6) + hs/2 + 128 is 65,502 here. Had the bound undercounted (as an earlier one that left
+// out Mesa's per-loop exit tests did, failing here at T = 977), Mesa would stop the last rows early.
+Deno.test("`Attention` (rows) matches the reference just under the loop cap, (B,T,C,H)=(1,933,128,1)", () => {
+  return checkAgainstReference("rows", [1, 933, 128, 1], 933);
+});
+
+for (const variant of ["workgroup", "rows"] as const) {
+  Deno.test(`\`Attention.forward()\` (${variant}) is causal: a later token's k and v leave earlier outputs unchanged`, async () => {
+    const shape = [2, 9, 8, 2], [B, T, C] = shape;
+    const rng = new Rng(11);
+    const qkv = randn(rng, B * T * 3 * C), dout = randn(rng, B * T * C);
+    const changed = qkv.slice();
+    const tChanged = 5;
+    for (let b = 0; b < B; b++) {
+      const row = (b * T + tChanged) * 3 * C;
+      for (let c = C; c < 3 * C; c++) changed[row + c] += 1 + rng.normal();
+    }
+    const before = await runGpu(variant, qkv, dout, shape);
+    const after = await runGpu(variant, changed, dout, shape);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        const row = Array.from(before.out.subarray((b * T + t) * C, (b * T + t + 1) * C));
+        const rowAfter = Array.from(after.out.subarray((b * T + t) * C, (b * T + t + 1) * C));
+        if (t < tChanged) assert.deepEqual(rowAfter, row, `out[${b},${t}] changed`);
+        else assert.notDeepEqual(rowAfter, row, `out[${b},${t}] did not change`);
+      }
+    }
   });
 }
 
-for (
-  const [B, T, C, H] of [[1, 1, 4, 1], [2, 7, 12, 3], [1, 33, 20, 4], [2, 97, 24, 2], [1, 70, 6, 6]]
-) {
-  Deno.test(
-    `\`Attention.forward()\` and \`backward()\` match the reference for (B,T,C,H)=(${B},${T},${C},${H})`,
-    () => checkAgainstReference(B, T, C, H, B * 1000 + T),
-  );
-}
-
-// A naive kernel looping over one query row's keys and channels (T·hs = 1024·64 = 65,536) or one
-// head's full column would pass Mesa's 65,535-iteration cap and silently stop early; these shapes
-// catch that with every row compared.
-Deno.test("`Attention.forward()` and `backward()` match the reference for a long row (B,T,C,H)=(1,1024,64,1)", () => {
-  return checkAgainstReference(1, 1024, 64, 1, 7);
-});
-
-// hs = 128 gives each thread two channels of the head.
-Deno.test("`Attention.forward()` and `backward()` match the reference for hs=128 (B,T,C,H)=(2,130,256,2)", () => {
-  return checkAgainstReference(2, 130, 256, 2, 8);
-});
-
-Deno.test("`Attention.forward()` is causal: changing a later token's k and v leaves earlier outputs unchanged", async () => {
-  const [B, T, C, H] = [2, 9, 8, 2];
-  const rng = new Rng(11);
-  const qkv = randn(rng, B * T * 3 * C), dout = randn(rng, B * T * C);
-  const changed = qkv.slice();
-  const tChanged = 5;
-  for (let b = 0; b < B; b++) {
-    const row = (b * T + tChanged) * 3 * C;
-    for (let c = C; c < 3 * C; c++) changed[row + c] += 1 + rng.normal();
+Deno.test("`Attention.variantFor()` picks rows only where the rows kernels fit, and forcing them elsewhere throws", async () => {
+  const g = await gpu();
+  const auto = await Attention.create(g);
+  if (g.isSoftware) {
+    assert.equal(auto.variantFor(933, 128, 1), "rows");
+    assert.equal(auto.variantFor(1024, 768, 12), "rows");
   }
-  const before = await runGpu(qkv, dout, B, T, C, H);
-  const after = await runGpu(changed, dout, B, T, C, H);
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < T; t++) {
-      const row = Array.from(before.out.subarray((b * T + t) * C, (b * T + t + 1) * C));
-      const rowAfter = Array.from(after.out.subarray((b * T + t) * C, (b * T + t + 1) * C));
-      if (t < tChanged) assert.deepEqual(rowAfter, row, `out[${b},${t}] changed`);
-      else assert.notDeepEqual(rowAfter, row, `out[${b},${t}] did not change`);
-    }
-  }
+  assert.equal(auto.variantFor(934, 128, 1), "workgroup");
+  assert.equal(auto.variantFor(33, 20, 4), "workgroup");
+  const rows = await Attention.create(g, { variant: "rows" });
+  assert.throws(() => rows.variantFor(934, 128, 1), /rows variant.*65,535|65535/);
+  assert.throws(() => rows.variantFor(33, 20, 4), /rows variant.*C\/H=5 is not a multiple of 4/);
+  const workgroup = await Attention.create(g, { variant: "workgroup" });
+  assert.equal(workgroup.variantFor(7, 12, 3), "workgroup");
 });
 
 Deno.test("attention reference backward matches central finite differences", () => {
