@@ -130,7 +130,7 @@ export class CrossEntropy {
     if (!Number.isFinite(scale)) {
       throw new RangeError(`Cannot run kernel "${name}": scale ${scale} is not finite`);
     }
-    checkLoops(name, 3 * Math.ceil(V / 256) + 16, `a row of V=${V} logits`);
+    checkLoops(name, 3 * Math.ceil(V / 256) + 21, `a row of V=${V} logits`);
     const params = new Params().u32(N).u32(V).f32(scale).bytes;
     if (!dlogits) {
       batch.dispatch(this.#loss, [logits, targets, losses], params, grid(N, 1));

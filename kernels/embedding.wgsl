@@ -7,7 +7,7 @@
 // its positions in a fixed order (deterministic). Segments up to SHORT positions take one
 // invocation per (segment, channel) (backward_wte_short); longer ones take one workgroup per
 // (segment, channel) that strides over the positions and reduces in workgroup memory
-// (backward_wte_long), so no invocation loops more than SHORT or ceil(len/256) + 8 times.
+// (backward_wte_long), so no invocation loops more than SHORT + 1 or ceil(len/256) + 10 times (exit tests counted).
 
 struct Params {
   n: u32,   // forward: B·T·C; backward_wte_*: number of segments; backward_wpe: T·C

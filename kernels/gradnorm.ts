@@ -101,7 +101,7 @@ export class GradNorm {
     if (Number.isNaN(maxNorm)) throw new RangeError(`Cannot run kernel "${name}": maxNorm is NaN`);
     const list = grads.map((g) => "grad" in g ? g : { grad: g, mask: null });
     const slots = list.reduce((s, { grad }) => s + Math.ceil(grad.size / CHUNK), 0);
-    checkLoops("gradnorm.finish", Math.ceil(slots / 256) + 8, `${slots} partial sums`);
+    checkLoops("gradnorm.finish", Math.ceil(slots / 256) + 10, `${slots} partial sums`);
     for (const { grad, mask } of list) if (mask) sameSize(name, grad, mask);
     const scratch = this.#scratchFor(Math.max(slots, 1));
     let offset = 0;

@@ -4,7 +4,8 @@
 //   finish:   one workgroup sums partials (P) in a fixed order and writes
 //             out[0] = norm = √Σ, out[1] = clipScale = min(1, maxNorm / (norm + 1e-6))
 //             (torch.nn.utils.clip_grad_norm_; 1 when clipping is off)                        [writes =]
-// Each partials invocation loops PER_THREAD + 8 times; finish loops ceil(P/256) + 8 times.
+// Each partials invocation loops PER_THREAD + 10 times; finish loops ceil(P/256) + 10 times
+// (exit tests counted, as Mesa counts them).
 
 struct Params {
   n: u32,       // partials: elements of this tensor; finish: number of partials P
