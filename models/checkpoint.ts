@@ -1,0 +1,326 @@
+/**
+ * Hugging Face GPT-2 checkpoints: a folder with `config.json` and `model.safetensors`, as
+ * `GPT2LMHeadModel.save_pretrained` writes it.
+ *
+ * whet names parameters as Hugging Face's `GPT2Model` does (`wte.weight`, `h.0.attn.c_attn.weight`
+ * …), Conv1D weights stored (in, out). Reading accepts keys with or without the `transformer.`
+ * prefix (files in the wild have both), skips the `h.N.attn.bias` / `h.N.attn.masked_bias` mask
+ * buffers that older transformers versions saved, and accepts a `lm_head.weight` only when it
+ * equals `wte.weight` (whet ties them). Writing uses the keys `GPT2LMHeadModel.save_pretrained`
+ * writes today: the `transformer.` prefix, no mask buffers (registered with `persistent=False`
+ * since transformers 4.3x), no `lm_head.weight` (tied, so dropped as a shared tensor), and
+ * metadata `{"format": "pt"}`.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { configFromHF, configToHF, type GPTConfig, innerSize, validateConfig } from "./config.ts";
+import {
+  parseSafetensors,
+  type Safetensors,
+  serializeSafetensors,
+  type TensorData,
+  type WriteDtype,
+  writeFileAtomic,
+} from "./safetensors.ts";
+
+/** A model's configuration and its parameters by whet name, in {@linkcode gpt2ParameterShapes} order. */
+export interface Checkpoint {
+  /** The model configuration. */
+  config: GPTConfig;
+  /** Parameters by whet name (Hugging Face GPT-2 names without `transformer.`). */
+  tensors: Map<string, TensorData>;
+}
+
+/** File names of the Hugging Face layout. */
+export const HF_CONFIG_FILE = "config.json";
+/** File names of the Hugging Face layout. */
+export const HF_WEIGHTS_FILE = "model.safetensors";
+
+const PREFIX = "transformer.";
+const MASK_BUFFER = /^h\.\d+\.attn\.(bias|masked_bias)$/;
+
+/**
+ * Every parameter of a GPT-2 model with this config, name → shape, in the order of Hugging Face's
+ * `state_dict`: `wte.weight` [vocab, d], `wpe.weight` [n_positions, d], per block `ln_1`,
+ * `attn.c_attn` ([d, 3d], [3d]), `attn.c_proj` ([d, d], [d]), `ln_2`, `mlp.c_fc` ([d, inner],
+ * [inner]), `mlp.c_proj` ([inner, d], [d]), then `ln_f`. Conv1D weights are (in, out).
+ *
+ * @example
+ * ```ts
+ * import { gpt2ParameterShapes, PRESETS } from "../mod.ts";
+ * const shapes = gpt2ParameterShapes(PRESETS.tiny);
+ * const s = shapes.get("h.1.attn.c_attn.weight");
+ * if (s?.[0] !== 32 || s[1] !== 96) throw new Error("c_attn is (in, out) = (d, 3d)");
+ * ```
+ */
+export function gpt2ParameterShapes(cfg: GPTConfig): Map<string, readonly number[]> {
+  const c = validateConfig(cfg);
+  const d = c.n_embd;
+  const inner = innerSize(c);
+  const shapes = new Map<string, readonly number[]>([
+    ["wte.weight", [c.vocab_size, d]],
+    ["wpe.weight", [c.n_positions, d]],
+  ]);
+  for (let i = 0; i < c.n_layer; i++) {
+    const h = `h.${i}.`;
+    shapes.set(h + "ln_1.weight", [d]);
+    shapes.set(h + "ln_1.bias", [d]);
+    shapes.set(h + "attn.c_attn.weight", [d, 3 * d]);
+    shapes.set(h + "attn.c_attn.bias", [3 * d]);
+    shapes.set(h + "attn.c_proj.weight", [d, d]);
+    shapes.set(h + "attn.c_proj.bias", [d]);
+    shapes.set(h + "ln_2.weight", [d]);
+    shapes.set(h + "ln_2.bias", [d]);
+    shapes.set(h + "mlp.c_fc.weight", [d, inner]);
+    shapes.set(h + "mlp.c_fc.bias", [inner]);
+    shapes.set(h + "mlp.c_proj.weight", [inner, d]);
+    shapes.set(h + "mlp.c_proj.bias", [d]);
+  }
+  shapes.set("ln_f.weight", [d]);
+  shapes.set("ln_f.bias", [d]);
+  return shapes;
+}
+
+/**
+ * Reads a Hugging Face GPT-2 checkpoint folder (`config.json` + `model.safetensors`); needs read
+ * permission for it. F32, F16 and BF16 weights are decoded to float32. Errors name the file and
+ * the tensor: a missing parameter, a wrong shape (with the expected one), a tensor whet does not
+ * know, or an untied `lm_head.weight`.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadHFCheckpoint } from "../mod.ts";
+ * const { config, tensors } = await loadHFCheckpoint("checkpoints/gpt2");
+ * console.log(config.n_layer, tensors.get("wte.weight")?.shape);
+ * ```
+ */
+export async function loadHFCheckpoint(dir: string): Promise<Checkpoint> {
+  const configPath = join(dir, HF_CONFIG_FILE);
+  const weightsPath = join(dir, HF_WEIGHTS_FILE);
+  let configText: string;
+  try {
+    configText = await Deno.readTextFile(configPath);
+  } catch (e) {
+    throw new Error(`Cannot load checkpoint ${dir}: cannot read ${configPath}: ${message(e)}`, {
+      cause: e,
+    });
+  }
+  let weights: Uint8Array;
+  try {
+    weights = await Deno.readFile(weightsPath);
+  } catch (e) {
+    throw new Error(
+      `Cannot load checkpoint ${dir}: cannot read ${weightsPath}: ${message(e)}${await hint(dir)}`,
+      { cause: e },
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(configText);
+  } catch (e) {
+    throw new Error(
+      `Cannot load checkpoint ${dir}: ${configPath} is not valid JSON: ${message(e)}`,
+    );
+  }
+  return parseHFCheckpoint(json, weights, { configFile: configPath, weightsFile: weightsPath });
+}
+
+/** File names used in {@linkcode parseHFCheckpoint}'s error messages. */
+export interface CheckpointSource {
+  /** Where the config came from. Default "config.json". */
+  configFile?: string;
+  /** Where the weights came from. Default "model.safetensors". */
+  weightsFile?: string;
+}
+
+/**
+ * The in-memory half of {@linkcode loadHFCheckpoint}: a parsed `config.json` and the bytes of
+ * `model.safetensors` to a checked {@linkcode Checkpoint}.
+ *
+ * @example
+ * ```ts
+ * import { parseHFCheckpoint, serializeHFCheckpoint, gpt2ParameterShapes, PRESETS } from "../mod.ts";
+ * const config = PRESETS.tiny;
+ * const tensors = new Map(
+ *   [...gpt2ParameterShapes(config)].map(([name, shape]) => [
+ *     name,
+ *     { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) },
+ *   ]),
+ * );
+ * const files = serializeHFCheckpoint(config, tensors);
+ * const back = parseHFCheckpoint(JSON.parse(files.config), files.weights);
+ * if (back.tensors.size !== tensors.size) throw new Error("round trip lost tensors");
+ * ```
+ */
+export function parseHFCheckpoint(
+  configJson: unknown,
+  weights: Uint8Array,
+  source: CheckpointSource = {},
+): Checkpoint {
+  const weightsFile = source.weightsFile ?? HF_WEIGHTS_FILE;
+  const config = configFromHF(configJson, source.configFile ?? HF_CONFIG_FILE);
+  const st = parseSafetensors(weights, weightsFile);
+  return { config, tensors: gpt2TensorsFromSafetensors(st, config) };
+}
+
+/**
+ * Picks, checks and decodes the GPT-2 parameters of a parsed safetensors file (see the module
+ * doc for the naming rules). The map follows {@linkcode gpt2ParameterShapes} order.
+ */
+export function gpt2TensorsFromSafetensors(
+  st: Safetensors,
+  config: GPTConfig,
+): Map<string, TensorData> {
+  const file = st.file ?? HF_WEIGHTS_FILE;
+  const fail = (why: string): never => {
+    throw new Error(`Cannot load GPT-2 weights from ${file}: ${why}`);
+  };
+  const expected = gpt2ParameterShapes(config);
+  const found = new Map<string, string>(); // whet name → key in the file
+  const unexpected: string[] = [];
+  let lmHead: string | undefined;
+  for (const key of st.names()) {
+    const name = key.startsWith(PREFIX) ? key.slice(PREFIX.length) : key;
+    if (MASK_BUFFER.test(name)) continue;
+    if (key === "lm_head.weight") {
+      lmHead = key;
+      continue;
+    }
+    if (!expected.has(name)) {
+      unexpected.push(key);
+      continue;
+    }
+    const other = found.get(name);
+    if (other !== undefined) fail(`tensors "${other}" and "${key}" are the same parameter`);
+    found.set(name, key);
+  }
+  if (unexpected.length > 0) {
+    fail(
+      `unexpected tensor${unexpected.length > 1 ? "s" : ""} ${list(unexpected)} (a GPT-2 ` +
+        `checkpoint holds only ${expected.size} parameters for this config)`,
+    );
+  }
+  const missing = [...expected.keys()].filter((name) => !found.has(name));
+  if (missing.length > 0) fail(`missing tensor${missing.length > 1 ? "s" : ""} ${list(missing)}`);
+
+  const tensors = new Map<string, TensorData>();
+  for (const [name, shape] of expected) {
+    const key = found.get(name)!;
+    checkShape(`tensor "${key}"`, st.entry(key).shape, shape, fail);
+    tensors.set(name, st.tensor(key));
+  }
+  if (lmHead !== undefined) {
+    checkShape(`tensor "${lmHead}"`, st.entry(lmHead).shape, expected.get("wte.weight")!, fail);
+    const head = st.tensor(lmHead).data;
+    const wte = tensors.get("wte.weight")!.data;
+    const a = new Uint32Array(head.buffer, head.byteOffset, head.length);
+    const b = new Uint32Array(wte.buffer, wte.byteOffset, wte.length);
+    const i = a.findIndex((x, j) => x !== b[j]);
+    if (i >= 0) {
+      fail(
+        `"lm_head.weight" differs from "${found.get("wte.weight")}" (first at element ${i}: ` +
+          `${head[i]} vs ${wte[i]}); whet ties the LM head to wte and cannot load an untied head`,
+      );
+    }
+  }
+  return tensors;
+}
+
+/** Options for {@linkcode saveHFCheckpoint} and {@linkcode serializeHFCheckpoint}. */
+export interface SaveCheckpointOptions {
+  /** Storage dtype of the weights. Default "F32". */
+  dtype?: WriteDtype;
+}
+
+/**
+ * The two files of a checkpoint, in memory: `config.json` text (sorted keys, 2-space indent and
+ * a final newline, as `save_pretrained` writes) and the `model.safetensors` bytes. Checks that
+ * `tensors` holds exactly the parameters of `config` with the right shapes.
+ */
+export function serializeHFCheckpoint(
+  config: GPTConfig,
+  tensors: ReadonlyMap<string, TensorData>,
+  options: SaveCheckpointOptions = {},
+): { config: string; weights: Uint8Array } {
+  const fail = (why: string): never => {
+    throw new Error(`Cannot save checkpoint: ${why}`);
+  };
+  const expected = gpt2ParameterShapes(config);
+  for (const name of tensors.keys()) {
+    if (!expected.has(name)) fail(`unexpected tensor "${name}" (not a GPT-2 parameter)`);
+  }
+  const entries: [string, TensorData][] = [];
+  for (const [name, shape] of expected) {
+    const t = tensors.get(name);
+    if (t === undefined) return fail(`missing tensor "${name}"`);
+    checkShape(`tensor "${name}"`, t.shape, shape, fail);
+    entries.push([PREFIX + name, t]);
+  }
+  const weights = serializeSafetensors(entries, {
+    metadata: { format: "pt" },
+    dtype: options.dtype,
+  });
+  return { config: JSON.stringify(configToHF(config), null, 2) + "\n", weights };
+}
+
+/**
+ * Writes a Hugging Face GPT-2 checkpoint folder (created if needed): `model.safetensors`, then
+ * `config.json`, each atomically. Needs read and write permission for the folder. The result loads
+ * with `GPT2LMHeadModel.from_pretrained(dir)` and with {@linkcode loadHFCheckpoint}.
+ *
+ * @example
+ * ```ts ignore
+ * import { saveHFCheckpoint } from "../mod.ts";
+ * await saveHFCheckpoint("runs/a/final", config, tensors);
+ * ```
+ */
+export async function saveHFCheckpoint(
+  dir: string,
+  config: GPTConfig,
+  tensors: ReadonlyMap<string, TensorData>,
+  options: SaveCheckpointOptions = {},
+): Promise<void> {
+  const files = serializeHFCheckpoint(config, tensors, options);
+  await Deno.mkdir(dir, { recursive: true });
+  await writeFileAtomic(join(dir, HF_WEIGHTS_FILE), files.weights);
+  await writeFileAtomic(join(dir, HF_CONFIG_FILE), files.config);
+}
+
+function checkShape(
+  what: string,
+  actual: readonly number[],
+  expected: readonly number[],
+  fail: (why: string) => never,
+): void {
+  if (actual.length !== expected.length || actual.some((d, i) => d !== expected[i])) {
+    fail(`${what} has shape [${actual.join(", ")}]; the config needs [${expected.join(", ")}]`);
+  }
+}
+
+function list(names: string[]): string {
+  const shown = names.slice(0, 5).map((n) => `"${n}"`).join(", ");
+  return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Explains a missing model.safetensors when the folder holds another format. */
+async function hint(dir: string): Promise<string> {
+  const others: [string, string][] = [
+    ["model.safetensors.index.json", "sharded checkpoints are not supported"],
+    ["pytorch_model.bin", "only safetensors weights are supported; convert pytorch_model.bin"],
+  ];
+  for (const [file, why] of others) {
+    try {
+      await Deno.stat(join(dir, file));
+      return ` (${file} exists: ${why})`;
+    } catch {
+      // not there: try the next
+    }
+  }
+  return "";
+}
