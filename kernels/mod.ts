@@ -9,4 +9,5 @@ export { checkLoops, grid, LOOP_CAP, MAX_GROUPS, Params } from "./common.ts";
 export { CrossEntropy, IGNORE_INDEX } from "./crossentropy.ts";
 export { Embedding, EmbeddingIndex } from "./embedding.ts";
 export { GradNorm, type MaskedGrad } from "./gradnorm.ts";
+export { type GemmSpec, type LinearGrads, Matmul, type MatmulOptions, type MatmulVariant, type TiedGrads } from "./matmul.ts";
 export { Residual } from "./residual.ts";

@@ -1,0 +1,314 @@
+/**
+ * `deno task bench`: GFLOP/s of the matmul kernels at transformer shapes, per-dispatch overhead,
+ * and the same matmul as a plain TypeScript loop. Prints a table, or JSON with `--json`.
+ *
+ * Timing: each measurement encodes `reps` repetitions into one batch, submits it once and waits
+ * once (`gpu.sync()`), so the ~11 ms cost of a GPU wait is paid once per trial rather than per
+ * matmul; the reported time is the median trial divided by `reps`, after one warm-up trial.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { Gpu, Matmul, type MatmulVariant, Rng, type Tensor } from "../mod.ts";
+
+const HELP = `Usage: deno task bench [options]
+
+Benchmarks the matmul kernels (GFLOP/s) at transformer shapes tokens × d_model × 4·d_model
+(tokens 2048 = batch 16 × ctx 128, d_model 128 and 256), the tied lm_head layout, the
+per-dispatch overhead, and a plain TypeScript matmul for comparison.
+
+Options:
+  --json            print machine-readable JSON instead of a table
+  --quick           small shapes and one repetition (a CI smoke test, not a measurement)
+  --variant NAME    software, hardware or both (default both)
+  --tile TMxTN      register tile of the software variant (default 8x8)
+  --trials N        timed trials per measurement, the median is reported (default 3)
+  --help            show this help
+`;
+
+interface Row {
+  /** What was measured, e.g. "forward x·W". */
+  op: string;
+  variant: MatmulVariant | "plain TS";
+  /** GEMM shape M×N×K. */
+  m: number;
+  n: number;
+  k: number;
+  /** Repetitions per timed trial. */
+  reps: number;
+  /** Median milliseconds per matmul. */
+  ms: number;
+  gflops: number;
+}
+
+function fail(message: string): never {
+  console.error(`bench: ${message}\n\n${HELP}`);
+  Deno.exit(2);
+}
+
+function parse() {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: Deno.args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        json: { type: "boolean", default: false },
+        quick: { type: "boolean", default: false },
+        variant: { type: "string", default: "both" },
+        tile: { type: "string", default: "8x8" },
+        trials: { type: "string", default: "3" },
+        help: { type: "boolean", default: false },
+      },
+    }));
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (values.help) {
+    console.log(HELP);
+    Deno.exit(0);
+  }
+  const variants: MatmulVariant[] = values.variant === "both"
+    ? ["software", "hardware"]
+    : values.variant === "software" || values.variant === "hardware"
+    ? [values.variant]
+    : fail(`--variant must be software, hardware or both, got "${values.variant}"`);
+  const tm = /^(\d+)x(\d+)$/.exec(values.tile);
+  if (!tm) fail(`--tile must look like 8x8, got "${values.tile}"`);
+  const trials = Number(values.trials);
+  if (!Number.isInteger(trials) || trials < 1) {
+    fail(`--trials must be a positive integer, got "${values.trials}"`);
+  }
+  return {
+    json: values.json,
+    quick: values.quick,
+    variants,
+    tile: [Number(tm[1]), Number(tm[2])] as const,
+    trials,
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function randomTensor(gpu: Gpu, rng: Rng, n: number, label: string): Tensor {
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) data[i] = rng.normal() * 0.5;
+  return gpu.tensor([n], data, label);
+}
+
+/** Median ms per call of `record` over `trials` trials of `reps` calls each, one submit and one wait per trial. */
+async function timeGpu(
+  gpu: Gpu,
+  record: (b: ReturnType<Gpu["batch"]>) => void,
+  reps: number,
+  trials: number,
+): Promise<number> {
+  const run = async () => {
+    const b = gpu.batch();
+    for (let r = 0; r < reps; r++) record(b);
+    const t0 = performance.now();
+    await b.submit();
+    await gpu.sync();
+    return performance.now() - t0;
+  };
+  await run(); // warm-up: pipelines, buffers
+  const times: number[] = [];
+  for (let t = 0; t < trials; t++) times.push(await run());
+  return median(times) / reps;
+}
+
+/** The plain TypeScript matmul C (M,N) = A (M,K) · B (K,N), i-k-j order (the inner loop streams rows). */
+function plainMatmul(
+  a: Float32Array,
+  b: Float32Array,
+  c: Float32Array,
+  M: number,
+  K: number,
+  N: number,
+): void {
+  c.fill(0);
+  for (let i = 0; i < M; i++) {
+    const ci = i * N;
+    for (let k = 0; k < K; k++) {
+      const aik = a[i * K + k];
+      const bk = k * N;
+      for (let j = 0; j < N; j++) c[ci + j] += aik * b[bk + j];
+    }
+  }
+}
+
+async function main() {
+  const opts = parse();
+  const gpu = await Gpu.get();
+  const rng = new Rng(1);
+  const tokens = opts.quick ? 64 : 2048;
+  const dims = opts.quick ? [32] : [128, 256];
+  const vocab = opts.quick ? 96 : 8192;
+  const rows: Row[] = [];
+  const gflops = (m: number, n: number, k: number, ms: number) => (2 * m * n * k) / (ms * 1e6);
+
+  for (const variant of opts.variants) {
+    const mm = await Matmul.create(gpu, { variant, tile: opts.tile });
+    const measure = async (
+      op: string,
+      m: number,
+      n: number,
+      k: number,
+      record: (b: ReturnType<Gpu["batch"]>) => void,
+    ) => {
+      // Aim for about half a second of GPU work per trial (estimated at 20 GFLOP/s), at least one rep.
+      const reps = opts.quick ? 1 : Math.max(1, Math.round(0.5 / ((2 * m * n * k) / 20e9)));
+      const ms = await timeGpu(gpu, record, reps, opts.quick ? 1 : opts.trials);
+      rows.push({ op, variant, m, n, k, reps, ms, gflops: gflops(m, n, k, ms) });
+    };
+    for (const d of dims) {
+      const T = tokens, H = 4 * d;
+      const x = randomTensor(gpu, rng, T * d, "x"), W = randomTensor(gpu, rng, d * H, "W");
+      const y = gpu.tensor([T * H], undefined, "y"), dy = randomTensor(gpu, rng, T * H, "dy");
+      const dx = gpu.tensor([T * d], undefined, "dx"), dW = gpu.tensor([d * H], undefined, "dW");
+      await measure(
+        `forward x·W (d=${d})`,
+        T,
+        H,
+        d,
+        (b) => mm.linearForward(b, x, W, null, y, T, d, H),
+      );
+      await measure(
+        `dX dy·Wᵀ (d=${d})`,
+        T,
+        d,
+        H,
+        (b) => mm.linearBackward(b, { x, W, dy, dx, dW: null }, T, d, H),
+      );
+      await measure(
+        `dW xᵀ·dy (d=${d})`,
+        d,
+        H,
+        T,
+        (b) => mm.linearBackward(b, { x, W, dy, dx: null, dW }, T, d, H),
+      );
+      for (const t of [x, W, y, dy, dx, dW]) t.release();
+    }
+    {
+      const T = tokens, C = dims[0], V = vocab;
+      const x = randomTensor(gpu, rng, T * C, "x"), wte = randomTensor(gpu, rng, V * C, "wte");
+      const logits = gpu.tensor([T * V], undefined, "logits"),
+        dx = gpu.tensor([T * C], undefined, "dx");
+      const dWte = gpu.tensor([V * C], undefined, "dWte");
+      await measure(
+        `lm_head x·wteᵀ (V=${V})`,
+        T,
+        V,
+        C,
+        (b) => mm.tiedForward(b, x, wte, logits, T, C, V),
+      );
+      await measure(
+        `lm_head dX dlogits·wte`,
+        T,
+        C,
+        V,
+        (b) => mm.tiedBackward(b, { x, wte, dlogits: logits, dx, dWte: null }, T, C, V),
+      );
+      await measure(
+        `lm_head dWte dlogitsᵀ·x`,
+        V,
+        C,
+        T,
+        (b) => mm.tiedBackward(b, { x, wte, dlogits: logits, dx: null, dWte }, T, C, V),
+      );
+      for (const t of [x, wte, logits, dx, dWte]) t.release();
+    }
+  }
+
+  // Per-dispatch overhead: 1000 one-element fills in one submit, minus an empty submit's wait.
+  const one = gpu.tensor([1], undefined, "one");
+  const dispatches = opts.quick ? 10 : 1000;
+  const waitMs = await timeGpu(gpu, () => {}, 1, opts.quick ? 1 : opts.trials);
+  const batchMs = await timeGpu(
+    gpu,
+    (b) => {
+      for (let i = 0; i < dispatches; i++) b.fill(one, 1);
+    },
+    1,
+    opts.quick ? 1 : opts.trials,
+  );
+  one.release();
+  const dispatchUs = ((batchMs - waitMs) / dispatches) * 1000;
+
+  // Plain TypeScript at the forward shape of the first d_model, best of several runs.
+  const d = dims[0], T = tokens, H = 4 * d;
+  const a = Float32Array.from({ length: T * d }, () => rng.normal());
+  const b = Float32Array.from({ length: d * H }, () => rng.normal());
+  const c = new Float32Array(T * H);
+  let best = Infinity;
+  for (let r = 0; r < (opts.quick ? 1 : 4); r++) {
+    const t0 = performance.now();
+    plainMatmul(a, b, c, T, d, H);
+    best = Math.min(best, performance.now() - t0);
+  }
+  const plain: Row = {
+    op: `forward x·W (d=${d})`,
+    variant: "plain TS",
+    m: T,
+    n: H,
+    k: d,
+    reps: 1,
+    ms: best,
+    gflops: gflops(T, H, d, best),
+  };
+  rows.push(plain);
+  const fastest = Math.max(
+    ...rows.filter((r) => r.op === plain.op && r.variant !== "plain TS").map((r) => r.gflops),
+  );
+  const ratio = fastest / plain.gflops;
+
+  const meta = {
+    adapter: gpu.adapterName,
+    software: gpu.isSoftware,
+    deno: Deno.version.deno,
+    tile: `${opts.tile[0]}x${opts.tile[1]}`,
+    quick: opts.quick,
+  };
+  if (opts.json) {
+    console.log(
+      JSON.stringify({ ...meta, matmul: rows, dispatchUs, waitMs, plainRatio: ratio }, null, 2),
+    );
+    return;
+  }
+  console.log(
+    `adapter: ${meta.adapter}${
+      meta.software ? " (software)" : ""
+    }; Deno ${meta.deno}; software tile ${meta.tile}${
+      opts.quick ? "; QUICK (not a measurement)" : ""
+    }`,
+  );
+  const table = [["op", "variant", "M×N×K", "reps", "ms", "GFLOP/s"]].concat(
+    rows.map((
+      r,
+    ) => [
+      r.op,
+      r.variant,
+      `${r.m}×${r.n}×${r.k}`,
+      String(r.reps),
+      r.ms.toFixed(2),
+      r.gflops.toFixed(2),
+    ]),
+  );
+  const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
+  for (const r of table) {
+    console.log(r.map((s, i) => (i >= 2 ? s.padStart(widths[i]) : s.padEnd(widths[i]))).join("  "));
+  }
+  console.log(
+    `per dispatch: ${dispatchUs.toFixed(1)} µs (${dispatches} trivial dispatches in one submit: ${
+      batchMs.toFixed(1)
+    } ms, minus an empty submit + wait: ${waitMs.toFixed(1)} ms)`,
+  );
+  console.log(`fastest GPU forward vs plain TS: ${ratio.toFixed(1)}×`);
+}
+
+await main();

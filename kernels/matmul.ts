@@ -1,0 +1,701 @@
+/**
+ * Strided, batched GEMM `C = alpha · op(A) · op(B) (+ bias) (+ beta · C)` and the products a
+ * linear layer needs, in two kernel variants behind one wrapper:
+ *
+ * - `"software"` (CPU adapters: Mesa's lavapipe/llvmpipe): WGSL generated here from a template.
+ *   Each invocation owns a TM×TN register tile of C and reads A and B straight from storage with
+ *   vec4 loads along each operand's contiguous dimension (scalar loads where the offset, row stride
+ *   or batch strides are not multiples of 4); no workgroup memory, no barriers. On a CPU driver every
+ *   buffer load is a per-lane gather and a barrier is a coroutine switch, so what pays is the
+ *   number of loads per multiply-add: (TM + TN) vec4 loads feed 4·TM·TN multiply-adds.
+ * - `"hardware"` (real GPUs): `gemm_shared` in matmul.wgsl, 64×64 blocks staged through workgroup
+ *   memory in K-tiles of 16, a 4×4 register tile per invocation.
+ *
+ * Shapes: op(A) is (M,K), op(B) is (K,N), C is (M,N), bias is (N). Linear layers store W as
+ * (in, out) like Hugging Face GPT-2's Conv1D: `y = x·W + b`.
+ *
+ * @module
+ */
+
+import type { Batch, Binding, Gpu, Kernel } from "../runtime/mod.ts";
+import type { Tensor } from "../runtime/tensor.ts";
+import { checkLoops, grid, needSize, Params } from "./common.ts";
+import code from "./matmul.wgsl" with { type: "text" };
+
+const FILE = "kernels/matmul.wgsl";
+const GEN_FILE = "kernels/matmul.ts (generated)";
+
+/** Which kernel family a {@linkcode Matmul} runs. */
+export type MatmulVariant = "software" | "hardware";
+
+/** Options for {@linkcode Matmul.create}. */
+export interface MatmulOptions {
+  /** Kernel family; default `"software"` on CPU adapters (`gpu.isSoftware`), else `"hardware"`. */
+  variant?: MatmulVariant;
+  /**
+   * Register tile `[TM, TN]` of the software variant, both multiples of 4 (default `[8, 8]`, the
+   * fastest measured here; see bench/RESULTS.md). For benchmarks; ignored by the hardware variant.
+   */
+  tile?: readonly [number, number];
+}
+
+/**
+ * One strided, batched GEMM: `C = alpha · op(A) · op(B) (+ bias) (+ C when accumulate)`.
+ * Leading dimensions are row strides in elements of the matrices as stored (A is stored (M,K), or
+ * (K,M) when `transA`; B is stored (K,N), or (N,K) when `transB`); they default to packed rows.
+ */
+export interface GemmSpec {
+  /** Left operand. */
+  a: Tensor;
+  /** Right operand. */
+  b: Tensor;
+  /** Output. */
+  c: Tensor;
+  /** Bias (N) added to every row of C, or none. */
+  bias?: Tensor | null;
+  /** Rows of op(A) and C. */
+  m: number;
+  /** Columns of op(B) and C. */
+  n: number;
+  /** Columns of op(A), rows of op(B). */
+  k: number;
+  /** op(A) = Aᵀ with A stored (K,M). */
+  transA?: boolean;
+  /** op(B) = Bᵀ with B stored (N,K). */
+  transB?: boolean;
+  /** Scale of the product (default 1; not applied to the bias). */
+  alpha?: number;
+  /** Add to C (`+=`, beta 1) instead of overwriting it (`=`, beta 0; C is never read). Default false. */
+  accumulate?: boolean;
+  /** Element offsets of the first matrix in each tensor (default 0). */
+  offsetA?: number;
+  /** Element offset into `b`. */
+  offsetB?: number;
+  /** Element offset into `c`. */
+  offsetC?: number;
+  /** Element offset into `bias`. */
+  offsetBias?: number;
+  /** Row stride of A as stored (default its column count: K, or M when transA). */
+  lda?: number;
+  /** Row stride of B as stored (default N, or K when transB). */
+  ldb?: number;
+  /** Row stride of C (default N). */
+  ldc?: number;
+  /**
+   * Batch count: a number (one level) or `[outer, inner]` (two levels, batch index
+   * `o·inner + i`, e.g. `[B, H]` for attention heads). Default 1.
+   */
+  batch?: number | readonly [number, number];
+  /** Batch strides of A in elements: one per level, `[outer, inner]` (or a number for one level). */
+  strideA?: number | readonly [number, number];
+  /** Batch strides of B. */
+  strideB?: number | readonly [number, number];
+  /** Batch strides of C. */
+  strideC?: number | readonly [number, number];
+}
+
+/** Tensors of {@linkcode Matmul.linearBackward}; a null gradient is not computed at all. */
+export interface LinearGrads {
+  /** Layer input (M,K). */
+  x: Tensor;
+  /** Weight (K,N), stored (in, out). */
+  W: Tensor;
+  /** Gradient of the output (M,N). */
+  dy: Tensor;
+  /** Input gradient (M,K): written `=` (or `+=` with `accumulateDx`), or null to skip. */
+  dx: Tensor | null;
+  /** Weight gradient (K,N), accumulated `+=`, or null (frozen weight). */
+  dW: Tensor | null;
+  /** Bias gradient (N), accumulated `+=`, or null (no or frozen bias). */
+  dBias?: Tensor | null;
+  /** Accumulate into dx instead of overwriting it (default false). */
+  accumulateDx?: boolean;
+}
+
+/** Tensors of {@linkcode Matmul.tiedBackward}; a null gradient is not computed at all. */
+export interface TiedGrads {
+  /** Input (M,C). */
+  x: Tensor;
+  /** Tied embedding (V,C). */
+  wte: Tensor;
+  /** Gradient of the logits (M,V). */
+  dlogits: Tensor;
+  /** Input gradient (M,C): written `=` (or `+=` with `accumulateDx`), or null to skip. */
+  dx: Tensor | null;
+  /** Embedding gradient (V,C), accumulated `+=`, or null (frozen). */
+  dWte: Tensor | null;
+  /** Accumulate into dx instead of overwriting it (default false). */
+  accumulateDx?: boolean;
+}
+
+const PARAM_FIELDS = 24;
+const SW_GROUP = 64;
+const HW_BLOCK = 64;
+const HW_KTILE = 16;
+const BIAS_COLS = 8;
+const BIAS_LANES = 32;
+
+/**
+ * The GEMM kernels and the linear-layer products built on them.
+ *
+ * @example
+ * ```ts
+ * import { Gpu, Matmul } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const mm = await Matmul.create(gpu);
+ * // y (2,3) = x (2,2) · W (2,3) + b (3)
+ * const x = gpu.tensor([2, 2], new Float32Array([1, 2, 3, 4]), "x");
+ * const W = gpu.tensor([2, 3], new Float32Array([1, 0, 1, 0, 1, 1]), "W");
+ * const b = gpu.tensor([3], new Float32Array([10, 20, 30]), "b");
+ * const y = gpu.tensor([2, 3], undefined, "y");
+ * const batch = gpu.batch();
+ * mm.linearForward(batch, x, W, b, y, 2, 2, 3);
+ * await batch.submit();
+ * const out = await y.read(); // [11, 22, 33, 13, 24, 37]
+ * if (out[5] !== 37) throw new Error("matmul failed");
+ * for (const t of [x, W, b, y]) t.release();
+ * ```
+ */
+export class Matmul {
+  /** The kernel family this instance runs. */
+  readonly variant: MatmulVariant;
+  readonly #gemm: Map<string, Kernel>;
+  readonly #dbias: Kernel;
+  readonly #tm: number;
+  readonly #tn: number;
+
+  private constructor(
+    variant: MatmulVariant,
+    gemm: Map<string, Kernel>,
+    dbias: Kernel,
+    tm: number,
+    tn: number,
+  ) {
+    this.variant = variant;
+    this.#gemm = gemm;
+    this.#dbias = dbias;
+    this.#tm = tm;
+    this.#tn = tn;
+  }
+
+  /**
+   * Compiles (or fetches from the cache) the kernels of the variant picked from `gpu.isSoftware`
+   * unless `opts.variant` says which.
+   */
+  static async create(gpu: Gpu, opts: MatmulOptions = {}): Promise<Matmul> {
+    const variant = opts.variant ?? (gpu.isSoftware ? "software" : "hardware");
+    const [tm, tn] = opts.tile ?? [8, 8];
+    if (!(tm > 0 && tn > 0 && tm % 4 === 0 && tn % 4 === 0 && tm * tn <= 256)) {
+      throw new RangeError(
+        `Cannot create Matmul: tile [${tm}, ${tn}] must be multiples of 4 with at most 256 outputs`,
+      );
+    }
+    const gemmBindings = ["uniform", "read", "read", "read", "write"] as const;
+    const specs: [string, Promise<Kernel>][] = [];
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        if (variant === "hardware") {
+          const key = layoutKey(transA, transB, false, false);
+          specs.push([
+            key,
+            gpu.kernel({
+              name: `matmul.gemm_shared.${key}`,
+              file: FILE,
+              code,
+              entry: "gemm_shared",
+              bindings: gemmBindings,
+              constants: { TRANS_A: Number(transA), TRANS_B: Number(transB) },
+            }),
+          ]);
+          continue;
+        }
+        for (const vecA of [false, true]) {
+          for (const vecB of [false, true]) {
+            const key = layoutKey(transA, transB, vecA, vecB);
+            specs.push([
+              key,
+              gpu.kernel({
+                name: `matmul.gemm_registers.${key}.${tm}x${tn}`,
+                file: GEN_FILE,
+                code: softwareGemm({ tm, tn, transA, transB, vecA, vecB }),
+                entry: "gemm_registers",
+                bindings: gemmBindings,
+              }),
+            ]);
+          }
+        }
+      }
+    }
+    const dbias = gpu.kernel({
+      name: "matmul.dbias",
+      file: FILE,
+      code,
+      entry: "dbias",
+      bindings: ["uniform", "read", "write"],
+    });
+    const kernels = await Promise.all(specs.map(([, k]) => k));
+    return new Matmul(
+      variant,
+      new Map(specs.map(([key], i) => [key, kernels[i]])),
+      await dbias,
+      tm,
+      tn,
+    );
+  }
+
+  /**
+   * Linear forward `y = x·W (+ bias)` (writes =). x is (M,K), W is (K,N) stored (in, out) like
+   * Hugging Face's Conv1D, bias is (N) or null, y is (M,N).
+   */
+  linearForward(
+    batch: Batch,
+    x: Tensor,
+    W: Tensor,
+    bias: Tensor | null,
+    y: Tensor,
+    M: number,
+    K: number,
+    N: number,
+  ): void {
+    const name = "matmul.linearForward";
+    exact(name, x, M * K, `x (${M},${K})`);
+    exact(name, W, K * N, `W (${K},${N})`);
+    if (bias) exact(name, bias, N, `bias (${N})`);
+    exact(name, y, M * N, `y (${M},${N})`);
+    this.gemm(batch, { a: x, b: W, c: y, bias, m: M, n: N, k: K });
+  }
+
+  /**
+   * Linear backward. x is (M,K), W is (K,N), dy is (M,N). Computes only the gradients asked for:
+   * `dx (M,K) = dy·Wᵀ` (written =, or += with `accumulateDx`), `dW (K,N) += xᵀ·dy`,
+   * `dBias (N) += column sums of dy` (both accumulated +=).
+   */
+  linearBackward(batch: Batch, t: LinearGrads, M: number, K: number, N: number): void {
+    const name = "matmul.linearBackward";
+    exact(name, t.x, M * K, `x (${M},${K})`);
+    exact(name, t.W, K * N, `W (${K},${N})`);
+    exact(name, t.dy, M * N, `dy (${M},${N})`);
+    if (t.dx) exact(name, t.dx, M * K, `dx (${M},${K})`);
+    if (t.dW) exact(name, t.dW, K * N, `dW (${K},${N})`);
+    if (t.dBias) exact(name, t.dBias, N, `dBias (${N})`);
+    if (t.dx) {
+      this.gemm(batch, {
+        a: t.dy,
+        b: t.W,
+        c: t.dx,
+        m: M,
+        n: K,
+        k: N,
+        transB: true,
+        accumulate: t.accumulateDx,
+      });
+    }
+    if (t.dW) {
+      this.gemm(batch, {
+        a: t.x,
+        b: t.dy,
+        c: t.dW,
+        m: K,
+        n: N,
+        k: M,
+        transA: true,
+        accumulate: true,
+      });
+    }
+    if (t.dBias) this.biasBackward(batch, t.dy, t.dBias, M, N);
+  }
+
+  /**
+   * Tied lm_head forward `logits = x·wteᵀ` (writes =). x is (M,C), wte is (V,C), logits is (M,V).
+   */
+  tiedForward(
+    batch: Batch,
+    x: Tensor,
+    wte: Tensor,
+    logits: Tensor,
+    M: number,
+    C: number,
+    V: number,
+  ): void {
+    const name = "matmul.tiedForward";
+    exact(name, x, M * C, `x (${M},${C})`);
+    exact(name, wte, V * C, `wte (${V},${C})`);
+    exact(name, logits, M * V, `logits (${M},${V})`);
+    this.gemm(batch, { a: x, b: wte, c: logits, m: M, n: V, k: C, transB: true });
+  }
+
+  /**
+   * Tied lm_head backward. x is (M,C), wte is (V,C), dlogits is (M,V). Computes
+   * `dx (M,C) = dlogits·wte` (written =, or += with `accumulateDx`) and `dWte (V,C) += dlogitsᵀ·x`,
+   * each only when not null.
+   */
+  tiedBackward(batch: Batch, t: TiedGrads, M: number, C: number, V: number): void {
+    const name = "matmul.tiedBackward";
+    exact(name, t.x, M * C, `x (${M},${C})`);
+    exact(name, t.wte, V * C, `wte (${V},${C})`);
+    exact(name, t.dlogits, M * V, `dlogits (${M},${V})`);
+    if (t.dx) exact(name, t.dx, M * C, `dx (${M},${C})`);
+    if (t.dWte) exact(name, t.dWte, V * C, `dWte (${V},${C})`);
+    if (t.dx) {
+      this.gemm(batch, {
+        a: t.dlogits,
+        b: t.wte,
+        c: t.dx,
+        m: M,
+        n: C,
+        k: V,
+        accumulate: t.accumulateDx,
+      });
+    }
+    if (t.dWte) {
+      this.gemm(batch, {
+        a: t.dlogits,
+        b: t.x,
+        c: t.dWte,
+        m: V,
+        n: C,
+        k: M,
+        transA: true,
+        accumulate: true,
+      });
+    }
+  }
+
+  /**
+   * Bias gradient `dBias (N) += Σ_m dy[m, n]` (accumulates +=), dy (M,N) with row stride `ld`
+   * (default N) starting at element `offset`. Deterministic: fixed-order sums, no atomics.
+   */
+  biasBackward(
+    batch: Batch,
+    dy: Tensor,
+    dBias: Tensor,
+    M: number,
+    N: number,
+    ld = N,
+    offset = 0,
+  ): void {
+    const name = this.#dbias.name;
+    positive(name, { M, N });
+    if (ld < N) {
+      throw new RangeError(
+        `Cannot run kernel "${name}": row stride ${ld} of "${dy.label}" is below N=${N}`,
+      );
+    }
+    needSize(name, dy, offset + (M - 1) * ld + N, `dy (${M},${N})`);
+    needSize(name, dBias, N, `dBias (${N})`);
+    checkLoops(name, Math.ceil(M / BIAS_LANES) + 5, `summing ${M} rows`);
+    const params = new Params(8).u32(M).u32(N).u32(ld).u32(offset).u32(0).bytes;
+    batch.dispatch(this.#dbias, [dy, dBias], params, Math.ceil(N / BIAS_COLS));
+  }
+
+  /**
+   * The general strided, batched GEMM (see {@linkcode GemmSpec}):
+   * `C (M,N) = alpha · op(A) (M,K) · op(B) (K,N) (+ bias) (+ C when accumulate)`.
+   * Throws a RangeError naming the tensor when an operand is too small for its shape, offset and
+   * strides.
+   */
+  gemm(batch: Batch, s: GemmSpec): void {
+    const { m, n, k } = s;
+    const transA = s.transA ?? false, transB = s.transB ?? false;
+    const name = `matmul.gemm(${transA ? "T" : "N"}${transB ? "T" : "N"})`;
+    positive(name, { M: m, N: n, K: k });
+    const [outer, inner] = typeof s.batch === "number" ? [s.batch, 1] : s.batch ?? [1, 1];
+    positive(name, { "batch count": outer, "inner batch count": inner });
+    const count = outer * inner;
+    if (count > 65535) {
+      throw new RangeError(`Cannot run kernel "${name}": batch count ${count} exceeds 65535`);
+    }
+    const strides = (v: GemmSpec["strideA"]): [number, number] =>
+      typeof v === "number" ? [v, 0] : v ? [v[0], v[1]] : [0, 0];
+    const [sAo, sAi] = strides(s.strideA),
+      [sBo, sBi] = strides(s.strideB),
+      [sCo, sCi] = strides(s.strideC);
+    const offA = s.offsetA ?? 0,
+      offB = s.offsetB ?? 0,
+      offC = s.offsetC ?? 0,
+      offBias = s.offsetBias ?? 0;
+    // A stored (rows × cols) = (M,K), or (K,M) when transposed; likewise B.
+    const [aRows, aCols] = transA ? [k, m] : [m, k];
+    const [bRows, bCols] = transB ? [n, k] : [k, n];
+    const lda = s.lda ?? aCols, ldb = s.ldb ?? bCols, ldc = s.ldc ?? n;
+    const span = (
+      off: number,
+      so: number,
+      si: number,
+      rows: number,
+      cols: number,
+      ld: number,
+      t: Tensor,
+      what: string,
+    ) => {
+      for (
+        const [v, label] of [[off, "offset"], [so, "outer batch stride"], [
+          si,
+          "inner batch stride",
+        ]] as const
+      ) {
+        if (!Number.isInteger(v) || v < 0) {
+          throw new RangeError(
+            `Cannot run kernel "${name}": ${label} ${v} of "${t.label}" is not a non-negative integer`,
+          );
+        }
+      }
+      if (!Number.isInteger(ld) || ld < cols) {
+        throw new RangeError(
+          `Cannot run kernel "${name}": row stride ${ld} of "${t.label}" (${what}) is below its ${cols} columns`,
+        );
+      }
+      needSize(
+        name,
+        t,
+        off + (outer - 1) * so + (inner - 1) * si + (rows - 1) * ld + cols,
+        `${what} ${rows}×${cols}`,
+      );
+    };
+    span(offA, sAo, sAi, aRows, aCols, lda, s.a, transA ? "A stored (K,M)" : "A (M,K)");
+    span(offB, sBo, sBi, bRows, bCols, ldb, s.b, transB ? "B stored (N,K)" : "B (K,N)");
+    span(offC, sCo, sCi, m, n, ldc, s.c, "C (M,N)");
+    if (s.bias) needSize(name, s.bias, offBias + n, `bias (${n})`);
+    for (const [t, label] of [[s.a, "A"], [s.b, "B"], [s.bias, "bias"]] as const) {
+      if (t && t.buffer === s.c.buffer) {
+        throw new RangeError(`Cannot run kernel "${name}": C "${s.c.label}" is also ${label}`);
+      }
+    }
+
+    const software = this.variant === "software";
+    const aligned = (...v: number[]) => software && v.every((x) => x % 4 === 0);
+    const vecA = aligned(offA, lda, sAo, sAi), vecB = aligned(offB, ldb, sBo, sBi);
+    const kernel = this.#gemm.get(layoutKey(transA, transB, vecA, vecB))!;
+    const tilesN = software ? Math.ceil(n / this.#tn) : Math.ceil(n / HW_BLOCK);
+    if (software) checkLoops(kernel.name, Math.floor(k / 4) + 3, `K=${k}`);
+    else checkLoops(kernel.name, Math.ceil(k / HW_KTILE) + 40, `K=${k}`); // + the 4×4 init and store loops
+
+    const params = new Params(PARAM_FIELDS)
+      .u32(m).u32(n).u32(k).u32(tilesN)
+      .u32(lda).u32(ldb).u32(ldc).u32(inner)
+      .u32(offA).u32(offB).u32(offC).u32(offBias)
+      .u32(sAo).u32(sAi).u32(sBo).u32(sBi)
+      .u32(sCo).u32(sCi).f32(s.alpha ?? 1).f32(s.accumulate ? 1 : 0)
+      .u32(s.bias ? 1 : 0).bytes;
+    // Without a bias, A stands in for the unused binding (both read-only: no usage conflict).
+    const bindings: Binding[] = [vec4Range(s.a, vecA), vec4Range(s.b, vecB), s.bias ?? s.a, s.c];
+    let groups: [number, number, number];
+    if (software) {
+      const [x, y] = grid(Math.ceil(m / this.#tm) * tilesN, SW_GROUP);
+      groups = [x, y, count];
+    } else {
+      groups = [tilesN, Math.ceil(m / HW_BLOCK), count];
+    }
+    batch.dispatch(kernel, bindings, params, groups);
+  }
+}
+
+function layoutKey(transA: boolean, transB: boolean, vecA: boolean, vecB: boolean): string {
+  return `${transA ? "T" : "N"}${transB ? "T" : "N"}${vecA ? "4" : "1"}${vecB ? "4" : "1"}`;
+}
+
+/**
+ * A tensor bound as `array<vec4f>` covers its bytes rounded up to 16 (pool buffers are 256-byte
+ * granules, so the range exists). The extra lanes of a partial last vec4 only ever feed outputs
+ * past the matrix edge, which are not stored; along K the kernel never reads past K.
+ */
+function vec4Range(t: Tensor, vec: boolean): Binding {
+  if (!vec) return t;
+  const size = Math.ceil(t.byteLength / 16) * 16;
+  return size <= t.buffer.size ? { buffer: t.buffer, offset: 0, size } : t;
+}
+
+function exact(kernel: string, t: Tensor, n: number, what: string): void {
+  if (t.size !== n) {
+    throw new RangeError(
+      `Cannot run kernel "${kernel}": tensor "${t.label}" has ${t.size} elements, expected ${what} = ${n}`,
+    );
+  }
+}
+
+function positive(kernel: string, dims: Record<string, number>): void {
+  for (const [k, v] of Object.entries(dims)) {
+    if (!Number.isInteger(v) || v < 1) {
+      throw new RangeError(
+        `Cannot run kernel "${kernel}": ${k} must be a positive integer, got ${v}`,
+      );
+    }
+  }
+}
+
+/** What {@linkcode softwareGemm} generates. */
+interface SoftwareGemm {
+  tm: number;
+  tn: number;
+  transA: boolean;
+  transB: boolean;
+  vecA: boolean;
+  vecB: boolean;
+}
+
+/**
+ * WGSL of the register-tiled GEMM for CPU adapters (entry `gemm_registers`, same Params and
+ * bindings as `gemm_shared` in matmul.wgsl).
+ *
+ * C is (M,N), K is walked 4 at a time. Invocation t owns rows m0..m0+TM and columns n0..n0+TN
+ * (accumulators `c{i}_{j}`: row i, columns 4j..4j+3 as a vec4). Per K step of 4 it loads a 4×TM
+ * slab of op(A) and a 4×TN slab of op(B) as TM + TN vec4s along each operand's contiguous
+ * dimension, then does 4·TM·TN multiply-adds. Everything is unrolled here, so the only loops are
+ * the K loop (K/4 iterations) and the K remainder (< 4): the wrapper checks the loop cap.
+ * Edges: row and column indices are clamped into the matrix for loads and the stores are bounds
+ * checked, so loads never branch. With `vecA`/`vecB` false (offset, row stride or batch strides
+ * not multiples of 4) the same vec4s are built from scalar loads.
+ */
+function softwareGemm(g: SoftwareGemm): string {
+  const { tm, tn, transA, transB, vecA, vecB } = g;
+  const I = [...Array(tm).keys()], J = [...Array(tn / 4).keys()], KK = [0, 1, 2, 3], X = "xyzw";
+  const N4 = [...Array(tn).keys()], M4 = [...Array(tm / 4).keys()];
+  // A scalar element read: index in elements.
+  const sa = (idx: string) => vecA ? `A[(${idx}) >> 2u][(${idx}) & 3u]` : `A[${idx}]`;
+  const sb = (idx: string) => vecB ? `B[(${idx}) >> 2u][(${idx}) & 3u]` : `B[${idx}]`;
+  const v4 = (parts: string[]) => `vec4f(${parts.join(", ")})`;
+  const L: string[] = [];
+  const o = (s: string) => L.push(s);
+
+  // Per-invocation row/column bases, clamped into the matrix.
+  if (!transA) { for (const i of I) o(`  let ra${i} = baseA + min(m0 + ${i}u, mMax) * p.lda;`); }
+  else for (const i of I) o(`  let ma${i} = min(m0 + ${i}u, mMax);`);
+  if (transB) { for (const c of N4) o(`  let rb${c} = baseB + min(n0 + ${c}u, nMax) * p.ldb;`); }
+  else for (const c of N4) o(`  let nb${c} = min(n0 + ${c}u, nMax);`);
+  if (transA && vecA) {
+    for (const q of M4) {
+      o(`  let qa${q} = min((m0 >> 2u) + ${q}u, mMax >> 2u);`);
+    }
+  }
+  if (!transB && vecB) {
+    for (const j of J) {
+      o(`  let qb${j} = min((n0 >> 2u) + ${j}u, nMax >> 2u);`);
+    }
+  }
+  for (const i of I) for (const j of J) o(`  var c${i}_${j} = vec4f(0.0);`);
+
+  // Main K loop, 4 at a time.
+  o(`  let k4 = p.K >> 2u;`);
+  o(`  for (var kc = 0u; kc < k4; kc++) {`);
+  o(`    let k = kc << 2u;`);
+  // a(i, kk): expression of op(A)[m0+i, k+kk].
+  let a: (i: number, kk: number) => string;
+  if (!transA) {
+    for (const i of I) {
+      o(`    let a${i} = ${
+        vecA ? `A[(ra${i} >> 2u) + kc]` : v4(KK.map((kk) => `A[ra${i} + k + ${kk}u]`))
+      };`);
+    }
+    a = (i, kk) => `a${i}.${X[kk]}`;
+  } else {
+    for (const kk of KK) {
+      o(`    let rk${kk} = baseA + (k + ${kk}u) * p.lda;`);
+      for (const q of M4) {
+        o(`    let a${kk}_${q} = ${
+          vecA ? `A[(rk${kk} >> 2u) + qa${q}]` : v4(KK.map((r) => `A[rk${kk} + ma${q * 4 + r}]`))
+        };`);
+      }
+    }
+    a = (i, kk) => `a${kk}_${i >> 2}.${X[i & 3]}`;
+  }
+  // b(kk, j): vec4 expression of op(B)[k+kk, n0+4j .. n0+4j+3].
+  let b: (kk: number, j: number) => string;
+  if (!transB) {
+    for (const kk of KK) {
+      o(`    let rl${kk} = baseB + (k + ${kk}u) * p.ldb;`);
+      for (const j of J) {
+        o(`    let b${kk}_${j} = ${
+          vecB ? `B[(rl${kk} >> 2u) + qb${j}]` : v4(KK.map((c) => `B[rl${kk} + nb${j * 4 + c}]`))
+        };`);
+      }
+    }
+    b = (kk, j) => `b${kk}_${j}`;
+  } else {
+    for (const c of N4) {
+      o(`    let bt${c} = ${
+        vecB ? `B[(rb${c} >> 2u) + kc]` : v4(KK.map((kk) => `B[rb${c} + k + ${kk}u]`))
+      };`);
+    }
+    b = (kk, j) => v4(KK.map((c) => `bt${j * 4 + c}.${X[kk]}`));
+  }
+  for (const kk of KK) {
+    for (const j of J) o(`    let bv${kk}_${j} = ${b(kk, j)};`);
+    for (const i of I) for (const j of J) o(`    c${i}_${j} += ${a(i, kk)} * bv${kk}_${j};`);
+  }
+  o(`  }`);
+
+  // K remainder (< 4 steps), scalar loads.
+  o(`  for (var k = k4 << 2u; k < p.K; k++) {`);
+  if (!transA) { for (const i of I) o(`    let a${i} = ${sa(`ra${i} + k`)};`); }
+  else {
+    o(`    let rk = baseA + k * p.lda;`);
+    for (const i of I) o(`    let a${i} = ${sa(`rk + ma${i}`)};`);
+  }
+  if (!transB) {
+    o(`    let rl = baseB + k * p.ldb;`);
+    for (const j of J) o(`    let b${j} = ${v4(KK.map((c) => sb(`rl + nb${j * 4 + c}`)))};`);
+  } else {
+    for (const j of J) o(`    let b${j} = ${v4(KK.map((c) => sb(`rb${j * 4 + c} + k`)))};`);
+  }
+  for (const i of I) for (const j of J) o(`    c${i}_${j} += a${i} * b${j};`);
+  o(`  }`);
+
+  // Stores: C = alpha·acc (+ bias) (+ beta·C), bounds checked.
+  for (const i of I) {
+    o(`  if (m0 + ${i}u < p.M) {`);
+    o(`    let rc = baseC + (m0 + ${i}u) * p.ldc + n0;`);
+    for (const j of J) {
+      for (const c of KK) {
+        const col = j * 4 + c;
+        o(`    if (n0 + ${col}u < p.N) { store(rc + ${col}u, n0 + ${col}u, c${i}_${j}.${X[c]}); }`);
+      }
+    }
+    o(`  }`);
+  }
+
+  return `// Generated by kernels/matmul.ts: register-tiled GEMM, tile ${tm}×${tn}, op(A)=${
+    transA ? "Aᵀ" : "A"
+  }${vecA ? " (vec4)" : ""}, op(B)=${transB ? "Bᵀ" : "B"}${vecB ? " (vec4)" : ""}.
+struct Params {
+  M: u32, N: u32, K: u32, tilesN: u32,
+  lda: u32, ldb: u32, ldc: u32, inner: u32,
+  offA: u32, offB: u32, offC: u32, offBias: u32,
+  sAo: u32, sAi: u32, sBo: u32, sBi: u32,
+  sCo: u32, sCi: u32, alpha: f32, beta: f32,
+  hasBias: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> A: array<${vecA ? "vec4f" : "f32"}>;
+@group(0) @binding(2) var<storage, read> B: array<${vecB ? "vec4f" : "f32"}>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+
+fn store(ci: u32, n: u32, acc: f32) {
+  var v = p.alpha * acc;
+  if (p.hasBias != 0u) { v = v + bias[p.offBias + n]; }
+  if (p.beta != 0.0) { v = v + p.beta * C[ci]; }
+  C[ci] = v;
+}
+
+@compute @workgroup_size(${SW_GROUP})
+fn gemm_registers(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nw: vec3u,
+  @builtin(local_invocation_index) li: u32,
+) {
+  let t = (wid.x + wid.y * nw.x) * ${SW_GROUP}u + li;
+  let tmi = t / p.tilesN;
+  let m0 = tmi * ${tm}u;
+  if (m0 >= p.M) { return; }
+  let n0 = (t - tmi * p.tilesN) * ${tn}u;
+  let bo = wid.z / p.inner;
+  let bi = wid.z - bo * p.inner;
+  let baseA = p.offA + bo * p.sAo + bi * p.sAi;
+  let baseB = p.offB + bo * p.sBo + bi * p.sBi;
+  let baseC = p.offC + bo * p.sCo + bi * p.sCi;
+  let mMax = p.M - 1u;
+  let nMax = p.N - 1u;
+${L.join("\n")}
+}
+`;
+}
