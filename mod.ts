@@ -5,3 +5,4 @@
  */
 export * from "./runtime/mod.ts";
 export * from "./kernels/mod.ts";
+export * from "./models/mod.ts";

@@ -53,3 +53,18 @@ export {
   TiktokenTokenizer,
   type Tokenizer,
 } from "./tokenizer.ts";
+export {
+  Activations,
+  Block,
+  CausalSelfAttention,
+  type Ctx,
+  GPT,
+  type GPTOptions,
+  type Inputs,
+  isTrainable,
+  Kernels,
+  LayerNormModule,
+  Linear,
+  MLP,
+  type Param,
+} from "./gpt.ts";

@@ -92,7 +92,8 @@ type Op =
     groups: [number, number, number];
   }
   | { kind: "copy"; src: Binding; dst: Binding; size: number }
-  | { kind: "fill"; dst: Tensor };
+  | { kind: "fill"; dst: Tensor }
+  | { kind: "upload"; dst: Binding; data: Uint8Array; offset: number };
 
 const FILL_WGSL = `
 struct Params { n: u32, value: f32 }
@@ -129,6 +130,7 @@ function fillGroups(n: number): [number, number] {
 export class Batch {
   readonly #gpu: Gpu;
   readonly #ops: Op[] = [];
+  readonly #after: (() => void)[] = [];
   /** Kernels dispatched in this batch, for error messages. */
   get kernels(): string[] {
     return [...new Set(this.#ops.map((o) => o.kind === "dispatch" ? o.kernel.name : o.kind))];
@@ -221,12 +223,40 @@ export class Batch {
   }
 
   /**
+   * Records an upload of `data` into `dst` at element `offset`, ordered with the other operations
+   * of this batch (unlike `gpu.write`, which lands before the whole batch runs). The data is copied
+   * now, so the caller may reuse its array.
+   */
+  write(dst: Binding, data: Float32Array | Uint32Array | Int32Array, offset = 0): this {
+    if (offset * 4 + data.byteLength > rangeSize(dst)) {
+      const name = dst instanceof Tensor ? `tensor "${dst.label}"` : "a buffer";
+      throw new RangeError(
+        `Cannot write ${data.length} elements at ${offset} into ${name} of ${rangeSize(dst) / 4}`,
+      );
+    }
+    const bytes = new Uint8Array(data.byteLength);
+    bytes.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    this.#ops.push({ kind: "upload", dst, data: bytes, offset: offset * 4 });
+    return this;
+  }
+
+  /** Runs `fn` right after this batch is submitted (e.g. to release tensors it used). */
+  afterSubmit(fn: () => void): this {
+    this.#after.push(fn);
+    return this;
+  }
+
+  /**
    * Encodes everything into one command buffer, submits it, and throws a {@linkcode GpuError} naming
    * the kernels of this batch if WebGPU reported an error. Does not wait for the GPU to finish.
    */
   async submit(): Promise<void> {
-    await this.#gpu.submitOps(this.#ops, this.kernels);
-    this.#ops.length = 0;
+    try {
+      await this.#gpu.submitOps(this.#ops, this.kernels);
+    } finally {
+      this.#ops.length = 0;
+      for (const fn of this.#after.splice(0)) fn();
+    }
   }
 }
 
@@ -575,8 +605,25 @@ export class Gpu {
       });
       uniformData = new Uint8Array(uniformBytes);
     }
+    // One mapped staging buffer carries every recorded upload, copied in order with the dispatches.
+    let uploadBytes = 0;
+    for (const op of ops) {
+      if (op.kind === "upload") uploadBytes += Math.ceil(op.data.byteLength / 4) * 4;
+    }
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
+    let staging: GPUBuffer | undefined;
+    let stagingData: Uint8Array | undefined;
+    if (uploadBytes > 0) {
+      staging = device.createBuffer({
+        size: uploadBytes,
+        usage: GPUBufferUsage.COPY_SRC,
+        mappedAtCreation: true,
+        label: "uploads",
+      });
+      stagingData = new Uint8Array(staging.getMappedRange());
+    }
+    let sOffset = 0;
     const enc = device.createCommandEncoder({ label: kernels.join(",") });
     let pass: GPUComputePassEncoder | undefined;
     let uOffset = 0;
@@ -613,6 +660,17 @@ export class Gpu {
           const s = bindingResource(op.src);
           const d = bindingResource(op.dst);
           enc.copyBufferToBuffer(s.buffer, s.offset ?? 0, d.buffer, d.offset ?? 0, op.size);
+        } else if (op.kind === "upload") {
+          const d = bindingResource(op.dst);
+          stagingData!.set(op.data, sOffset);
+          enc.copyBufferToBuffer(
+            staging!,
+            sOffset,
+            d.buffer,
+            (d.offset ?? 0) + op.offset,
+            op.data.byteLength,
+          );
+          sOffset += Math.ceil(op.data.byteLength / 4) * 4;
         } else {
           enc.clearBuffer(op.dst.buffer, 0, op.dst.byteLength);
         }
@@ -620,8 +678,10 @@ export class Gpu {
     }
     pass?.end();
     if (uniform) device.queue.writeBuffer(uniform, 0, uniformData!);
+    staging?.unmap();
     await this.#submitChecked([enc.finish()], kernels, true);
     uniform?.destroy();
+    staging?.destroy();
     this.stats.dispatches += dispatches;
     this.#pendingUploadBytes = 0;
   }
