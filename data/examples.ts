@@ -1,0 +1,226 @@
+/**
+ * Training examples and their JSONL files. Each line of a file is one JSON object, either
+ * a prompt/completion pair `{"prompt": "...", "completion": "...", "task": "..."}` (`task`
+ * optional) or a chat `{"messages": [{"role": "user", "content": "..."}, ...], "task": "..."}`.
+ * Blank lines are skipped. Malformed lines are collected (up to a limit) and reported together in
+ * one {@linkcode DataError}, each with its file and line.
+ *
+ * @module
+ */
+
+import { DataError, type DataIssue, formatLocation, type SourceLocation } from "./errors.ts";
+
+/** A prompt and the completion the model learns to produce (loss on the completion only). */
+export interface PromptCompletion {
+  /** The input text; its tokens are masked out of the loss. */
+  prompt: string;
+  /** The target text; its tokens (and EOS) are trained. */
+  completion: string;
+  /** The task this example belongs to, for mixing and per-task reports. */
+  task?: string;
+  /**
+   * For multiple-choice examples: every candidate completion, scored by log-likelihood at
+   * evaluation time. `completion` is `choices[gold]`.
+   */
+  choices?: readonly string[];
+  /** Index of the correct entry of `choices`. */
+  gold?: number;
+  /** The file and line it was read from, for error messages. */
+  source?: SourceLocation;
+}
+
+/** Who speaks a chat message. */
+export type ChatRole = "system" | "user" | "assistant";
+
+/** One message of a chat. */
+export interface ChatMessage {
+  /** The speaker. Only assistant messages are trained. */
+  role: ChatRole;
+  /** The text of the message. */
+  content: string;
+}
+
+/** A chat: a list of messages whose last one is from the assistant. */
+export interface ChatExample {
+  /** The messages in order; the loss covers the assistant messages only. */
+  messages: readonly ChatMessage[];
+  /** The task this example belongs to. */
+  task?: string;
+  /** The file and line it was read from, for error messages. */
+  source?: SourceLocation;
+}
+
+/** Either kind of training example. */
+export type TextExample = PromptCompletion | ChatExample;
+
+/** True for a chat example. */
+export function isChat(example: TextExample): example is ChatExample {
+  return "messages" in example;
+}
+
+/** Options for {@linkcode parseJsonl} and {@linkcode readJsonl}. */
+export interface ParseJsonlOptions {
+  /** The file name used in error messages. Default `"<string>"` ({@linkcode readJsonl}: the path). */
+  file?: string;
+  /** How many malformed lines to list in the error before summarising the rest. Default 20. */
+  maxErrors?: number;
+}
+
+const ROLES: readonly string[] = ["system", "user", "assistant"];
+
+/**
+ * Parses JSONL text into examples. Throws one {@linkcode DataError} listing every malformed line
+ * (up to `maxErrors`) with its file and line: invalid JSON, a line that is not an object, missing,
+ * unknown or wrongly typed fields, a prompt and completion both empty, a chat with no messages, an
+ * unknown role, or a chat whose last message is not from the assistant.
+ *
+ * @example
+ * ```ts
+ * import { parseJsonl } from "../mod.ts";
+ * const examples = parseJsonl(
+ *   '{"prompt": "2+2=", "completion": "4"}\n\n' +
+ *     '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n',
+ *   { file: "mine.jsonl" },
+ * );
+ * if (examples.length !== 2 || examples[1].source?.line !== 3) throw new Error("parse failed");
+ * ```
+ */
+export function parseJsonl(text: string, options: ParseJsonlOptions = {}): TextExample[] {
+  const file = options.file ?? "<string>";
+  const maxErrors = options.maxErrors ?? 20;
+  if (!Number.isInteger(maxErrors) || maxErrors < 1) {
+    throw new RangeError(
+      `Cannot parse ${file}: maxErrors must be a positive integer, got ${maxErrors}`,
+    );
+  }
+  const examples: TextExample[] = [];
+  const issues: DataIssue[] = [];
+  let total = 0;
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const raw = lines[i].endsWith("\r") ? lines[i].slice(0, -1) : lines[i];
+    if (raw.trim() === "") continue;
+    const source = { file, line: i + 1 };
+    const result = parseLine(raw, source);
+    if (typeof result === "string") {
+      total++;
+      if (issues.length < maxErrors) {
+        issues.push({ where: formatLocation(source), message: result });
+      }
+    } else {
+      examples.push(result);
+    }
+  }
+  if (total > 0) {
+    const noun = total === 1 ? "line" : "lines";
+    throw new DataError(`Cannot parse ${file}: ${total} malformed ${noun}`, issues, total);
+  }
+  return examples;
+}
+
+/**
+ * Reads and parses a JSONL file (see {@linkcode parseJsonl}); errors name the path and line.
+ * Needs `--allow-read` for the path.
+ */
+export async function readJsonl(
+  path: string | URL,
+  options: ParseJsonlOptions = {},
+): Promise<TextExample[]> {
+  const file = options.file ?? (path instanceof URL ? path.pathname : path);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new DataError(`Cannot read ${file}: ${(e as Error).message}`, []);
+  }
+  return parseJsonl(text, { ...options, file });
+}
+
+/** One line to an example, or a message saying what is wrong with it. */
+function parseLine(raw: string, source: SourceLocation): TextExample | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (e) {
+    return `invalid JSON (${(e as Error).message})`;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return `expected a JSON object, got ${describe(value)}`;
+  }
+  const obj = value as Record<string, unknown>;
+  return "messages" in obj ? parseChat(obj, source) : parsePromptCompletion(obj, source);
+}
+
+function parsePromptCompletion(
+  obj: Record<string, unknown>,
+  source: SourceLocation,
+): PromptCompletion | string {
+  const problem = checkFields(obj, ["prompt", "completion"], ["task"]);
+  if (problem) return problem;
+  const { prompt, completion, task } = obj as Record<string, string>;
+  if (prompt === "" && completion === "") return "prompt and completion are both empty";
+  return task === undefined ? { prompt, completion, source } : { prompt, completion, task, source };
+}
+
+function parseChat(obj: Record<string, unknown>, source: SourceLocation): ChatExample | string {
+  const extra = Object.keys(obj).filter((k) => k !== "messages" && k !== "task");
+  if (extra.length > 0) return `unknown field ${quote(extra[0])} in a chat line`;
+  if ("task" in obj && typeof obj.task !== "string") {
+    return `field "task" must be a string, got ${describe(obj.task)}`;
+  }
+  const list = obj.messages;
+  if (!Array.isArray(list)) return `field "messages" must be an array, got ${describe(list)}`;
+  if (list.length === 0) return `field "messages" is empty`;
+  const messages: ChatMessage[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const m = list[i];
+    if (typeof m !== "object" || m === null || Array.isArray(m)) {
+      return `messages[${i}] must be an object, got ${describe(m)}`;
+    }
+    const problem = checkFields(m as Record<string, unknown>, ["role", "content"], []);
+    if (problem) return `messages[${i}]: ${problem}`;
+    const { role, content } = m as Record<string, string>;
+    if (!ROLES.includes(role)) {
+      return `messages[${i}]: unknown role ${
+        quote(role)
+      } (expected "system", "user" or "assistant")`;
+    }
+    messages.push({ role: role as ChatRole, content });
+  }
+  if (messages[messages.length - 1].role !== "assistant") {
+    return "the last message must be from the assistant (only assistant messages are trained)";
+  }
+  const task = obj.task as string | undefined;
+  return task === undefined ? { messages, source } : { messages, task, source };
+}
+
+/** A message about the first missing, unknown or non-string field, or undefined if all is well. */
+function checkFields(
+  obj: Record<string, unknown>,
+  required: readonly string[],
+  optional: readonly string[],
+): string | undefined {
+  for (const key of required) {
+    if (!(key in obj)) return `missing field ${quote(key)}`;
+  }
+  for (const key of Object.keys(obj)) {
+    if (!required.includes(key) && !optional.includes(key)) {
+      const allowed = [...required, ...optional].map(quote).join(", ");
+      return `unknown field ${quote(key)} (allowed: ${allowed})`;
+    }
+    if (typeof obj[key] !== "string") {
+      return `field ${quote(key)} must be a string, got ${describe(obj[key])}`;
+    }
+  }
+  return undefined;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `${typeof value} ${JSON.stringify(value)}`;
+}
+
+function quote(key: string): string {
+  return JSON.stringify(key);
+}
