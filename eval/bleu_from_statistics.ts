@@ -58,7 +58,10 @@ export interface BleuScore {
   refLen: number;
   /** sysLen / refLen (0 when refLen is 0). */
   ratio: number;
-  /** sacreBLEU's score line, e.g. "BLEU = 48.53 82.4/50.0/45.5/37.5 (BP = 0.943 ratio = 0.944 hyp_len = 17 ref_len = 18)". */
+  /**
+   * sacreBLEU's score line, e.g.
+   * "BLEU = 48.53 82.4/50.0/45.5/37.5 (BP = 0.943 ratio = 0.944 hyp_len = 17 ref_len = 18)".
+   */
   formatted: string;
 }
 

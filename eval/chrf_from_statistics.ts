@@ -11,7 +11,10 @@ export interface ChrfOptions {
   beta?: number;
   /** Lowercase hypotheses and references first. Default false. */
   lowercase?: boolean;
-  /** Keep whitespace inside character n-grams (by default all whitespace is removed first). Default false. */
+  /**
+   * Keep whitespace inside character n-grams (by default all whitespace is removed
+   * first). Default false.
+   */
   whitespace?: boolean;
   /**
    * Average per-order F-scores with a 1e-16 floor, as chrF++.py, NLTK and

@@ -2,7 +2,10 @@ import { porterStem } from "./porter_stem.ts";
 
 /** Options for {@linkcode rougeTokenize}. */
 export interface RougeTokenizeOptions {
-  /** Porter-stem tokens longer than 3 characters, as rouge_score's `use_stemmer=True`. Default false. */
+  /**
+   * Porter-stem tokens longer than 3 characters, as rouge_score's `use_stemmer=True`.
+   * Default false.
+   */
   useStemmer?: boolean;
 }
 

@@ -17,7 +17,8 @@ Deno.test("bleuStatistics() follows maxNgramOrder", () => {
 });
 
 Deno.test("bleuStatistics() strips trailing whitespace before tokenizing", () => {
-  // sacreBLEU tokenizes sent.rstrip(); with tokenize "none" the tokens come from a whitespace split.
+  // sacreBLEU tokenizes sent.rstrip(); with tokenize "none" the tokens come from a whitespace
+  // split.
   assert.deepEqual(bleuStatistics("a b \n", ["a b"], { tokenize: "none", maxNgramOrder: 1 }), [
     2,
     2,

@@ -8,7 +8,8 @@ const score = (precision: number, recall: number, fmeasure: number) => ({
   fmeasure,
 });
 
-// The three rouge1 scores of google-research rouge/scoring_test.py, whose setUp seeds numpy with 123.
+// The three rouge1 scores of google-research rouge/scoring_test.py, whose setUp seeds numpy
+// with 123.
 const THREE: RougeScores[] = [
   { rouge1: score(1, 1 / 3, 1 / 2) },
   { rouge1: score(0, 0, 0) },

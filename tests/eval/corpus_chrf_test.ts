@@ -92,7 +92,8 @@ Deno.test("corpusChrf() computes chrF++ with word n-grams", () => {
   // Hand-worked with charOrder 1, wordOrder 2: "the cat." vs "the dog.". Characters without
   // spaces: t h e c a t . vs t h e d o g . -> 4 of 7 match (t once, h, e, .). Words with the
   // final "." split off: [the, cat, .] vs [the, dog, .] -> 2 of 3; bigrams "the cat", "cat ."
-  // vs "the dog", "dog ." -> 0 of 2. Precision = recall = (4/7 + 2/3 + 0) / 3 = 26/63, so F = 26/63.
+  // vs "the dog", "dog ." -> 0 of 2. Precision = recall = (4/7 + 2/3 + 0) / 3 = 26/63, so
+  // F = 26/63.
   const chrf = corpusChrf(["the cat."], [["the dog."]], { charOrder: 1, wordOrder: 2 });
   assertClose(chrf.score, 100 * 26 / 63, 1e-12, "chrF++");
   assert.equal(chrf.formatted, "chrF2++ = 41.27");

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { porterStem } from "../../eval/mod.ts";
 
 Deno.test("porterStem() matches the NLTK stemming doctest", () => {
-  // nltk/nltk nltk/test/stem.doctest, "Unit tests for the Porter stemmer" (default PorterStemmer()).
+  // nltk/nltk nltk/test/stem.doctest, "Unit tests for the Porter stemmer" (default
+  // PorterStemmer()).
   const plurals = [
     "caresses",
     "flies",

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { rouge, rougeCorpus, rougeMulti } from "../../eval/mod.ts";
+import { bootstrapAggregate, rouge, rougeCorpus, rougeMulti } from "../../eval/mod.ts";
 
 Deno.test("rougeCorpus() averages per-example scores", () => {
   // Example 1: rouge1 P 1, R 2/3, F 0.8; example 2: no overlap, 0.
@@ -19,13 +19,14 @@ Deno.test("rougeCorpus() scores several targets per example like rougeMulti()", 
   assert.equal(result.rougeL.mean.recall, (first.recall + second.recall) / 2);
 });
 
-Deno.test("rougeCorpus() gives the same interval for the same seed", () => {
+Deno.test("rougeCorpus() bootstraps the per-example scores with the given seed", () => {
   const targets = ["a b c", "d e f", "a c e", "b d f"];
   const predictions = ["a b", "d x f", "e c a", "q"];
-  const options = { seed: 7, nSamples: 200 };
+  const options = { seed: 7, nSamples: 200, confidenceInterval: 0.8 };
+  const perExample = targets.map((target, i) => rouge(target, predictions[i]));
   assert.deepEqual(
     rougeCorpus(targets, predictions, options),
-    rougeCorpus(targets, predictions, options),
+    bootstrapAggregate(perExample, options),
   );
 });
 
