@@ -6,3 +6,5 @@
 export * from "./runtime/mod.ts";
 export * from "./kernels/mod.ts";
 export * from "./models/mod.ts";
+export * from "./train/mod.ts";
+export * from "./data/mod.ts";

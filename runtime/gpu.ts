@@ -386,6 +386,11 @@ export class Gpu {
     return this.#pool.stats();
   }
 
+  /** Restarts the peak-memory accounting from the current values (e.g. before a measured run). */
+  resetPeakMemory(): void {
+    this.#pool.resetPeaks();
+  }
+
   /** Largest buffer range one storage binding may cover on this device. */
   get maxBindingBytes(): number {
     return this.device.limits.maxStorageBufferBindingSize;

@@ -10,35 +10,7 @@ import {
 import { gpt2ParameterShapes } from "../../models/checkpoint.ts";
 import { assertClose, centralDiff, gpu } from "../helpers.ts";
 import { gpt2Ref, type Weights } from "../ref/gpt2.ts";
-
-/** A small GPT-2 whose dimensions are not multiples of any tile size: V 67, C 24, 3 heads of 8. */
-export const SMALL: GPTConfig = gptConfig("tiny", {
-  vocab_size: 67,
-  n_positions: 16,
-  n_embd: 24,
-  n_layer: 2,
-  n_head: 3,
-});
-
-/**
- * Random weights with larger spread than GPT-2's init (std 0.02 would make every block nearly
- * linear and the test weak): matrices N(0, 0.3²)… rounded to f32 so GPU and reference agree on inputs.
- */
-export function randomWeights(cfg: GPTConfig, seed: number): Weights {
-  const rng = new Rng(seed);
-  const w: Weights = new Map();
-  for (const [name, shape] of gpt2ParameterShapes(cfg)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const v = new Float64Array(n);
-    const isLnWeight = /ln_(\d|f)\.weight$/.test(name);
-    for (let i = 0; i < n; i++) {
-      const r = rng.normal();
-      v[i] = Math.fround(isLnWeight ? 1 + 0.1 * r : name.endsWith(".bias") ? 0.1 * r : 0.3 * r);
-    }
-    w.set(name, v);
-  }
-  return w;
-}
+import { randomWeights, SMALL } from "./_fixtures.ts";
 
 function toF32(w: Weights, cfg: GPTConfig) {
   const shapes = gpt2ParameterShapes(cfg);

@@ -1,0 +1,15 @@
+/**
+ * Training: AdamW with clipping, schedules, and the trainer loop with checkpoints and resume.
+ *
+ * @module
+ */
+export { ADAMW_DEFAULTS, type AdamWConfig, Optimizer } from "./optimizer.ts";
+export { learningRate, type ScheduleConfig } from "./schedule.ts";
+export {
+  type BatchSource,
+  type Progress,
+  type TrainBatch,
+  Trainer,
+  type TrainOptions,
+  type TrainResult,
+} from "./trainer.ts";

@@ -1,0 +1,493 @@
+/**
+ * The training loop: AdamW with decoupled weight decay, warmup + cosine schedule, global-norm
+ * clipping, gradient accumulation, evaluation loss every N steps, atomic checkpoints every N steps
+ * and at the end, exact resume, and a clean stop (keeping the last good checkpoint) when the loss
+ * becomes NaN or infinite.
+ *
+ * One optimizer step is recorded into one batch and submitted once; the GPU is waited on only when
+ * losses are logged (every `logEvery` steps), at evaluations and at checkpoints.
+ *
+ * @module
+ */
+
+import { IGNORE_INDEX } from "../kernels/crossentropy.ts";
+import { HF_CONFIG_FILE, saveHFCheckpoint } from "../models/checkpoint.ts";
+import { configToHF } from "../models/config.ts";
+import type { Activations, GPT, Param } from "../models/gpt.ts";
+import { readSafetensors, writeFileAtomic, writeSafetensors } from "../models/safetensors.ts";
+import { mix32 } from "../runtime/rng.ts";
+import type { Tensor } from "../runtime/tensor.ts";
+import { type AdamWConfig, Optimizer } from "./optimizer.ts";
+import { learningRate } from "./schedule.ts";
+
+/** A (B,T) batch of ids and labels (labels aligned with ids; -100 ignored). */
+export interface TrainBatch {
+  /** (B·T) ids. */
+  ids: ArrayLike<number>;
+  /** (B·T) labels. */
+  labels: ArrayLike<number>;
+  /** B. */
+  batchSize: number;
+  /** T. */
+  seqLen: number;
+}
+
+/** Where batches come from: a pure function of (epoch, index), so resume is exact (e.g. `Batcher`). */
+export interface BatchSource {
+  /** Batches per epoch. */
+  readonly batchesPerEpoch: number;
+  /** Batch `index` of epoch `epoch`. */
+  batch(epoch: number, index: number): TrainBatch;
+}
+
+/** Training hyperparameters and bookkeeping. */
+export interface TrainOptions {
+  /** Optimizer steps. */
+  steps: number;
+  /** Peak learning rate. */
+  lr: number;
+  /** Linear warmup steps (default 0). */
+  warmupSteps?: number;
+  /** Cosine floor as a fraction of lr (default 0.1). */
+  minLrRatio?: number;
+  /** Micro-batches per optimizer step (default 1); the loss is averaged over all their targets. */
+  gradAccum?: number;
+  /** AdamW settings (defaults: β 0.9/0.999, ε 1e-8, weight decay 0.01, clip 1.0). */
+  optimizer?: Partial<AdamWConfig>;
+  /** Read and report losses every N steps (default 10). Each report is one GPU wait. */
+  logEvery?: number;
+  /** Evaluate the dev loss every N steps (0: only at the end when dev data is given). */
+  evalEvery?: number;
+  /** Dev batches per evaluation (default: all of one epoch). */
+  evalBatches?: number;
+  /** Write a checkpoint every N steps (0: only at the end). Needs `outDir`. */
+  checkpointEvery?: number;
+  /** Folder for `checkpoint/` (written atomically); none: no checkpoints. */
+  outDir?: string;
+  /** Seed of the dropout masks. */
+  seed?: number;
+}
+
+/** One progress report. */
+export interface Progress {
+  /** Optimizer steps done. */
+  step: number;
+  /** Total steps. */
+  steps: number;
+  /** Mean training loss of the last logged step. */
+  loss: number;
+  /** Learning rate of the last step. */
+  lr: number;
+  /** Global gradient norm before clipping, of the last step. */
+  gradNorm: number;
+  /** Tokens (B·T per micro-batch) per second since the run (or resume) started. */
+  tokensPerSecond: number;
+  /** Seconds since start. */
+  elapsed: number;
+  /** Estimated seconds left. */
+  eta: number;
+}
+
+/** What a run produced. */
+export interface TrainResult {
+  /** Mean training loss of every step (index 0 is step 1; steps before a resume are NaN). */
+  losses: number[];
+  /** Dev losses by step. */
+  evalLosses: { step: number; loss: number }[];
+  /** Tokens processed (B·T per micro-batch) in this run. */
+  tokens: number;
+  /** Wall seconds of this run. */
+  seconds: number;
+  /** tokens / seconds. */
+  tokensPerSecond: number;
+  /** Peak GPU bytes held by the buffer pool during the run. */
+  peakBytes: number;
+  /** Where the final checkpoint is, if any. */
+  checkpoint?: string;
+}
+
+/** The state saved beside the weights, enough to continue exactly. */
+interface TrainerState {
+  step: number;
+  losses: number[];
+  evalLosses: { step: number; loss: number }[];
+  options: TrainOptions;
+}
+
+const STATE_FILE = "trainer_state.json";
+const TRAINABLE_FILE = "trainable.safetensors";
+const OPTIMIZER_FILE = "optimizer.safetensors";
+
+/**
+ * Trains `params` (default: every trainable parameter of the model) on batches from `train`.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, Trainer } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const ids = Array.from({ length: 16 }, (_, i) => i % 4);
+ * const source = { batchesPerEpoch: 1, batch: () => ({ ids, labels: ids, batchSize: 1, seqLen: 16 }) };
+ * const trainer = await Trainer.create(model, source, { steps: 20, lr: 3e-3, logEvery: 20 });
+ * const result = await trainer.run();
+ * if (!(result.losses[19] < result.losses[0])) throw new Error("loss did not fall");
+ * trainer.release();
+ * model.release();
+ * ```
+ */
+export class Trainer {
+  /** The model. */
+  readonly model: GPT;
+  /** The optimizer. */
+  readonly optimizer: Optimizer;
+  /** Options with defaults filled in. */
+  readonly options:
+    & Required<Omit<TrainOptions, "outDir" | "optimizer">>
+    & Pick<TrainOptions, "outDir" | "optimizer">;
+  readonly #train: BatchSource;
+  readonly #dev: BatchSource | undefined;
+  readonly #acts: Activations;
+  readonly #lossLog: Tensor;
+  #step = 0;
+  #losses: number[] = [];
+  #evalLosses: { step: number; loss: number }[] = [];
+  #lastCheckpoint: string | undefined;
+
+  private constructor(
+    model: GPT,
+    optimizer: Optimizer,
+    train: BatchSource,
+    dev: BatchSource | undefined,
+    options: TrainOptions,
+  ) {
+    this.model = model;
+    this.optimizer = optimizer;
+    this.#train = train;
+    this.#dev = dev;
+    this.options = {
+      warmupSteps: 0,
+      minLrRatio: 0.1,
+      gradAccum: 1,
+      logEvery: 10,
+      evalEvery: 0,
+      evalBatches: dev?.batchesPerEpoch ?? 0,
+      checkpointEvery: 0,
+      seed: 0,
+      ...options,
+    };
+    const first = train.batch(0, 0);
+    this.#acts = model.activations(first.batchSize, first.seqLen);
+    const M = first.batchSize * first.seqLen;
+    this.#lossLog = model.gpu.tensor(
+      [this.options.logEvery * this.options.gradAccum * M + 2],
+      undefined,
+      "loss_log",
+    );
+  }
+
+  /**
+   * A trainer for `model` on `train` (and `dev` for evaluation). `params` defaults to the model's
+   * trainable parameters; PEFT methods pass their own list.
+   */
+  static async create(
+    model: GPT,
+    train: BatchSource,
+    options: TrainOptions,
+    extra: { dev?: BatchSource; params?: Param[] } = {},
+  ): Promise<Trainer> {
+    validate(options);
+    const optimizer = await Optimizer.create(
+      model.gpu,
+      extra.params ?? model.parameters(),
+      options.optimizer,
+    );
+    return new Trainer(model, optimizer, train, extra.dev, options);
+  }
+
+  /** Optimizer steps done. */
+  get step(): number {
+    return this.#step;
+  }
+
+  #position(micro: number): [number, number] {
+    const per = this.#train.batchesPerEpoch;
+    return [Math.floor(micro / per), micro % per];
+  }
+
+  /** Dropout seed of micro-batch `micro` (a pure function of the seed and the position). */
+  #seed(micro: number): number {
+    return mix32((mix32(this.options.seed >>> 0) ^ micro) >>> 0);
+  }
+
+  /**
+   * Runs to `options.steps`, calling `onProgress` at every log point. Throws (after keeping the
+   * last good checkpoint) when the loss becomes NaN or infinite.
+   */
+  async run(onProgress?: (p: Progress) => void): Promise<TrainResult> {
+    const o = this.options, gpu = this.model.gpu, acts = this.#acts, M = acts.B * acts.T;
+    const sched = {
+      lr: o.lr,
+      warmupSteps: o.warmupSteps,
+      totalSteps: o.steps,
+      minLrRatio: o.minLrRatio,
+    };
+    const start = performance.now(), startStep = this.#step;
+    gpu.resetPeakMemory();
+    let tokens = 0;
+    let pending: { step: number; counts: number[]; lr: number }[] = [];
+    const flush = async (): Promise<Progress | undefined> => {
+      if (pending.length === 0) return undefined;
+      const [log] = await gpu.read([this.#lossLog]);
+      let slot = 0;
+      for (const p of pending) {
+        let sum = 0;
+        for (let j = 0; j < p.counts.length; j++, slot++) {
+          for (let i = 0; i < M; i++) sum += log[slot * M + i];
+        }
+        const total = p.counts.reduce((a, b) => a + b, 0);
+        const loss = total > 0 ? sum / total : NaN;
+        this.#losses[p.step - 1] = loss;
+        if (!Number.isFinite(loss) && total > 0) {
+          const kept = this.#lastCheckpoint
+            ? `the last good checkpoint is ${this.#lastCheckpoint}`
+            : "no checkpoint was written";
+          throw new Error(
+            `Cannot continue training: the loss became ${loss} at step ${p.step}; ${kept}`,
+          );
+        }
+      }
+      const last = pending[pending.length - 1];
+      pending = [];
+      const elapsed = (performance.now() - start) / 1000;
+      const done = this.#step - startStep;
+      return {
+        step: this.#step,
+        steps: o.steps,
+        loss: this.#losses[last.step - 1],
+        lr: last.lr,
+        gradNorm: log[log.length - 2],
+        tokensPerSecond: tokens / elapsed,
+        elapsed,
+        eta: done > 0 ? (elapsed / done) * (o.steps - this.#step) : NaN,
+      };
+    };
+
+    while (this.#step < o.steps) {
+      const step = this.#step + 1;
+      const lr = learningRate(sched, step);
+      const batch = gpu.batch();
+      this.model.zeroGrad(batch);
+      const micro0 = (step - 1) * o.gradAccum;
+      const batches = Array.from(
+        { length: o.gradAccum },
+        (_, j) => this.#train.batch(...this.#position(micro0 + j)),
+      );
+      const counts = batches.map((b) => countTargets(b));
+      const total = counts.reduce((a, b) => a + b, 0);
+      const slotBase = pending.reduce((a, p) => a + p.counts.length, 0);
+      batches.forEach((b, j) => {
+        checkShape(b, acts.B, acts.T);
+        this.model.forward(batch, acts, b, {
+          training: true,
+          seed: this.#seed(micro0 + j),
+          lossScale: total > 0 ? 1 / total : 0,
+        });
+        batch.copy(acts.losses, {
+          buffer: this.#lossLog.buffer,
+          offset: (slotBase + j) * M * 4,
+          size: M * 4,
+        }, M * 4);
+        tokens += M;
+      });
+      this.optimizer.step(batch, lr);
+      batch.copy(this.optimizer.normOut, {
+        buffer: this.#lossLog.buffer,
+        offset: (this.#lossLog.size - 2) * 4,
+        size: 8,
+      }, 8);
+      await batch.submit();
+      this.#step = step;
+      pending.push({ step, counts, lr });
+      const atEnd = step === o.steps;
+      const checkpointNow = o.outDir &&
+        (atEnd || (o.checkpointEvery > 0 && step % o.checkpointEvery === 0));
+      const evalNow = this.#dev && (atEnd || (o.evalEvery > 0 && step % o.evalEvery === 0));
+      if (pending.length === o.logEvery || atEnd || checkpointNow || evalNow) {
+        const progress = await flush();
+        if (evalNow) this.#evalLosses.push({ step, loss: await this.evaluate() });
+        if (checkpointNow) await this.saveCheckpoint();
+        if (progress && onProgress) onProgress(progress);
+      }
+    }
+    const seconds = (performance.now() - start) / 1000;
+    return {
+      losses: this.#losses.slice(),
+      evalLosses: this.#evalLosses.slice(),
+      tokens,
+      seconds,
+      tokensPerSecond: tokens / seconds,
+      peakBytes: gpu.memory.peakReserved,
+      checkpoint: this.#lastCheckpoint,
+    };
+  }
+
+  /** Mean loss over the dev batches (targets weighted equally; one GPU wait per batch). */
+  async evaluate(): Promise<number> {
+    const dev = this.#dev;
+    if (!dev) throw new Error("Cannot evaluate: no dev data was given");
+    let sum = 0, count = 0;
+    const n = Math.min(this.options.evalBatches || dev.batchesPerEpoch, dev.batchesPerEpoch);
+    for (let i = 0; i < n; i++) {
+      const b = dev.batch(0, i);
+      checkShape(b, this.#acts.B, this.#acts.T);
+      const batch = this.model.gpu.batch();
+      this.model.forward(batch, this.#acts, b, { lossScale: 1 });
+      await batch.submit();
+      const [losses] = await this.model.gpu.read([this.#acts.losses]);
+      for (let r = 0; r < losses.length; r++) {
+        if (this.#acts.hostTargets[r] !== IGNORE_INDEX) {
+          sum += losses[r];
+          count++;
+        }
+      }
+    }
+    return count > 0 ? sum / count : NaN;
+  }
+
+  /**
+   * Writes `outDir/checkpoint/` atomically (a temporary folder renamed into place): the trainable
+   * parameters, the optimizer moments, the trainer state and, when every model parameter is
+   * trainable, a Hugging Face checkpoint (config.json + model.safetensors) loadable on its own.
+   */
+  async saveCheckpoint(): Promise<string> {
+    const outDir = this.options.outDir;
+    if (!outDir) throw new Error("Cannot save a checkpoint: no outDir was given");
+    await Deno.mkdir(outDir, { recursive: true });
+    const final = `${outDir}/checkpoint`;
+    const tmp = await Deno.makeTempDir({ dir: outDir, prefix: ".checkpoint." });
+    try {
+      const params = this.optimizer.params;
+      const values = await this.model.gpu.read(params.map((p) => p.value));
+      const trainable = new Map(
+        params.map((p, i) => [p.name, { shape: p.shape, data: values[i] }]),
+      );
+      for (const [name, t] of trainable) {
+        for (const v of t.data) {
+          if (!Number.isFinite(v)) {
+            throw new Error(`Cannot save a checkpoint: parameter "${name}" holds ${v}`);
+          }
+        }
+      }
+      await writeSafetensors(`${tmp}/${TRAINABLE_FILE}`, trainable);
+      await writeSafetensors(`${tmp}/${OPTIMIZER_FILE}`, await this.optimizer.exportState());
+      const state: TrainerState = {
+        step: this.#step,
+        losses: this.#losses.map((l) => (Number.isFinite(l) ? l : null)) as number[],
+        evalLosses: this.#evalLosses,
+        options: this.options,
+      };
+      await writeFileAtomic(`${tmp}/${STATE_FILE}`, JSON.stringify(state, null, 2) + "\n");
+      if (params.length === this.model.params.size) {
+        await saveHFCheckpoint(tmp, this.model.config, trainable);
+      } else {
+        await writeFileAtomic(
+          `${tmp}/${HF_CONFIG_FILE}`,
+          JSON.stringify(configToHF(this.model.config), null, 2) + "\n",
+        );
+      }
+      // Swap into place: the old checkpoint is removed only after the new one is complete.
+      const old = `${outDir}/.checkpoint.old`;
+      await Deno.remove(old, { recursive: true }).catch(() => {});
+      await Deno.rename(final, old).catch((e) => {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      });
+      await Deno.rename(tmp, final);
+      await Deno.remove(old, { recursive: true }).catch(() => {});
+    } catch (e) {
+      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+      throw e;
+    }
+    this.#lastCheckpoint = final;
+    return final;
+  }
+
+  /**
+   * Restores trainable parameters, optimizer moments and the step from a checkpoint folder written
+   * by {@linkcode saveCheckpoint}, so that `run()` continues exactly as an uninterrupted run would.
+   */
+  async resume(dir: string): Promise<void> {
+    let state: TrainerState;
+    try {
+      state = JSON.parse(await Deno.readTextFile(`${dir}/${STATE_FILE}`));
+    } catch (e) {
+      throw new Error(`Cannot resume from ${dir}/${STATE_FILE}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    if (!Number.isInteger(state.step) || state.step < 0 || state.step > this.options.steps) {
+      throw new Error(`Cannot resume from ${dir}/${STATE_FILE}: field "step" is ${state.step}`);
+    }
+    const weights = await readSafetensors(`${dir}/${TRAINABLE_FILE}`);
+    for (const p of this.optimizer.params) {
+      const t = weights.tensor(p.name);
+      if (t.shape.join() !== p.shape.join()) {
+        throw new Error(
+          `Cannot resume from ${dir}/${TRAINABLE_FILE}: tensor "${p.name}" has shape [${t.shape}], expected [${p.shape}]`,
+        );
+      }
+      p.value.write(t.data);
+    }
+    const opt = await readSafetensors(`${dir}/${OPTIMIZER_FILE}`);
+    this.optimizer.importState(new Map(opt.names().map((n) => [n, opt.tensor(n)])), state.step);
+    this.#step = state.step;
+    this.#losses = state.losses.map((l) => l ?? NaN);
+    this.#evalLosses = state.evalLosses ?? [];
+    this.#lastCheckpoint = dir;
+  }
+
+  /** Releases the activations, loss log and optimizer state (not the model). */
+  release(): void {
+    this.#acts.release();
+    this.#lossLog.release();
+    this.optimizer.release();
+  }
+}
+
+function countTargets(b: TrainBatch): number {
+  let n = 0;
+  const T = b.seqLen;
+  for (let i = 0; i < b.labels.length; i++) if (i % T !== 0 && b.labels[i] !== IGNORE_INDEX) n++;
+  return n;
+}
+
+function checkShape(b: TrainBatch, B: number, T: number): void {
+  if (b.batchSize !== B || b.seqLen !== T || b.ids.length !== B * T || b.labels.length !== B * T) {
+    throw new RangeError(
+      `Cannot train on a batch of (B=${b.batchSize}, T=${b.seqLen}) with ${b.ids.length} ids: every batch must be (B=${B}, T=${T})`,
+    );
+  }
+}
+
+function validate(o: TrainOptions): void {
+  const positiveInt = ["steps"] as const;
+  for (const k of positiveInt) {
+    if (!Number.isInteger(o[k]) || o[k] < 1) {
+      throw new RangeError(`Cannot train: option "${k}" must be a positive integer, got ${o[k]}`);
+    }
+  }
+  for (const k of ["warmupSteps", "evalEvery", "checkpointEvery", "evalBatches"] as const) {
+    const v = o[k];
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) {
+      throw new RangeError(`Cannot train: option "${k}" must be a non-negative integer, got ${v}`);
+    }
+  }
+  for (const k of ["gradAccum", "logEvery"] as const) {
+    const v = o[k];
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) {
+      throw new RangeError(`Cannot train: option "${k}" must be a positive integer, got ${v}`);
+    }
+  }
+  if (!(o.lr > 0 && Number.isFinite(o.lr))) {
+    throw new RangeError(`Cannot train: option "lr" must be a positive number, got ${o.lr}`);
+  }
+}
