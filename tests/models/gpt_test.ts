@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import {
   GPT,
   type GPTConfig,
-  gptConfig,
   loadHFCheckpoint,
   Rng,
   saveHFCheckpoint,
