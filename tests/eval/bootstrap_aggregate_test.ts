@@ -86,6 +86,27 @@ Deno.test("bootstrapAggregate() draws exactly what numpy draws after np.random.s
   assert.deepEqual(result.rougeL.high, score(0.76, 0.64, 0.56));
 });
 
+Deno.test("bootstrapAggregate() interpolates percentiles exactly as numpy", () => {
+  // Same data and method as above with seed 48, chosen because there numpy's lerp, which
+  // computes b - (b - a) * (1 - t) when t >= 0.5 rather than a + (b - a) * t, changes the last
+  // bit of a result (rougeL high precision). Computed with numpy 2.4.6; compared exactly.
+  const rows = [
+    [score(0.1, 0.2, 0.3), score(1, 0, 0.5)],
+    [score(0.5, 0.25, 1 / 3), score(0.2, 0.4, 0.6)],
+    [score(0.9, 0.7, 0.125), score(0.3, 0.3, 0.3)],
+    [score(0, 1, 0.6), score(0.75, 0.5, 0.25)],
+    [score(0.45, 0.55, 0.65), score(0.05, 0.95, 0.5)],
+  ];
+  const scores = rows.map(([rouge1, rougeL]) => ({ rouge1, rougeL }));
+  const result = bootstrapAggregate(scores, { nSamples: 50, seed: 48 });
+  assert.deepEqual(result.rouge1.low, score(0.13225, 0.33125000000000004, 0.252625));
+  assert.deepEqual(result.rouge1.mid, score(0.33, 0.5800000000000001, 0.4366666666666667));
+  assert.deepEqual(result.rouge1.high, score(0.65775, 0.7755, 0.5569999999999999));
+  assert.deepEqual(result.rougeL.low, score(0.18450000000000003, 0.20450000000000004, 0.32));
+  assert.deepEqual(result.rougeL.mid, score(0.43000000000000005, 0.45999999999999996, 0.43));
+  assert.deepEqual(result.rougeL.high, score(0.8374999999999998, 0.64775, 0.5355));
+});
+
 Deno.test("bootstrapAggregate() reports the plain mean", () => {
   const result = bootstrapAggregate([{ rouge2: score(0.5, 0.25, 1 / 3) }, {
     rouge2: score(1, 0.75, 0.8),

@@ -15,6 +15,12 @@ Deno.test("chrfFromStatistics() averages over the orders both sides have", () =>
   );
 });
 
+Deno.test("chrfFromStatistics() skips orders without reference n-grams", () => {
+  // Order 1: 2 hypothesis n-grams but no reference ones (n_ref = 0): not in the effective
+  // order. Order 2: P = R = 1. So chrF = 100 rather than an average with an empty order.
+  assert.equal(chrfFromStatistics([2, 0, 0, 2, 2, 2], { charOrder: 2 }).score, 100);
+});
+
 Deno.test("chrfFromStatistics() names chrF variants as sacreBLEU", () => {
   // CHRFScore: name = f'chrF{beta}' + '+' * word_order.
   const stats = new Array(3 * 8).fill(1);

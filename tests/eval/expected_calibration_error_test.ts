@@ -20,12 +20,12 @@ Deno.test("expectedCalibrationError() weights each bin's gap by its size", () =>
 });
 
 Deno.test("expectedCalibrationError() puts a boundary confidence in the lower bin", () => {
-  // Bins (b/10, (b+1)/10]: 0.3 belongs to (0.2, 0.3] although 0.3 * 10 is 3.0000000000000004.
-  // With 0.3 (right) and 0.25 (wrong) in one bin: |1/2 - 0.275| = 0.225. Had 0.3 gone to the
-  // next bin: (|0 - 0.25| + |1 - 0.3|) / 2 = 0.475.
+  // Bins (b/25, (b+1)/25]: 0.28 = 7/25 belongs to (0.24, 0.28] although 0.28 * 25 is
+  // 7.000000000000001 in doubles. With 0.28 (right) and 0.25 (wrong) in one bin:
+  // |1/2 - 0.265| = 0.235. Had 0.28 gone to the next bin: (|1 - 0.28| + |0 - 0.25|) / 2 = 0.485.
   assertClose(
-    expectedCalibrationError([0.3, 0.25], [true, false], { bins: 10 }),
-    0.225,
+    expectedCalibrationError([0.28, 0.25], [true, false], { bins: 25 }),
+    0.235,
     1e-12,
     "ECE",
   );

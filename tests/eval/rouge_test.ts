@@ -214,6 +214,14 @@ Deno.test("rouge() counts a target token once in rougeLsum even if two sentences
   assertScore(scores.rougeLsum, [0.5, 0.5, 0.5], "rougeLsum");
 });
 
+Deno.test("rouge() reads back the same LCS as rouge_score when several exist", () => {
+  // Target "a b", prediction sentences "b a" and "b". The LCS of [a, b] and [b, a] is a or b;
+  // rouge_score's _backtrack_norec moves up on a tie and finds "a" (index 0), and "b" gives
+  // index 1: union {0, 1}, 2 hits, P = 2/3, R = 1. Preferring to move left would find "b"
+  // twice: 1 hit.
+  assertScore(rouge("a b", "b a\nb").rougeLsum, [2 / 3, 1, 0.8], "rougeLsum");
+});
+
 Deno.test("rouge() handles no matches at all", () => {
   for (const score of Object.values(rouge("a b c", "d e f"))) {
     assert.deepEqual(score, { precision: 0, recall: 0, fmeasure: 0 });
