@@ -196,7 +196,7 @@ export class LayerNorm {
   }
 }
 
-/** The uniform block of layernorm.wgsl; every entry point gets all six fields (its struct size). */
+/** The uniform block of layernorm.wgsl; every entry point gets all seven fields (its struct size). */
 function params(
   N: number,
   C: number,
@@ -205,7 +205,8 @@ function params(
   rowsPerChunk = 0,
   base = 0,
 ): ArrayBuffer {
-  return new Params().u32(N).u32(C).f32(eps).u32(chunks).u32(rowsPerChunk).u32(base).bytes;
+  const fields = new Params().u32(N).u32(C).f32(eps);
+  return fields.u32(chunks).u32(rowsPerChunk).u32(base).f32(1 / C).bytes;
 }
 
 function checkShape(kernel: string, N: number, C: number): void {

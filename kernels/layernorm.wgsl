@@ -13,7 +13,9 @@
 // dbias are column sums over N rows, done in two stages with no atomics, so no invocation loops
 // more than max(rows_per_chunk, chunks) times (Mesa's CPU drivers stop at 65,535, see DESIGN.md).
 
-struct Params { N: u32, C: u32, eps: f32, chunks: u32, rows_per_chunk: u32, base: u32 }
+// inv_c = 1/C, correctly rounded in TS: WGSL lets f32 division be off by 2.5 ulp, while a product
+// with inv_c is correctly rounded on every driver (and exact for C = 1).
+struct Params { N: u32, C: u32, eps: f32, chunks: u32, rows_per_chunk: u32, base: u32, inv_c: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
@@ -59,13 +61,13 @@ fn forward(
   // Two passes (mean, then squared deviations) avoid the cancellation of E[x²] − E[x]².
   var s = 0.0;
   for (var c = lid; c < p.C; c += WG) { s += x[base + c]; }
-  let mu = workgroup_sum(lid, vec2f(s, 0.0)).x / f32(p.C);
+  let mu = workgroup_sum(lid, vec2f(s, 0.0)).x * p.inv_c;
   var v = 0.0;
   for (var c = lid; c < p.C; c += WG) {
     let d = x[base + c] - mu;
     v += d * d;
   }
-  let rs = inverseSqrt(workgroup_sum(lid, vec2f(v, 0.0)).x / f32(p.C) + p.eps);
+  let rs = inverseSqrt(workgroup_sum(lid, vec2f(v, 0.0)).x * p.inv_c + p.eps);
   for (var c = lid; c < p.C; c += WG) {
     out[base + c] = (x[base + c] - mu) * rs * weight[c] + bias[c];
   }
@@ -92,7 +94,7 @@ fn backward(
     let dnorm = weight[c] * dout[base + c];
     acc += vec2f(dnorm, dnorm * norm);
   }
-  let m = workgroup_sum(lid, acc) / f32(p.C); // (mean(dnorm), mean(dnorm·norm))
+  let m = workgroup_sum(lid, acc) * p.inv_c; // (mean(dnorm), mean(dnorm·norm))
   for (var c = lid; c < p.C; c += WG) {
     let norm = (x[base + c] - mu) * rs;
     let dnorm = weight[c] * dout[base + c];
