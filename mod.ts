@@ -8,3 +8,5 @@ export * from "./kernels/mod.ts";
 export * from "./models/mod.ts";
 export * from "./train/mod.ts";
 export * from "./data/mod.ts";
+export * from "./eval/mod.ts";
+export * from "./peft/mod.ts";

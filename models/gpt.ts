@@ -120,6 +120,54 @@ export interface Ctx {
   readonly training: boolean;
   /** Seed of this pass's dropout masks (the same in forward and backward). */
   readonly seed: number;
+  /** The activations of this pass (modules keep extra tensors there with `acts.scratch`). */
+  readonly acts: Activations;
+}
+
+/**
+ * What a block uses as a linear layer. {@linkcode Linear} is the base; PEFT methods (LoRA, IA³)
+ * wrap one and take its place (`block.attn.cAttn = new LoRALinear(base, …)`).
+ */
+export interface LinearLike {
+  /** Input features. */
+  readonly nIn: number;
+  /** Output features. */
+  readonly nOut: number;
+  /** x (M,in) → y (M,out) `=`. */
+  forward(ctx: Ctx, x: Tensor, y: Tensor, M: number): void;
+  /** dy (M,out) → dx (M,in) `=` (skipped when null); parameter gradients `+=`. */
+  backward(ctx: Ctx, x: Tensor, dy: Tensor, dx: Tensor | null, M: number): void;
+}
+
+/**
+ * A module applied to a block's branch output h (BT,C) before the residual add (bottleneck
+ * adapters): `forward` replaces h in place by f(h); `backward` receives dL/d f(h) and returns
+ * dL/dh (a tensor it owns, e.g. from `ctx.acts.scratch`).
+ */
+export interface BranchAdapter {
+  /** h (BT,C) ← f(h), in place; keeps what backward needs. */
+  forward(ctx: Ctx, h: Tensor, M: number): void;
+  /** dy (BT,C) = dL/d f(h) → dL/dh (BT,C). */
+  backward(ctx: Ctx, dy: Tensor, M: number): Tensor;
+}
+
+/**
+ * Virtual tokens prepended to every sequence (prompt tuning, prefix tuning): the model runs on
+ * n + T positions, the first n filled by the method. Real tokens take positions n..n+T−1 (as in
+ * Hugging Face, where prompt embeddings are concatenated to the input embeddings and position ids
+ * run over the whole sequence), and the virtual positions carry label −100.
+ */
+export interface VirtualTokens {
+  /** Number of virtual tokens n. */
+  readonly n: number;
+  /** After the embedding: overwrite rows 0..n−1 of each sequence of `encoded` (B, n+T, C). */
+  embedForward?(ctx: Ctx, encoded: Tensor, B: number, T: number): void;
+  /** Before the embedding backward: read (and zero) the gradient of rows 0..n−1 of `dEncoded`. */
+  embedBackward?(ctx: Ctx, dEncoded: Tensor, B: number, T: number): void;
+  /** After c_attn of block `layer`: overwrite the key/value parts of rows 0..n−1 of `qkv` (B, n+T, 3C). */
+  kvForward?(ctx: Ctx, layer: number, qkv: Tensor, B: number, T: number): void;
+  /** After the attention backward of block `layer`: read the prefix gradient and zero rows 0..n−1 of `dqkv`. */
+  kvBackward?(ctx: Ctx, layer: number, dqkv: Tensor, B: number, T: number): void;
 }
 
 /**
@@ -142,7 +190,7 @@ class Arena {
 }
 
 /** A Conv1D linear layer: `y = x·W + b`, W stored (in, out). */
-export class Linear {
+export class Linear implements LinearLike {
   /** Weight (in, out). */
   readonly weight: Param;
   /** Bias (out). */
@@ -285,24 +333,30 @@ interface GradScratch {
 
 /** Causal self-attention: c_attn → attention core → c_proj. */
 export class CausalSelfAttention {
-  /** Fused q,k,v projection (C, 3C). */
-  readonly cAttn: Linear;
-  /** Output projection (C, C). */
-  readonly cProj: Linear;
+  /** Fused q,k,v projection (C, 3C); PEFT may wrap it. */
+  cAttn: LinearLike;
+  /** Output projection (C, C); PEFT may wrap it. */
+  cProj: LinearLike;
   /** Heads. */
   readonly nHead: number;
+  /** Index of the block. */
+  readonly layer: number;
+  /** Virtual tokens whose keys/values this layer takes (prefix tuning), or null. */
+  virtual: VirtualTokens | null = null;
 
-  /** The attention of a block. */
-  constructor(cAttn: Linear, cProj: Linear, nHead: number) {
+  /** The attention of block `layer`. */
+  constructor(cAttn: LinearLike, cProj: LinearLike, nHead: number, layer = 0) {
     this.cAttn = cAttn;
     this.cProj = cProj;
     this.nHead = nHead;
+    this.layer = layer;
   }
 
   /** x (B,T,C) → a.attProj (B,T,C) `=`, saving qkv, att, atty. */
   forward(ctx: Ctx, x: Tensor, a: BlockActs, B: number, T: number): void {
     const C = this.cProj.nOut;
     this.cAttn.forward(ctx, x, a.qkv, B * T);
+    this.virtual?.kvForward?.(ctx, this.layer, a.qkv, B, T);
     ctx.k.attention.forward(ctx.batch, a.qkv, a.atty, a.att, B, T, C, this.nHead);
     this.cProj.forward(ctx, a.atty, a.attProj, B * T);
   }
@@ -321,19 +375,20 @@ export class CausalSelfAttention {
     const C = this.cProj.nOut;
     this.cProj.backward(ctx, a.atty, dy, g.datty, B * T);
     ctx.k.attention.backward(ctx.batch, g.datty, a.qkv, a.att, g.datt, g.dqkv, B, T, C, this.nHead);
+    this.virtual?.kvBackward?.(ctx, this.layer, g.dqkv, B, T);
     this.cAttn.backward(ctx, x, g.dqkv, dx, B * T);
   }
 }
 
 /** The feed-forward block: c_fc → GELU → c_proj. */
 export class MLP {
-  /** Up-projection (C, 4C). */
-  readonly cFc: Linear;
-  /** Down-projection (4C, C). */
-  readonly cProj: Linear;
+  /** Up-projection (C, 4C); PEFT may wrap it. */
+  cFc: LinearLike;
+  /** Down-projection (4C, C); PEFT may wrap it. */
+  cProj: LinearLike;
 
   /** The MLP of a block. */
-  constructor(cFc: Linear, cProj: Linear) {
+  constructor(cFc: LinearLike, cProj: LinearLike) {
     this.cFc = cFc;
     this.cProj = cProj;
   }
@@ -376,6 +431,10 @@ export class Block {
   readonly mlp: MLP;
   /** Dropout probability on each branch output. */
   readonly residPdrop: number;
+  /** Bottleneck adapter on the attention output (Houlsby), or null. */
+  attnAdapter: BranchAdapter | null = null;
+  /** Bottleneck adapter on the feed-forward output (Houlsby, Pfeiffer), or null. */
+  mlpAdapter: BranchAdapter | null = null;
 
   /** A block from its modules. */
   constructor(
@@ -404,6 +463,7 @@ export class Block {
     const drop = ctx.training && this.residPdrop > 0;
     this.ln1.forward(ctx, x, a.ln1, a.ln1Mean, a.ln1Rstd, M);
     this.attn.forward(ctx, a.ln1, a, B, T);
+    this.attnAdapter?.forward(ctx, a.attProj, M);
     if (drop) {
       ctx.k.dropout.forward(
         ctx.batch,
@@ -416,6 +476,7 @@ export class Block {
     ctx.k.residual.forward(ctx.batch, x, a.attProj, a.res2);
     this.ln2.forward(ctx, a.res2, a.ln2, a.ln2Mean, a.ln2Rstd, M);
     this.mlp.forward(ctx, a.ln2, a, M);
+    this.mlpAdapter?.forward(ctx, a.fcProj, M);
     if (drop) {
       ctx.k.dropout.forward(ctx.batch, a.fcProj, a.fcProj, this.residPdrop, this.#dropSeed(ctx, 1));
     }
@@ -435,6 +496,7 @@ export class Block {
       ctx.k.dropout.backward(ctx.batch, g.dres, g.dbranch, this.residPdrop, this.#dropSeed(ctx, 1));
       dy = g.dbranch;
     }
+    if (this.mlpAdapter) dy = this.mlpAdapter.backward(ctx, dy, M);
     this.mlp.backward(ctx, a.ln2, dy, g.dln, a, g, M);
     this.ln2.backward(ctx, g.dln, a.res2, a.ln2Mean, a.ln2Rstd, g.dres, M);
     dy = g.dres;
@@ -443,6 +505,7 @@ export class Block {
       ctx.k.dropout.backward(ctx.batch, g.dres, g.dbranch, this.residPdrop, this.#dropSeed(ctx, 0));
       dy = g.dbranch;
     }
+    if (this.attnAdapter) dy = this.attnAdapter.backward(ctx, dy, M);
     this.attn.backward(ctx, a.ln1, dy, g.dln, a, g, B, T);
     this.ln1.backward(ctx, g.dln, x, a.ln1Mean, a.ln1Rstd, g.dres, M);
   }
@@ -465,8 +528,12 @@ export interface Inputs {
 export class Activations {
   /** Batch size. */
   readonly B: number;
-  /** Sequence length. */
+  /** Positions the model runs on: virtual tokens plus real ones. */
   readonly T: number;
+  /** Virtual tokens in front of each sequence (prompt or prefix tuning), 0 without. */
+  readonly nVirtual: number;
+  /** Real tokens per sequence (what callers pass). */
+  readonly realT: number;
   /** Token ids (B,T) u32. */
   readonly ids: Tensor;
   /** Shifted targets (B·T) i32. */
@@ -493,18 +560,22 @@ export class Activations {
   hostTargets: Int32Array;
   readonly #arena: Arena;
 
-  /** Allocates the activations of `cfg` for (B,T). */
-  constructor(gpu: Gpu, cfg: GPTConfig, B: number, T: number) {
-    if (!(Number.isInteger(B) && B > 0 && Number.isInteger(T) && T > 0)) {
+  /** Allocates the activations of `cfg` for (B, nVirtual + T). */
+  constructor(gpu: Gpu, cfg: GPTConfig, B: number, realT: number, nVirtual = 0) {
+    if (!(Number.isInteger(B) && B > 0 && Number.isInteger(realT) && realT > 0)) {
       throw new RangeError(
-        `Cannot allocate activations: B=${B} and T=${T} must be positive integers`,
+        `Cannot allocate activations: B=${B} and T=${realT} must be positive integers`,
       );
     }
+    const T = realT + nVirtual;
     if (T > cfg.n_positions) {
+      const virtual = nVirtual ? ` plus ${nVirtual} virtual tokens` : "";
       throw new RangeError(
-        `Cannot allocate activations: T=${T} exceeds n_positions=${cfg.n_positions}`,
+        `Cannot allocate activations: T=${realT}${virtual} exceeds n_positions=${cfg.n_positions}`,
       );
     }
+    this.nVirtual = nVirtual;
+    this.realT = realT;
     const C = cfg.n_embd, H = cfg.n_head, V = cfg.vocab_size, M = B * T, F = innerSize(cfg);
     const arena = this.#arena = new Arena(gpu);
     this.B = B;
@@ -546,6 +617,27 @@ export class Activations {
 
   /** The residual stream leaving the last block (BT,C). */
   readonly residualOut: Tensor;
+
+  readonly #scratch = new Map<string, Tensor>();
+
+  /**
+   * A tensor owned by these activations under `name` (allocated on first use, same tensor after):
+   * where PEFT modules keep what their backward needs.
+   */
+  scratch(name: string, shape: number[]): Tensor {
+    let t = this.#scratch.get(name);
+    if (!t) {
+      t = this.#arena.t(shape, name);
+      this.#scratch.set(name, t);
+    } else if (t.size !== shape.reduce((a, b) => a * b, 1)) {
+      throw new RangeError(
+        `Cannot reuse scratch tensor "${name}" of ${t.size} elements for shape [${
+          shape.join(", ")
+        }]`,
+      );
+    }
+    return t;
+  }
 
   /** Allocates the gradient scratch (once). */
   ensureGrads(cfg: GPTConfig): GradScratch {
@@ -615,6 +707,7 @@ export class GPT {
   readonly blocks: Block[];
   /** Final LayerNorm. */
   readonly lnF: LayerNormModule;
+  #virtual: VirtualTokens | null = null;
 
   private constructor(gpu: Gpu, config: GPTConfig, kernels: Kernels, params: Map<string, Param>) {
     this.gpu = gpu;
@@ -638,7 +731,7 @@ export class GPT {
         new Block(
           l,
           ln("ln_1"),
-          new CausalSelfAttention(linear("attn.c_attn"), linear("attn.c_proj"), config.n_head),
+          new CausalSelfAttention(linear("attn.c_attn"), linear("attn.c_proj"), config.n_head, l),
           ln("ln_2"),
           new MLP(linear("mlp.c_fc"), linear("mlp.c_proj")),
           config.resid_pdrop,
@@ -706,14 +799,63 @@ export class GPT {
     return new GPT(gpu, cfg, kernels, params);
   }
 
-  /** Activations for a (B,T) batch (reuse them across steps; release when done). */
-  activations(B: number, T: number): Activations {
-    return new Activations(this.gpu, this.config, B, T);
+  /** Virtual tokens (prompt or prefix tuning) in front of every sequence, or null. */
+  get virtual(): VirtualTokens | null {
+    return this.#virtual;
   }
 
-  /** Parameters in checkpoint order. */
+  /** Sets the virtual tokens (allocate activations afterwards: they include the n extra positions). */
+  setVirtual(v: VirtualTokens | null): void {
+    this.#virtual = v;
+    for (const b of this.blocks) b.attn.virtual = v?.kvForward ? v : null;
+  }
+
+  /**
+   * Activations for a (B,T) batch of real tokens (plus the virtual ones, if any); reuse them
+   * across steps and release when done.
+   */
+  activations(B: number, T: number): Activations {
+    return new Activations(this.gpu, this.config, B, T, this.#virtual?.n ?? 0);
+  }
+
+  /** Parameters added by PEFT methods (LoRA matrices, adapters, virtual tokens), by name. */
+  readonly injected: Map<string, Param> = new Map();
+
+  /** Base parameters in checkpoint order, then injected ones. */
   parameters(): Param[] {
-    return [...this.params.values()];
+    return [...this.params.values(), ...this.injected.values()];
+  }
+
+  /**
+   * Adds a trainable parameter under `name` (a PEFT method's own prefix) with initial `data`.
+   * Weight decay applies when `decay` is true.
+   */
+  addParam(name: string, shape: readonly number[], data: Float32Array, decay = false): Param {
+    if (this.params.has(name) || this.injected.has(name)) {
+      throw new RangeError(
+        `Cannot add parameter "${name}": the model already has one by that name`,
+      );
+    }
+    const p: Param = {
+      name,
+      shape,
+      value: this.gpu.tensor(shape, data, name),
+      grad: this.gpu.tensor(shape, undefined, name + ".grad"),
+      decay,
+      gradMask: null,
+    };
+    this.injected.set(name, p);
+    return p;
+  }
+
+  /** Removes and releases an injected parameter. */
+  removeParam(name: string): void {
+    const p = this.injected.get(name);
+    if (!p) throw new RangeError(`Cannot remove parameter "${name}": no such injected parameter`);
+    this.injected.delete(name);
+    p.value.release();
+    p.grad?.release();
+    p.gradMask?.release();
   }
 
   /** Freezes (releases the gradient of) or unfreezes a parameter. */
@@ -738,17 +880,37 @@ export class GPT {
     inputs: Inputs,
     options: { training?: boolean; seed?: number; lossScale?: number } = {},
   ): void {
-    const cfg = this.config, { B, T } = acts, M = B * T;
-    if (inputs.ids.length !== M) {
+    const cfg = this.config, { B, T, nVirtual: n, realT } = acts, M = B * T;
+    if (n !== (this.#virtual?.n ?? 0)) {
       throw new RangeError(
-        `Cannot run the model: ${inputs.ids.length} ids for a (B=${B}, T=${T}) batch, expected ${M}`,
+        `Cannot run the model: the activations have ${n} virtual tokens, the model ${
+          this.#virtual?.n ?? 0
+        } (allocate them after setting up PEFT)`,
       );
     }
-    Embedding.checkIds(inputs.ids, cfg.vocab_size, T);
-    acts.hostIds.set(inputs.ids);
+    if (inputs.ids.length !== B * realT) {
+      throw new RangeError(
+        `Cannot run the model: ${inputs.ids.length} ids for a (B=${B}, T=${realT}) batch, expected ${
+          B * realT
+        }`,
+      );
+    }
+    Embedding.checkIds(inputs.ids, cfg.vocab_size, realT);
+    // Virtual positions hold id 0 (overwritten after the embedding) and never carry a label.
+    for (let b = 0; b < B; b++) {
+      acts.hostIds.fill(0, b * T, b * T + n);
+      for (let t = 0; t < realT; t++) acts.hostIds[b * T + n + t] = inputs.ids[b * realT + t];
+    }
     batch.write(acts.ids, acts.hostIds);
     const training = options.training ?? false;
-    const ctx: Ctx = { gpu: this.gpu, batch, k: this.kernels, training, seed: options.seed ?? 0 };
+    const ctx: Ctx = {
+      gpu: this.gpu,
+      batch,
+      k: this.kernels,
+      training,
+      seed: options.seed ?? 0,
+      acts,
+    };
     const k = this.kernels;
     k.embedding.forward(
       batch,
@@ -760,6 +922,7 @@ export class GPT {
     );
     const embDrop = training && cfg.embd_pdrop > 0;
     if (embDrop) k.dropout.forward(batch, acts.encoded, acts.encoded, cfg.embd_pdrop, ctx.seed);
+    this.#virtual?.embedForward?.(ctx, acts.encoded, B, T);
     let x = acts.encoded;
     for (let l = 0; l < this.blocks.length; l++) {
       this.blocks[l].forward(ctx, x, acts.blocks[l], B, T);
@@ -777,15 +940,18 @@ export class GPT {
     );
     if (!inputs.labels && !training) return;
     if (!inputs.labels) throw new RangeError("Cannot train: the inputs have no labels");
-    if (inputs.labels.length !== M) {
-      throw new RangeError(`Cannot run the model: ${inputs.labels.length} labels, expected ${M}`);
+    if (inputs.labels.length !== B * realT) {
+      throw new RangeError(
+        `Cannot run the model: ${inputs.labels.length} labels, expected ${B * realT}`,
+      );
     }
-    // Shift: position t predicts labels[t+1]; the last position of each row predicts nothing.
+    // Shift: position t predicts the label of position t+1; virtual positions have none, and the
+    // last position of each row predicts nothing.
     const tg = acts.hostTargets;
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) {
-        const i = b * T + t;
-        tg[i] = t + 1 < T ? inputs.labels[i + 1] : IGNORE_INDEX;
+        const next = t + 1 - n;
+        tg[b * T + t] = next >= 0 && next < realT ? inputs.labels[b * realT + next] : IGNORE_INDEX;
       }
     }
     const scale = options.lossScale ?? CrossEntropy.meanScale(tg, cfg.vocab_size);
@@ -826,6 +992,7 @@ export class GPT {
       const input = l === 0 ? acts.encoded : acts.blocks[l - 1].res3;
       this.blocks[l].backward(ctx, input, acts.blocks[l], g, B, T);
     }
+    this.#virtual?.embedBackward?.(ctx, g.dres, B, T);
     if (!this.wte.grad && !this.wpe.grad) return;
     let dEmb = g.dres;
     if (embDrop) {
@@ -853,12 +1020,12 @@ export class GPT {
 
   /** Records zeroing every gradient. */
   zeroGrad(batch: Batch): void {
-    for (const p of this.params.values()) if (p.grad) batch.fill(p.grad, 0);
+    for (const p of this.parameters()) if (p.grad) batch.fill(p.grad, 0);
   }
 
-  /** Reads every parameter back (one GPU wait), by Hugging Face name. */
+  /** Reads every base parameter back (one GPU wait), by Hugging Face name. */
   async exportWeights(): Promise<Map<string, { shape: readonly number[]; data: Float32Array }>> {
-    const ps = this.parameters();
+    const ps = [...this.params.values()];
     const data = await this.gpu.read(ps.map((p) => p.value));
     return new Map(ps.map((p, i) => [p.name, { shape: p.shape, data: data[i] }]));
   }
@@ -873,7 +1040,7 @@ export class GPT {
   /** Total and trainable parameter counts. */
   countParameters(): { total: number; trainable: number } {
     let total = 0, trainable = 0;
-    for (const p of this.params.values()) {
+    for (const p of this.parameters()) {
       const n = p.value.size;
       total += n;
       if (p.grad) trainable += n;
@@ -883,7 +1050,7 @@ export class GPT {
 
   /** Releases every parameter and gradient buffer. */
   release(): void {
-    for (const p of this.params.values()) {
+    for (const p of this.parameters()) {
       p.value.release();
       p.grad?.release();
       p.gradMask?.release();

@@ -177,7 +177,7 @@ export class Trainer {
     };
     const first = train.batch(0, 0);
     this.#acts = model.activations(first.batchSize, first.seqLen);
-    const M = first.batchSize * first.seqLen;
+    const M = this.#acts.B * this.#acts.T;
     this.#lossLog = model.gpu.tensor(
       [this.options.logEvery * this.options.gradAccum * M + 2],
       undefined,
@@ -286,7 +286,7 @@ export class Trainer {
       const total = counts.reduce((a, b) => a + b, 0);
       const slotBase = pending.reduce((a, p) => a + p.counts.length, 0);
       batches.forEach((b, j) => {
-        checkShape(b, acts.B, acts.T);
+        checkShape(b, acts.B, acts.realT);
         this.model.forward(batch, acts, b, {
           training: true,
           seed: this.#seed(micro0 + j),
@@ -339,7 +339,7 @@ export class Trainer {
     const n = Math.min(this.options.evalBatches || dev.batchesPerEpoch, dev.batchesPerEpoch);
     for (let i = 0; i < n; i++) {
       const b = dev.batch(0, i);
-      checkShape(b, this.#acts.B, this.#acts.T);
+      checkShape(b, this.#acts.B, this.#acts.realT);
       const batch = this.model.gpu.batch();
       this.model.forward(batch, this.#acts, b, { lossScale: 1 });
       await batch.submit();
@@ -387,7 +387,7 @@ export class Trainer {
         options: this.options,
       };
       await writeFileAtomic(`${tmp}/${STATE_FILE}`, JSON.stringify(state, null, 2) + "\n");
-      if (params.length === this.model.params.size) {
+      if (this.model.injected.size === 0 && params.length === this.model.params.size) {
         await saveHFCheckpoint(tmp, this.model.config, trainable);
       } else {
         await writeFileAtomic(
