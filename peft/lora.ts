@@ -1,0 +1,497 @@
+/**
+ * LoRA (Hu et al., 2021) as Hugging Face PEFT implements it: each targeted Conv1D layer gets
+ * `y = x·W + b + scaling · dropout(x)·Aᵀ·Bᵀ`, A (r, in) initialised kaiming-uniform (a = √5, i.e.
+ * U(−1/√in, 1/√in)) and B (out, r) at zero, so the model is unchanged until trained; scaling is
+ * `lora_alpha / r` (rsLoRA: `lora_alpha / √r`). Merging adds `scaling·(B·A)ᵀ` to W (PEFT's
+ * `fan_in_fan_out` Conv1D case) and unmerging subtracts it. Several named adapters can live on one
+ * base; one is active at a time, or none (disabled).
+ *
+ * Files: Hugging Face PEFT's layout, `adapter_config.json` (sorted keys, long-standing keys only) +
+ * `adapter_model.safetensors` (metadata `{"format":"pt"}`, keys
+ * `base_model.model.transformer.h.{i}.attn.c_attn.lora_A.weight` (r, in) and `….lora_B.weight`
+ * (out, r)), so adapters move between whet and Python's PEFT both ways.
+ *
+ * @module
+ */
+
+import type { Ctx, GPT, Linear, LinearLike, Param } from "../models/gpt.ts";
+import { readSafetensors, writeFileAtomic, writeSafetensors } from "../models/safetensors.ts";
+import { Rng } from "../runtime/rng.ts";
+import type { Tensor } from "../runtime/tensor.ts";
+import {
+  checkConfig,
+  freezeBase,
+  type MergeReport,
+  type PeftInstance,
+  type PeftMethod,
+} from "./method.ts";
+
+/** LoRA configuration (Hugging Face PEFT's `LoraConfig` names and defaults). */
+export interface LoraConfig {
+  /** Rank r (4–32 typical). Default 8. */
+  r: number;
+  /** Scaling numerator: scaling = lora_alpha / r. Default 8. */
+  lora_alpha: number;
+  /** Dropout on the LoRA branch input. Default 0. */
+  lora_dropout: number;
+  /** Module names matched exactly or as a dotted suffix (`c_attn`, `c_proj`, `c_fc`, `attn.c_proj`). Default `["c_attn"]`. */
+  target_modules: string[];
+  /** rsLoRA: scaling = lora_alpha / √r. Default false. */
+  use_rslora: boolean;
+  /** Blocks to adapt (empty: all). */
+  layers_to_transform: number[];
+  /** Adapter name (several can live on one model). Default `"default"`. */
+  adapter_name: string;
+}
+
+const DEFAULTS: LoraConfig = {
+  r: 8,
+  lora_alpha: 8,
+  lora_dropout: 0,
+  target_modules: ["c_attn"],
+  use_rslora: false,
+  layers_to_transform: [],
+  adapter_name: "default",
+};
+
+/** The linear-layer paths of GPT-2 block `l` that LoRA can target. */
+const MODULES = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"] as const;
+
+/** Whether PEFT's target matching selects `path` (exact name or `.`-separated suffix). */
+export function matchesTarget(path: string, targets: readonly string[]): boolean {
+  return targets.some((t) => path === t || path.endsWith("." + t));
+}
+
+interface LoraAdapter {
+  name: string;
+  A: Param;
+  B: Param;
+  r: number;
+  scaling: number;
+  dropout: number;
+}
+
+/** A Conv1D layer with LoRA adapters; replaces the base {@linkcode Linear} in its block. */
+export class LoRALinear implements LinearLike {
+  /** The wrapped base layer. */
+  readonly base: Linear;
+  /** Module path, e.g. `h.0.attn.c_attn`. */
+  readonly path: string;
+  /** Adapters by name. */
+  readonly adapters: Map<string, LoraAdapter> = new Map();
+  /** The adapter in use, or null (disabled: the base alone). */
+  active: string | null = null;
+  /** Adapters currently folded into the base weight. */
+  readonly merged: Set<string> = new Set();
+
+  /** Wraps `base` (found at `path`). */
+  constructor(base: Linear, path: string) {
+    this.base = base;
+    this.path = path;
+  }
+
+  /** Input features. */
+  get nIn(): number {
+    return this.base.nIn;
+  }
+  /** Output features. */
+  get nOut(): number {
+    return this.base.nOut;
+  }
+
+  #live(): LoraAdapter | null {
+    if (this.active === null || this.merged.has(this.active)) return null;
+    return this.adapters.get(this.active) ?? null;
+  }
+
+  #input(ctx: Ctx, a: LoraAdapter, x: Tensor, M: number): Tensor {
+    if (!(ctx.training && a.dropout > 0)) return x;
+    return ctx.acts.scratch(`${this.path}.lora.${a.name}.xd`, [M, this.nIn]);
+  }
+
+  #seed(ctx: Ctx): number {
+    let h = ctx.seed ^ 0x5bd1e995;
+    for (let i = 0; i < this.path.length; i++) {
+      h = Math.imul(h ^ this.path.charCodeAt(i), 0x01000193);
+    }
+    return h >>> 0;
+  }
+
+  /** x (M,in) → y (M,out) `=`: base, plus scaling·dropout(x)·Aᵀ·Bᵀ. */
+  forward(ctx: Ctx, x: Tensor, y: Tensor, M: number): void {
+    this.base.forward(ctx, x, y, M);
+    const a = this.#live();
+    if (!a) return;
+    const mm = ctx.k.matmul, batch = ctx.batch;
+    const xd = this.#input(ctx, a, x, M);
+    if (xd !== x) ctx.k.dropout.forward(batch, x, xd, a.dropout, this.#seed(ctx));
+    const u = ctx.acts.scratch(`${this.path}.lora.${a.name}.u`, [M, a.r]);
+    mm.gemm(batch, { a: xd, b: a.A.value, c: u, m: M, n: a.r, k: this.nIn, transB: true });
+    mm.gemm(batch, {
+      a: u,
+      b: a.B.value,
+      c: y,
+      m: M,
+      n: this.nOut,
+      k: a.r,
+      transB: true,
+      alpha: a.scaling,
+      accumulate: true,
+    });
+  }
+
+  /** dy (M,out) → dx (M,in) `=`; dA, dB `+=`; base gradients `+=` when trainable. */
+  backward(ctx: Ctx, x: Tensor, dy: Tensor, dx: Tensor | null, M: number): void {
+    this.base.backward(ctx, x, dy, dx, M);
+    const a = this.#live();
+    if (!a) return;
+    const mm = ctx.k.matmul, batch = ctx.batch;
+    const xd = this.#input(ctx, a, x, M);
+    const u = ctx.acts.scratch(`${this.path}.lora.${a.name}.u`, [M, a.r]);
+    const du = ctx.acts.scratch(`${this.path}.lora.${a.name}.du`, [M, a.r]);
+    if (a.B.grad) {
+      mm.gemm(batch, {
+        a: dy,
+        b: u,
+        c: a.B.grad,
+        m: this.nOut,
+        n: a.r,
+        k: M,
+        transA: true,
+        alpha: a.scaling,
+        accumulate: true,
+      });
+    }
+    mm.gemm(batch, { a: dy, b: a.B.value, c: du, m: M, n: a.r, k: this.nOut, alpha: a.scaling });
+    if (a.A.grad) {
+      mm.gemm(batch, {
+        a: du,
+        b: xd,
+        c: a.A.grad,
+        m: a.r,
+        n: this.nIn,
+        k: M,
+        transA: true,
+        accumulate: true,
+      });
+    }
+    if (!dx) return;
+    if (xd === x) {
+      mm.gemm(batch, { a: du, b: a.A.value, c: dx, m: M, n: this.nIn, k: a.r, accumulate: true });
+    } else {
+      const dxd = ctx.acts.scratch(`${this.path}.lora.${a.name}.dxd`, [M, this.nIn]);
+      mm.gemm(batch, { a: du, b: a.A.value, c: dxd, m: M, n: this.nIn, k: a.r });
+      ctx.k.dropout.backward(batch, dxd, dx, a.dropout, this.#seed(ctx));
+    }
+  }
+}
+
+/** Finds (or creates) the LoRA wrapper of every targeted layer. */
+function targets(model: GPT, config: LoraConfig): LoRALinear[] {
+  const out: LoRALinear[] = [];
+  const L = model.config.n_layer;
+  for (const l of config.layers_to_transform) {
+    if (!Number.isInteger(l) || l < 0 || l >= L) {
+      throw new RangeError(
+        `Cannot apply LoRA: layers_to_transform holds ${l}, outside 0..${L - 1}`,
+      );
+    }
+  }
+  model.blocks.forEach((block, l) => {
+    if (config.layers_to_transform.length > 0 && !config.layers_to_transform.includes(l)) return;
+    const owners = [
+      [block.attn, "cAttn", "attn.c_attn"],
+      [block.attn, "cProj", "attn.c_proj"],
+      [block.mlp, "cFc", "mlp.c_fc"],
+      [block.mlp, "cProj", "mlp.c_proj"],
+    ] as const;
+    for (const [owner, field, rel] of owners) {
+      const path = `h.${l}.${rel}`;
+      if (!matchesTarget(path, config.target_modules)) continue;
+      const current = (owner as unknown as Record<string, LinearLike>)[field];
+      let wrapper: LoRALinear;
+      if (current instanceof LoRALinear) wrapper = current;
+      else {
+        if (!("weight" in current)) {
+          throw new TypeError(
+            `Cannot apply LoRA to ${path}: it is already wrapped by another method`,
+          );
+        }
+        wrapper = new LoRALinear(current as Linear, path);
+        (owner as unknown as Record<string, LinearLike>)[field] = wrapper;
+      }
+      out.push(wrapper);
+    }
+  });
+  if (out.length === 0) {
+    throw new RangeError(
+      `Cannot apply LoRA: target_modules ${JSON.stringify(config.target_modules)} match none of ${
+        MODULES.join(", ")
+      }`,
+    );
+  }
+  return out;
+}
+
+/** LoRA applied to a model (one named adapter). */
+export class LoraInstance implements PeftInstance {
+  /** `"lora"`. */
+  readonly method = "lora";
+  /** The configuration. */
+  readonly config: Readonly<LoraConfig>;
+  /** A and B of every targeted layer. */
+  readonly added: readonly Param[];
+  /** The wrapped layers. */
+  readonly layers: readonly LoRALinear[];
+  readonly #model: GPT;
+
+  /** Use {@linkcode lora}.apply. */
+  constructor(model: GPT, config: LoraConfig, layers: LoRALinear[], added: Param[]) {
+    this.#model = model;
+    this.config = config;
+    this.layers = layers;
+    this.added = added;
+  }
+
+  /** A and B of every adapted layer. */
+  trainable(): Param[] {
+    return this.added.slice();
+  }
+
+  /** Makes this adapter the active one on its layers. */
+  activate(): void {
+    for (const l of this.layers) l.active = this.config.adapter_name;
+  }
+
+  /** Turns LoRA off on its layers (the base alone). */
+  disable(): void {
+    for (const l of this.layers) l.active = null;
+  }
+
+  /** W += scaling·(B·A)ᵀ on every adapted layer (the adapter then adds nothing at run time). */
+  merge(): Promise<MergeReport> {
+    return this.#fold(+1);
+  }
+
+  /** W −= scaling·(B·A)ᵀ: undoes {@linkcode merge}. */
+  unmerge(): Promise<MergeReport> {
+    return this.#fold(-1);
+  }
+
+  async #fold(sign: 1 | -1): Promise<MergeReport> {
+    const name = this.config.adapter_name, gpu = this.#model.gpu, batch = gpu.batch();
+    const merged: string[] = [];
+    for (const l of this.layers) {
+      const a = l.adapters.get(name)!;
+      if ((sign > 0) === l.merged.has(name)) {
+        throw new Error(
+          `Cannot ${sign > 0 ? "merge" : "unmerge"} LoRA adapter "${name}" on ${l.path}: it is ${
+            sign > 0 ? "already" : "not"
+          } merged`,
+        );
+      }
+      // W (in,out) += sign·scaling · Aᵀ (in,r) · Bᵀ (r,out)
+      this.#model.kernels.matmul.gemm(batch, {
+        a: a.A.value,
+        b: a.B.value,
+        c: l.base.weight.value,
+        m: l.nIn,
+        n: l.nOut,
+        k: a.r,
+        transA: true,
+        transB: true,
+        alpha: sign * a.scaling,
+        accumulate: true,
+      });
+      if (sign > 0) l.merged.add(name);
+      else l.merged.delete(name);
+      merged.push(l.base.weight.name);
+    }
+    await batch.submit();
+    return { merged };
+  }
+
+  /** PEFT's adapter_config.json for this adapter. */
+  adapterConfig(baseModel = ""): Record<string, unknown> {
+    const c = this.config;
+    const cfg: Record<string, unknown> = {
+      alpha_pattern: {},
+      base_model_name_or_path: baseModel,
+      bias: "none",
+      fan_in_fan_out: true,
+      inference_mode: true,
+      init_lora_weights: true,
+      layers_pattern: null,
+      layers_to_transform: c.layers_to_transform.length > 0 ? c.layers_to_transform : null,
+      lora_alpha: c.lora_alpha,
+      lora_dropout: c.lora_dropout,
+      modules_to_save: null,
+      peft_type: "LORA",
+      r: c.r,
+      rank_pattern: {},
+      target_modules: c.target_modules,
+      task_type: "CAUSAL_LM",
+      use_dora: false,
+      use_rslora: c.use_rslora,
+    };
+    return Object.fromEntries(Object.keys(cfg).sort().map((k) => [k, cfg[k]]));
+  }
+
+  /** Writes adapter_config.json + adapter_model.safetensors in Hugging Face PEFT's layout. */
+  async save(dir: string, baseModel = ""): Promise<void> {
+    await Deno.mkdir(dir, { recursive: true });
+    const name = this.config.adapter_name;
+    const tensors: [string, { shape: readonly number[]; data: Float32Array }][] = [];
+    const ps = this.layers.flatMap((l) => [l.adapters.get(name)!.A, l.adapters.get(name)!.B]);
+    const data = await this.#model.gpu.read(ps.map((p) => p.value));
+    ps.forEach((p, i) => tensors.push([peftKey(p.name, name), { shape: p.shape, data: data[i] }]));
+    await writeSafetensors(`${dir}/adapter_model.safetensors`, tensors, {
+      metadata: { format: "pt" },
+    });
+    await writeFileAtomic(
+      `${dir}/adapter_config.json`,
+      JSON.stringify(this.adapterConfig(baseModel), null, 2) + "\n",
+    );
+  }
+
+  /** Loads A and B from a PEFT-layout folder (written here or by Python's PEFT). */
+  async load(dir: string): Promise<void> {
+    const file = `${dir}/adapter_model.safetensors`;
+    const st = await readSafetensors(file);
+    const name = this.config.adapter_name;
+    for (const l of this.layers) {
+      const a = l.adapters.get(name)!;
+      for (const p of [a.A, a.B]) {
+        const key = peftKey(p.name, name);
+        if (!st.names().includes(key)) {
+          throw new Error(`Cannot load LoRA from ${file}: tensor "${key}" is missing`);
+        }
+        const t = st.tensor(key);
+        if (t.shape.join() !== p.shape.join()) {
+          throw new Error(
+            `Cannot load LoRA from ${file}: tensor "${key}" has shape [${t.shape}], expected [${p.shape}]`,
+          );
+        }
+        p.value.write(t.data);
+      }
+    }
+  }
+
+  /** e.g. `LoRA r=8 alpha=16 (scaling 2) on c_attn, 4 layers`. */
+  describe(): string {
+    const c = this.config;
+    const s = this.layers[0]?.adapters.get(c.adapter_name)?.scaling ?? 0;
+    return `LoRA r=${c.r} alpha=${c.lora_alpha}${c.use_rslora ? " (rsLoRA)" : ""} (scaling ${+s
+      .toFixed(4)}) on ${c.target_modules.join(", ")}, ${this.layers.length} layers`;
+  }
+}
+
+/** whet's parameter name `h.0.attn.c_attn.lora_A.default.weight` → PEFT's file key. */
+function peftKey(name: string, adapter: string): string {
+  return "base_model.model.transformer." + name.replace(`.${adapter}.weight`, ".weight");
+}
+
+/** Reads a PEFT adapter_config.json into a {@linkcode LoraConfig}, with clear errors. */
+export async function readLoraConfig(dir: string): Promise<LoraConfig> {
+  const file = `${dir}/adapter_config.json`;
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(await Deno.readTextFile(file));
+  } catch (e) {
+    throw new Error(`Cannot read ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  if (json.peft_type !== "LORA") {
+    throw new Error(
+      `Cannot load ${file}: field "peft_type" is ${
+        JSON.stringify(json.peft_type)
+      }, expected "LORA"`,
+    );
+  }
+  if (json.fan_in_fan_out === false) {
+    throw new Error(
+      `Cannot load ${file}: field "fan_in_fan_out" is false, but GPT-2's Conv1D layers need true`,
+    );
+  }
+  let targets = json.target_modules;
+  if (typeof targets === "string") targets = [targets];
+  if (!Array.isArray(targets)) {
+    throw new Error(`Cannot load ${file}: field "target_modules" must be a list`);
+  }
+  return lora.validate({
+    r: json.r,
+    lora_alpha: json.lora_alpha,
+    lora_dropout: json.lora_dropout ?? 0,
+    target_modules: targets,
+    use_rslora: json.use_rslora ?? false,
+    layers_to_transform: Array.isArray(json.layers_to_transform)
+      ? json.layers_to_transform
+      : typeof json.layers_to_transform === "number"
+      ? [json.layers_to_transform]
+      : [],
+  });
+}
+
+/** The LoRA method. */
+export const lora: PeftMethod<LoraConfig, LoraInstance> = {
+  name: "lora",
+  summary: "LoRA: low-rank updates scaling·B·A beside frozen linear layers; mergeable",
+  defaults: DEFAULTS,
+  validate(c: Record<string, unknown>): LoraConfig {
+    const cfg = checkConfig("lora", DEFAULTS, c);
+    if (!Number.isInteger(cfg.r) || cfg.r < 1) {
+      throw new RangeError(`Cannot configure LoRA: "r" must be a positive integer, got ${cfg.r}`);
+    }
+    if (!(cfg.lora_alpha > 0)) {
+      throw new RangeError(
+        `Cannot configure LoRA: "lora_alpha" must be positive, got ${cfg.lora_alpha}`,
+      );
+    }
+    if (!(cfg.lora_dropout >= 0 && cfg.lora_dropout < 1)) {
+      throw new RangeError(
+        `Cannot configure LoRA: "lora_dropout" must be in [0, 1), got ${cfg.lora_dropout}`,
+      );
+    }
+    if (cfg.target_modules.length === 0) {
+      throw new RangeError(`Cannot configure LoRA: "target_modules" is empty`);
+    }
+    return cfg;
+  },
+  async apply(model: GPT, config: LoraConfig, seed: number): Promise<LoraInstance> {
+    const cfg = lora.validate(config as unknown as Record<string, unknown>);
+    freezeBase(model);
+    const layers = targets(model, cfg);
+    const rng = new Rng(seed);
+    const added: Param[] = [];
+    const scaling = cfg.use_rslora ? cfg.lora_alpha / Math.sqrt(cfg.r) : cfg.lora_alpha / cfg.r;
+    for (const l of layers) {
+      if (l.adapters.has(cfg.adapter_name)) {
+        throw new RangeError(
+          `Cannot apply LoRA: ${l.path} already has an adapter named "${cfg.adapter_name}"`,
+        );
+      }
+      const bound = 1 / Math.sqrt(l.nIn); // kaiming_uniform_(a=√5) on (r, in): gain·√(3/in) = 1/√in
+      const A = model.addParam(
+        `${l.path}.lora_A.${cfg.adapter_name}.weight`,
+        [cfg.r, l.nIn],
+        rng.fillUniform(new Float32Array(cfg.r * l.nIn), -bound, bound) as Float32Array,
+      );
+      const B = model.addParam(
+        `${l.path}.lora_B.${cfg.adapter_name}.weight`,
+        [l.nOut, cfg.r],
+        new Float32Array(l.nOut * cfg.r),
+      );
+      l.adapters.set(cfg.adapter_name, {
+        name: cfg.adapter_name,
+        A,
+        B,
+        r: cfg.r,
+        scaling,
+        dropout: cfg.lora_dropout,
+      });
+      l.active = cfg.adapter_name;
+      added.push(A, B);
+    }
+    await Promise.resolve();
+    return new LoraInstance(model, cfg, layers, added);
+  },
+};

@@ -1,0 +1,102 @@
+/**
+ * The PEFT method contract. A method is one file that declares what it adds (parameters under its
+ * own name prefix), what stays trainable (the gradient mask over base parameters), how it merges
+ * into the base weights and unmerges (where that exists), and how it saves and loads; the registry
+ * (peft/registry.ts) enables it with one line. Every method starts as a no-op: applying it leaves
+ * the model's outputs unchanged until it is trained.
+ *
+ * @module
+ */
+
+import type { GPT, Param } from "../models/gpt.ts";
+
+/** Largest |merged − unmerged| output difference a merge produced, and where. */
+export interface MergeReport {
+  /** Parameters whose values changed. */
+  merged: string[];
+}
+
+/** A method applied to a model. */
+export interface PeftInstance {
+  /** Registry name of the method (e.g. `"lora"`). */
+  readonly method: string;
+  /** The validated configuration. */
+  readonly config: Readonly<Record<string, unknown>>;
+  /** Parameters the method added to the model (names under its prefix). */
+  readonly added: readonly Param[];
+  /** Every trainable parameter (added ones and base ones left trainable). */
+  trainable(): Param[];
+  /** Folds the method into the base weights (LoRA, IA³); absent where no merge exists. */
+  merge?(): Promise<MergeReport>;
+  /** Undoes {@linkcode merge}. */
+  unmerge?(): Promise<MergeReport>;
+  /** Writes the trained method to `dir` (Hugging Face PEFT layout where one exists). */
+  save(dir: string): Promise<void>;
+  /** Loads trained values written by {@linkcode save} (or by Python's PEFT where the layout is shared). */
+  load(dir: string): Promise<void>;
+  /** A short description for reports, e.g. `"LoRA r=8 alpha=16 on c_attn"`. */
+  describe(): string;
+}
+
+/** A PEFT method: its name, defaults, validation and how to apply it. */
+export interface PeftMethod<
+  C extends object = Record<string, unknown>,
+  I extends PeftInstance = PeftInstance,
+> {
+  /** Registry name, used by `--peft.method=NAME`. */
+  readonly name: string;
+  /** One-line description. */
+  readonly summary: string;
+  /** Default configuration (every key the method accepts). */
+  readonly defaults: Readonly<C>;
+  /**
+   * Checks a (partial) configuration against the defaults: unknown keys and wrong types are
+   * errors that name the key. Returns the full configuration.
+   */
+  validate(config: Record<string, unknown>): C;
+  /** Freezes the base as the method requires, injects its parameters, and returns the instance. */
+  apply(model: GPT, config: C, seed: number): Promise<I>;
+}
+
+/**
+ * Validates `config` against `defaults`: every key must exist in the defaults with a value of the
+ * same type (numbers, strings, booleans, arrays of strings or numbers, or null where the default
+ * is null). Errors name the method and the key.
+ */
+export function checkConfig<C extends object>(
+  method: string,
+  defaults: Readonly<C>,
+  config: Record<string, unknown>,
+): C {
+  const out: Record<string, unknown> = { ...defaults };
+  const known = defaults as Record<string, unknown>;
+  for (const [key, value] of Object.entries(config)) {
+    if (!(key in known)) {
+      throw new TypeError(
+        `Cannot configure PEFT method "${method}": unknown key "${key}" (known: ${
+          Object.keys(known).join(", ")
+        })`,
+      );
+    }
+    const d = known[key];
+    const ok = d === null || value === null
+      ? true
+      : Array.isArray(d)
+      ? Array.isArray(value) && value.every((v) => typeof v === "string" || typeof v === "number")
+      : typeof value === typeof d;
+    if (!ok) {
+      throw new TypeError(
+        `Cannot configure PEFT method "${method}": key "${key}" must be ${
+          Array.isArray(d) ? "an array" : typeof d
+        }, got ${JSON.stringify(value)}`,
+      );
+    }
+    out[key] = value;
+  }
+  return out as C;
+}
+
+/** Freezes every base parameter of the model (releases their gradients). */
+export function freezeBase(model: GPT): void {
+  for (const p of model.params.values()) model.setTrainable(p, false);
+}

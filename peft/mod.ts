@@ -1,0 +1,31 @@
+/**
+ * Parameter-efficient fine-tuning: methods as gradient masks (full, selective, BitFit) and
+ * parameter injections (LoRA, …), one registry, files Python's PEFT can read.
+ *
+ * @module
+ */
+export {
+  checkConfig,
+  freezeBase,
+  type MergeReport,
+  type PeftInstance,
+  type PeftMethod,
+} from "./method.ts";
+export {
+  lora,
+  type LoraConfig,
+  LoraInstance,
+  LoRALinear,
+  matchesTarget,
+  readLoraConfig,
+} from "./lora.ts";
+export {
+  bitfit,
+  full,
+  namePattern,
+  type QkvPart,
+  selective,
+  type SelectiveConfig,
+  selectParameters,
+} from "./selective.ts";
+export { type AnyPeftMethod, PEFT_METHODS, peftMethod } from "./registry.ts";

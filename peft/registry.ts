@@ -1,0 +1,34 @@
+/**
+ * The PEFT registry: one line per method. `--peft.method=NAME` and the run config pick from here;
+ * the contract test (tests/peft/registry_test.ts) loops over every entry.
+ *
+ * @module
+ */
+
+import { lora } from "./lora.ts";
+import type { PeftMethod } from "./method.ts";
+import { bitfit, full, selective } from "./selective.ts";
+
+/** A registered method, its configuration type erased. */
+export type AnyPeftMethod = PeftMethod<Record<string, unknown>>;
+
+const erase = (m: unknown) => m as AnyPeftMethod;
+
+/** Every registered method by name. */
+export const PEFT_METHODS: Readonly<Record<string, AnyPeftMethod>> = Object.freeze({
+  full: erase(full),
+  selective: erase(selective),
+  bitfit: erase(bitfit),
+  lora: erase(lora),
+});
+
+/** The method registered as `name`, or a clear error listing the known ones. */
+export function peftMethod(name: string): AnyPeftMethod {
+  const m = PEFT_METHODS[name];
+  if (!m) {
+    throw new RangeError(
+      `Cannot find PEFT method "${name}" (known: ${Object.keys(PEFT_METHODS).join(", ")})`,
+    );
+  }
+  return m;
+}

@@ -1,0 +1,214 @@
+/**
+ * Full fine-tuning and selective fine-tuning as gradient masks over the base parameters: by name
+ * patterns (globs like `h.*.mlp.*` or `/regex/`), by block index (the last k blocks), BitFit (biases
+ * only), LayerNorm only, and element masks inside a tensor (e.g. only the value third of GPT-2's
+ * fused `c_attn`). Nothing is added to the model; frozen parameters have no gradient buffer, so
+ * their weight gradients are never computed.
+ *
+ * Saved in whet's layout: `whet_peft.json` (method and config) and `trainable.safetensors` (the
+ * trained tensors by Hugging Face name, whole tensors even where only some elements were trained).
+ *
+ * @module
+ */
+
+import { readSafetensors, writeFileAtomic, writeSafetensors } from "../models/safetensors.ts";
+import type { GPT, Param } from "../models/gpt.ts";
+import { checkConfig, type PeftInstance, type PeftMethod } from "./method.ts";
+
+/** Which third of GPT-2's fused q,k,v projection (`c_attn`) stays trainable. */
+export type QkvPart = "q" | "k" | "v";
+
+/** Configuration of selective fine-tuning. */
+export interface SelectiveConfig {
+  /**
+   * Parameter name patterns to train: globs (`*` matches within a dot-separated name, `**` any
+   * run; e.g. `"*.bias"`, `"h.*.mlp.*"`) or regular expressions written `/…/`. Empty: all.
+   */
+  include: string[];
+  /** Train only blocks with index ≥ n_layer − lastLayers (0: every block); non-block parameters follow `include`. */
+  lastLayers: number;
+  /** Preset added to `include`: `"bitfit"` (biases), `"layernorm"` (LayerNorm weights and biases), or `""`. */
+  preset: string;
+  /** Restrict `c_attn` weights and biases to these thirds (empty: all of them). */
+  qkv: string[];
+}
+
+const SELECTIVE_DEFAULTS: SelectiveConfig = { include: [], lastLayers: 0, preset: "", qkv: [] };
+
+const PRESETS: Record<string, string[]> = {
+  bitfit: ["**.bias"],
+  layernorm: ["**.ln_*.weight", "**.ln_*.bias", "ln_f.weight", "ln_f.bias"],
+};
+
+/** A matcher for a glob (`*` within a name segment, `**` across segments) or a `/regex/`. */
+export function namePattern(pattern: string): RegExp {
+  if (pattern.length > 1 && pattern.startsWith("/") && pattern.endsWith("/")) {
+    try {
+      return new RegExp(pattern.slice(1, -1));
+    } catch (e) {
+      throw new SyntaxError(`Cannot use pattern ${pattern}: ${(e as Error).message}`);
+    }
+  }
+  let re = "";
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === "*" && pattern[i + 1] === "*") {
+      re += ".*";
+      i++;
+    } else if (c === "*") re += "[^.]*";
+    else re += c.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`);
+}
+
+function blockIndex(name: string): number | null {
+  const m = /^h\.(\d+)\./.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+/** The base parameters `config` selects, each with its element mask (null: the whole tensor). */
+export function selectParameters(
+  model: GPT,
+  config: SelectiveConfig,
+): { param: Param; mask: Float32Array | null }[] {
+  const patterns = [...config.include, ...(config.preset ? PRESETS[config.preset] ?? [] : [])];
+  if (config.preset && !PRESETS[config.preset]) {
+    throw new RangeError(
+      `Cannot select parameters: unknown preset "${config.preset}" (known: ${
+        Object.keys(PRESETS).join(", ")
+      })`,
+    );
+  }
+  const res = patterns.map(namePattern);
+  const L = model.config.n_layer, C = model.config.n_embd;
+  if (!Number.isInteger(config.lastLayers) || config.lastLayers < 0 || config.lastLayers > L) {
+    throw new RangeError(
+      `Cannot select parameters: lastLayers must be an integer in 0..${L}, got ${config.lastLayers}`,
+    );
+  }
+  for (const part of config.qkv) {
+    if (!["q", "k", "v"].includes(part)) {
+      throw new RangeError(`Cannot select parameters: qkv part "${part}" is not q, k or v`);
+    }
+  }
+  const out: { param: Param; mask: Float32Array | null }[] = [];
+  for (const p of model.params.values()) {
+    if (res.length > 0 && !res.some((r) => r.test(p.name))) continue;
+    const layer = blockIndex(p.name);
+    if (config.lastLayers > 0 && (layer === null ? false : layer < L - config.lastLayers)) continue;
+    let mask: Float32Array | null = null;
+    if (config.qkv.length > 0 && p.name.includes("attn.c_attn.")) {
+      mask = new Float32Array(p.value.size);
+      const cols = 3 * C, rows = p.value.size / cols;
+      for (const part of config.qkv) {
+        const start = "qkv".indexOf(part) * C;
+        for (let r = 0; r < rows; r++) mask.fill(1, r * cols + start, r * cols + start + C);
+      }
+    }
+    out.push({ param: p, mask });
+  }
+  if (out.length === 0) {
+    throw new RangeError(
+      `Cannot select parameters: no parameter matches ${JSON.stringify(config)}`,
+    );
+  }
+  return out;
+}
+
+class MaskInstance implements PeftInstance {
+  readonly added: readonly Param[] = [];
+  readonly #model: GPT;
+  readonly #selected: Param[];
+  constructor(
+    readonly method: string,
+    readonly config: Readonly<Record<string, unknown>>,
+    model: GPT,
+    selected: Param[],
+  ) {
+    this.#model = model;
+    this.#selected = selected;
+  }
+  trainable(): Param[] {
+    return this.#selected.slice();
+  }
+  async save(dir: string): Promise<void> {
+    await Deno.mkdir(dir, { recursive: true });
+    const data = await this.#model.gpu.read(this.#selected.map((p) => p.value));
+    await writeSafetensors(
+      `${dir}/trainable.safetensors`,
+      this.#selected.map((p, i) => [p.name, { shape: p.shape, data: data[i] }] as const),
+      { metadata: { format: "pt", whet_method: this.method } },
+    );
+    await writeFileAtomic(
+      `${dir}/whet_peft.json`,
+      JSON.stringify({ method: this.method, config: this.config }, null, 2) + "\n",
+    );
+  }
+  async load(dir: string): Promise<void> {
+    const st = await readSafetensors(`${dir}/trainable.safetensors`);
+    for (const p of this.#selected) {
+      const t = st.tensor(p.name);
+      if (t.shape.join() !== p.shape.join()) {
+        throw new RangeError(
+          `Cannot load ${dir}/trainable.safetensors: tensor "${p.name}" has shape [${t.shape}], expected [${p.shape}]`,
+        );
+      }
+      p.value.write(t.data);
+    }
+  }
+  describe(): string {
+    const n = this.#selected.reduce((a, p) => a + (p.gradMask ? 0 : p.value.size), 0);
+    return `${this.method}: ${this.#selected.length} tensors trainable${
+      n ? "" : " (element-masked)"
+    }`;
+  }
+}
+
+/** Full fine-tuning: every base parameter trainable. */
+export const full: PeftMethod<Record<string, never>> = {
+  name: "full",
+  summary: "full fine-tuning: every weight is trained",
+  defaults: {},
+  validate: (c) => checkConfig("full", {}, c),
+  apply(model: GPT, config: Record<string, never>): Promise<PeftInstance> {
+    const all = [...model.params.values()];
+    for (const p of all) model.setTrainable(p, true);
+    return Promise.resolve(new MaskInstance("full", config, model, all));
+  },
+};
+
+/** Selective fine-tuning by name, block and element masks. */
+export const selective: PeftMethod<SelectiveConfig> = {
+  name: "selective",
+  summary:
+    "train a chosen subset of the base weights (name patterns, last k blocks, presets, q/k/v thirds)",
+  defaults: SELECTIVE_DEFAULTS,
+  validate: (c) => checkConfig("selective", SELECTIVE_DEFAULTS, c),
+  apply(model: GPT, config: SelectiveConfig): Promise<PeftInstance> {
+    return Promise.resolve(applySelection(model, "selective", config));
+  },
+};
+
+/** BitFit: train the biases only (Ben Zaken et al., 2021). */
+export const bitfit: PeftMethod<Record<string, never>> = {
+  name: "bitfit",
+  summary: "BitFit: train every bias, freeze everything else",
+  defaults: {},
+  validate: (c) => checkConfig("bitfit", {}, c),
+  apply(model: GPT): Promise<PeftInstance> {
+    return Promise.resolve(
+      applySelection(model, "bitfit", { ...SELECTIVE_DEFAULTS, preset: "bitfit" }),
+    );
+  },
+};
+
+function applySelection(model: GPT, method: string, config: SelectiveConfig): PeftInstance {
+  const chosen = selectParameters(model, config);
+  const set = new Set(chosen.map((c) => c.param));
+  for (const p of model.params.values()) model.setTrainable(p, set.has(p));
+  for (const { param, mask } of chosen) {
+    param.gradMask?.release();
+    param.gradMask = mask ? model.gpu.tensor(param.shape, mask, param.name + ".mask") : null;
+  }
+  return new MaskInstance(method, { ...config }, model, chosen.map((c) => c.param));
+}
