@@ -3,7 +3,7 @@ import {
   GPT,
   type GPTConfig,
   lora,
-  LoraInstance,
+  type LoraInstance,
   readLoraConfig,
   readSafetensors,
   Rng,
