@@ -17,7 +17,11 @@ if (import.meta.main) {
   res.forward(batch, a, a, out);
   await batch.submit();
   const y = await out.read();
-  if (y.join() !== "2,4,6,8") throw new Error(`Cannot verify the GPU: residual add gave ${y.join()}`);
+  if (y.join() !== "2,4,6,8") {
+    throw new Error(`Cannot verify the GPU: residual add gave ${y.join()}`);
+  }
   console.log("whet: kernels compile and run correctly on this adapter.");
-  console.log("whet: training the embedded default model arrives with the decoder (issue 3); see README.md.");
+  console.log(
+    "whet: training the embedded default model arrives with the decoder (issue 3); see README.md.",
+  );
 }

@@ -1,5 +1,14 @@
 import { Residual, Rng } from "../../mod.ts";
-import { assertClose, centralDiff, dot, gpu, poisoned, randn, release, upload } from "../helpers.ts";
+import {
+  assertClose,
+  centralDiff,
+  dot,
+  gpu,
+  poisoned,
+  randn,
+  release,
+  upload,
+} from "../helpers.ts";
 import { residualBackward, residualForward } from "../ref/residual.ts";
 
 // Sums of two f32 values: the GPU result is the correctly rounded f32 of the f64 sum,

@@ -1,11 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  GPT,
-  type GPTConfig,
-  loadHFCheckpoint,
-  Rng,
-  saveHFCheckpoint,
-} from "../../mod.ts";
+import { GPT, type GPTConfig, loadHFCheckpoint, Rng, saveHFCheckpoint } from "../../mod.ts";
 import { gpt2ParameterShapes } from "../../models/checkpoint.ts";
 import { assertClose, centralDiff, gpu } from "../helpers.ts";
 import { gpt2Ref, type Weights } from "../ref/gpt2.ts";
