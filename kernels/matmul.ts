@@ -33,7 +33,7 @@ export interface MatmulOptions {
   /** Kernel family; default `"software"` on CPU adapters (`gpu.isSoftware`), else `"hardware"`. */
   variant?: MatmulVariant;
   /**
-   * Register tile `[TM, TN]` of the software variant, both multiples of 4 (default `[8, 8]`, the
+   * Register tile `[TM, TN]` of the software variant, both multiples of 4 (default `[12, 16]`, the
    * fastest measured here; see bench/RESULTS.md). For benchmarks; ignored by the hardware variant.
    */
   tile?: readonly [number, number];
@@ -184,7 +184,7 @@ export class Matmul {
    */
   static async create(gpu: Gpu, opts: MatmulOptions = {}): Promise<Matmul> {
     const variant = opts.variant ?? (gpu.isSoftware ? "software" : "hardware");
-    const [tm, tn] = opts.tile ?? [8, 8];
+    const [tm, tn] = opts.tile ?? [12, 16];
     if (!(tm > 0 && tn > 0 && tm % 4 === 0 && tn % 4 === 0 && tm * tn <= 256)) {
       throw new RangeError(
         `Cannot create Matmul: tile [${tm}, ${tn}] must be multiples of 4 with at most 256 outputs`,
