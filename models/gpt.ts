@@ -50,6 +50,28 @@ export function isTrainable(p: Param): boolean {
   return p.grad !== null;
 }
 
+/** The kernel wrappers, by role. */
+export interface KernelSet {
+  /** Matmuls. */
+  matmul: Matmul;
+  /** LayerNorm. */
+  layernorm: LayerNorm;
+  /** GELU. */
+  gelu: Gelu;
+  /** Attention core. */
+  attention: Attention;
+  /** Embedding. */
+  embedding: Embedding;
+  /** Cross-entropy. */
+  crossentropy: CrossEntropy;
+  /** Residual add. */
+  residual: Residual;
+  /** Dropout. */
+  dropout: Dropout;
+  /** AdamW. */
+  adamw: AdamW;
+}
+
 /** Every kernel wrapper the model uses, compiled once per device. */
 export class Kernels {
   /** Matmuls (linear layers, tied head). */
@@ -71,7 +93,7 @@ export class Kernels {
   /** AdamW. */
   readonly adamw: AdamW;
 
-  private constructor(k: Omit<Kernels, never>) {
+  private constructor(k: KernelSet) {
     this.matmul = k.matmul;
     this.layernorm = k.layernorm;
     this.gelu = k.gelu;
@@ -113,8 +135,11 @@ export class Kernels {
 
 /** What a module needs while recording one forward or backward pass. */
 export interface Ctx {
+  /** The device. */
   readonly gpu: Gpu;
+  /** The batch the pass records into. */
   readonly batch: Batch;
+  /** The compiled kernels. */
   readonly k: Kernels;
   /** Training mode: dropout active. */
   readonly training: boolean;
@@ -301,34 +326,57 @@ export class LayerNormModule {
 }
 
 /** Activations of one block for one (B,T) shape. */
-interface BlockActs {
+export interface BlockActs {
+  /** ln1 */
   ln1: Tensor;
+  /** ln1Mean */
   ln1Mean: Tensor;
+  /** ln1Rstd */
   ln1Rstd: Tensor;
+  /** qkv */
   qkv: Tensor;
+  /** att */
   att: Tensor;
+  /** atty */
   atty: Tensor;
+  /** attProj */
   attProj: Tensor;
+  /** res2 */
   res2: Tensor;
+  /** ln2 */
   ln2: Tensor;
+  /** ln2Mean */
   ln2Mean: Tensor;
+  /** ln2Rstd */
   ln2Rstd: Tensor;
+  /** fc */
   fc: Tensor;
+  /** fcGelu */
   fcGelu: Tensor;
+  /** fcProj */
   fcProj: Tensor;
+  /** res3 */
   res3: Tensor;
 }
 
 /** Activation-gradient scratch shared by all blocks (used one block at a time). */
-interface GradScratch {
-  dres: Tensor; // (BT,C) gradient of the residual stream
-  dbranch: Tensor; // (BT,C) gradient of a branch output before dropout
-  dln: Tensor; // (BT,C)
-  datty: Tensor; // (BT,C)
-  dqkv: Tensor; // (BT,3C)
-  datt: Tensor; // (B,H,T,T)
-  dfc: Tensor; // (BT,4C)
-  dfcGelu: Tensor; // (BT,4C)
+export interface GradScratch {
+  /** (BT,C) gradient of the residual stream */
+  dres: Tensor;
+  /** (BT,C) gradient of a branch output before dropout */
+  dbranch: Tensor;
+  /** (BT,C) */
+  dln: Tensor;
+  /** (BT,C) */
+  datty: Tensor;
+  /** (BT,3C) */
+  dqkv: Tensor;
+  /** (B,H,T,T) */
+  datt: Tensor;
+  /** (BT,4C) */
+  dfc: Tensor;
+  /** (BT,4C) */
+  dfcGelu: Tensor;
 }
 
 /** Causal self-attention: c_attn → attention core → c_proj. */

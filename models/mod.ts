@@ -54,17 +54,31 @@ export {
   type Tokenizer,
 } from "./tokenizer.ts";
 export {
+  type FinishReason,
+  generate,
+  type GenerateOptions,
+  type GenerateResult,
+  sampleToken,
+  type SamplingOptions,
+} from "./generate.ts";
+export {
   Activations,
   Block,
+  type BlockActs,
+  type BranchAdapter,
   CausalSelfAttention,
   type Ctx,
   GPT,
   type GPTOptions,
+  type GradScratch,
   type Inputs,
   isTrainable,
   Kernels,
+  type KernelSet,
   LayerNormModule,
   Linear,
+  type LinearLike,
   MLP,
   type Param,
+  type VirtualTokens,
 } from "./gpt.ts";

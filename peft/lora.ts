@@ -62,12 +62,19 @@ export function matchesTarget(path: string, targets: readonly string[]): boolean
   return targets.some((t) => path === t || path.endsWith("." + t));
 }
 
-interface LoraAdapter {
+/** One named adapter of a {@linkcode LoRALinear}. */
+export interface LoraAdapter {
+  /** Adapter name. */
   name: string;
+  /** A (r, in). */
   A: Param;
+  /** B (out, r). */
   B: Param;
+  /** Rank. */
   r: number;
+  /** alpha/r (or alpha/√r). */
   scaling: number;
+  /** Dropout on the branch input. */
   dropout: number;
 }
 

@@ -13,6 +13,7 @@ export {
 } from "./method.ts";
 export {
   lora,
+  type LoraAdapter,
   type LoraConfig,
   LoraInstance,
   LoRALinear,
