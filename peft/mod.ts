@@ -29,4 +29,21 @@ export {
   type SelectiveConfig,
   selectParameters,
 } from "./selective.ts";
+export {
+  adapters,
+  BottleneckAdapter,
+  type BottleneckConfig,
+  BottleneckInstance,
+  readBottleneckConfig,
+} from "./adapters.ts";
+export { ia3, type IA3Config, IA3Instance, IA3Linear, readIA3Config } from "./ia3.ts";
+export { prefix, type PrefixConfig, PrefixInstance, readPrefixConfig } from "./prefix.ts";
+export {
+  prompt,
+  type PromptConfig,
+  PromptInstance,
+  readPromptConfig,
+  textInitIds,
+} from "./prompt.ts";
+export { promptReport, type PromptReportRow, renderPromptReport, tokenCell } from "./report.ts";
 export { type AnyPeftMethod, PEFT_METHODS, peftMethod } from "./registry.ts";

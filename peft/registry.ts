@@ -5,8 +5,12 @@
  * @module
  */
 
+import { adapters } from "./adapters.ts";
+import { ia3 } from "./ia3.ts";
 import { lora } from "./lora.ts";
 import type { PeftMethod } from "./method.ts";
+import { prefix } from "./prefix.ts";
+import { prompt } from "./prompt.ts";
 import { bitfit, full, selective } from "./selective.ts";
 
 /** A registered method, its configuration type erased. */
@@ -20,6 +24,10 @@ export const PEFT_METHODS: Readonly<Record<string, AnyPeftMethod>> = Object.free
   selective: erase(selective),
   bitfit: erase(bitfit),
   lora: erase(lora),
+  adapters: erase(adapters),
+  prompt: erase(prompt),
+  prefix: erase(prefix),
+  ia3: erase(ia3),
 });
 
 /** The method registered as `name`, or a clear error listing the known ones. */

@@ -1,0 +1,337 @@
+/**
+ * Bottleneck adapters (Houlsby et al., 2019; Pfeiffer et al., 2020) as AdapterHub's `adapters`
+ * library builds them: a down-projection (C → C/reduction_factor, with bias), a nonlinearity and
+ * an up-projection (with bias), added residually to a block's branch output before the block's own
+ * residual add: `h ← h + up(act(down(h)))`. Placements: `houlsby` puts one after the attention
+ * branch and one after the feed-forward branch; `pfeiffer` only after the feed-forward branch.
+ * The base is frozen.
+ *
+ * Defaults follow AdapterHub's `SeqBnConfig` (Pfeiffer): reduction_factor 16, non_linearity
+ * `relu`; its `DoubleSeqBnConfig` (Houlsby) uses `swish` — pass `non_linearity: "swish"` to match
+ * it. The bottleneck size is ⌊C / reduction_factor⌋, at least 1, as AdapterHub computes it.
+ * Initialisation is AdapterHub's `init_weights="mam_adapter"`: the down-projection weight
+ * kaiming-uniform with a = √5 (U(−1/√C, 1/√C)), its bias 0, and the up-projection weight and bias
+ * 0, so every adapter is the identity at the start. (AdapterHub's default `"bert"` init draws the
+ * up-projection from N(0, 0.02²) and is not the identity; its `"houlsby"` init is a truncated
+ * N(0, 10⁻⁴) for both.) Weights are stored as `nn.Linear` stores them: down (r, C), up (C, r).
+ *
+ * Files (a whet layout; Python's PEFT has no bottleneck adapters): `adapter_config.json`
+ * (`"whet_method": "bottleneck"`, the configuration, `n_embd` and `bottleneck_size`; sorted
+ * keys) + `adapter_model.safetensors` (metadata `{"format":"pt"}`) with tensors
+ * `h.{i}.attn_adapter.down.weight` (r, C), `….down.bias` (r), `….up.weight` (C, r), `….up.bias`
+ * (C), and the same under `h.{i}.mlp_adapter`.
+ *
+ * @module
+ */
+
+import type { BranchAdapter, Ctx, GPT, Param } from "../models/gpt.ts";
+import { ADAPTER_ACTIVATIONS, type AdapterActivation, PeftKernels } from "../kernels/peft.ts";
+import { Rng } from "../runtime/rng.ts";
+import type { Tensor } from "../runtime/tensor.ts";
+import { checkConfig, freezeBase, type PeftInstance, type PeftMethod } from "./method.ts";
+import { readAdapterConfig, readAdapterTensor, writeAdapterFiles } from "./prompt.ts";
+
+/** Bottleneck adapter configuration. */
+export interface BottleneckConfig {
+  /** `"houlsby"` (after attention and feed-forward) or `"pfeiffer"` (after feed-forward). Default `"pfeiffer"`. */
+  placement: string;
+  /** Bottleneck size is ⌊n_embd / reduction_factor⌋ (at least 1). Default 16. */
+  reduction_factor: number;
+  /** `relu` (default), `swish`, `gelu_new` (tanh form) or `gelu` (erf form). */
+  non_linearity: string;
+  /** Blocks that get adapters (empty: all). */
+  layers: number[];
+}
+
+const DEFAULTS: BottleneckConfig = {
+  placement: "pfeiffer",
+  reduction_factor: 16,
+  non_linearity: "relu",
+  layers: [],
+};
+
+/** A bottleneck adapter on one branch: `h ← h + up(act(down(h)))`. */
+export class BottleneckAdapter implements BranchAdapter {
+  /** Path, e.g. `h.0.mlp_adapter`. */
+  readonly path: string;
+  /** Down-projection weight (r, C). */
+  readonly downW: Param;
+  /** Down-projection bias (r). */
+  readonly downB: Param;
+  /** Up-projection weight (C, r). */
+  readonly upW: Param;
+  /** Up-projection bias (C). */
+  readonly upB: Param;
+  /** The nonlinearity. */
+  readonly act: AdapterActivation;
+  /** Whether the adapter runs (false: the identity). */
+  active = true;
+  readonly #k: PeftKernels;
+
+  /** An adapter over existing parameters. */
+  constructor(
+    path: string,
+    p: { downW: Param; downB: Param; upW: Param; upB: Param },
+    act: AdapterActivation,
+    kernels: PeftKernels,
+  ) {
+    this.path = path;
+    this.downW = p.downW;
+    this.downB = p.downB;
+    this.upW = p.upW;
+    this.upB = p.upB;
+    this.act = act;
+    this.#k = kernels;
+  }
+
+  /** Bottleneck size r. */
+  get r(): number {
+    return this.downB.shape[0];
+  }
+
+  /** The adapter's parameters. */
+  params(): Param[] {
+    return [this.downW, this.downB, this.upW, this.upB];
+  }
+
+  #scratch(ctx: Ctx, name: string, M: number, width: number): Tensor {
+    return ctx.acts.scratch(`${this.path}.${name}`, [M, width]);
+  }
+
+  /** h (M,C) ← h + up(act(down(h))) in place; keeps h, down(h) and act(down(h)). */
+  forward(ctx: Ctx, h: Tensor, M: number): void {
+    if (!this.active) return;
+    const C = this.upB.shape[0], r = this.r, mm = ctx.k.matmul, batch = ctx.batch;
+    const hIn = this.#scratch(ctx, "h", M, C);
+    const z = this.#scratch(ctx, "z", M, r), a = this.#scratch(ctx, "a", M, r);
+    batch.copy(h, hIn);
+    mm.gemm(batch, {
+      a: hIn,
+      b: this.downW.value,
+      c: z,
+      m: M,
+      n: r,
+      k: C,
+      transB: true,
+      bias: this.downB.value,
+    });
+    this.#k.actForward(batch, this.act, z, a);
+    mm.gemm(batch, {
+      a,
+      b: this.upW.value,
+      c: h,
+      m: M,
+      n: C,
+      k: r,
+      transB: true,
+      bias: this.upB.value,
+      accumulate: true,
+    });
+  }
+
+  /** dy (M,C) = dL/d(output) → dL/dh (M,C) `=` (a scratch tensor); parameter gradients `+=`. */
+  backward(ctx: Ctx, dy: Tensor, M: number): Tensor {
+    if (!this.active) return dy;
+    const C = this.upB.shape[0], r = this.r, mm = ctx.k.matmul, batch = ctx.batch;
+    const hIn = this.#scratch(ctx, "h", M, C);
+    const z = this.#scratch(ctx, "z", M, r), a = this.#scratch(ctx, "a", M, r);
+    const da = this.#scratch(ctx, "da", M, r), dz = this.#scratch(ctx, "dz", M, r);
+    const dh = this.#scratch(ctx, "dh", M, C);
+    if (this.upB.grad) mm.biasBackward(batch, dy, this.upB.grad, M, C);
+    if (this.upW.grad) {
+      mm.gemm(batch, {
+        a: dy,
+        b: a,
+        c: this.upW.grad,
+        m: C,
+        n: r,
+        k: M,
+        transA: true,
+        accumulate: true,
+      });
+    }
+    mm.gemm(batch, { a: dy, b: this.upW.value, c: da, m: M, n: r, k: C });
+    this.#k.actBackward(batch, this.act, z, da, dz);
+    if (this.downB.grad) mm.biasBackward(batch, dz, this.downB.grad, M, r);
+    if (this.downW.grad) {
+      mm.gemm(batch, {
+        a: dz,
+        b: hIn,
+        c: this.downW.grad,
+        m: r,
+        n: C,
+        k: M,
+        transA: true,
+        accumulate: true,
+      });
+    }
+    batch.copy(dy, dh);
+    mm.gemm(batch, { a: dz, b: this.downW.value, c: dh, m: M, n: C, k: r, accumulate: true });
+    return dh;
+  }
+}
+
+/** Bottleneck adapters applied to a model. */
+export class BottleneckInstance implements PeftInstance {
+  /** `"adapters"`. */
+  readonly method = "adapters";
+  /** The configuration. */
+  readonly config: Readonly<BottleneckConfig>;
+  /** Every adapter's parameters. */
+  readonly added: readonly Param[];
+  /** The adapters, in block order (attention before feed-forward). */
+  readonly adapters: readonly BottleneckAdapter[];
+  readonly #model: GPT;
+
+  /** Use {@linkcode adapters}.apply. */
+  constructor(model: GPT, config: BottleneckConfig, list: BottleneckAdapter[]) {
+    this.#model = model;
+    this.config = config;
+    this.adapters = list;
+    this.added = list.flatMap((a) => a.params());
+  }
+
+  /** Every adapter's parameters. */
+  trainable(): Param[] {
+    return this.added.slice();
+  }
+
+  /** Turns the adapters on (default) or off (the base alone). */
+  setActive(on: boolean): void {
+    for (const a of this.adapters) a.active = on;
+  }
+
+  /** whet's adapter_config.json. */
+  adapterConfig(baseModel = ""): Record<string, unknown> {
+    const c = this.config;
+    return {
+      base_model_name_or_path: baseModel,
+      bottleneck_size: this.adapters[0].r,
+      init_weights: "mam_adapter",
+      layers: c.layers,
+      n_embd: this.#model.config.n_embd,
+      non_linearity: c.non_linearity,
+      placement: c.placement,
+      reduction_factor: c.reduction_factor,
+      whet_method: "bottleneck",
+    };
+  }
+
+  /** Writes adapter_config.json + adapter_model.safetensors (whet layout, see the module doc). */
+  async save(dir: string, baseModel = ""): Promise<void> {
+    const data = await this.#model.gpu.read(this.added.map((p) => p.value));
+    await writeAdapterFiles(
+      dir,
+      this.adapterConfig(baseModel),
+      this.added.map((p, i) => [p.name, { shape: p.shape, data: data[i] }] as const),
+    );
+  }
+
+  /** Loads the adapters written by {@linkcode save}. */
+  async load(dir: string): Promise<void> {
+    await readAdapterConfig(dir, "whet_method", "bottleneck");
+    for (const p of this.added) {
+      p.value.write(await readAdapterTensor(dir, [p.name], p.shape, "bottleneck adapters"));
+    }
+  }
+
+  /** e.g. `bottleneck adapters (pfeiffer, r=48, relu) in 12 layers`. */
+  describe(): string {
+    const c = this.config;
+    return `bottleneck adapters (${c.placement}, r=${this.adapters[0].r}, ${c.non_linearity}) in ${
+      new Set(this.adapters.map((a) => a.path.split(".")[1])).size
+    } layers`;
+  }
+}
+
+/** Reads whet's adapter_config.json of bottleneck adapters into a {@linkcode BottleneckConfig}. */
+export async function readBottleneckConfig(dir: string): Promise<BottleneckConfig> {
+  const json = await readAdapterConfig(dir, "whet_method", "bottleneck");
+  return adapters.validate({
+    placement: json.placement,
+    reduction_factor: json.reduction_factor,
+    non_linearity: json.non_linearity,
+    layers: json.layers ?? [],
+  });
+}
+
+/** The bottleneck-adapter method. */
+export const adapters: Omit<PeftMethod<BottleneckConfig>, "apply"> & {
+  apply(model: GPT, config: BottleneckConfig, seed: number): Promise<BottleneckInstance>;
+} = {
+  name: "adapters",
+  summary: "bottleneck adapters (Houlsby or Pfeiffer placement) on the blocks' branches",
+  defaults: DEFAULTS,
+  validate(c: Record<string, unknown>): BottleneckConfig {
+    const cfg = checkConfig("adapters", DEFAULTS, c);
+    if (cfg.placement !== "houlsby" && cfg.placement !== "pfeiffer") {
+      throw new RangeError(
+        `Cannot configure adapters: "placement" must be "houlsby" or "pfeiffer", got ${
+          JSON.stringify(cfg.placement)
+        }`,
+      );
+    }
+    if (!(cfg.reduction_factor > 0 && Number.isFinite(cfg.reduction_factor))) {
+      throw new RangeError(
+        `Cannot configure adapters: "reduction_factor" must be positive, got ${cfg.reduction_factor}`,
+      );
+    }
+    if (!(ADAPTER_ACTIVATIONS as readonly string[]).includes(cfg.non_linearity)) {
+      throw new RangeError(
+        `Cannot configure adapters: "non_linearity" must be one of ${
+          ADAPTER_ACTIVATIONS.join(", ")
+        }, got ${JSON.stringify(cfg.non_linearity)}`,
+      );
+    }
+    return cfg;
+  },
+  async apply(model: GPT, config: BottleneckConfig, seed: number): Promise<BottleneckInstance> {
+    const cfg = adapters.validate(config as unknown as Record<string, unknown>);
+    const C = model.config.n_embd, L = model.config.n_layer;
+    const r = Math.max(1, Math.floor(C / cfg.reduction_factor));
+    for (const l of cfg.layers) {
+      if (!Number.isInteger(l) || l < 0 || l >= L) {
+        throw new RangeError(`Cannot apply adapters: "layers" holds ${l}, outside 0..${L - 1}`);
+      }
+    }
+    const blocks = model.blocks.filter((_, l) => cfg.layers.length === 0 || cfg.layers.includes(l));
+    const houlsby = cfg.placement === "houlsby";
+    for (const b of blocks) {
+      if (b.mlpAdapter || (houlsby && b.attnAdapter)) {
+        throw new RangeError(`Cannot apply adapters: block ${b.index} already has an adapter`);
+      }
+    }
+    const k = await PeftKernels.create(model.gpu);
+    freezeBase(model);
+    const rng = new Rng(seed), bound = 1 / Math.sqrt(C);
+    const make = (path: string) => {
+      const downW = model.addParam(
+        `${path}.down.weight`,
+        [r, C],
+        rng.fillUniform(new Float32Array(r * C), -bound, bound) as Float32Array,
+        true,
+      );
+      const downB = model.addParam(`${path}.down.bias`, [r], new Float32Array(r));
+      const upW = model.addParam(`${path}.up.weight`, [C, r], new Float32Array(C * r), true);
+      const upB = model.addParam(`${path}.up.bias`, [C], new Float32Array(C));
+      return new BottleneckAdapter(
+        path,
+        { downW, downB, upW, upB },
+        cfg.non_linearity as AdapterActivation,
+        k,
+      );
+    };
+    const list: BottleneckAdapter[] = [];
+    for (const b of blocks) {
+      if (houlsby) {
+        const a = make(`h.${b.index}.attn_adapter`);
+        b.attnAdapter = a;
+        list.push(a);
+      }
+      const m = make(`h.${b.index}.mlp_adapter`);
+      b.mlpAdapter = m;
+      list.push(m);
+    }
+    return new BottleneckInstance(model, cfg, list);
+  },
+};

@@ -1,0 +1,221 @@
+/**
+ * Prefix tuning (Li & Liang, 2021) as Hugging Face PEFT implements it without reparameterisation
+ * (`prefix_projection=False`): every layer l gets n trainable key and value vectors, which every
+ * real token attends to before its own keys (keys [P_k; K], values [P_v; V]); the base is frozen.
+ *
+ * Parameter and file layout (PEFT's `PrefixEncoder` and `get_prompt`): one tensor
+ * `prompt_embeddings` of shape (n, num_layers·2·n_embd). PEFT views each row as
+ * (num_layers·2, n_head, head_dim) and splits the first axis into pairs, so column
+ * `(2l + kv)·C + h·hd + d` holds layer l's key (kv = 0) or value (kv = 1) for head h, channel d —
+ * which is exactly the layout of the key and value thirds of c_attn's output, so layer l's prefix
+ * is the contiguous slice [2lC, 2lC + 2C) of each row. Initialisation N(0, 1), the default of the
+ * `torch.nn.Embedding` PEFT uses. Files: `adapter_config.json` (`peft_type: "PREFIX_TUNING"`,
+ * sorted keys) + `adapter_model.safetensors` (`prompt_embeddings`, metadata `{"format":"pt"}`).
+ *
+ * How it runs: like Hugging Face with `past_key_values` of length n, the real tokens take
+ * positions n..n+T−1. whet runs the model on n+T positions with n dummy rows (id 0) in front;
+ * after c_attn of layer l, `kvForward` overwrites the key and value parts of the dummy rows with
+ * P_l (the query part is left as computed), so attention over all n+T rows sees [P_k; K] and
+ * [P_v; V]. After the attention backward, `kvBackward` reads dP_l from the key/value parts of the
+ * dummy rows' dqkv (summed over the batch) and then zeroes those rows entirely (q, k and v):
+ * the dummy rows' own outputs are discarded, and without the zeroing their gradients would flow
+ * through c_attn into the dummy rows' residual stream and from there into the attention of earlier
+ * layers, leaking into earlier layers' prefixes a gradient that Hugging Face's computation, which
+ * has no such rows, does not have.
+ *
+ * One difference remains : the model scores the last virtual
+ * position against the first real label (right for prompt tuning, where PEFT does the same);
+ * Hugging Face's prefix tuning never scores the first label. Pass labels[0] = −100 per sequence to
+ * train exactly as Hugging Face does.
+ *
+ * @module
+ */
+
+import type { Ctx, GPT, Param, VirtualTokens } from "../models/gpt.ts";
+import { PeftKernels, type RowsSpec } from "../kernels/peft.ts";
+import { Rng } from "../runtime/rng.ts";
+import type { Tensor } from "../runtime/tensor.ts";
+import { checkConfig, freezeBase, type PeftInstance, type PeftMethod } from "./method.ts";
+import { checkVirtual, readAdapterConfig, readAdapterTensor, writeAdapterFiles } from "./prompt.ts";
+
+/** Prefix tuning configuration (PEFT's `PrefixTuningConfig` names). */
+export interface PrefixConfig {
+  /** Virtual tokens n per layer. Default 20. */
+  num_virtual_tokens: number;
+  /** Reparameterisation MLP: only false (PEFT's default) is supported. */
+  prefix_projection: boolean;
+  /** Standard deviation of the N(0, σ²) initialisation. Default 1 (PEFT's nn.Embedding). */
+  init_std: number;
+}
+
+const DEFAULTS: PrefixConfig = { num_virtual_tokens: 20, prefix_projection: false, init_std: 1 };
+
+/** Name of the injected parameter (n, L·2C). */
+export const PREFIX_PARAM = "prefix_tuning.prompt_embeddings";
+
+/** The key/value hooks of prefix tuning (see the module doc). */
+class PrefixTokens implements VirtualTokens {
+  readonly n: number;
+  readonly #P: Param;
+  readonly #k: PeftKernels;
+  readonly #C: number;
+  readonly #L: number;
+
+  constructor(P: Param, C: number, L: number, k: PeftKernels) {
+    this.n = P.shape[0];
+    this.#P = P;
+    this.#k = k;
+    this.#C = C;
+    this.#L = L;
+  }
+
+  #spec(layer: number, B: number, T: number): RowsSpec {
+    const C = this.#C;
+    return {
+      B,
+      T,
+      n: this.n,
+      ldd: 3 * C,
+      doff: C,
+      w: 2 * C,
+      lds: this.#L * 2 * C,
+      soff: layer * 2 * C,
+    };
+  }
+
+  /** qkv (B, n+T, 3C): k and v of rows 0..n−1 `= P[j, 2lC .. 2lC+2C)`. */
+  kvForward(ctx: Ctx, layer: number, qkv: Tensor, B: number, T: number): void {
+    this.#k.setRows(ctx.batch, this.#P.value, null, qkv, this.#spec(layer, B, T));
+  }
+
+  /** dP[j, 2lC..] `+=` Σ_b dqkv[b, j, C..3C); rows 0..n−1 of dqkv `= 0` (all of q, k, v). */
+  kvBackward(ctx: Ctx, layer: number, dqkv: Tensor, B: number, T: number): void {
+    const dP = this.#P.grad ?? ctx.acts.scratch("prefix_tuning.unused_grad", [...this.#P.shape]);
+    this.#k.rowsGrad(ctx.batch, dqkv, dP, this.#spec(layer, B, T));
+  }
+}
+
+/** Prefix tuning applied to a model. */
+export class PrefixInstance implements PeftInstance {
+  /** `"prefix"`. */
+  readonly method = "prefix";
+  /** The configuration. */
+  readonly config: Readonly<PrefixConfig>;
+  /** The prefixes (n, L·2C) in PEFT's layout. */
+  readonly prefix: Param;
+  /** `[prefix]`. */
+  readonly added: readonly Param[];
+  /** Prefix tuning changes the outputs from the start (the real tokens attend to the prefixes). */
+  readonly identityAtInit = false;
+  readonly #model: GPT;
+
+  /** Use {@linkcode prefix}.apply. */
+  constructor(model: GPT, config: PrefixConfig, P: Param) {
+    this.#model = model;
+    this.config = config;
+    this.prefix = P;
+    this.added = [P];
+  }
+
+  /** `[prefix]`. */
+  trainable(): Param[] {
+    return [this.prefix];
+  }
+
+  /** PEFT's adapter_config.json. */
+  adapterConfig(baseModel = ""): Record<string, unknown> {
+    const m = this.#model.config;
+    return {
+      base_model_name_or_path: baseModel,
+      encoder_hidden_size: m.n_embd,
+      inference_mode: true,
+      num_attention_heads: m.n_head,
+      num_layers: m.n_layer,
+      num_transformer_submodules: 1,
+      num_virtual_tokens: this.config.num_virtual_tokens,
+      peft_type: "PREFIX_TUNING",
+      prefix_projection: false,
+      task_type: "CAUSAL_LM",
+      token_dim: m.n_embd,
+    };
+  }
+
+  /** Writes adapter_config.json + adapter_model.safetensors (`prompt_embeddings` (n, L·2C)). */
+  async save(dir: string, baseModel = ""): Promise<void> {
+    const [data] = await this.#model.gpu.read([this.prefix.value]);
+    await writeAdapterFiles(dir, this.adapterConfig(baseModel), [
+      ["prompt_embeddings", { shape: this.prefix.shape, data }],
+    ]);
+  }
+
+  /** Loads the prefixes from a PEFT-layout folder (written here or by Python's PEFT). */
+  async load(dir: string): Promise<void> {
+    const json = await readAdapterConfig(dir, "peft_type", "PREFIX_TUNING");
+    if (json.prefix_projection === true) {
+      throw new Error(
+        `Cannot load ${dir}: prefix_projection is true (a reparameterisation MLP), which whet does not support`,
+      );
+    }
+    const data = await readAdapterTensor(
+      dir,
+      ["prompt_embeddings"],
+      this.prefix.shape,
+      "prefix tuning",
+    );
+    this.prefix.value.write(data);
+  }
+
+  /** e.g. `prefix tuning: 20 virtual tokens × 12 layers`. */
+  describe(): string {
+    return `prefix tuning: ${this.config.num_virtual_tokens} virtual tokens × ${this.#model.config.n_layer} layers`;
+  }
+}
+
+/** Reads a PEFT prefix-tuning adapter_config.json into a {@linkcode PrefixConfig}. */
+export async function readPrefixConfig(dir: string): Promise<PrefixConfig> {
+  const json = await readAdapterConfig(dir, "peft_type", "PREFIX_TUNING");
+  return prefix.validate({
+    num_virtual_tokens: json.num_virtual_tokens,
+    prefix_projection: json.prefix_projection ?? false,
+  });
+}
+
+/** The prefix-tuning method. */
+export const prefix: Omit<PeftMethod<PrefixConfig>, "apply"> & {
+  apply(model: GPT, config: PrefixConfig, seed: number): Promise<PrefixInstance>;
+} = {
+  name: "prefix",
+  summary: "prefix tuning: trainable key/value prefixes in every attention layer",
+  defaults: DEFAULTS,
+  validate(c: Record<string, unknown>): PrefixConfig {
+    const cfg = checkConfig("prefix", DEFAULTS, c);
+    const n = cfg.num_virtual_tokens;
+    if (!Number.isInteger(n) || n < 1) {
+      throw new RangeError(
+        `Cannot configure prefix tuning: "num_virtual_tokens" must be a positive integer, got ${n}`,
+      );
+    }
+    if (cfg.prefix_projection) {
+      throw new RangeError(
+        `Cannot configure prefix tuning: "prefix_projection" (a reparameterisation MLP) is not supported; use false`,
+      );
+    }
+    if (!(cfg.init_std > 0 && Number.isFinite(cfg.init_std))) {
+      throw new RangeError(
+        `Cannot configure prefix tuning: "init_std" must be positive, got ${cfg.init_std}`,
+      );
+    }
+    return cfg;
+  },
+  async apply(model: GPT, config: PrefixConfig, seed: number): Promise<PrefixInstance> {
+    const cfg = prefix.validate(config as unknown as Record<string, unknown>);
+    const n = cfg.num_virtual_tokens, C = model.config.n_embd, L = model.config.n_layer;
+    checkVirtual(model, n, "prefix tuning");
+    const k = await PeftKernels.create(model.gpu);
+    freezeBase(model);
+    const data = new Rng(seed).fillNormal(new Float32Array(n * L * 2 * C), cfg.init_std);
+    const P = model.addParam(PREFIX_PARAM, [n, L * 2 * C], data as Float32Array);
+    model.setVirtual(new PrefixTokens(P, C, L, k));
+    return new PrefixInstance(model, cfg, P);
+  },
+};

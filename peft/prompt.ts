@@ -1,0 +1,369 @@
+/**
+ * Prompt tuning (Lester et al., 2021) as Hugging Face PEFT implements it for causal LMs: n
+ * trainable virtual tokens P (n, C) are prepended to the input embeddings; the base stays frozen.
+ *
+ * Positions: PEFT concatenates P to `inputs_embeds` and GPT-2 then adds position embeddings over
+ * the whole sequence (`GPT2Model.forward`: `position_ids = arange(past_length, past_length +
+ * seq_len)`, `hidden = inputs_embeds + wpe(position_ids)`), so virtual token j sits at position j
+ * and gets `P[j] + wpe[j]`, and the real tokens take positions n..n+T−1. The virtual positions
+ * carry label −100, so the last virtual position is scored against the first real label, as in
+ * PEFT. whet runs the model on n+T positions with dummy ids 0 in front; after the embedding,
+ * `embedForward` overwrites rows 0..n−1 with `P[j] + wpe[j]`, and `embedBackward` takes
+ * `dP[j] += Σ_b dEncoded[b, j]` and zeroes those rows so that no gradient reaches `wte[0]` (the
+ * dummy id) or `wpe[0..n−1]` through them. (Embedding dropout, when configured, is applied before
+ * the overwrite, so the virtual rows are not dropped out; PEFT drops them with the rest.)
+ *
+ * Initialisation (PEFT's `prompt_tuning_init`): `RANDOM` — N(0, 1), the default init of
+ * `torch.nn.Embedding` that PEFT's `PromptEmbedding` uses; `SAMPLE_VOCAB` — rows of `wte` at
+ * uniformly random ids; `TEXT` — the rows of `wte` at the ids of a text (`init_text_ids`, which the
+ * caller tokenises), truncated or repeated to n.
+ *
+ * Files: Hugging Face PEFT's layout, `adapter_config.json` (`peft_type: "PROMPT_TUNING"`, sorted
+ * keys) + `adapter_model.safetensors` holding one tensor `prompt_embeddings` (n, n_embd) with
+ * metadata `{"format":"pt"}`; loads from files written here or by Python's PEFT.
+ *
+ * @module
+ */
+
+import type { Ctx, GPT, Param, VirtualTokens } from "../models/gpt.ts";
+import {
+  readSafetensors,
+  type TensorData,
+  writeFileAtomic,
+  writeSafetensors,
+} from "../models/safetensors.ts";
+import { PeftKernels, type RowsSpec } from "../kernels/peft.ts";
+import { Rng } from "../runtime/rng.ts";
+import type { Tensor } from "../runtime/tensor.ts";
+import { checkConfig, freezeBase, type PeftInstance, type PeftMethod } from "./method.ts";
+
+/** Prompt tuning configuration (PEFT's `PromptTuningConfig` names where they exist). */
+export interface PromptConfig {
+  /** Virtual tokens n (20–100 typical). Default 20. */
+  num_virtual_tokens: number;
+  /** `"RANDOM"` (N(0,1)), `"SAMPLE_VOCAB"` or `"TEXT"` (lower case accepted). Default `"RANDOM"`. */
+  prompt_tuning_init: string;
+  /** Token ids of the initialisation text (needed for `TEXT`; the CLI tokenises the text). */
+  init_text_ids: number[];
+  /** The initialisation text, recorded in adapter_config.json. */
+  prompt_tuning_init_text: string;
+  /** Tokenizer name recorded in adapter_config.json (PEFT needs it to rebuild a `TEXT` init). */
+  tokenizer_name_or_path: string;
+}
+
+const DEFAULTS: PromptConfig = {
+  num_virtual_tokens: 20,
+  prompt_tuning_init: "RANDOM",
+  init_text_ids: [],
+  prompt_tuning_init_text: "",
+  tokenizer_name_or_path: "",
+};
+
+const INITS = ["RANDOM", "SAMPLE_VOCAB", "TEXT"];
+
+/** Name of the injected parameter holding P (n, C). */
+export const PROMPT_PARAM = "prompt_tuning.prompt_embeddings";
+
+/** Keys sorted, as PEFT writes adapter_config.json. */
+export function sortedJson(cfg: Record<string, unknown>): string {
+  const sorted = Object.fromEntries(Object.keys(cfg).sort().map((k) => [k, cfg[k]]));
+  return JSON.stringify(sorted, null, 2) + "\n";
+}
+
+/**
+ * Writes `adapter_config.json` (sorted keys) and `adapter_model.safetensors` (metadata
+ * `{"format":"pt"}`) into `dir`, each atomically.
+ */
+export async function writeAdapterFiles(
+  dir: string,
+  config: Record<string, unknown>,
+  tensors: Iterable<readonly [string, TensorData]>,
+): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  await writeSafetensors(`${dir}/adapter_model.safetensors`, tensors, {
+    metadata: { format: "pt" },
+  });
+  await writeFileAtomic(`${dir}/adapter_config.json`, sortedJson(config));
+}
+
+/** Reads `dir/adapter_config.json`, checking `field` is `value` (e.g. peft_type), with clear errors. */
+export async function readAdapterConfig(
+  dir: string,
+  field: string,
+  value: string,
+): Promise<Record<string, unknown>> {
+  const file = `${dir}/adapter_config.json`;
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(await Deno.readTextFile(file));
+  } catch (e) {
+    throw new Error(`Cannot read ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  if (json[field] !== value) {
+    throw new Error(
+      `Cannot load ${file}: field "${field}" is ${
+        JSON.stringify(json[field])
+      }, expected "${value}"`,
+    );
+  }
+  return json;
+}
+
+/**
+ * Reads the first of `keys` present in `dir/adapter_model.safetensors`, checking its shape
+ * (F32, F16 and BF16 files are read as f32).
+ */
+export async function readAdapterTensor(
+  dir: string,
+  keys: readonly string[],
+  shape: readonly number[],
+  what: string,
+): Promise<Float32Array> {
+  const file = `${dir}/adapter_model.safetensors`;
+  const st = await readSafetensors(file);
+  const key = keys.find((k) => st.names().includes(k));
+  if (key === undefined) {
+    throw new Error(`Cannot load ${what} from ${file}: tensor "${keys[0]}" is missing`);
+  }
+  const t = st.tensor(key);
+  if (t.shape.join() !== shape.join()) {
+    throw new Error(
+      `Cannot load ${what} from ${file}: tensor "${key}" has shape [${t.shape}], expected [${shape}]`,
+    );
+  }
+  return t.data;
+}
+
+/** n rows of `wte` (V, C) at `ids`, as an (n, C) array. */
+function wteRows(wte: Float32Array, ids: readonly number[], C: number): Float32Array {
+  const out = new Float32Array(ids.length * C);
+  ids.forEach((id, j) => out.set(wte.subarray(id * C, (id + 1) * C), j * C));
+  return out;
+}
+
+/** The ids PEFT's `TEXT` init uses: the text's ids truncated, or repeated and truncated, to n. */
+export function textInitIds(ids: readonly number[], n: number): number[] {
+  if (ids.length === 0) {
+    throw new RangeError(`Cannot initialise prompt tuning from text: "init_text_ids" is empty`);
+  }
+  const reps = Math.ceil(n / ids.length);
+  return Array.from({ length: reps }, () => ids).flat().slice(0, n);
+}
+
+/** The virtual-token hooks of prompt tuning (see the module doc). */
+class PromptTokens implements VirtualTokens {
+  readonly n: number;
+  readonly #P: Param;
+  readonly #wpe: Param;
+  readonly #k: PeftKernels;
+
+  constructor(P: Param, wpe: Param, k: PeftKernels) {
+    this.n = P.shape[0];
+    this.#P = P;
+    this.#wpe = wpe;
+    this.#k = k;
+  }
+
+  #spec(B: number, T: number): RowsSpec {
+    const C = this.#P.shape[1];
+    return { B, T, n: this.n, ldd: C, doff: 0, w: C, lds: C, soff: 0 };
+  }
+
+  /** encoded (B, n+T, C): rows 0..n−1 of each sequence `= P[j] + wpe[j]`. */
+  embedForward(ctx: Ctx, encoded: Tensor, B: number, T: number): void {
+    this.#k.setRows(ctx.batch, this.#P.value, this.#wpe.value, encoded, this.#spec(B, T));
+  }
+
+  /** dP (n,C) `+=` Σ_b dEncoded[b, 0..n−1]; those rows of dEncoded `= 0`. */
+  embedBackward(ctx: Ctx, dEncoded: Tensor, B: number, T: number): void {
+    const dP = this.#P.grad ?? ctx.acts.scratch("prompt_tuning.unused_grad", [...this.#P.shape]);
+    this.#k.rowsGrad(ctx.batch, dEncoded, dP, this.#spec(B, T));
+  }
+}
+
+/** Prompt tuning applied to a model. */
+export class PromptInstance implements PeftInstance {
+  /** `"prompt"`. */
+  readonly method = "prompt";
+  /** The configuration. */
+  readonly config: Readonly<PromptConfig>;
+  /** The virtual tokens P (n, C). */
+  readonly prompt: Param;
+  /** `[prompt]`. */
+  readonly added: readonly Param[];
+  /** P at initialisation (the reference for the interpretability report's distances). */
+  readonly initial: Float32Array;
+  /** The ids P was copied from (SAMPLE_VOCAB, TEXT), or null (RANDOM). */
+  readonly initIds: readonly number[] | null;
+  /** Prompt tuning changes the outputs from the start (the model sees n extra tokens). */
+  readonly identityAtInit = false;
+  readonly #model: GPT;
+
+  /** Use {@linkcode prompt}.apply. */
+  constructor(
+    model: GPT,
+    config: PromptConfig,
+    P: Param,
+    initial: Float32Array,
+    initIds: number[] | null,
+  ) {
+    this.#model = model;
+    this.config = config;
+    this.prompt = P;
+    this.added = [P];
+    this.initial = initial;
+    this.initIds = initIds;
+  }
+
+  /** The model it was applied to. */
+  get model(): GPT {
+    return this.#model;
+  }
+
+  /** `[prompt]`. */
+  trainable(): Param[] {
+    return [this.prompt];
+  }
+
+  /** PEFT's adapter_config.json for these virtual tokens. */
+  adapterConfig(baseModel = ""): Record<string, unknown> {
+    const m = this.#model.config, c = this.config;
+    return {
+      base_model_name_or_path: baseModel,
+      inference_mode: true,
+      num_attention_heads: m.n_head,
+      num_layers: m.n_layer,
+      num_transformer_submodules: 1,
+      num_virtual_tokens: c.num_virtual_tokens,
+      peft_type: "PROMPT_TUNING",
+      prompt_tuning_init: c.prompt_tuning_init,
+      prompt_tuning_init_text: c.prompt_tuning_init === "TEXT" ? c.prompt_tuning_init_text : null,
+      task_type: "CAUSAL_LM",
+      token_dim: m.n_embd,
+      tokenizer_name_or_path: c.tokenizer_name_or_path || null,
+    };
+  }
+
+  /** Writes adapter_config.json + adapter_model.safetensors (`prompt_embeddings`, (n, n_embd)). */
+  async save(dir: string, baseModel = ""): Promise<void> {
+    const [data] = await this.#model.gpu.read([this.prompt.value]);
+    await writeAdapterFiles(dir, this.adapterConfig(baseModel), [
+      ["prompt_embeddings", { shape: this.prompt.shape, data }],
+    ]);
+  }
+
+  /** Loads P from a PEFT-layout folder (written here or by Python's PEFT). */
+  async load(dir: string): Promise<void> {
+    await readAdapterConfig(dir, "peft_type", "PROMPT_TUNING");
+    const data = await readAdapterTensor(
+      dir,
+      ["prompt_embeddings"],
+      this.prompt.shape,
+      "prompt tuning",
+    );
+    this.prompt.value.write(data);
+  }
+
+  /** e.g. `prompt tuning: 20 virtual tokens (TEXT init)`. */
+  describe(): string {
+    return `prompt tuning: ${this.config.num_virtual_tokens} virtual tokens (${this.config.prompt_tuning_init} init)`;
+  }
+}
+
+/** Reads a PEFT prompt-tuning adapter_config.json into a {@linkcode PromptConfig}. */
+export async function readPromptConfig(dir: string): Promise<PromptConfig> {
+  const json = await readAdapterConfig(dir, "peft_type", "PROMPT_TUNING");
+  if ((json.num_transformer_submodules ?? 1) !== 1) {
+    throw new Error(
+      `Cannot load ${dir}/adapter_config.json: num_transformer_submodules is ${json.num_transformer_submodules}, but GPT-2 is a decoder (1)`,
+    );
+  }
+  return prompt.validate({
+    num_virtual_tokens: json.num_virtual_tokens,
+    // The text's ids are not in the file; loading overwrites P anyway.
+    prompt_tuning_init: json.prompt_tuning_init === "TEXT"
+      ? "RANDOM"
+      : json.prompt_tuning_init ?? "RANDOM",
+    prompt_tuning_init_text: json.prompt_tuning_init_text ?? "",
+    tokenizer_name_or_path: json.tokenizer_name_or_path ?? "",
+  });
+}
+
+/** Checks the virtual-token count n against the model and reserves the model's virtual slot. */
+export function checkVirtual(model: GPT, n: number, what: string): void {
+  if (model.virtual) {
+    throw new RangeError(`Cannot apply ${what}: the model already has virtual tokens`);
+  }
+  if (n >= model.config.n_positions) {
+    throw new RangeError(
+      `Cannot apply ${what}: ${n} virtual tokens leave no position for real tokens (n_positions=${model.config.n_positions})`,
+    );
+  }
+}
+
+/** The prompt-tuning method. */
+export const prompt: Omit<PeftMethod<PromptConfig>, "apply"> & {
+  apply(model: GPT, config: PromptConfig, seed: number): Promise<PromptInstance>;
+} = {
+  name: "prompt",
+  summary: "prompt tuning: n trainable virtual tokens prepended to the input embeddings",
+  defaults: DEFAULTS,
+  validate(c: Record<string, unknown>): PromptConfig {
+    const cfg = checkConfig("prompt", DEFAULTS, c);
+    const n = cfg.num_virtual_tokens;
+    if (!Number.isInteger(n) || n < 1) {
+      throw new RangeError(
+        `Cannot configure prompt tuning: "num_virtual_tokens" must be a positive integer, got ${n}`,
+      );
+    }
+    const init = cfg.prompt_tuning_init.toUpperCase();
+    if (!INITS.includes(init)) {
+      throw new RangeError(
+        `Cannot configure prompt tuning: "prompt_tuning_init" must be one of ${
+          INITS.join(", ")
+        }, got ${JSON.stringify(cfg.prompt_tuning_init)}`,
+      );
+    }
+    if (!cfg.init_text_ids.every((id) => Number.isInteger(id) && id >= 0)) {
+      throw new RangeError(
+        `Cannot configure prompt tuning: "init_text_ids" must hold token ids, got ${
+          JSON.stringify(cfg.init_text_ids)
+        }`,
+      );
+    }
+    if (init === "TEXT" && cfg.init_text_ids.length === 0) {
+      throw new RangeError(
+        `Cannot configure prompt tuning: "prompt_tuning_init" TEXT needs "init_text_ids" (the tokenised text)`,
+      );
+    }
+    return { ...cfg, prompt_tuning_init: init };
+  },
+  async apply(model: GPT, config: PromptConfig, seed: number): Promise<PromptInstance> {
+    const cfg = prompt.validate(config as unknown as Record<string, unknown>);
+    const n = cfg.num_virtual_tokens, C = model.config.n_embd, V = model.config.vocab_size;
+    checkVirtual(model, n, "prompt tuning");
+    const rng = new Rng(seed);
+    let initIds: number[] | null = null;
+    let data: Float32Array;
+    if (cfg.prompt_tuning_init === "RANDOM") {
+      data = rng.fillNormal(new Float32Array(n * C), 1) as Float32Array;
+    } else {
+      initIds = cfg.prompt_tuning_init === "TEXT"
+        ? textInitIds(cfg.init_text_ids, n)
+        : Array.from({ length: n }, () => rng.int(V));
+      const bad = initIds.find((id) => id >= V);
+      if (bad !== undefined) {
+        throw new RangeError(
+          `Cannot initialise prompt tuning: token id ${bad} is outside the vocabulary of ${V}`,
+        );
+      }
+      const [wte] = await model.gpu.read([model.wte.value]);
+      data = wteRows(wte, initIds, C);
+    }
+    const k = await PeftKernels.create(model.gpu);
+    freezeBase(model);
+    const P = model.addParam(PROMPT_PARAM, [n, C], data);
+    model.setVirtual(new PromptTokens(P, model.wpe, k));
+    return new PromptInstance(model, cfg, P, data.slice(), initIds);
+  },
+};
