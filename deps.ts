@@ -9,3 +9,4 @@
 export { Tokenizer as HFTokenizer } from "npm:@huggingface/tokenizers@0.2.0";
 export { Tiktoken } from "npm:js-tiktoken@1.0.21/lite";
 export { default as gpt2Ranks } from "npm:js-tiktoken@1.0.21/ranks/gpt2";
+export { load as parseYaml, YAMLException } from "npm:js-yaml@5.5.0";

@@ -86,3 +86,4 @@ export { SENTIMENT_LABELS, sentimentTask } from "./tasks/sentiment.ts";
 export { summariseTask } from "./tasks/summarise.ts";
 export { toToy, TOY_LEXICON, translateTask } from "./tasks/translate.ts";
 export { countWordsTask, reverseWordsTask, uppercaseTask } from "./tasks/word_games.ts";
+export { type CorpusOptions, packDocuments, pretrainCorpus } from "./corpus.ts";
