@@ -255,7 +255,24 @@ export async function readBottleneckConfig(dir: string): Promise<BottleneckConfi
   });
 }
 
-/** The bottleneck-adapter method. */
+/**
+ * The bottleneck-adapter method.
+ *
+ * @example
+ * ```ts
+ * import { adapters, GPT, gptConfig, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await adapters.apply(
+ *   model,
+ *   adapters.validate({ placement: "houlsby", reduction_factor: 8 }),
+ *   0,
+ * );
+ * // Two adapters per block, bottleneck 32/8 = 4.
+ * if (inst.adapters.length !== 4 || inst.adapters[0].r !== 4) throw new Error("adapters");
+ * model.release();
+ * ```
+ */
 export const adapters: Omit<PeftMethod<BottleneckConfig>, "apply"> & {
   apply(model: GPT, config: BottleneckConfig, seed: number): Promise<BottleneckInstance>;
 } = {

@@ -268,7 +268,23 @@ export async function readIA3Config(dir: string): Promise<IA3Config> {
   });
 }
 
-/** The IA³ method. */
+/**
+ * The IA³ method.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, ia3 } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await ia3.apply(model, ia3.validate({}), 0);
+ * // c_attn output (3C, 1) and mlp.c_proj input (1, 4C) in each of the 2 blocks.
+ * if (inst.added.map((p) => p.shape.join("x")).join() !== "96x1,1x128,96x1,1x128") {
+ *   throw new Error("IA³ shapes");
+ * }
+ * await inst.merge(); // folded into the weights; unmerge() divides it out again
+ * model.release();
+ * ```
+ */
 export const ia3: Omit<PeftMethod<IA3Config>, "apply"> & {
   apply(model: GPT, config: IA3Config, seed: number): Promise<IA3Instance>;
 } = {

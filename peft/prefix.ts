@@ -180,7 +180,20 @@ export async function readPrefixConfig(dir: string): Promise<PrefixConfig> {
   });
 }
 
-/** The prefix-tuning method. */
+/**
+ * The prefix-tuning method.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, prefix } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await prefix.apply(model, prefix.validate({ num_virtual_tokens: 4 }), 0);
+ * // One tensor (n, n_layer·2·n_embd), PEFT's layout.
+ * if (inst.prefix.shape.join() !== "4,128") throw new Error("prefix shape");
+ * model.release();
+ * ```
+ */
 export const prefix: Omit<PeftMethod<PrefixConfig>, "apply"> & {
   apply(model: GPT, config: PrefixConfig, seed: number): Promise<PrefixInstance>;
 } = {

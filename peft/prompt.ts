@@ -301,7 +301,24 @@ export function checkVirtual(model: GPT, n: number, what: string): void {
   }
 }
 
-/** The prompt-tuning method. */
+/**
+ * The prompt-tuning method.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, prompt } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await prompt.apply(model, prompt.validate({ num_virtual_tokens: 4 }), 0);
+ * const acts = model.activations(1, 3); // 4 virtual + 3 real positions
+ * const batch = gpu.batch();
+ * model.forward(batch, acts, { ids: [72, 105, 33] });
+ * await batch.submit();
+ * if (acts.T !== 7 || inst.trainable()[0].shape[0] !== 4) throw new Error("prompt tuning");
+ * acts.release();
+ * model.release();
+ * ```
+ */
 export const prompt: Omit<PeftMethod<PromptConfig>, "apply"> & {
   apply(model: GPT, config: PromptConfig, seed: number): Promise<PromptInstance>;
 } = {
