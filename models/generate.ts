@@ -112,10 +112,17 @@ export function sampleToken(
     }
     if (z > logits[best]) best = i;
   }
-  const temperature = options.temperature ?? 0;
+  const temperature = options.temperature ?? 0, k = options.topK ?? 0, p = options.topP ?? 1;
+  if (
+    !(temperature >= 0 && temperature < Infinity && Number.isInteger(k) && k >= 0 && p > 0 &&
+      p <= 1)
+  ) {
+    throw new RangeError(
+      `Cannot sample: need temperature ≥ 0, topK an integer ≥ 0 and topP in (0, 1]; got ${temperature}, ${k}, ${p}`,
+    );
+  }
   if (temperature === 0) return best;
   let keep: number[] = [];
-  const k = options.topK ?? 0;
   if (k > 0 && k < V) {
     const sorted = Float64Array.from(logits).sort();
     const kth = sorted[V - k];
@@ -124,26 +131,22 @@ export function sampleToken(
     keep = Array.from({ length: V }, (_, i) => i);
   }
   const top = logits[best];
-  const prob = new Map<number, number>();
+  // Unnormalised probabilities of the kept tokens, by id.
+  const prob = new Float64Array(V);
   let total = 0;
-  for (const i of keep) {
-    const e = Math.exp((logits[i] - top) / temperature);
-    prob.set(i, e);
-    total += e;
-  }
-  const p = options.topP ?? 1;
+  for (const i of keep) total += prob[i] = Math.exp((logits[i] - top) / temperature);
   if (p < 1) {
-    const order = keep.slice().sort((a, b) => prob.get(b)! - prob.get(a)! || a - b);
+    const order = keep.slice().sort((a, b) => prob[b] - prob[a] || a - b);
     let before = 0, n = 0;
-    while (n < order.length && (n === 0 || before < p)) before += prob.get(order[n++])! / total;
+    while (n < order.length && (n === 0 || before < p)) before += prob[order[n++]] / total;
     keep = order.slice(0, n).sort((a, b) => a - b);
     total = 0;
-    for (const i of keep) total += prob.get(i)!;
+    for (const i of keep) total += prob[i];
   }
   const u = rng.float() * total;
   let acc = 0;
   for (const i of keep) {
-    acc += prob.get(i)!;
+    acc += prob[i];
     if (u < acc) return i;
   }
   return keep[keep.length - 1];

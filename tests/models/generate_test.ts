@@ -311,4 +311,34 @@ Deno.test("sampleToken() applies temperature, top-k (keeping ties) and top-p lik
   assert.ok(p55[2] === 0 && Math.abs(p55[0] - 0.625) < 0.03, `top-p 0.55 ${p55}`);
   assert.ok(draws(lp, { temperature: 1, topP: 0.85 })[2] > 0.15);
   assert.throws(() => sampleToken([0, NaN], { temperature: 1 }, new Rng(0)), /logit 1 is NaN/);
+  assert.throws(
+    () => sampleToken([0, 1], { topP: 1.5 }, new Rng(0)),
+    /topP in \(0, 1\]; got 0, 0, 1\.5/,
+  );
+});
+
+Deno.test("cli/generate.ts main() prints prompt + continuation and names the flag of a bad argument", async () => {
+  const { main } = await import("../../cli/generate.ts");
+  const log: string[] = [], err: string[] = [];
+  const [origLog, origErr] = [console.log, console.error];
+  console.log = (...a: unknown[]) => log.push(a.join(" "));
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  try {
+    const args = ["--preset", "tiny", "--prompt", "Hi", "--prompt", "Yo", "--max-tokens", "3"];
+    assert.equal(await main(args), 0, err.join("\n"));
+    assert.equal(log.length, 3, "two prompts, a blank line between");
+    assert.ok(log[0].startsWith("Hi") && log[2].startsWith("Yo"), log.join("|"));
+    assert.equal(await main([...args, "--no-cache"]), 0);
+    assert.deepEqual(log.slice(3), log.slice(0, 3), "the uncached path prints the same text");
+    err.length = 0;
+    assert.equal(await main(["--preset", "tiny", "--prompt", "Hi", "--top-k", "1.5"]), 2);
+    assert.match(err.join("\n"), /--top-k must be an integer ≥ 0, got "1.5"/);
+    assert.equal(await main(["--preset", "tiny", "--temprature", "1"]), 2);
+    assert.match(err.join("\n"), /Unknown option '--temprature'/);
+    assert.equal(await main(["--prompt", "Hi"]), 2);
+    assert.match(err.join("\n"), /exactly one of --model DIR and --preset NAME/);
+  } finally {
+    console.log = origLog;
+    console.error = origErr;
+  }
 });
