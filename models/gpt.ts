@@ -185,6 +185,11 @@ export interface BranchAdapter {
 export interface VirtualTokens {
   /** Number of virtual tokens n. */
   readonly n: number;
+  /**
+   * Whether the last virtual position is scored against the first real label (prompt tuning:
+   * true, the default; prefix tuning: false, since its virtual rows are only keys and values).
+   */
+  readonly scoresFirstLabel?: boolean;
   /** After the embedding: overwrite rows 0..n−1 of each sequence of `encoded` (B, n+T, C). */
   embedForward?(ctx: Ctx, encoded: Tensor, B: number, T: number): void;
   /** Before the embedding backward: read (and zero) the gradient of rows 0..n−1 of `dEncoded`. */
@@ -969,8 +974,9 @@ export class GPT {
       acts.encoded,
     );
     const embDrop = training && cfg.embd_pdrop > 0;
-    if (embDrop) k.dropout.forward(batch, acts.encoded, acts.encoded, cfg.embd_pdrop, ctx.seed);
+    // Virtual rows (prompt tuning) are part of the input embeddings, so dropout applies to them too.
     this.#virtual?.embedForward?.(ctx, acts.encoded, B, T);
+    if (embDrop) k.dropout.forward(batch, acts.encoded, acts.encoded, cfg.embd_pdrop, ctx.seed);
     let x = acts.encoded;
     for (let l = 0; l < this.blocks.length; l++) {
       this.blocks[l].forward(ctx, x, acts.blocks[l], B, T);
@@ -996,10 +1002,14 @@ export class GPT {
     // Shift: position t predicts the label of position t+1; virtual positions have none, and the
     // last position of each row predicts nothing.
     const tg = acts.hostTargets;
+    // Prompt tuning scores the first real token from the last virtual position (as PEFT does);
+    // prefix tuning, like Hugging Face's past_key_values, has no position before the first token.
+    const firstScored = n === 0 ? false : this.#virtual?.scoresFirstLabel ?? true;
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) {
         const next = t + 1 - n;
-        tg[b * T + t] = next >= 0 && next < realT ? inputs.labels[b * realT + next] : IGNORE_INDEX;
+        const scored = next >= 0 && next < realT && (next > 0 || firstScored);
+        tg[b * T + t] = scored ? inputs.labels[b * realT + next] : IGNORE_INDEX;
       }
     }
     const scale = options.lossScale ?? CrossEntropy.meanScale(tg, cfg.vocab_size);
@@ -1040,14 +1050,17 @@ export class GPT {
       const input = l === 0 ? acts.encoded : acts.blocks[l - 1].res3;
       this.blocks[l].backward(ctx, input, acts.blocks[l], g, B, T);
     }
-    this.#virtual?.embedBackward?.(ctx, g.dres, B, T);
-    if (!this.wte.grad && !this.wpe.grad) return;
+    const embedBackward = this.#virtual?.embedBackward;
+    if (!this.wte.grad && !this.wpe.grad && !embedBackward) return;
     let dEmb = g.dres;
     if (embDrop) {
       batch.fill(g.dbranch, 0);
       k.dropout.backward(batch, g.dres, g.dbranch, cfg.embd_pdrop, ctx.seed);
       dEmb = g.dbranch;
     }
+    // Virtual rows were written before the dropout, so their gradient is read after undoing it.
+    embedBackward?.call(this.#virtual, ctx, dEmb, B, T);
+    if (!this.wte.grad && !this.wpe.grad) return;
     const index = k.embedding.prepareBackward(acts.hostIds, cfg.vocab_size);
     k.embedding.backward(batch, index, dEmb, this.wte.grad, this.wpe.grad);
     batch.afterSubmit(() => index.release());

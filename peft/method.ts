@@ -36,6 +36,11 @@ export interface PeftInstance {
   load(dir: string): Promise<void>;
   /** A short description for reports, e.g. `"LoRA r=8 alpha=16 on c_attn"`. */
   describe(): string;
+  /**
+   * False for methods that change the outputs from the start (prompt and prefix tuning: their
+   * virtual tokens attend like real ones, in PEFT too); absent or true: a no-op until trained.
+   */
+  readonly identityAtInit?: boolean;
 }
 
 /** A PEFT method: its name, defaults, validation and how to apply it. */

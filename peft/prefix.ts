@@ -56,6 +56,8 @@ export const PREFIX_PARAM = "prefix_tuning.prompt_embeddings";
 /** The key/value hooks of prefix tuning (see the module doc). */
 class PrefixTokens implements VirtualTokens {
   readonly n: number;
+  /** Prefix rows are keys and values only: the first real token has no position before it. */
+  readonly scoresFirstLabel = false;
   readonly #P: Param;
   readonly #k: PeftKernels;
   readonly #C: number;
