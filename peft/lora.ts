@@ -384,12 +384,12 @@ export class LoraInstance implements PeftInstance {
     }
   }
 
-  /** e.g. `LoRA r=8 alpha=16 (scaling 2) on c_attn, 4 layers`. */
+  /** e.g. `LoRA r=8 alpha=16 (scaling 2) on c_attn, 4 modules`. */
   describe(): string {
     const c = this.config;
     const s = this.layers[0]?.adapters.get(c.adapter_name)?.scaling ?? 0;
     return `LoRA r=${c.r} alpha=${c.lora_alpha}${c.use_rslora ? " (rsLoRA)" : ""} (scaling ${+s
-      .toFixed(4)}) on ${c.target_modules.join(", ")}, ${this.layers.length} layers`;
+      .toFixed(4)}) on ${c.target_modules.join(", ")}, ${this.layers.length} modules`;
   }
 }
 

@@ -386,6 +386,11 @@ export class Gpu {
     return this.#pool.stats();
   }
 
+  /** Destroys the pooled free buffers (live tensors stay valid), so `reserved` is what is in use. */
+  trimMemory(): void {
+    this.#pool.trim();
+  }
+
   /** Restarts the peak-memory accounting from the current values (e.g. before a measured run). */
   resetPeakMemory(): void {
     this.#pool.resetPeaks();
