@@ -348,15 +348,20 @@ export const prompt: Omit<PeftMethod<PromptConfig>, "apply"> & {
         }`,
       );
     }
-    if (init === "TEXT" && cfg.init_text_ids.length === 0) {
+    if (init === "TEXT" && cfg.init_text_ids.length === 0 && cfg.prompt_tuning_init_text === "") {
       throw new RangeError(
-        `Cannot configure prompt tuning: "prompt_tuning_init" TEXT needs "init_text_ids" (the tokenised text)`,
+        `Cannot configure prompt tuning: "prompt_tuning_init" TEXT needs "prompt_tuning_init_text" or "init_text_ids"`,
       );
     }
     return { ...cfg, prompt_tuning_init: init };
   },
   async apply(model: GPT, config: PromptConfig, seed: number): Promise<PromptInstance> {
     const cfg = prompt.validate(config as unknown as Record<string, unknown>);
+    if (cfg.prompt_tuning_init === "TEXT" && cfg.init_text_ids.length === 0) {
+      throw new RangeError(
+        `Cannot apply prompt tuning: TEXT initialisation needs "init_text_ids", the tokenised "prompt_tuning_init_text" (the train CLI fills it in)`,
+      );
+    }
     const n = cfg.num_virtual_tokens, C = model.config.n_embd, V = model.config.vocab_size;
     checkVirtual(model, n, "prompt tuning");
     const rng = new Rng(seed);
