@@ -52,3 +52,7 @@ export * from "./sentence_bleu.ts";
 export * from "./sentence_chrf.ts";
 export * from "./token_f1.ts";
 export * from "./unicode_rouge_tokenize.ts";
+export * from "./forgetting.ts";
+export * from "./harness.ts";
+export * from "./helm.ts";
+export * from "./readers.ts";
