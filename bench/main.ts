@@ -1,6 +1,9 @@
 /**
  * `deno task bench`: GFLOP/s of the matmul kernels at transformer shapes, per-dispatch overhead,
- * and the same matmul as a plain TypeScript loop. Prints a table, or JSON with `--json`.
+ * and the same matmul as a plain TypeScript loop; training tokens/s of model A and model B (full
+ * fine-tuning, LoRA, adapters, prompt tuning) with peak GPU bytes, dispatches and waits per step
+ * and a plain-TypeScript baseline (bench/train.ts); with `--profile`, GPU time per kernel family
+ * of a training step. Prints tables, or JSON with `--json`.
  *
  * Timing: each measurement encodes `reps` repetitions into one batch, submits it once and waits
  * once (`gpu.sync()`), so the ~11 ms cost of a GPU wait is paid once per trial rather than per
@@ -15,6 +18,16 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { Gpu, Matmul, type MatmulVariant, Rng, type Tensor } from "../mod.ts";
+import {
+  type BenchMethod,
+  type BenchModel,
+  benchTrain,
+  type CpuBaseline,
+  cpuBaseline,
+  type ProfileRow,
+  profileTrain,
+  type TrainRow,
+} from "./train.ts";
 
 const HELP = `Usage: deno task bench [options]
 
@@ -22,9 +35,21 @@ Benchmarks the matmul kernels (GFLOP/s) at transformer shapes tokens × d_model 
 (tokens 2048 = batch 16 × ctx 128, d_model 128 and 256), the tied lm_head layout, the
 per-dispatch overhead, and a plain TypeScript matmul for comparison.
 
+Then trains model A (d 128, 4 layers, 4 heads, context 128, batch 16) and model B (d 256,
+6 layers, 8 heads) for a few steps per method and reports tokens/s (wall and per CPU second),
+peak GPU bytes, dispatches, submits and GPU waits per step, and the same training step in plain
+TypeScript (the float64 reference, scaled from a smaller batch) as a ratio.
+
 Options:
-  --json            print machine-readable JSON instead of a table
+  --json            print machine-readable JSON instead of tables
   --quick           small shapes and one repetition (a CI smoke test, not a measurement)
+  --only NAME       matmul, train or profile: run only that section (default matmul and train;
+                    --profile adds the profile)
+  --profile         GPU time per kernel family per training step (timestamp queries)
+  --models LIST     models to train, comma-separated: A, B (default A,B; --quick: tiny)
+  --methods LIST    full, lora, adapters, prompt (default all four)
+  --steps N         timed training steps after one warm-up step (default 3)
+  --no-cpu          skip the plain-TypeScript training baseline
   --variant NAME    software, hardware or both (default both)
   --tile TMxTN      register tile of the software variant (default 12x16)
   --trials N        timed trials per measurement, the median is reported (default 3)
@@ -66,6 +91,12 @@ function parse() {
         variant: { type: "string", default: "both" },
         tile: { type: "string", default: "12x16" },
         trials: { type: "string", default: "3" },
+        only: { type: "string" },
+        profile: { type: "boolean", default: false },
+        models: { type: "string" },
+        methods: { type: "string", default: "full,lora,adapters,prompt" },
+        steps: { type: "string", default: "3" },
+        "no-cpu": { type: "boolean", default: false },
         help: { type: "boolean", default: false },
       },
     }));
@@ -87,12 +118,34 @@ function parse() {
   if (!Number.isInteger(trials) || trials < 1) {
     fail(`--trials must be a positive integer, got "${values.trials}"`);
   }
+  const steps = Number(values.steps);
+  if (!Number.isInteger(steps) || steps < 1) {
+    fail(`--steps must be a positive integer, got "${values.steps}"`);
+  }
+  const sections = values.only === undefined
+    ? ["matmul", "train", ...(values.profile ? ["profile"] : [])]
+    : ["matmul", "train", "profile"].includes(values.only)
+    ? [values.only]
+    : fail(`--only must be matmul, train or profile, got "${values.only}"`);
+  const models = (values.models ?? (values.quick ? "tiny" : "A,B")).split(",").map((m) =>
+    ["A", "B", "tiny"].includes(m) ? m as BenchModel : fail(`--models: unknown model "${m}"`)
+  );
+  const methods = values.methods.split(",").map((m) =>
+    ["full", "lora", "adapters", "prompt"].includes(m)
+      ? m as BenchMethod
+      : fail(`--methods: unknown method "${m}"`)
+  );
   return {
     json: values.json,
     quick: values.quick,
     variants,
     tile: [Number(tm[1]), Number(tm[2])] as const,
     trials,
+    sections,
+    models,
+    methods,
+    steps: values.quick ? 1 : steps,
+    cpu: !values["no-cpu"],
   };
 }
 
@@ -157,9 +210,10 @@ function plainMatmul(
   }
 }
 
-async function main() {
-  const opts = parse();
-  const gpu = await Gpu.get();
+type Opts = ReturnType<typeof parse>;
+
+/** The matmul section: GFLOP/s per layout, per-dispatch overhead, plain TS. */
+async function matmulSection(gpu: Gpu, opts: Opts) {
   const rng = new Rng(1);
   const tokens = opts.quick ? 64 : 2048;
   const dims = opts.quick ? [32] : [128, 256];
@@ -295,31 +349,12 @@ async function main() {
     ...rows.filter((r) => r.op === plain.op && r.variant !== "plain TS").map((r) => r.gflops),
   );
   const ratio = fastest / plain.gflops;
+  return { rows, dispatchUs, waitMs, batchMs, dispatches, plainRatio: ratio };
+}
 
-  const meta = {
-    adapter: gpu.adapterName,
-    software: gpu.isSoftware,
-    deno: Deno.version.deno,
-    tile: `${opts.tile[0]}x${opts.tile[1]}`,
-    quick: opts.quick,
-  };
-  if (opts.json) {
-    console.log(
-      JSON.stringify({ ...meta, matmul: rows, dispatchUs, waitMs, plainRatio: ratio }, null, 2),
-    );
-    return;
-  }
-  console.log(
-    `adapter: ${meta.adapter}${
-      meta.software ? " (software)" : ""
-    }; Deno ${meta.deno}; software tile ${meta.tile}${
-      opts.quick ? "; QUICK (not a measurement)" : ""
-    }`,
-  );
+function printMatmul(m: Awaited<ReturnType<typeof matmulSection>>): void {
   const table = [["op", "variant", "M×N×K", "reps", "ms", "GFLOP/s", "GFLOP/CPU·s"]].concat(
-    rows.map((
-      r,
-    ) => [
+    m.rows.map((r) => [
       r.op,
       r.variant,
       `${r.m}×${r.n}×${r.k}`,
@@ -329,16 +364,181 @@ async function main() {
       r.cpuGflops.toFixed(2),
     ]),
   );
+  printTable(table, 2);
+  console.log(
+    `per dispatch: ${
+      m.dispatchUs.toFixed(1)
+    } µs (${m.dispatches} trivial dispatches in one submit: ${
+      m.batchMs.toFixed(1)
+    } ms, minus an empty submit + wait: ${m.waitMs.toFixed(1)} ms)`,
+  );
+  console.log(`fastest GPU forward vs plain TS: ${m.plainRatio.toFixed(1)}× (wall clock)`);
+}
+
+/** Prints rows of cells, columns from `rightFrom` on right-aligned. */
+function printTable(table: string[][], rightFrom: number): void {
   const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
   for (const r of table) {
-    console.log(r.map((s, i) => (i >= 2 ? s.padStart(widths[i]) : s.padEnd(widths[i]))).join("  "));
+    console.log(
+      r.map((s, i) => (i >= rightFrom ? s.padStart(widths[i]) : s.padEnd(widths[i]))).join("  "),
+    );
   }
-  console.log(
-    `per dispatch: ${dispatchUs.toFixed(1)} µs (${dispatches} trivial dispatches in one submit: ${
-      batchMs.toFixed(1)
-    } ms, minus an empty submit + wait: ${waitMs.toFixed(1)} ms)`,
-  );
-  console.log(`fastest GPU forward vs plain TS: ${ratio.toFixed(1)}× (wall clock)`);
+}
+
+/** The training section: each model × method, then the CPU baseline per model. */
+async function trainSection(gpu: Gpu, opts: Opts) {
+  const rows: TrainRow[] = [];
+  for (const model of opts.models) {
+    for (const method of opts.methods) {
+      rows.push(await benchTrain(gpu, model, method, opts.steps));
+      if (!opts.json) printTrain([rows[rows.length - 1]], rows.length === 1);
+    }
+  }
+  const cpu: (CpuBaseline & { fullRatio: number | null })[] = [];
+  if (opts.cpu) {
+    for (const model of opts.models) {
+      const b = cpuBaseline(
+        model,
+        model === "tiny" ? 1 : model === "A" ? 2 : 1,
+        opts.quick ? 1 : 2,
+      );
+      const full = rows.find((r) => r.model === model && r.method === "full");
+      cpu.push({ ...b, fullRatio: full ? full.tokensPerSecond / b.tokensPerSecond : null });
+      if (!opts.json) {
+        console.log(
+          `plain TS, model ${model}: ${b.tokensPerSecond.toFixed(0)} tokens/s (${b.what})${
+            full
+              ? `; whet full fine-tuning is ${
+                (full.tokensPerSecond / b.tokensPerSecond).toFixed(1)
+              }×`
+              : ""
+          }`,
+        );
+      }
+    }
+  }
+  return { rows, cpu };
+}
+
+function printTrain(rows: TrainRow[], header: boolean): void {
+  const table = [[
+    "model",
+    "method",
+    "trainable",
+    "tokens/s",
+    "tokens/CPU·s",
+    "ms/step",
+    "peak MB",
+    "dispatches",
+    "submits",
+    "waits",
+  ]];
+  for (const r of rows) {
+    table.push([
+      r.model,
+      r.method,
+      String(r.trainable),
+      r.tokensPerSecond.toFixed(0),
+      r.tokensPerCpuSecond.toFixed(0),
+      r.msPerStep.toFixed(0),
+      (r.peakBytes / 1e6).toFixed(1),
+      r.dispatchesPerStep.toFixed(0),
+      r.submitsPerStep.toFixed(2),
+      r.waitsPerStep.toFixed(2),
+    ]);
+  }
+  const widths = [6, 9, 10, 9, 13, 8, 8, 11, 8, 6];
+  for (const [i, r] of table.entries()) {
+    if (i === 0 && !header) continue;
+    console.log(r.map((s, c) => (c >= 2 ? s.padStart(widths[c]) : s.padEnd(widths[c]))).join(" "));
+  }
+}
+
+/** The profile section: GPU time per kernel family per step, for each model × method. */
+async function profileSection(gpu: Gpu, opts: Opts) {
+  const out: {
+    model: BenchModel;
+    method: BenchMethod;
+    gpuMs: number;
+    wallMs: number;
+    families: ProfileRow[];
+    kernels: ProfileRow[];
+  }[] = [];
+  for (const model of opts.models) {
+    for (const method of opts.methods) {
+      const p = await profileTrain(gpu, model, method, opts.quick ? 1 : 2);
+      out.push({ model, method, ...p });
+      if (opts.json) continue;
+      console.log(
+        `\nprofile, model ${model}, ${method}: ${p.gpuMs.toFixed(1)} ms of GPU time per step ` +
+          `(profiled wall ${p.wallMs.toFixed(0)} ms per step)`,
+      );
+      const table = [["family", "dispatches", "ms/step", "share"]].concat(
+        p.families.map((f) => [
+          f.name,
+          f.dispatches.toFixed(0),
+          f.ms.toFixed(1),
+          `${(100 * f.share).toFixed(1)}%`,
+        ]),
+      );
+      printTable(table, 1);
+      console.log("top kernels:");
+      printTable(
+        [["kernel", "dispatches", "ms/step", "share"]].concat(
+          p.kernels.slice(0, 12).map((f) => [
+            f.name,
+            f.dispatches.toFixed(0),
+            f.ms.toFixed(1),
+            `${(100 * f.share).toFixed(1)}%`,
+          ]),
+        ),
+        1,
+      );
+    }
+  }
+  return out;
+}
+
+async function main() {
+  const opts = parse();
+  const gpu = await Gpu.get();
+  const meta = {
+    adapter: gpu.adapterName,
+    software: gpu.isSoftware,
+    deno: Deno.version.deno,
+    tile: `${opts.tile[0]}x${opts.tile[1]}`,
+    quick: opts.quick,
+  };
+  if (!opts.json) {
+    console.log(
+      `adapter: ${meta.adapter}${
+        meta.software ? " (software)" : ""
+      }; Deno ${meta.deno}; software tile ${meta.tile}${
+        opts.quick ? "; QUICK (not a measurement)" : ""
+      }`,
+    );
+  }
+  const result: Record<string, unknown> = { ...meta };
+  if (opts.sections.includes("matmul")) {
+    const m = await matmulSection(gpu, opts);
+    Object.assign(result, {
+      matmul: m.rows,
+      dispatchUs: m.dispatchUs,
+      waitMs: m.waitMs,
+      plainRatio: m.plainRatio,
+    });
+    if (!opts.json) printMatmul(m);
+  }
+  if (opts.sections.includes("train")) {
+    if (!opts.json) console.log("");
+    const t = await trainSection(gpu, opts);
+    result.train = t.rows;
+    result.cpuBaseline = t.cpu;
+  }
+  if (opts.sections.includes("profile")) {
+    result.profile = await profileSection(gpu, opts);
+  }
+  if (opts.json) console.log(JSON.stringify(result, null, 2));
 }
 
 await main();

@@ -61,6 +61,14 @@ export interface GpuStats {
   waits: number;
 }
 
+/** The GPU time of one dispatch, from timestamp queries (see {@linkcode Gpu.profile}). */
+export interface ProfileEntry {
+  /** The kernel's name, e.g. `"matmul.forward"`. */
+  kernel: string;
+  /** Milliseconds between the start and the end of its compute pass on the GPU's clock. */
+  ms: number;
+}
+
 /** Options for {@linkcode Gpu.create}. */
 export interface GpuOptions {
   /** Passed to `requestAdapter`; default `"high-performance"`. */
@@ -82,6 +90,8 @@ export class GpuError extends Error {
 }
 
 const UNIFORM_ALIGN = 256;
+/** Dispatches per timestamp query set in profiling mode (4096 queries, the WebGPU maximum). */
+const PROFILE_SET = 2048;
 
 type Op =
   | {
@@ -302,6 +312,17 @@ export class Gpu {
   #fill: Kernel | undefined;
   #destroyed = false;
   #pendingUploadBytes = 0;
+  #profiles: { kernels: string[]; read: GPUBuffer }[] = [];
+  readonly #afterSubmit: (() => void)[] = [];
+
+  /**
+   * Profiling mode (off by default; needs the `timestamp-query` feature, see
+   * {@linkcode canProfile}): while true, every submitted dispatch runs in its own compute pass with
+   * timestamps written at its start and end, and {@linkcode readProfile} returns the time of each.
+   * One pass per dispatch adds a little time of its own, so profile runs are not timing runs; with
+   * the mode off nothing changes.
+   */
+  profile = false;
 
   private constructor(adapter: GPUAdapter, device: GPUDevice) {
     this.adapter = adapter;
@@ -394,6 +415,37 @@ export class Gpu {
   /** Restarts the peak-memory accounting from the current values (e.g. before a measured run). */
   resetPeakMemory(): void {
     this.#pool.resetPeaks();
+  }
+
+  /** True when the device has timestamp queries, so {@linkcode profile} can be switched on. */
+  get canProfile(): boolean {
+    return this.device.features.has("timestamp-query");
+  }
+
+  /**
+   * The GPU time of every dispatch submitted with {@linkcode profile} on since the last call, in
+   * submission order (one wait for all of them; counts in `stats.waits`).
+   */
+  async readProfile(): Promise<ProfileEntry[]> {
+    const pending = this.#profiles.splice(0);
+    if (pending.length === 0) return [];
+    this.stats.waits++;
+    const out: ProfileEntry[] = [];
+    try {
+      await Promise.all(pending.map((p) => p.read.mapAsync(GPUMapMode.READ)));
+      this.check("readProfile");
+      for (const p of pending) {
+        const t = new BigUint64Array(p.read.getMappedRange().slice(0));
+        p.kernels.forEach((kernel, i) => {
+          const ns = t[2 * i + 1] >= t[2 * i] ? Number(t[2 * i + 1] - t[2 * i]) : 0;
+          out.push({ kernel, ms: ns / 1e6 });
+        });
+        p.read.unmap();
+      }
+    } finally {
+      for (const p of pending) p.read.destroy();
+    }
+    return out;
   }
 
   /** Largest buffer range one storage binding may cover on this device. */
@@ -638,6 +690,11 @@ export class Gpu {
     let pass: GPUComputePassEncoder | undefined;
     let uOffset = 0;
     let dispatches = 0;
+    // Profiling: one pass per dispatch, timestamps at its start and end (query sets hold at most
+    // 4096 queries, so a new set every 2048 dispatches).
+    const profiling = this.profile && this.canProfile;
+    const profiled: string[] = [];
+    const querySets: GPUQuerySet[] = [];
     for (const op of ops) {
       if (op.kind === "dispatch") {
         const entries: GPUBindGroupEntry[] = [];
@@ -658,6 +715,22 @@ export class Gpu {
           entries,
           label: op.kernel.name,
         });
+        if (profiling) {
+          const q = profiled.length % PROFILE_SET;
+          if (q === 0) {
+            querySets.push(device.createQuerySet({ type: "timestamp", count: 2 * PROFILE_SET }));
+          }
+          pass?.end();
+          pass = enc.beginComputePass({
+            label: op.kernel.name,
+            timestampWrites: {
+              querySet: querySets[querySets.length - 1],
+              beginningOfPassWriteIndex: 2 * q,
+              endOfPassWriteIndex: 2 * q + 1,
+            },
+          });
+          profiled.push(op.kernel.name);
+        }
         pass ??= enc.beginComputePass({ label: "whet" });
         pass.setPipeline(op.kernel.pipeline);
         pass.setBindGroup(0, group);
@@ -687,11 +760,35 @@ export class Gpu {
       }
     }
     pass?.end();
+    if (profiled.length > 0) {
+      const bytes = profiled.length * 16;
+      const resolve = device.createBuffer({
+        size: bytes,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+        label: "profile.resolve",
+      });
+      const profileRead = device.createBuffer({
+        size: bytes,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        label: "profile.read",
+      });
+      querySets.forEach((qs, i) => {
+        const n = Math.min(PROFILE_SET, profiled.length - i * PROFILE_SET);
+        enc.resolveQuerySet(qs, 0, 2 * n, resolve, i * PROFILE_SET * 16);
+      });
+      enc.copyBufferToBuffer(resolve, 0, profileRead, 0, bytes);
+      this.#profiles.push({ kernels: profiled, read: profileRead });
+      this.#afterSubmit.push(() => {
+        resolve.destroy();
+        for (const qs of querySets) qs.destroy();
+      });
+    }
     if (uniform) device.queue.writeBuffer(uniform, 0, uniformData!);
     staging?.unmap();
     await this.#submitChecked([enc.finish()], kernels, true);
     uniform?.destroy();
     staging?.destroy();
+    for (const fn of this.#afterSubmit.splice(0)) fn();
     this.stats.dispatches += dispatches;
     this.#pendingUploadBytes = 0;
   }
