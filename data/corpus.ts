@@ -106,6 +106,15 @@ export function pretrainCorpus(options: CorpusOptions): string[] {
 /**
  * Packs documents (separated by "\n\n") into rows of exactly `T` token ids, for next-token
  * pretraining: labels equal ids. The tail that does not fill a row is dropped.
+ *
+ * @example
+ * ```ts
+ * import { packDocuments } from "../mod.ts";
+ * const bytes = (s: string) => [...new TextEncoder().encode(s)];
+ * // "ab\n\nc\n\n" is 7 tokens: two rows of 3, the last token dropped.
+ * const rows = packDocuments(["ab", "c"], bytes, 3);
+ * if (rows.length !== 2 || rows[1].join() !== "10,99,10") throw new Error(JSON.stringify(rows));
+ * ```
  */
 export function packDocuments(
   docs: readonly string[],

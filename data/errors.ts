@@ -52,7 +52,15 @@ export class DataError extends Error {
   }
 }
 
-/** `file:line` for a location. */
+/**
+ * `file:line` for a location.
+ *
+ * @example
+ * ```ts
+ * import { formatLocation } from "../mod.ts";
+ * if (formatLocation({ file: "train.jsonl", line: 3 }) !== "train.jsonl:3") throw new Error();
+ * ```
+ */
 export function formatLocation(source: SourceLocation): string {
   return `${source.file}:${source.line}`;
 }

@@ -53,7 +53,19 @@ export interface ChatExample {
 /** Either kind of training example. */
 export type TextExample = PromptCompletion | ChatExample;
 
-/** True for a chat example. */
+/**
+ * True for a chat example.
+ *
+ * @example
+ * ```ts
+ * import { isChat, parseJsonl } from "../mod.ts";
+ * const [pc, chat] = parseJsonl(
+ *   '{"prompt": "2+2=", "completion": "4"}\n' +
+ *     '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}',
+ * );
+ * if (isChat(pc) || !isChat(chat) || chat.messages.length !== 2) throw new Error();
+ * ```
+ */
 export function isChat(example: TextExample): example is ChatExample {
   return "messages" in example;
 }
@@ -121,6 +133,21 @@ export function parseJsonl(text: string, options: ParseJsonlOptions = {}): TextE
 /**
  * Reads and parses a JSONL file (see {@linkcode parseJsonl}); errors name the path and line.
  * Needs `--allow-read` for the path.
+ *
+ * @example
+ * ```ts
+ * import { DataError, readJsonl } from "../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/train.jsonl`, '{"prompt": "Q:", "completion": " A"}\n{"prompt": 1}\n');
+ * try {
+ *   await readJsonl(`${dir}/train.jsonl`);
+ *   throw new Error("line 2 is malformed");
+ * } catch (e) {
+ *   // The error names the file and the line.
+ *   if (!(e instanceof DataError) || !e.issues[0].where.endsWith("train.jsonl:2")) throw e;
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function readJsonl(
   path: string | URL,

@@ -144,6 +144,24 @@ function checkInstances(spec: TaskSpec, instances: readonly TaskInstance[], n: n
  * Instances drawn with `draw` from a generator seeded with `seed`, skipping repeated keys, until
  * there are `n`. Throws, naming `task`, after 10,000 repeats in a row: the task has (almost) run
  * out of distinct problems.
+ *
+ * @example
+ * ```ts
+ * import { drawUnique } from "../mod.ts";
+ * // Only 3 distinct problems exist: asking for 3 works, asking for 4 throws.
+ * const draw = (rng: { int(n: number): number }) => {
+ *   const k = rng.int(3);
+ *   return { key: `${k}`, values: { n: `${k}` }, answer: `${k + 1}` };
+ * };
+ * if (drawUnique("succ", 1, 3, draw).map((i) => i.key).sort().join() !== "0,1,2") throw new Error();
+ * let threw = false;
+ * try {
+ *   drawUnique("succ", 1, 4, draw);
+ * } catch {
+ *   threw = true;
+ * }
+ * if (!threw) throw new Error("a task out of problems must throw");
+ * ```
  */
 export function drawUnique(
   task: string,
@@ -175,6 +193,24 @@ export function drawUnique(
  * Renders one instance with template `templateIndex` into a prompt/completion pair tagged with
  * the task name; for tasks with options, `choices` holds the completion for every option and
  * `gold` the right one.
+ *
+ * @example
+ * ```ts
+ * import { defineTask, renderInstance } from "../mod.ts";
+ * const task = defineTask({
+ *   name: "pick", metric: "accuracy", description: "Pick the larger number.",
+ *   inputs: ["a", "b"], hasOptions: true,
+ *   templates: [
+ *     { prompt: "Larger of {a} and {b}? {options}", completion: " {answer}", optionStyle: "inline" },
+ *   ],
+ *   generate: () => [],
+ * });
+ * const instance = { key: "3,5", values: { a: "3", b: "5" }, answer: "5", options: ["3", "5"], gold: 1 };
+ * const example = renderInstance(task, instance, 0);
+ * if (example.completion !== " 5" || example.choices?.join("|") !== " 3| 5" || example.gold !== 1) {
+ *   throw new Error(JSON.stringify(example));
+ * }
+ * ```
  */
 export function renderInstance(
   task: Task,

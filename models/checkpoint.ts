@@ -90,10 +90,20 @@ export function gpt2ParameterShapes(cfg: GPTConfig): Map<string, readonly number
  * know, or an untied `lm_head.weight`.
  *
  * @example
- * ```ts ignore
- * import { loadHFCheckpoint } from "../mod.ts";
- * const { config, tensors } = await loadHFCheckpoint("checkpoints/gpt2");
- * console.log(config.n_layer, tensors.get("wte.weight")?.shape);
+ * ```ts
+ * import { GPT, gptConfig, Gpu, loadHFCheckpoint, saveHFCheckpoint } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1, trainable: false });
+ * const dir = await Deno.makeTempDir();
+ * await saveHFCheckpoint(dir, model.config, await model.exportWeights());
+ * const { config, tensors } = await loadHFCheckpoint(dir); // config.json + model.safetensors
+ * const copy = await GPT.create(gpu, config, { weights: tensors, trainable: false });
+ * if (copy.config.n_layer !== 2 || tensors.get("wte.weight")?.shape.join() !== "256,32") {
+ *   throw new Error("load failed");
+ * }
+ * copy.release();
+ * model.release();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadHFCheckpoint(dir: string): Promise<Checkpoint> {
@@ -168,6 +178,28 @@ export function parseHFCheckpoint(
 /**
  * Picks, checks and decodes the GPT-2 parameters of a parsed safetensors file (see the module
  * doc for the naming rules). The map follows {@linkcode gpt2ParameterShapes} order.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   gpt2ParameterShapes,
+ *   gpt2TensorsFromSafetensors,
+ *   gptConfig,
+ *   parseSafetensors,
+ *   serializeSafetensors,
+ * } from "../mod.ts";
+ * const config = gptConfig("tiny", { n_layer: 1 });
+ * // A file as transformers writes it: "transformer." prefixes and an attention mask buffer.
+ * const tensors: [string, { shape: readonly number[]; data: Float32Array }][] = [];
+ * for (const [name, shape] of gpt2ParameterShapes(config)) {
+ *   const size = shape.reduce((a, b) => a * b, 1);
+ *   tensors.push([`transformer.${name}`, { shape, data: new Float32Array(size) }]);
+ * }
+ * tensors.push(["transformer.h.0.attn.bias", { shape: [1, 1, 64, 64], data: new Float32Array(4096) }]);
+ * const st = parseSafetensors(serializeSafetensors(tensors));
+ * const weights = gpt2TensorsFromSafetensors(st, config);
+ * if (weights.size !== 16 || !weights.has("h.0.attn.c_attn.weight")) throw new Error("bad picking");
+ * ```
  */
 export function gpt2TensorsFromSafetensors(
   st: Safetensors,
@@ -238,6 +270,23 @@ export interface SaveCheckpointOptions {
  * The two files of a checkpoint, in memory: `config.json` text (sorted keys, 2-space indent and
  * a final newline, as `save_pretrained` writes) and the `model.safetensors` bytes. Checks that
  * `tensors` holds exactly the parameters of `config` with the right shapes.
+ *
+ * @example
+ * ```ts
+ * import { gpt2ParameterShapes, gptConfig, parseHFCheckpoint, serializeHFCheckpoint } from "../mod.ts";
+ * const config = gptConfig("tiny", { n_layer: 1 });
+ * const tensors = new Map(
+ *   [...gpt2ParameterShapes(config)].map(([name, shape]) => [
+ *     name,
+ *     { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5) },
+ *   ]),
+ * );
+ * const files = serializeHFCheckpoint(config, tensors);
+ * const back = parseHFCheckpoint(JSON.parse(files.config), files.weights);
+ * if (back.config.n_layer !== 1 || back.tensors.get("ln_f.bias")?.data[0] !== 0.5) {
+ *   throw new Error("round trip failed");
+ * }
+ * ```
  */
 export function serializeHFCheckpoint(
   config: GPTConfig,
@@ -271,9 +320,16 @@ export function serializeHFCheckpoint(
  * with `GPT2LMHeadModel.from_pretrained(dir)` and with {@linkcode loadHFCheckpoint}.
  *
  * @example
- * ```ts ignore
- * import { saveHFCheckpoint } from "../mod.ts";
- * await saveHFCheckpoint("runs/a/final", config, tensors);
+ * ```ts
+ * import { GPT, gptConfig, Gpu, saveHFCheckpoint } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1, trainable: false });
+ * const dir = await Deno.makeTempDir();
+ * await saveHFCheckpoint(dir, model.config, await model.exportWeights());
+ * const config = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+ * if (config.model_type !== "gpt2" || config.n_embd !== 32) throw new Error("bad config.json");
+ * model.release();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function saveHFCheckpoint(

@@ -215,12 +215,29 @@ export function validateConfig(value: unknown, source = "config"): GPTConfig {
   return cfg;
 }
 
-/** Hidden size of the MLP: `n_inner`, or 4·n_embd when it is null. */
+/**
+ * Hidden size of the MLP: `n_inner`, or 4·n_embd when it is null.
+ *
+ * @example
+ * ```ts
+ * import { gptConfig, innerSize } from "../mod.ts";
+ * if (innerSize(gptConfig("tiny")) !== 128) throw new Error("4·n_embd when n_inner is null");
+ * if (innerSize(gptConfig("tiny", { n_inner: 40 })) !== 40) throw new Error("n_inner when set");
+ * ```
+ */
 export function innerSize(cfg: GPTConfig): number {
   return cfg.n_inner ?? 4 * cfg.n_embd;
 }
 
-/** Size of one attention head: n_embd / n_head. */
+/**
+ * Size of one attention head: n_embd / n_head.
+ *
+ * @example
+ * ```ts
+ * import { gptConfig, headDim } from "../mod.ts";
+ * if (headDim(gptConfig("tiny")) !== 16) throw new Error("32 / 2 heads");
+ * ```
+ */
 export function headDim(cfg: GPTConfig): number {
   return cfg.n_embd / cfg.n_head;
 }

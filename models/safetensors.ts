@@ -273,10 +273,16 @@ export function parseSafetensors(bytes: Uint8Array, file?: string): Safetensors 
  * Reads and validates a safetensors file (needs read permission for `path`).
  *
  * @example
- * ```ts ignore
- * import { readSafetensors } from "../mod.ts";
- * const st = await readSafetensors("model.safetensors");
- * console.log(st.names());
+ * ```ts
+ * import { readSafetensors, writeSafetensors } from "../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * const w = { shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) };
+ * await writeSafetensors(`${dir}/w.safetensors`, [["w", w]], { metadata: { format: "pt" } });
+ * const st = await readSafetensors(`${dir}/w.safetensors`);
+ * if (st.names().join() !== "w" || st.metadata.format !== "pt" || st.tensor("w").data[3] !== 4) {
+ *   throw new Error("round trip failed");
+ * }
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readSafetensors(path: string): Promise<Safetensors> {
@@ -391,9 +397,17 @@ export function serializeSafetensors(
  * rename). Needs read and write permission for the folder.
  *
  * @example
- * ```ts ignore
- * import { writeSafetensors } from "../mod.ts";
- * await writeSafetensors("out.safetensors", new Map([["w", { shape: [1], data: new Float32Array([0]) }]]));
+ * ```ts
+ * import { readSafetensors, writeSafetensors } from "../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * const tensors = new Map([["w", { shape: [3], data: new Float32Array([0.1, 1, -2]) }]]);
+ * await writeSafetensors(`${dir}/half.safetensors`, tensors, { dtype: "F16" });
+ * const st = await readSafetensors(`${dir}/half.safetensors`);
+ * // Stored as F16 (2 bytes each), read back as float32.
+ * if (st.entry("w").dtype !== "F16" || st.tensor("w").data[0] !== 0.0999755859375) {
+ *   throw new Error("F16 round trip");
+ * }
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeSafetensors(
@@ -410,9 +424,13 @@ export async function writeSafetensors(
  * file is removed if anything fails.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { writeFileAtomic } from "../mod.ts";
- * await writeFileAtomic("runs/a/config.json", JSON.stringify({ a: 1 }));
+ * const dir = await Deno.makeTempDir();
+ * await writeFileAtomic(`${dir}/config.json`, JSON.stringify({ a: 1 }));
+ * await writeFileAtomic(`${dir}/config.json`, JSON.stringify({ a: 2 })); // replaces it whole
+ * if (JSON.parse(await Deno.readTextFile(`${dir}/config.json`)).a !== 2) throw new Error();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
@@ -432,7 +450,17 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
   }
 }
 
-/** Decodes IEEE half-precision bits (0…65535) to a number; exact, including subnormals. */
+/**
+ * Decodes IEEE half-precision bits (0…65535) to a number; exact, including subnormals.
+ *
+ * @example
+ * ```ts
+ * import { decodeF16 } from "../mod.ts";
+ * if (decodeF16(0x3c00) !== 1 || decodeF16(0xc000) !== -2 || decodeF16(0x0001) !== 2 ** -24) {
+ *   throw new Error("bad f16");
+ * }
+ * ```
+ */
 export function decodeF16(bits: number): number {
   const sign = bits & 0x8000 ? -1 : 1;
   const exp = (bits >> 10) & 0x1f;
@@ -448,6 +476,13 @@ const U32 = new Uint32Array(F32.buffer);
 /**
  * Encodes a number as IEEE half-precision bits: the float32 value rounded to nearest even,
  * overflow to ±Infinity, NaN kept NaN (quiet).
+ *
+ * @example
+ * ```ts
+ * import { decodeF16, encodeF16 } from "../mod.ts";
+ * if (encodeF16(1) !== 0x3c00 || encodeF16(65520) !== 0x7c00) throw new Error("1, and overflow to ∞");
+ * if (decodeF16(encodeF16(0.1)) !== 0.0999755859375) throw new Error("0.1 rounds to nearest");
+ * ```
  */
 export function encodeF16(x: number): number {
   F32[0] = x;
@@ -475,13 +510,29 @@ export function encodeF16(x: number): number {
   return h;
 }
 
-/** Decodes bfloat16 bits (0…65535) to a number (exact: bf16 is the top half of a float32). */
+/**
+ * Decodes bfloat16 bits (0…65535) to a number (exact: bf16 is the top half of a float32).
+ *
+ * @example
+ * ```ts
+ * import { decodeBF16 } from "../mod.ts";
+ * if (decodeBF16(0x3f80) !== 1 || decodeBF16(0x4049) !== 3.140625) throw new Error("bad bf16");
+ * ```
+ */
 export function decodeBF16(bits: number): number {
   U32[0] = bits << 16;
   return F32[0];
 }
 
-/** Encodes a number as bfloat16 bits: the float32 value rounded to nearest even, NaN kept NaN. */
+/**
+ * Encodes a number as bfloat16 bits: the float32 value rounded to nearest even, NaN kept NaN.
+ *
+ * @example
+ * ```ts
+ * import { encodeBF16 } from "../mod.ts";
+ * if (encodeBF16(1) !== 0x3f80 || encodeBF16(Math.PI) !== 0x4049) throw new Error("bad bf16");
+ * ```
+ */
 export function encodeBF16(x: number): number {
   F32[0] = x;
   const b = U32[0];

@@ -57,7 +57,17 @@ const DEFAULTS: LoraConfig = {
 /** The linear-layer paths of GPT-2 block `l` that LoRA can target. */
 const MODULES = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"] as const;
 
-/** Whether PEFT's target matching selects `path` (exact name or `.`-separated suffix). */
+/**
+ * Whether PEFT's target matching selects `path` (exact name or `.`-separated suffix).
+ *
+ * @example
+ * ```ts
+ * import { matchesTarget } from "../mod.ts";
+ * if (!matchesTarget("h.0.attn.c_proj", ["attn.c_proj"])) throw new Error("dotted suffix");
+ * if (matchesTarget("h.0.attn.c_proj", ["proj"])) throw new Error("not a partial segment");
+ * if (!matchesTarget("h.3.mlp.c_fc", ["c_attn", "c_fc"])) throw new Error("any target");
+ * ```
+ */
 export function matchesTarget(path: string, targets: readonly string[]): boolean {
   return targets.some((t) => path === t || path.endsWith("." + t));
 }

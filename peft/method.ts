@@ -67,6 +67,22 @@ export interface PeftMethod<
  * Validates `config` against `defaults`: every key must exist in the defaults with a value of the
  * same type (numbers, strings, booleans, arrays of strings or numbers, or null where the default
  * is null). Errors name the method and the key.
+ *
+ * @example
+ * ```ts
+ * import { checkConfig } from "../mod.ts";
+ * const defaults = { r: 8, target_modules: ["c_attn"] };
+ * const cfg = checkConfig("mine", defaults, { r: 4 });
+ * if (cfg.r !== 4 || cfg.target_modules[0] !== "c_attn") throw new Error("defaults fill the rest");
+ * for (const bad of [{ rank: 4 }, { r: "4" }]) {
+ *   try {
+ *     checkConfig("mine", defaults, bad);
+ *     throw new Error("accepted " + JSON.stringify(bad));
+ *   } catch (e) {
+ *     if (!(e instanceof TypeError)) throw e; // names the unknown key or the wrong type
+ *   }
+ * }
+ * ```
  */
 export function checkConfig<C extends object>(
   method: string,

@@ -141,7 +141,16 @@ function wteRows(wte: Float32Array, ids: readonly number[], C: number): Float32A
   return out;
 }
 
-/** The ids PEFT's `TEXT` init uses: the text's ids truncated, or repeated and truncated, to n. */
+/**
+ * The ids PEFT's `TEXT` init uses: the text's ids truncated, or repeated and truncated, to n.
+ *
+ * @example
+ * ```ts
+ * import { textInitIds } from "../mod.ts";
+ * if (textInitIds([1, 2, 3], 7).join() !== "1,2,3,1,2,3,1") throw new Error("repeated");
+ * if (textInitIds([1, 2, 3], 2).join() !== "1,2") throw new Error("truncated");
+ * ```
+ */
 export function textInitIds(ids: readonly number[], n: number): number[] {
   if (ids.length === 0) {
     throw new RangeError(`Cannot initialise prompt tuning from text: "init_text_ids" is empty`);

@@ -30,7 +30,21 @@ export const PEFT_METHODS: Readonly<Record<string, AnyPeftMethod>> = Object.free
   ia3: erase(ia3),
 });
 
-/** The method registered as `name`, or a clear error listing the known ones. */
+/**
+ * The method registered as `name`, or a clear error listing the known ones.
+ *
+ * @example
+ * ```ts
+ * import { lora, peftMethod } from "../mod.ts";
+ * if (peftMethod("lora").name !== lora.name) throw new Error();
+ * try {
+ *   peftMethod("qlora");
+ *   throw new Error("unknown methods are errors");
+ * } catch (e) {
+ *   if (!(e instanceof RangeError) || !e.message.includes("known: full")) throw e;
+ * }
+ * ```
+ */
 export function peftMethod(name: string): AnyPeftMethod {
   const m = PEFT_METHODS[name];
   if (!m) {

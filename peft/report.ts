@@ -117,6 +117,13 @@ export async function promptReport(
  * A token's text as a Markdown table cell: JSON-quoted (so spaces, newlines, tabs and control
  * characters show as `" "`, `\n`, `\t`, `\u0000`) inside a code span, with `|` escaped for the
  * table. Without text, the id alone.
+ *
+ * @example
+ * ```ts
+ * import { tokenCell } from "../mod.ts";
+ * if (tokenCell(32, " ") !== '`" "` (#32)' || tokenCell(10, "\n") !== '`"\\n"` (#10)') throw new Error();
+ * if (tokenCell(1, "a|b") !== '`"a\\|b"` (#1)' || tokenCell(5, null) !== "#5") throw new Error();
+ * ```
  */
 export function tokenCell(id: number, text: string | null): string {
   if (text === null) return `#${id}`;
@@ -126,7 +133,23 @@ export function tokenCell(id: number, text: string | null): string {
   return `${fence}${longest > 0 ? " " : ""}${quoted}${longest > 0 ? " " : ""}${fence} (#${id})`;
 }
 
-/** Renders {@linkcode promptReport} rows as a Markdown table. */
+/**
+ * Renders {@linkcode promptReport} rows as a Markdown table.
+ *
+ * @example
+ * ```ts
+ * import { renderPromptReport } from "../mod.ts";
+ * const table = renderPromptReport([{
+ *   index: 0,
+ *   nearest: [{ id: 72, text: "H", cosine: 0.995 }],
+ *   norm: 1.5,
+ *   l2FromInit: 0.25,
+ *   cosineFromInit: 0.01,
+ *   initId: 72,
+ * }]);
+ * if (!table.includes('| 0 | `"H"` (#72) 0.995 | 1.500 | 0.2500 | 0.0100 |')) throw new Error(table);
+ * ```
+ */
 export function renderPromptReport(rows: readonly PromptReportRow[]): string {
   const k = rows[0]?.nearest.length ?? 0;
   const head = [

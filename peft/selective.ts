@@ -40,7 +40,17 @@ const PRESETS: Record<string, string[]> = {
   layernorm: ["**.ln_*.weight", "**.ln_*.bias", "ln_f.weight", "ln_f.bias"],
 };
 
-/** A matcher for a glob (`*` within a name segment, `**` across segments) or a `/regex/`. */
+/**
+ * A matcher for a glob (`*` within a name segment, `**` across segments) or a `/regex/`.
+ *
+ * @example
+ * ```ts
+ * import { namePattern } from "../mod.ts";
+ * if (!namePattern("h.*.mlp.**").test("h.0.mlp.c_fc.weight")) throw new Error("** spans segments");
+ * if (namePattern("h.*.mlp.*").test("h.0.mlp.c_fc.weight")) throw new Error("* stays in one");
+ * if (!namePattern("/^h\\.1\\./").test("h.1.ln_1.bias")) throw new Error("regex");
+ * ```
+ */
 export function namePattern(pattern: string): RegExp {
   if (pattern.length > 1 && pattern.startsWith("/") && pattern.endsWith("/")) {
     try {

@@ -8,7 +8,15 @@
  * @module
  */
 
-/** One round of the "lowbias32" integer hash (good avalanche, two multiplies). */
+/**
+ * One round of the "lowbias32" integer hash (good avalanche, two multiplies).
+ *
+ * @example
+ * ```ts
+ * import { mix32 } from "../mod.ts";
+ * if (mix32(0) !== 0 || mix32(1) !== 0x688990c0) throw new Error("lowbias32");
+ * ```
+ */
 export function mix32(x: number): number {
   x = (x ^ (x >>> 16)) >>> 0;
   x = Math.imul(x, 0x7feb352d) >>> 0;
