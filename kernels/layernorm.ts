@@ -9,7 +9,7 @@
 
 import type { Batch, BindingKind, Gpu, Kernel } from "../runtime/mod.ts";
 import type { Tensor } from "../runtime/tensor.ts";
-import { checkLoops, grid, needSize, Params } from "./common.ts";
+import { checkLoops, grid, LOOP_CAP, needSize, Params } from "./common.ts";
 import code from "./layernorm.wgsl" with { type: "text" };
 
 const FILE = "kernels/layernorm.wgsl";
@@ -21,6 +21,25 @@ const COL_GROUP = 64;
 const MAX_CHUNKS = 256;
 /** The fewest rows a chunk holds (fewer chunks for small N, so stage 2 stays short). */
 const MIN_ROWS_PER_CHUNK = 64;
+/** Invocations per workgroup of the rows variant (one row each). */
+const ROWS_GROUP = 64;
+/** Loop iterations the rows variant may spend on compiler-made loops besides its own. */
+const ROWS_SLACK = 128;
+
+/**
+ * Which forward/backward kernels run:
+ * - `"workgroup"`: a 64-wide workgroup per row, reducing through workgroup memory; any C.
+ * - `"rows"`: one invocation per row with vec4 loads, no barriers (fastest on CPU adapters); needs
+ *   C a multiple of 4 and 3·(C/4 + 1) + 128 ≤ 65,535 loop iterations (C ≤ 87,204).
+ * - `"auto"` (default): rows on a software adapter where C allows, workgroup otherwise.
+ */
+export type LayerNormVariant = "auto" | "workgroup" | "rows";
+
+/** Options for {@linkcode LayerNorm.create}. */
+export interface LayerNormOptions {
+  /** Which kernels run (default `"auto"`). */
+  variant?: LayerNormVariant;
+}
 
 /**
  * The LayerNorm kernels.
@@ -49,18 +68,25 @@ export class LayerNorm {
   readonly #bwd: Kernel;
   readonly #partial: Kernel;
   readonly #sum: Kernel;
+  readonly #fwdRows: Kernel;
+  readonly #bwdRows: Kernel;
+  readonly #variant: LayerNormVariant;
   #scratch: Tensor | undefined;
   // Outgrown scratch tensors: a batch recorded earlier may still bind them, so they are only
   // returned to the pool by release().
   readonly #retired: Tensor[] = [];
 
-  private constructor(gpu: Gpu, kernels: Kernel[]) {
+  private constructor(gpu: Gpu, kernels: Kernel[], variant: LayerNormVariant) {
     this.#gpu = gpu;
-    [this.#fwd, this.#bwd, this.#partial, this.#sum] = kernels;
+    [this.#fwd, this.#bwd, this.#partial, this.#sum, this.#fwdRows, this.#bwdRows] = kernels;
+    this.#variant = variant;
   }
 
-  /** Compiles (or fetches from the cache) the kernels. */
-  static async create(gpu: Gpu): Promise<LayerNorm> {
+  /**
+   * Compiles (or fetches from the cache) the kernels. `options.variant` forces one variant (tests
+   * use it to check both); the default picks per adapter and shape.
+   */
+  static async create(gpu: Gpu, options: LayerNormOptions = {}): Promise<LayerNorm> {
     const spec = (entry: string, read: number[], write: number[]) =>
       gpu.kernel({
         name: `layernorm.${entry}`,
@@ -75,8 +101,15 @@ export class LayerNorm {
       spec("backward", [1, 2, 7, 8, 9], [10]),
       spec("dparams_partial", [1, 7, 8, 9], [11]),
       spec("dparams_sum", [12], [13]),
+      spec("forward_rows", [14, 15, 16], [5, 6, 17]),
+      spec("backward_rows", [8, 9, 14, 15, 18], [19]),
     ]);
-    return new LayerNorm(gpu, kernels);
+    const variant = options.variant ?? "auto";
+    return new LayerNorm(
+      gpu,
+      kernels,
+      variant === "auto" && !gpu.isSoftware ? "workgroup" : variant,
+    );
   }
 
   /**
@@ -100,14 +133,24 @@ export class LayerNorm {
     if (!(eps >= 0 && eps < Infinity)) {
       throw new RangeError(`Cannot run kernel "${name}": eps must be finite and ≥ 0, got ${eps}`);
     }
-    checkLoops(name, rowLoops(C, 3, 2), `a row of C=${C}`);
+    const rows = this.#useRows(name, C, 3);
+    if (!rows) checkLoops(name, rowLoops(C, 3, 2), `a row of C=${C}`);
     needSize(name, x, N * C, "x (N,C)");
     needSize(name, weight, C, "weight (C)");
     needSize(name, bias, C, "bias (C)");
     needSize(name, out, N * C, "out (N,C)");
     needSize(name, mean, N, "mean (N)");
     needSize(name, rstd, N, "rstd (N)");
-    batch.dispatch(this.#fwd, [x, weight, bias, out, mean, rstd], params(N, C, eps), grid(N, 1));
+    if (rows) {
+      batch.dispatch(
+        this.#fwdRows,
+        [mean, rstd, x, weight, bias, out],
+        params(N, C, eps),
+        grid(N, ROWS_GROUP),
+      );
+    } else {
+      batch.dispatch(this.#fwd, [x, weight, bias, out, mean, rstd], params(N, C, eps), grid(N, 1));
+    }
   }
 
   /**
@@ -129,7 +172,8 @@ export class LayerNorm {
   ): void {
     const name = "layernorm.backward";
     checkShape(name, N, C);
-    checkLoops(name, rowLoops(C, 2, 1), `a row of C=${C}`);
+    const rows = this.#useRows(name, C, 2);
+    if (!rows) checkLoops(name, rowLoops(C, 2, 1), `a row of C=${C}`);
     const rowsPerChunk = Math.max(MIN_ROWS_PER_CHUNK, Math.ceil(N / MAX_CHUNKS));
     const chunks = Math.ceil(N / rowsPerChunk);
     if (dweight || dbias) {
@@ -144,7 +188,16 @@ export class LayerNorm {
     if (dweight) needSize(name, dweight, C, "dweight (C)");
     if (dbias) needSize(name, dbias, C, "dbias (C)");
 
-    batch.dispatch(this.#bwd, [x, weight, dout, mean, rstd, dx], params(N, C), grid(N, 1));
+    if (rows) {
+      batch.dispatch(
+        this.#bwdRows,
+        [mean, rstd, x, weight, dout, dx],
+        params(N, C),
+        grid(N, ROWS_GROUP),
+      );
+    } else {
+      batch.dispatch(this.#bwd, [x, weight, dout, mean, rstd, dx], params(N, C), grid(N, 1));
+    }
     if (!dweight && !dbias) return;
     const scratch = this.#scratchFor(2 * chunks * C, 2 * MAX_CHUNKS * C);
     const columnGroups = Math.ceil(C / COL_GROUP);
@@ -173,6 +226,28 @@ export class LayerNorm {
         columnGroups,
       );
     }
+  }
+
+  /** The variant that runs rows of C (`"rows"` or `"workgroup"`). */
+  variantFor(C: number): "workgroup" | "rows" {
+    return this.#useRows("layernorm", C, 3) ? "rows" : "workgroup";
+  }
+
+  /**
+   * Whether the rows variant runs rows of C (`passes` passes over the row); throws when it is
+   * forced on a C it cannot run.
+   */
+  #useRows(kernel: string, C: number, passes: number): boolean {
+    if (this.#variant === "workgroup") return false;
+    const loops = passes * (C / 4 + 1) + ROWS_SLACK;
+    if (this.#variant === "auto") return C % 4 === 0 && loops <= LOOP_CAP;
+    if (C % 4 !== 0) {
+      throw new RangeError(
+        `Cannot run kernel "${kernel} (rows variant)": C=${C} is not a multiple of 4`,
+      );
+    }
+    checkLoops(`${kernel} (rows variant)`, loops, `a row of C=${C}`);
+    return true;
   }
 
   /** Returns the scratch memory of backward (dweight/dbias partial sums) to the pool. */

@@ -128,3 +128,67 @@ fn dparams_sum(@builtin(global_invocation_id) gid: vec3u) {
   for (var k = 0u; k < p.chunks; k++) { s += partials_in[p.base + k * p.C + c]; }
   grad[c] = grad[c] + s;
 }
+
+// ---- rows variant (C a multiple of 4) ----------------------------------------------------------
+// One invocation owns a whole row, with vec4 loads and no workgroup memory or barriers: what Mesa's
+// CPU drivers run fastest (a 64-wide workgroup per row spends most of its time in barriers there).
+// The flat row index is gid.x + gid.y·nw.x·64. forward_rows loops 3·(C/4 + 1) times, backward_rows
+// 2·(C/4 + 1); the wrapper uses them only where that fits Mesa's cap. The same tensors as above,
+// seen as vec4.
+@group(0) @binding(14) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(15) var<storage, read> weight4: array<vec4f>;
+@group(0) @binding(16) var<storage, read> bias4: array<vec4f>;
+@group(0) @binding(17) var<storage, read_write> out4: array<vec4f>;
+@group(0) @binding(18) var<storage, read> dout4: array<vec4f>;
+@group(0) @binding(19) var<storage, read_write> dx4: array<vec4f>;
+
+fn hsum4(v: vec4f) -> f32 {
+  return (v.x + v.y) + (v.z + v.w);
+}
+
+@compute @workgroup_size(64)
+fn forward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let row = gid.x + gid.y * nw.x * 64u;
+  if (row >= p.N) { return; }
+  let C4 = p.C / 4u;
+  let base = row * C4;
+  var s = vec4f(0.0);
+  for (var c = 0u; c < C4; c++) { s += x4[base + c]; }
+  let mu = hsum4(s) * p.inv_c;
+  var v = vec4f(0.0);
+  for (var c = 0u; c < C4; c++) {
+    let d = x4[base + c] - mu;
+    v += d * d;
+  }
+  let rs = inverseSqrt(hsum4(v) * p.inv_c + p.eps);
+  for (var c = 0u; c < C4; c++) {
+    out4[base + c] = (x4[base + c] - mu) * rs * weight4[c] + bias4[c];
+  }
+  mean[row] = mu;
+  rstd[row] = rs;
+}
+
+@compute @workgroup_size(64)
+fn backward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let row = gid.x + gid.y * nw.x * 64u;
+  if (row >= p.N) { return; }
+  let C4 = p.C / 4u;
+  let base = row * C4;
+  let mu = mean_in[row];
+  let rs = rstd_in[row];
+  var a = vec4f(0.0);
+  var b = vec4f(0.0);
+  for (var c = 0u; c < C4; c++) {
+    let norm = (x4[base + c] - mu) * rs;
+    let dnorm = weight4[c] * dout4[base + c];
+    a += dnorm;
+    b += dnorm * norm;
+  }
+  let m1 = hsum4(a) * p.inv_c;
+  let m2 = hsum4(b) * p.inv_c;
+  for (var c = 0u; c < C4; c++) {
+    let norm = (x4[base + c] - mu) * rs;
+    let dnorm = weight4[c] * dout4[base + c];
+    dx4[base + c] = dx4[base + c] + (dnorm - m1 - norm * m2) * rs;
+  }
+}

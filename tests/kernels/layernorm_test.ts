@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Gpu, LayerNorm, Rng } from "../../mod.ts";
+import { type Gpu, LayerNorm, type LayerNormVariant, Rng } from "../../mod.ts";
 import {
   assertClose,
   centralDiff,
@@ -66,10 +66,15 @@ interface Case {
   frozen?: "weight" | "bias" | "both";
   /** Adds spread·(c − (C−1)/2) to column c, so that no row has a tiny variance. */
   spread?: number;
+  /** Forced kernel variant (default: what the adapter picks). */
+  variant?: LayerNormVariant;
 }
 
-async function check(g: Gpu, { N, C, eps, xStd = 1, frozen, spread = 0 }: Case): Promise<void> {
-  const k = await LayerNorm.create(g);
+async function check(
+  g: Gpu,
+  { N, C, eps, xStd = 1, frozen, spread = 0, variant }: Case,
+): Promise<void> {
+  const k = await LayerNorm.create(g, { variant });
   const rng = new Rng(N * 1000 + C);
   const x = randn(rng, N * C, xStd), weight = randn(rng, C), bias = randn(rng, C);
   for (let i = 0; i < N * C; i++) x[i] = Math.fround(x[i] + spread * ((i % C) - (C - 1) / 2));
@@ -130,6 +135,31 @@ for (const N of [1, 7, 33, 97]) {
     });
   }
 }
+
+// The rows variant (one invocation per row, vec4) needs C % 4 = 0; both variants are checked on
+// the same shapes, row counts not a multiple of its 64-row workgroups.
+for (const variant of ["rows", "workgroup"] as const) {
+  for (const [N, C] of [[1, 4], [33, 36], [97, 128], [7, 768]]) {
+    Deno.test(`LayerNorm.forward() and backward() (${variant} variant) match the reference for N=${N}, C=${C}`, async () => {
+      await check(await gpu(), { N, C, variant });
+      await check(await gpu(), { N, C, variant, frozen: "both" });
+    });
+  }
+}
+
+Deno.test("LayerNorm picks the rows variant on a software adapter only where C allows it", async () => {
+  const g = await gpu();
+  const k = await LayerNorm.create(g);
+  assert.equal(k.variantFor(33), "workgroup");
+  assert.equal(k.variantFor(128), g.isSoftware ? "rows" : "workgroup");
+  const rows = await LayerNorm.create(g, { variant: "rows" });
+  const t = g.tensor([4], undefined, "x");
+  assert.throws(
+    () => rows.forward(g.batch(), t, t, t, t, t, t, 1, 3),
+    /Cannot run kernel "layernorm.forward \(rows variant\)": C=3 is not a multiple of 4/,
+  );
+  release(t);
+});
 
 Deno.test("LayerNorm.backward() skips frozen dweight and/or dbias", async () => {
   const g = await gpu();
