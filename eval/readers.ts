@@ -364,10 +364,11 @@ const GENERATIVE_METRICS: Readonly<Record<string, GenerationMetric>> = {
 /**
  * Reads a BIG-bench `task.json` into up to two tasks: a multiple-choice one (named after the
  * task, or `name:mc` when there are both) when its `metrics` include `multiple_choice_grade`,
- * and a generation one (`name:gen`) when they include `exact_str_match`, `bleu` or `rouge` (in
- * that order of preference for the score). Without `metrics`, examples with `target_scores` make
- * it multiple choice, otherwise generation by exact match. Generation stops at the task's
- * `stop_string`, else at a newline. Errors name the file and the line of the bad example.
+ * and a generation one (`name:gen`) when they include `exact_str_match`, `bleu` or `rouge`, scored
+ * by its `preferred_score` if that is one of them, else by the first of those three it has.
+ * Without `metrics`, examples with `target_scores` make it multiple choice, otherwise generation
+ * by exact match. Generation stops at the task's `stop_string`, else at a newline. Errors name
+ * the file and the line of the bad example.
  *
  * @example
  * ```ts
@@ -503,10 +504,12 @@ export function readBigBenchTask(text: string, file: string): BenchmarkTask[] {
   const wantsMc = listed
     ? listed.includes("multiple_choice_grade")
     : mcDocs.length === examples.length;
+  // The task's preferred_score first (it becomes the score), then the others.
+  const preferred = typeof task.preferred_score === "string" ? task.preferred_score : "";
   const genMetrics = listed
-    ? Object.keys(GENERATIVE_METRICS).filter((m) => listed.includes(m)).map((m) =>
-      GENERATIVE_METRICS[m]
-    )
+    ? Object.keys(GENERATIVE_METRICS).filter((m) => listed.includes(m))
+      .sort((a, b) => Number(b === preferred) - Number(a === preferred))
+      .map((m) => GENERATIVE_METRICS[m])
     : wantsMc
     ? []
     : ["exact_match" as const];

@@ -87,7 +87,10 @@ export interface BenchmarkTask {
    * to end-of-text or `maxNewTokens` and the text is cut afterwards. Default false.
    */
   stopAfterContent?: boolean;
-  /** Generation: most new tokens. Default: the longest target's tokens plus 8, at most 64. */
+  /**
+   * Generation: most new tokens. Default: the longest target's tokens plus 8, at most 64 and at
+   * most half the model's context.
+   */
   maxNewTokens?: number;
 }
 

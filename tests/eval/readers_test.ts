@@ -133,7 +133,7 @@ Deno.test("`readBigBenchTask()` reads target_scores as multiple choice with BIG-
 Deno.test("`readBigBenchTask()` reads string and list targets as generation with its metrics and stop string", () => {
   const [task] = readBigBenchTask(read("bigbench_gen/task.json"), "bigbench_gen/task.json");
   assert.equal(task.kind, "generate");
-  assert.deepEqual(task.metrics, ["exact_match", "bleu"]);
+  assert.deepEqual(task.metrics, ["bleu", "exact_match"], "preferred_score first");
   assert.deepEqual(task.stop, ["\n"]);
   assert.equal(task.docs[0].prompt, "English: cat\nFrench: ");
   assert.deepEqual(task.docs[1].targets, ["le chien", "un chien"]);
