@@ -29,6 +29,17 @@ const SHORT = 1024;
  * sorted by token id and one segment per distinct id, uploaded to the GPU. Build it once per batch
  * with {@linkcode Embedding.prepareBackward}; {@linkcode release} it after the batches that use it
  * are submitted.
+ *
+ * @example
+ * ```ts
+ * import { Embedding, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const emb = await Embedding.create(gpu);
+ * const index = emb.prepareBackward([5, 2, 5, 5], 8);
+ * // Two distinct ids, so two segments; id 5 has the longest (3 positions).
+ * if (index.positions !== 4 || index.shortCount !== 2 || index.longest !== 3) throw new Error();
+ * index.release();
+ * ```
  */
 export class EmbeddingIndex {
   /** Number of positions (B·T). */

@@ -45,7 +45,20 @@ export interface Param {
   gradMask: Tensor | null;
 }
 
-/** True when a parameter is trained (has a gradient buffer). */
+/**
+ * True when a parameter is trained (has a gradient buffer).
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, isTrainable, lora } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * if (!isTrainable(model.wte)) throw new Error("every parameter is trained by default");
+ * await lora.apply(model, lora.validate({ r: 4 }), 0);
+ * if (isTrainable(model.wte)) throw new Error("LoRA freezes the base");
+ * model.release();
+ * ```
+ */
 export function isTrainable(p: Param): boolean {
   return p.grad !== null;
 }
@@ -72,7 +85,25 @@ export interface KernelSet {
   adamw: AdamW;
 }
 
-/** Every kernel wrapper the model uses, compiled once per device. */
+/**
+ * Every kernel wrapper the model uses, compiled once per device.
+ *
+ * @example
+ * ```ts
+ * import { Gpu, Kernels } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const k = await Kernels.create(gpu);
+ * const a = gpu.tensor([3], new Float32Array([1, 2, 3]));
+ * const b = gpu.tensor([3], new Float32Array([10, 20, 30]));
+ * const out = gpu.tensor([3]);
+ * const batch = gpu.batch();
+ * k.residual.forward(batch, a, b, out);
+ * await batch.submit();
+ * const [y] = await gpu.read([out]);
+ * if (y.join() !== "11,22,33") throw new Error(`${y}`);
+ * for (const t of [a, b, out]) t.release();
+ * ```
+ */
 export class Kernels {
   /** Matmuls (linear layers, tied head). */
   readonly matmul: Matmul;
@@ -219,7 +250,31 @@ class Arena {
   }
 }
 
-/** A Conv1D linear layer: `y = x·W + b`, W stored (in, out). */
+/**
+ * A Conv1D linear layer: `y = x·W + b`, W stored (in, out).
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, Linear } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1, trainable: false });
+ * const acts = model.activations(1, 1);
+ * const layer = model.blocks[0].attn.cAttn;
+ * if (!(layer instanceof Linear) || layer.nIn !== 32 || layer.nOut !== 96) throw new Error();
+ * // x = e₀, so y = x·W + b is row 0 of W plus b.
+ * const x = gpu.tensor([1, 32], Float32Array.from({ length: 32 }, (_, i) => i === 0 ? 1 : 0));
+ * const y = gpu.tensor([1, 96]);
+ * const batch = gpu.batch();
+ * layer.forward({ gpu, batch, k: model.kernels, training: false, seed: 0, acts }, x, y, 1);
+ * await batch.submit();
+ * const [out, w, b] = await gpu.read([y, layer.weight.value, layer.bias.value]);
+ * if (Math.abs(out[5] - (w[5] + b[5])) > 1e-6) throw new Error("y = x·W + b");
+ * x.release();
+ * y.release();
+ * acts.release();
+ * model.release();
+ * ```
+ */
 export class Linear implements LinearLike {
   /** Weight (in, out). */
   readonly weight: Param;
@@ -270,7 +325,29 @@ export class Linear implements LinearLike {
   }
 }
 
-/** LayerNorm over the last dimension, with saved statistics. */
+/**
+ * LayerNorm over the last dimension, with saved statistics.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1, trainable: false });
+ * const acts = model.activations(1, 1);
+ * const ln = model.lnF; // weight 1, bias 0 at initialisation
+ * const x = gpu.tensor([1, 32], Float32Array.from({ length: 32 }, (_, i) => i));
+ * const [out, mean, rstd] = [gpu.tensor([1, 32]), gpu.tensor([1]), gpu.tensor([1])];
+ * const batch = gpu.batch();
+ * const ctx = { gpu, batch, k: model.kernels, training: false, seed: 0, acts };
+ * ln.forward(ctx, x, out, mean, rstd, 1);
+ * await batch.submit();
+ * const [y, m] = await gpu.read([out, mean]);
+ * if (m[0] !== 15.5 || Math.abs(y.reduce((a, b) => a + b) / 32) > 1e-5) throw new Error("mean 0");
+ * for (const t of [x, out, mean, rstd]) t.release();
+ * acts.release();
+ * model.release();
+ * ```
+ */
 export class LayerNormModule {
   /** Scale (C). */
   readonly weight: Param;
@@ -384,7 +461,35 @@ export interface GradScratch {
   dfcGelu: Tensor;
 }
 
-/** Causal self-attention: c_attn → attention core → c_proj. */
+/**
+ * Causal self-attention: c_attn → attention core → c_proj.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1, trainable: false });
+ * const acts = model.activations(1, 2);
+ * const attn = model.blocks[0].attn;
+ * // Attention over two positions, the second one changed between the runs.
+ * const run = async (second: number) => {
+ *   const data = Float32Array.from({ length: 64 }, (_, i) => i < 32 ? Math.sin(i) : second * Math.cos(i));
+ *   const x = gpu.tensor([1, 2, 32], data);
+ *   const batch = gpu.batch();
+ *   attn.forward({ gpu, batch, k: model.kernels, training: false, seed: 0, acts }, x, acts.blocks[0], 1, 2);
+ *   await batch.submit();
+ *   const [y] = await gpu.read([acts.blocks[0].attProj]);
+ *   x.release();
+ *   return y;
+ * };
+ * const [a, b] = [await run(1), await run(-1)];
+ * // Causal: position 0 does not see position 1; position 1 does.
+ * if (a.slice(0, 32).join() !== b.slice(0, 32).join()) throw new Error("position 0 changed");
+ * if (a.slice(32).join() === b.slice(32).join()) throw new Error("position 1 did not change");
+ * acts.release();
+ * model.release();
+ * ```
+ */
 export class CausalSelfAttention {
   /** Fused q,k,v projection (C, 3C); PEFT may wrap it. */
   cAttn: LinearLike;
@@ -433,7 +538,28 @@ export class CausalSelfAttention {
   }
 }
 
-/** The feed-forward block: c_fc → GELU → c_proj. */
+/**
+ * The feed-forward block: c_fc → GELU → c_proj.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1, trainable: false });
+ * const acts = model.activations(1, 2);
+ * const mlp = model.blocks[0].mlp;
+ * const x = gpu.tensor([2, 32], new Float32Array(64).fill(0));
+ * const batch = gpu.batch();
+ * mlp.forward({ gpu, batch, k: model.kernels, training: false, seed: 0, acts }, x, acts.blocks[0], 2);
+ * await batch.submit();
+ * // Biases start at zero and GELU(0) = 0, so an untrained MLP maps 0 to 0.
+ * const [y] = await gpu.read([acts.blocks[0].fcProj]);
+ * if (y.some((v) => v !== 0)) throw new Error("MLP(0) ≠ 0");
+ * x.release();
+ * acts.release();
+ * model.release();
+ * ```
+ */
 export class MLP {
   /** Up-projection (C, 4C); PEFT may wrap it. */
   cFc: LinearLike;
@@ -470,7 +596,29 @@ export class MLP {
   }
 }
 
-/** A pre-LayerNorm transformer block: `h = x + attn(ln_1(x)); out = h + mlp(ln_2(h))`. */
+/**
+ * A pre-LayerNorm transformer block: `h = x + attn(ln_1(x)); out = h + mlp(ln_2(h))`.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1, trainable: false });
+ * const acts = model.activations(1, 3);
+ * const x = gpu.tensor([1, 3, 32], Float32Array.from({ length: 96 }, (_, i) => Math.sin(i)));
+ * const batch = gpu.batch();
+ * const a = acts.blocks[0];
+ * model.blocks[0].forward({ gpu, batch, k: model.kernels, training: false, seed: 0, acts }, x, a, 1, 3);
+ * await batch.submit();
+ * // out = x + attn(ln_1(x)) + mlp(ln_2(h)): the two branches add to the residual stream.
+ * const [xs, attn, mlp, out] = await gpu.read([x, a.attProj, a.fcProj, a.res3]);
+ * const err = Math.max(...out.map((v, i) => Math.abs(v - (xs[i] + attn[i] + mlp[i]))));
+ * if (!(err < 1e-5)) throw new Error(`residual error ${err}`);
+ * x.release();
+ * acts.release();
+ * model.release();
+ * ```
+ */
 export class Block {
   /** Index in the stack. */
   readonly index: number;
@@ -577,6 +725,21 @@ export interface Inputs {
 
 /**
  * Every tensor one forward/backward of a (B,T) batch needs, allocated once and reused each step.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1, trainable: false });
+ * const acts = model.activations(2, 5); // allocated once, reused for every (2, 5) batch
+ * const batch = gpu.batch();
+ * model.forward(batch, acts, { ids: [1, 2, 3, 4, 5, 5, 4, 3, 2, 1] });
+ * await batch.submit();
+ * const [logits] = await gpu.read([acts.logits]);
+ * if (acts.B !== 2 || acts.T !== 5 || logits.length !== 2 * 5 * 256) throw new Error();
+ * acts.release();
+ * model.release();
+ * ```
  */
 export class Activations {
   /** Batch size. */

@@ -50,7 +50,22 @@ const DEFAULTS: BottleneckConfig = {
   layers: [],
 };
 
-/** A bottleneck adapter on one branch: `h ← h + up(act(down(h)))`. */
+/**
+ * A bottleneck adapter on one branch: `h ← h + up(act(down(h)))`.
+ *
+ * @example
+ * ```ts
+ * import { adapters, GPT, gptConfig, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await adapters.apply(model, adapters.validate({ reduction_factor: 8 }), 0);
+ * const adapter = inst.adapters[0]; // Pfeiffer placement: one per block, after the MLP
+ * if (adapter.path !== "h.0.mlp_adapter" || adapter.r !== 4 || adapter.params().length !== 4) {
+ *   throw new Error();
+ * }
+ * model.release();
+ * ```
+ */
 export class BottleneckAdapter implements BranchAdapter {
   /** Path, e.g. `h.0.mlp_adapter`. */
   readonly path: string;
@@ -171,7 +186,21 @@ export class BottleneckAdapter implements BranchAdapter {
   }
 }
 
-/** Bottleneck adapters applied to a model. */
+/**
+ * Bottleneck adapters applied to a model.
+ *
+ * @example
+ * ```ts
+ * import { adapters, GPT, gptConfig, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await adapters.apply(model, adapters.validate({}), 0);
+ * if (inst.describe() !== "bottleneck adapters (pfeiffer, r=2, relu) in 2 layers") throw new Error();
+ * inst.setActive(false); // the base model alone
+ * inst.setActive(true);
+ * model.release();
+ * ```
+ */
 export class BottleneckInstance implements PeftInstance {
   /** `"adapters"`. */
   readonly method = "adapters";
@@ -244,7 +273,22 @@ export class BottleneckInstance implements PeftInstance {
   }
 }
 
-/** Reads whet's adapter_config.json of bottleneck adapters into a {@linkcode BottleneckConfig}. */
+/**
+ * Reads whet's adapter_config.json of bottleneck adapters into a {@linkcode BottleneckConfig}.
+ *
+ * @example
+ * ```ts
+ * import { adapters, GPT, gptConfig, Gpu, readBottleneckConfig } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await adapters.apply(model, adapters.validate({ placement: "houlsby" }), 0);
+ * const dir = await Deno.makeTempDir();
+ * await inst.save(dir);
+ * if ((await readBottleneckConfig(dir)).placement !== "houlsby") throw new Error();
+ * model.release();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export async function readBottleneckConfig(dir: string): Promise<BottleneckConfig> {
   const json = await readAdapterConfig(dir, "whet_method", "bottleneck");
   return adapters.validate({

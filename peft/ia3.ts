@@ -50,7 +50,22 @@ const DEFAULTS: IA3Config = {
   layers_to_transform: [],
 };
 
-/** A Conv1D layer with an IA³ scaling vector; replaces the base {@linkcode Linear} in its block. */
+/**
+ * A Conv1D layer with an IA³ scaling vector; replaces the base {@linkcode Linear} in its block.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, ia3, IA3Linear } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * await ia3.apply(model, ia3.validate({}), 0);
+ * const cAttn = model.blocks[0].attn.cAttn, cProj = model.blocks[0].mlp.cProj;
+ * // c_attn's output is scaled (out, 1); the feed-forward c_proj's input (1, in).
+ * if (!(cAttn instanceof IA3Linear) || cAttn.feedforward || cAttn.l.shape.join() !== "96,1") throw new Error();
+ * if (!(cProj instanceof IA3Linear) || !cProj.feedforward || cProj.l.shape.join() !== "1,128") throw new Error();
+ * model.release();
+ * ```
+ */
 export class IA3Linear implements LinearLike {
   /** The wrapped base layer. */
   readonly base: Linear;
@@ -122,7 +137,23 @@ export class IA3Linear implements LinearLike {
   }
 }
 
-/** IA³ applied to a model. */
+/**
+ * IA³ applied to a model.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, ia3 } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await ia3.apply(model, ia3.validate({}), 0);
+ * if (inst.describe() !== "IA³ on c_attn, mlp.c_proj (feed-forward: mlp.c_proj), 4 layers") {
+ *   throw new Error(inst.describe());
+ * }
+ * await inst.merge(); // W scaled by l; unmerge() divides it out again
+ * await inst.unmerge();
+ * model.release();
+ * ```
+ */
 export class IA3Instance implements PeftInstance {
   /** `"ia3"`. */
   readonly method = "ia3";
@@ -258,7 +289,23 @@ function peftKey(path: string): string {
   return `base_model.model.transformer.${path}.ia3_l`;
 }
 
-/** Reads a PEFT IA³ adapter_config.json into an {@linkcode IA3Config}. */
+/**
+ * Reads a PEFT IA³ adapter_config.json into an {@linkcode IA3Config}.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, ia3, readIA3Config } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await ia3.apply(model, ia3.validate({}), 0);
+ * const dir = await Deno.makeTempDir();
+ * await inst.save(dir); // PEFT's IA³ layout
+ * const cfg = await readIA3Config(dir);
+ * if (cfg.feedforward_modules.join() !== "mlp.c_proj") throw new Error();
+ * model.release();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export async function readIA3Config(dir: string): Promise<IA3Config> {
   const json = await readAdapterConfig(dir, "peft_type", "IA3");
   const list = (v: unknown) => typeof v === "string" ? [v] : Array.isArray(v) ? v : [];

@@ -88,7 +88,23 @@ export interface LoraAdapter {
   dropout: number;
 }
 
-/** A Conv1D layer with LoRA adapters; replaces the base {@linkcode Linear} in its block. */
+/**
+ * A Conv1D layer with LoRA adapters; replaces the base {@linkcode Linear} in its block.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, lora, LoRALinear } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * await lora.apply(model, lora.validate({ r: 4, target_modules: ["c_attn", "c_fc"] }), 0);
+ * const layer = model.blocks[1].mlp.cFc;
+ * if (!(layer instanceof LoRALinear) || layer.path !== "h.1.mlp.c_fc") throw new Error();
+ * // A (r, in), B (out, r), scaling lora_alpha / r = 8 / 4.
+ * const a = layer.adapters.get("default")!;
+ * if (a.A.shape.join() !== "4,32" || a.B.shape.join() !== "128,4" || a.scaling !== 2) throw new Error();
+ * model.release();
+ * ```
+ */
 export class LoRALinear implements LinearLike {
   /** The wrapped base layer. */
   readonly base: Linear;
@@ -250,7 +266,26 @@ function targets(model: GPT, config: LoraConfig): LoRALinear[] {
   return out;
 }
 
-/** LoRA applied to a model (one named adapter). */
+/**
+ * LoRA applied to a model (one named adapter).
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, lora } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await lora.apply(model, lora.validate({ r: 4, lora_alpha: 16 }), 0);
+ * if (inst.describe() !== "LoRA r=4 alpha=16 (scaling 4) on c_attn, 2 modules") throw new Error();
+ * if (inst.trainable().length !== 4) throw new Error("A and B in each of the 2 blocks");
+ * const dir = await Deno.makeTempDir();
+ * await inst.save(dir); // adapter_config.json + adapter_model.safetensors, as PEFT writes them
+ * await inst.load(dir);
+ * await inst.merge(); // W += scaling·(B·A)ᵀ; unmerge() takes it out again
+ * await inst.unmerge();
+ * model.release();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export class LoraInstance implements PeftInstance {
   /** `"lora"`. */
   readonly method = "lora";
@@ -408,7 +443,23 @@ function peftKey(name: string, adapter: string): string {
   return "base_model.model.transformer." + name.replace(`.${adapter}.weight`, ".weight");
 }
 
-/** Reads a PEFT adapter_config.json into a {@linkcode LoraConfig}, with clear errors. */
+/**
+ * Reads a PEFT adapter_config.json into a {@linkcode LoraConfig}, with clear errors.
+ *
+ * @example
+ * ```ts
+ * import { readLoraConfig } from "../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * const config = {
+ *   peft_type: "LORA", r: 16, lora_alpha: 32, lora_dropout: 0.05,
+ *   target_modules: ["c_attn", "c_proj"], fan_in_fan_out: true,
+ * };
+ * await Deno.writeTextFile(`${dir}/adapter_config.json`, JSON.stringify(config));
+ * const cfg = await readLoraConfig(dir);
+ * if (cfg.r !== 16 || cfg.target_modules.join() !== "c_attn,c_proj") throw new Error();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export async function readLoraConfig(dir: string): Promise<LoraConfig> {
   const file = `${dir}/adapter_config.json`;
   let json: Record<string, unknown>;

@@ -117,7 +117,19 @@ export function checkConfig<C extends object>(
   return out as C;
 }
 
-/** Freezes every base parameter of the model (releases their gradients). */
+/**
+ * Freezes every base parameter of the model (releases their gradients).
+ *
+ * @example
+ * ```ts
+ * import { freezeBase, GPT, gptConfig, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * freezeBase(model);
+ * if (model.countParameters().trainable !== 0) throw new Error("everything frozen");
+ * model.release();
+ * ```
+ */
 export function freezeBase(model: GPT): void {
   for (const p of model.params.values()) model.setTrainable(p, false);
 }

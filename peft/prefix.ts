@@ -97,7 +97,20 @@ class PrefixTokens implements VirtualTokens {
   }
 }
 
-/** Prefix tuning applied to a model. */
+/**
+ * Prefix tuning applied to a model.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, prefix } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await prefix.apply(model, prefix.validate({ num_virtual_tokens: 4 }), 0);
+ * if (inst.describe() !== "prefix tuning: 4 virtual tokens × 2 layers") throw new Error();
+ * if (inst.trainable()[0] !== inst.prefix) throw new Error("only the prefixes are trained");
+ * model.release();
+ * ```
+ */
 export class PrefixInstance implements PeftInstance {
   /** `"prefix"`. */
   readonly method = "prefix";
@@ -173,7 +186,22 @@ export class PrefixInstance implements PeftInstance {
   }
 }
 
-/** Reads a PEFT prefix-tuning adapter_config.json into a {@linkcode PrefixConfig}. */
+/**
+ * Reads a PEFT prefix-tuning adapter_config.json into a {@linkcode PrefixConfig}.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, prefix, readPrefixConfig } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await prefix.apply(model, prefix.validate({ num_virtual_tokens: 4 }), 0);
+ * const dir = await Deno.makeTempDir();
+ * await inst.save(dir); // PEFT's PREFIX_TUNING layout
+ * if ((await readPrefixConfig(dir)).num_virtual_tokens !== 4) throw new Error();
+ * model.release();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export async function readPrefixConfig(dir: string): Promise<PrefixConfig> {
   const json = await readAdapterConfig(dir, "peft_type", "PREFIX_TUNING");
   return prefix.validate({

@@ -190,7 +190,20 @@ class PromptTokens implements VirtualTokens {
   }
 }
 
-/** Prompt tuning applied to a model. */
+/**
+ * Prompt tuning applied to a model.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, prompt } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await prompt.apply(model, prompt.validate({ num_virtual_tokens: 4 }), 0);
+ * if (inst.describe() !== "prompt tuning: 4 virtual tokens (RANDOM init)") throw new Error();
+ * if (inst.prompt.shape.join() !== "4,32" || inst.initIds !== null) throw new Error();
+ * model.release();
+ * ```
+ */
 export class PromptInstance implements PeftInstance {
   /** `"prompt"`. */
   readonly method = "prompt";
@@ -279,7 +292,23 @@ export class PromptInstance implements PeftInstance {
   }
 }
 
-/** Reads a PEFT prompt-tuning adapter_config.json into a {@linkcode PromptConfig}. */
+/**
+ * Reads a PEFT prompt-tuning adapter_config.json into a {@linkcode PromptConfig}.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, prompt, readPromptConfig } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await prompt.apply(model, prompt.validate({ num_virtual_tokens: 4 }), 0);
+ * const dir = await Deno.makeTempDir();
+ * await inst.save(dir); // PEFT's PROMPT_TUNING layout
+ * const cfg = await readPromptConfig(dir);
+ * if (cfg.num_virtual_tokens !== 4 || cfg.prompt_tuning_init !== "RANDOM") throw new Error();
+ * model.release();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export async function readPromptConfig(dir: string): Promise<PromptConfig> {
   const json = await readAdapterConfig(dir, "peft_type", "PROMPT_TUNING");
   if ((json.num_transformer_submodules ?? 1) !== 1) {

@@ -76,7 +76,21 @@ function blockIndex(name: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-/** The base parameters `config` selects, each with its element mask (null: the whole tensor). */
+/**
+ * The base parameters `config` selects, each with its element mask (null: the whole tensor).
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, selective, selectParameters } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * // Block 1 only, and of its c_attn only the value third.
+ * const picked = selectParameters(model, selective.validate({ include: ["h.1.**"], qkv: ["v"] }));
+ * const cAttn = picked.find((s) => s.param.name === "h.1.attn.c_attn.weight")!;
+ * if (picked.length !== 12 || cAttn.mask?.reduce((a, b) => a + b) !== 32 * 32) throw new Error();
+ * model.release();
+ * ```
+ */
 export function selectParameters(
   model: GPT,
   config: SelectiveConfig,

@@ -23,7 +23,23 @@ export interface PoolStats {
 const GRANULE = 256;
 const USAGE = 0x0080 /* STORAGE */ | 0x0004 /* COPY_SRC */ | 0x0008; /* COPY_DST */
 
-/** Hands out storage buffers and takes them back for reuse. */
+/**
+ * Hands out storage buffers and takes them back for reuse.
+ *
+ * @example
+ * ```ts
+ * import { BufferPool, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const pool = new BufferPool(gpu.device);
+ * const a = pool.acquire(1000, "a"); // 1,024 bytes: sizes round up to 256
+ * pool.release(a);
+ * const b = pool.acquire(1000, "b"); // the same buffer again
+ * if (a !== b || pool.stats().live !== 1024) throw new Error("not reused");
+ * pool.release(b);
+ * pool.trim(); // destroys the free buffers
+ * if (pool.stats().reserved !== 0 || pool.stats().peakReserved !== 1024) throw new Error("trim");
+ * ```
+ */
 export class BufferPool {
   readonly #device: GPUDevice;
   readonly #free = new Map<number, GPUBuffer[]>();
