@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { main } from "../../cli/eval.ts";
 import { corpusBleu } from "../../mod.ts";
+import bigbenchGen from "../eval/fixtures/bigbench_gen/task.json" with { type: "text" };
+import sst2Dev from "../eval/fixtures/sst2_dev.tsv" with { type: "text" };
 
 /** Runs the CLI in-process and captures what it prints. */
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -165,12 +167,12 @@ Deno.test("cli/eval prints --help, and rejects unknown flags, unknown metrics an
 });
 
 Deno.test("cli/eval scores GLUE and BIG-bench files with a preset model, as a table, JSON and a HELM report", async () => {
-  const fixtures = new URL("../eval/fixtures/", import.meta.url).pathname;
+  const p = await files({ "sst2_dev.tsv": sst2Dev, "task.json": bigbenchGen });
   const tasks = [
     "--glue",
-    `sst2=${fixtures}sst2_dev.tsv`,
+    `sst2=${p["sst2_dev.tsv"]}`,
     "--bigbench",
-    `${fixtures}bigbench_gen/task.json`,
+    p["task.json"],
     "--limit",
     "2",
   ];
@@ -185,7 +187,7 @@ Deno.test("cli/eval scores GLUE and BIG-bench files with a preset model, as a ta
   const table = await run(["--preset", "tiny", ...tasks]);
   assert.match(table.out, /^\| task \| n \| metric \| score \|/);
   assert.match(table.out, /\n\| sst2 \| 2 \| acc \| /);
-  const helm = await run(["--preset", "tiny", "--glue", `sst2=${fixtures}sst2_dev.tsv`, "--helm"]);
+  const helm = await run(["--preset", "tiny", "--glue", `sst2=${p["sst2_dev.tsv"]}`, "--helm"]);
   assert.equal(helm.code, 0, helm.err);
   assert.match(
     helm.out,

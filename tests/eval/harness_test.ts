@@ -25,6 +25,8 @@ import { gpt2ParameterShapes } from "../../models/checkpoint.ts";
 import { assertClose, gpu } from "../helpers.ts";
 import { gpt2Ref, type Weights } from "../ref/gpt2.ts";
 import { randomWeights } from "../models/_fixtures.ts";
+import abstractAlgebraTest from "./fixtures/abstract_algebra_test.csv" with { type: "text" };
+import anatomyTest from "./fixtures/anatomy_test.csv" with { type: "text" };
 
 // Byte vocabulary (the ByteTokenizer's ids), dimensions that are not multiples of any tile size,
 // and a short context so that truncation and windows are exercised.
@@ -193,11 +195,9 @@ Deno.test("`applyStopSequences()` cuts at the earliest stop, optionally after le
 Deno.test("`evaluateTask()` scores MMLU by per-choice log-likelihoods, with per-subject and averaged accuracy", async () => {
   const cfg = gptConfig("tiny", { n_positions: 128, n_embd: 24, n_layer: 2, n_head: 3 });
   const { model: m } = await model(cfg, 5);
-  const dir = new URL("./fixtures/", import.meta.url);
-  const file = (name: string) => Deno.readTextFileSync(new URL(name, dir));
   const test = [
-    ...readMmluCsv(file("abstract_algebra_test.csv"), { file: "abstract_algebra_test.csv" }),
-    ...readMmluCsv(file("anatomy_test.csv"), { file: "anatomy_test.csv" }),
+    ...readMmluCsv(abstractAlgebraTest, { file: "abstract_algebra_test.csv" }),
+    ...readMmluCsv(anatomyTest, { file: "anatomy_test.csv" }),
   ];
   const task = mmluTask(test);
   const result = await evaluateTask(m, tok, task, { batchSize: 5 });

@@ -9,8 +9,35 @@ import {
   readMmluCsv,
 } from "../../mod.ts";
 
-const FIXTURES = new URL("./fixtures/", import.meta.url);
-const read = (name: string) => Deno.readTextFileSync(new URL(name, FIXTURES));
+import abstractAlgebraDev from "./fixtures/abstract_algebra_dev.csv" with { type: "text" };
+import abstractAlgebraTest from "./fixtures/abstract_algebra_test.csv" with { type: "text" };
+import anatomyTest from "./fixtures/anatomy_test.csv" with { type: "text" };
+import badTest from "./fixtures/bad_test.csv" with { type: "text" };
+import bigbenchBad from "./fixtures/bigbench_bad/task.json" with { type: "text" };
+import bigbenchGen from "./fixtures/bigbench_gen/task.json" with { type: "text" };
+import bigbenchMc from "./fixtures/bigbench_mc/task.json" with { type: "text" };
+import boolqVal from "./fixtures/boolq_val.jsonl" with { type: "text" };
+import rteBad from "./fixtures/rte_bad.jsonl" with { type: "text" };
+import rteVal from "./fixtures/rte_val.jsonl" with { type: "text" };
+import sst2Bad from "./fixtures/sst2_bad.tsv" with { type: "text" };
+import sst2Dev from "./fixtures/sst2_dev.tsv" with { type: "text" };
+
+// The fixtures are imported as text, so the tests need no read permission.
+const FIXTURES: Record<string, string> = {
+  "abstract_algebra_dev.csv": abstractAlgebraDev,
+  "abstract_algebra_test.csv": abstractAlgebraTest,
+  "anatomy_test.csv": anatomyTest,
+  "bad_test.csv": badTest,
+  "bigbench_bad/task.json": bigbenchBad,
+  "bigbench_gen/task.json": bigbenchGen,
+  "bigbench_mc/task.json": bigbenchMc,
+  "boolq_val.jsonl": boolqVal,
+  "rte_bad.jsonl": rteBad,
+  "rte_val.jsonl": rteVal,
+  "sst2_bad.tsv": sst2Bad,
+  "sst2_dev.tsv": sst2Dev,
+};
+const read = (name: string) => FIXTURES[name];
 
 /** The `file:line` of every issue of the DataError `fn` throws. */
 function issuesOf(fn: () => unknown): string[] {
