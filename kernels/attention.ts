@@ -8,7 +8,9 @@
  * Forward saves the attention probabilities `att` for backward (no recomputation of scores).
  * Backward runs two deterministic passes (no atomics): one per query row writes dq and the score
  * gradients `datt`, then one per key row sums dk and dv over the queries that saw it. Each pass has
- * two variants (see {@linkcode AttentionVariant}): a workgroup or a single invocation per row.
+ * two variants (see {@linkcode AttentionVariant}): a workgroup or a single invocation per row. A
+ * third variant, `"gemm"`, runs the products as batched GEMMs over the heads (the register-tiled
+ * matmul, fastest on CPU adapters) with the softmax and its backward as row kernels in between.
  *
  * @module
  */
@@ -16,6 +18,7 @@
 import type { Batch, BindingKind, Gpu, Kernel } from "../runtime/mod.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import { checkLoops, grid, LOOP_CAP, needSize, Params } from "./common.ts";
+import { Matmul } from "./matmul.ts";
 import code from "./attention.wgsl" with { type: "text" };
 
 const FILE = "kernels/attention.wgsl";
@@ -29,9 +32,12 @@ const WG = 64;
  * - `"rows"`: one invocation per row with vec4 loads, fastest on CPU adapters; needs hs a multiple
  *   of 4 and `T·(hs/2 + 6) + hs/2 + 128 ≤ 65,535` loop iterations (T ≤ 1024 for hs ≤ 112,
  *   T ≤ 933 at hs = 128).
- * - `"auto"` (default): rows on a software adapter where the shape allows, workgroup otherwise.
+ * - `"gemm"`: scores, outputs and gradients as batched GEMMs over the (b, h) heads (the matmul's
+ *   register tiles; the masked upper triangle is computed and then zeroed), softmax and softmax
+ *   backward as one-invocation-per-row kernels; any shape the wrapper accepts with B·H ≤ 65,535.
+ * - `"auto"` (default): gemm on a software adapter where B·H allows, workgroup otherwise.
  */
-export type AttentionVariant = "auto" | "workgroup" | "rows";
+export type AttentionVariant = "auto" | "workgroup" | "rows" | "gemm";
 
 /** Options for {@linkcode Attention.create}. */
 export interface AttentionOptions {
@@ -57,7 +63,12 @@ const LAYOUTS = {
   forward_rows: layout([3, "write"], [9, "read"], [10, "write"]),
   backward_query_rows: layout([5, "read"], [6, "write"], [9, "read"], [11, "read"], [12, "write"]),
   backward_key_rows: layout([5, "read"], [7, "read"], [9, "read"], [11, "read"], [12, "write"]),
+  softmax_rows: layout([3, "write"]),
+  softmax_backward_rows: layout([5, "read"], [6, "write"]),
 };
+
+/** Most (b, h) heads one batched GEMM takes. */
+const MAX_GEMM_BATCH = 65535;
 
 interface Kernels {
   forward: Kernel;
@@ -100,17 +111,24 @@ export class Attention {
 
   readonly #workgroup: Kernels;
   readonly #rows: Kernels;
+  readonly #softmax: Kernel;
+  readonly #softmaxBackward: Kernel;
+  readonly #matmul: Matmul;
   readonly #variant: AttentionVariant;
   readonly #maxBindingBytes: number;
 
   private constructor(
     workgroup: Kernels,
     rows: Kernels,
+    gemm: { softmax: Kernel; softmaxBackward: Kernel; matmul: Matmul },
     variant: AttentionVariant,
     maxBindingBytes: number,
   ) {
     this.#workgroup = workgroup;
     this.#rows = rows;
+    this.#softmax = gemm.softmax;
+    this.#softmaxBackward = gemm.softmaxBackward;
+    this.#matmul = gemm.matmul;
     this.#variant = variant;
     this.#maxBindingBytes = maxBindingBytes;
   }
@@ -132,10 +150,16 @@ export class Attention {
       k("backward_query_rows"),
       k("backward_key_rows"),
     ]);
+    const [softmax, softmaxBackward, matmul] = await Promise.all([
+      k("softmax_rows"),
+      k("softmax_backward_rows"),
+      Matmul.create(gpu),
+    ]);
     const variant = options.variant ?? "auto";
     return new Attention(
       { forward, backwardQuery, backwardKey },
       { forward: forwardRows, backwardQuery: backwardQueryRows, backwardKey: backwardKeyRows },
+      { softmax, softmaxBackward, matmul },
       variant === "auto" && !gpu.isSoftware ? "workgroup" : variant,
       gpu.maxBindingBytes,
     );
@@ -165,7 +189,21 @@ export class Attention {
     this.#need(name, qkv, B * T * 3 * C, "qkv (B,T,3C)");
     this.#need(name, out, B * T * C, "out (B,T,C)");
     this.#need(name, att, B * H * T * T, "att (B,H,T,T)");
-    if (this.#useRows(name, T, C / H)) {
+    if (this.#useGemm(name, B, H)) {
+      const hs = C / H, heads = this.#heads(B, T, C, H);
+      // att = scale · q·kᵀ per head, softmax in place, out = att·v.
+      this.#matmul.gemm(batch, {
+        ...heads.scores,
+        a: qkv,
+        b: qkv,
+        c: att,
+        offsetB: C,
+        transB: true,
+        alpha: 1 / Math.sqrt(hs),
+      });
+      batch.dispatch(this.#softmax, [att], params, grid(B * H * T, WG));
+      this.#matmul.gemm(batch, { ...heads.values, a: att, b: qkv, c: out, offsetB: 2 * C });
+    } else if (this.#useRows(name, T, C / H)) {
       batch.dispatch(this.#rows.forward, [att, qkv, out], params, grid(B * H * T, WG));
     } else {
       batch.dispatch(this.#workgroup.forward, [qkv, out, att], params, grid(B * H * T, 1));
@@ -197,7 +235,55 @@ export class Attention {
     this.#need(name, att, B * H * T * T, "att (B,H,T,T)");
     this.#need(name, datt, B * H * T * T, "datt (B,H,T,T)");
     this.#need(name, dqkv, B * T * 3 * C, "dqkv (B,T,3C)");
-    if (this.#useRows(name, T, C / H)) {
+    if (this.#useGemm(name, B, H)) {
+      const hs = C / H, heads = this.#heads(B, T, C, H), scale = 1 / Math.sqrt(hs);
+      // datt = dout·vᵀ (dL/d prob), then the softmax backward in place (dL/d score, 0 above the
+      // diagonal); dq = scale · datt·k, dk = scale · dattᵀ·q, dv = attᵀ·dout.
+      this.#matmul.gemm(batch, {
+        ...heads.scores,
+        a: dout,
+        lda: C,
+        strideA: [T * C, hs],
+        b: qkv,
+        c: datt,
+        offsetB: 2 * C,
+        transB: true,
+      });
+      batch.dispatch(this.#softmaxBackward, [att, datt], params, grid(B * H * T, WG));
+      this.#matmul.gemm(batch, {
+        ...heads.values,
+        a: datt,
+        b: qkv,
+        c: dqkv,
+        offsetB: C,
+        ldc: 3 * C,
+        strideC: [T * 3 * C, hs] as const,
+        alpha: scale,
+      });
+      const transposed = {
+        ...heads.values,
+        transA: true,
+        ldc: 3 * C,
+        strideC: [T * 3 * C, hs] as const,
+      };
+      this.#matmul.gemm(batch, {
+        ...transposed,
+        a: datt,
+        b: qkv,
+        c: dqkv,
+        offsetC: C,
+        alpha: scale,
+      });
+      this.#matmul.gemm(batch, {
+        ...transposed,
+        a: att,
+        b: dout,
+        ldb: C,
+        strideB: [T * C, hs],
+        c: dqkv,
+        offsetC: 2 * C,
+      });
+    } else if (this.#useRows(name, T, C / H)) {
       const groups = grid(B * H * T, WG);
       batch.dispatch(this.#rows.backwardQuery, [att, datt, qkv, dout, dqkv], params, groups);
       batch.dispatch(this.#rows.backwardKey, [att, datt, qkv, dout, dqkv], params, groups);
@@ -243,16 +329,63 @@ export class Attention {
   }
 
   /**
-   * The variant that runs for this shape (`"rows"` or `"workgroup"`); throws when `"rows"` was forced
-   * on a shape it cannot run.
+   * The variant that runs for this shape (`"gemm"`, `"rows"` or `"workgroup"`); throws when a
+   * variant was forced on a shape it cannot run. `B` (default 1) matters only to `"gemm"`.
    */
-  variantFor(T: number, C: number, H: number): "workgroup" | "rows" {
+  variantFor(T: number, C: number, H: number, B = 1): "workgroup" | "rows" | "gemm" {
+    if (this.#useGemm("attention", B, H)) return "gemm";
     return this.#useRows("attention", T, C / H) ? "rows" : "workgroup";
+  }
+
+  /** Whether the gemm variant runs B·H heads; throws when it is forced on more than it can. */
+  #useGemm(kernel: string, B: number, H: number): boolean {
+    const fits = B * H <= MAX_GEMM_BATCH;
+    if (this.#variant === "auto") return fits;
+    if (this.#variant !== "gemm") return false;
+    if (!fits) {
+      throw new RangeError(
+        `Cannot run kernel "${kernel} (gemm variant)": B·H=${B * H} heads exceed ${MAX_GEMM_BATCH}`,
+      );
+    }
+    return true;
+  }
+
+  /**
+   * The per-head GEMM shapes: `scores` (T×T from two (T,hs) slices of rows of 3C, batched over
+   * [B, H]) and `values` ((T,T)·(T,hs) into rows of C).
+   */
+  #heads(B: number, T: number, C: number, H: number) {
+    const hs = C / H, batch = [B, H] as const;
+    const qkvStride = [T * 3 * C, hs] as const, attStride = [H * T * T, T * T] as const;
+    return {
+      scores: {
+        m: T,
+        n: T,
+        k: hs,
+        batch,
+        lda: 3 * C,
+        ldb: 3 * C,
+        strideA: qkvStride,
+        strideB: qkvStride,
+        strideC: attStride,
+      },
+      values: {
+        m: T,
+        n: hs,
+        k: T,
+        batch,
+        strideA: attStride,
+        ldb: 3 * C,
+        strideB: qkvStride,
+        ldc: C,
+        strideC: [T * C, hs] as const,
+      },
+    };
   }
 
   /** Whether the rows variant runs this shape; throws when it is forced on a shape it cannot run. */
   #useRows(kernel: string, T: number, hs: number): boolean {
-    if (this.#variant === "workgroup") return false;
+    if (this.#variant === "workgroup" || this.#variant === "gemm") return false;
     const fits = hs % 4 === 0 && rowsLoops(T, hs) <= LOOP_CAP;
     if (this.#variant === "auto") return fits;
     if (hs % 4 !== 0) {

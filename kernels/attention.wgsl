@@ -337,3 +337,43 @@ fn backward_key_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
     dqkv4[k0 + C4 + c] = dv[c];
   }
 }
+
+// ---- gemm variant -------------------------------------------------------------------------------
+// Scores, outputs and every gradient are batched GEMMs over the (b, h) heads (kernels/matmul.ts,
+// run by the wrapper); these two kernels do the row-wise softmax parts in place, one invocation per
+// (b, h, t) row (flat index gid.x + gid.y * num_workgroups.x * 64), at most 3*T + 3 loop iterations.
+//   softmax_rows:          att[row, j] = softmax over j <= t of att[row, j] (the scaled scores
+//                          written by the GEMM), 0 for j > t                          [in place, =]
+//   softmax_backward_rows: datt[row, j] = att·(datt − Σ_{j2<=t} att·datt) for j <= t (datt holds
+//                          dL/d prob = dout·v from the GEMM), 0 for j > t            [in place, =]
+
+@compute @workgroup_size(64)
+fn softmax_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let flat = gid.x + gid.y * nw.x * 64u;
+  if (flat >= p.B * p.H * p.T) { return; }
+  let t = flat % p.T;
+  let row = flat * p.T;
+  var m = -3.0e38;
+  for (var j = 0u; j <= t; j++) { m = max(m, att_out[row + j]); }
+  var sum = 0.0;
+  for (var j = 0u; j <= t; j++) {
+    let e = exp(att_out[row + j] - m);
+    att_out[row + j] = e;
+    sum += e;
+  }
+  let inv = 1.0 / sum;
+  for (var j = 0u; j <= t; j++) { att_out[row + j] = att_out[row + j] * inv; }
+  for (var j = t + 1u; j < p.T; j++) { att_out[row + j] = 0.0; }
+}
+
+@compute @workgroup_size(64)
+fn softmax_backward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let flat = gid.x + gid.y * nw.x * 64u;
+  if (flat >= p.B * p.H * p.T) { return; }
+  let t = flat % p.T;
+  let row = flat * p.T;
+  var dot = 0.0;
+  for (var j = 0u; j <= t; j++) { dot += att[row + j] * datt_out[row + j]; }
+  for (var j = 0u; j <= t; j++) { datt_out[row + j] = att[row + j] * (datt_out[row + j] - dot); }
+  for (var j = t + 1u; j < p.T; j++) { datt_out[row + j] = 0.0; }
+}

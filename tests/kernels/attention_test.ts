@@ -20,7 +20,7 @@ import { attentionBackward, attentionForward } from "../ref/attention.ts";
 // is off by O(0.1).
 const TOL = { rtol: 2e-5, atol: 2e-5 };
 
-type Variant = "workgroup" | "rows";
+type Variant = "workgroup" | "rows" | "gemm";
 
 interface Run {
   out: Float32Array;
@@ -68,7 +68,7 @@ async function checkAgainstReference(
 
 /** The variants that accept a shape: rows needs hs to be a multiple of 4. */
 function variantsFor([, , C, H]: number[]): Variant[] {
-  return (C / H) % 4 === 0 ? ["workgroup", "rows"] : ["workgroup"];
+  return (C / H) % 4 === 0 ? ["workgroup", "rows", "gemm"] : ["workgroup", "gemm"];
 }
 
 const SHAPES: [number[], string][] = [
@@ -101,7 +101,7 @@ Deno.test("`Attention` (rows) matches the reference just under the loop cap, (B,
   return checkAgainstReference("rows", [1, 933, 128, 1], 933);
 });
 
-for (const variant of ["workgroup", "rows"] as const) {
+for (const variant of ["workgroup", "rows", "gemm"] as const) {
   Deno.test(`\`Attention.forward()\` (${variant}) is causal: a later token's k and v leave earlier outputs unchanged`, async () => {
     const shape = [2, 9, 8, 2], [B, T, C] = shape;
     const rng = new Rng(11);
@@ -129,11 +129,19 @@ Deno.test("`Attention.variantFor()` picks rows only where the rows kernels fit, 
   const g = await gpu();
   const auto = await Attention.create(g);
   if (g.isSoftware) {
-    assert.equal(auto.variantFor(933, 128, 1), "rows");
-    assert.equal(auto.variantFor(1024, 768, 12), "rows");
+    // Software adapters run the batched-GEMM variant wherever B·H fits one GEMM's batch.
+    assert.equal(auto.variantFor(128, 128, 4, 16), "gemm");
+    assert.equal(auto.variantFor(33, 20, 4), "gemm");
+  } else {
+    assert.equal(auto.variantFor(934, 128, 1), "workgroup");
+    assert.equal(auto.variantFor(33, 20, 4), "workgroup");
   }
-  assert.equal(auto.variantFor(934, 128, 1), "workgroup");
-  assert.equal(auto.variantFor(33, 20, 4), "workgroup");
+  const gemm = await Attention.create(g, { variant: "gemm" });
+  assert.equal(gemm.variantFor(33, 20, 4), "gemm");
+  assert.throws(
+    () => gemm.variantFor(8, 8, 2, 40_000),
+    /gemm variant.*B·H=80000 heads exceed 65535/,
+  );
   const rows = await Attention.create(g, { variant: "rows" });
   assert.throws(() => rows.variantFor(934, 128, 1), /rows variant.*65,535|65535/);
   assert.throws(() => rows.variantFor(33, 20, 4), /rows variant.*C\/H=5 is not a multiple of 4/);
