@@ -499,7 +499,22 @@ export async function readLoraConfig(dir: string): Promise<LoraConfig> {
   });
 }
 
-/** The LoRA method. */
+/**
+ * The LoRA method.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, lora } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const config = lora.validate({ r: 4, target_modules: ["c_attn", "c_proj"] }); // PEFT's names
+ * const inst = await lora.apply(model, config, 0); // freezes the base; B starts at zero
+ * // c_attn and both c_proj (attention and MLP) in each of the 2 blocks; only A and B train.
+ * const added = inst.trainable().reduce((n, p) => n + p.value.size, 0);
+ * if (inst.layers.length !== 6 || model.countParameters().trainable !== added) throw new Error();
+ * model.release();
+ * ```
+ */
 export const lora: PeftMethod<LoraConfig, LoraInstance> = {
   name: "lora",
   summary: "LoRA: low-rank updates scaling·B·A beside frozen linear layers; mergeable",

@@ -18,7 +18,18 @@ export type AnyPeftMethod = PeftMethod<Record<string, unknown>>;
 
 const erase = (m: unknown) => m as AnyPeftMethod;
 
-/** Every registered method by name. */
+/**
+ * Every registered method by name.
+ *
+ * @example
+ * ```ts
+ * import { PEFT_METHODS } from "../mod.ts";
+ * if (Object.keys(PEFT_METHODS).join() !== "full,selective,bitfit,lora,adapters,prompt,prefix,ia3") {
+ *   throw new Error();
+ * }
+ * for (const m of Object.values(PEFT_METHODS)) console.log(`${m.name}: ${m.summary}`);
+ * ```
+ */
 export const PEFT_METHODS: Readonly<Record<string, AnyPeftMethod>> = Object.freeze({
   full: erase(full),
   selective: erase(selective),

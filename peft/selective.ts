@@ -188,7 +188,20 @@ class MaskInstance implements PeftInstance {
   }
 }
 
-/** Full fine-tuning: every base parameter trainable. */
+/**
+ * Full fine-tuning: every base parameter trainable.
+ *
+ * @example
+ * ```ts
+ * import { full, GPT, gptConfig, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1, trainable: false });
+ * await full.apply(model, full.validate({}), 0);
+ * const { total, trainable } = model.countParameters();
+ * if (trainable !== total) throw new Error("every weight trainable");
+ * model.release();
+ * ```
+ */
 export const full: PeftMethod<Record<string, never>> = {
   name: "full",
   summary: "full fine-tuning: every weight is trained",
@@ -201,7 +214,23 @@ export const full: PeftMethod<Record<string, never>> = {
   },
 };
 
-/** Selective fine-tuning by name, block and element masks. */
+/**
+ * Selective fine-tuning by name, block and element masks.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, selective } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * // The MLP of the last block, and the final LayerNorm (patterns and lastLayers both apply).
+ * const config = selective.validate({ include: ["h.*.mlp.**", "ln_f.*"], lastLayers: 1 });
+ * const inst = await selective.apply(model, config, 0);
+ * const names = inst.trainable().map((p) => p.name);
+ * if (!names.includes("h.1.mlp.c_fc.weight") || names.includes("h.0.mlp.c_fc.weight")) throw new Error();
+ * if (!names.includes("ln_f.weight") || names.some((n) => n.includes("attn"))) throw new Error();
+ * model.release();
+ * ```
+ */
 export const selective: PeftMethod<SelectiveConfig> = {
   name: "selective",
   summary:
@@ -213,7 +242,19 @@ export const selective: PeftMethod<SelectiveConfig> = {
   },
 };
 
-/** BitFit: train the biases only (Ben Zaken et al., 2021). */
+/**
+ * BitFit: train the biases only (Ben Zaken et al., 2021).
+ *
+ * @example
+ * ```ts
+ * import { bitfit, GPT, gptConfig, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await bitfit.apply(model, bitfit.validate({}), 0);
+ * if (!inst.trainable().every((p) => p.name.endsWith(".bias"))) throw new Error("biases only");
+ * model.release();
+ * ```
+ */
 export const bitfit: PeftMethod<Record<string, never>> = {
   name: "bitfit",
   summary: "BitFit: train every bias, freeze everything else",

@@ -77,7 +77,30 @@ export interface GpuOptions {
   f16?: boolean;
 }
 
-/** The error thrown for any WebGPU failure; `kernel` names what was running. */
+/**
+ * The error thrown for any WebGPU failure; `kernel` names what was running.
+ *
+ * @example
+ * ```ts
+ * import { Gpu, GpuError } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const spec = {
+ *   name: "broken.forward",
+ *   file: "kernels/broken.wgsl",
+ *   code: "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }",
+ *   entry: "main",
+ *   bindings: [],
+ * };
+ * try {
+ *   await gpu.kernel(spec);
+ *   throw new Error("bad WGSL must not compile");
+ * } catch (e) {
+ *   // Compile errors name the kernel and point at file:line:column.
+ *   if (!(e instanceof GpuError) || e.kernel !== "broken.forward") throw e;
+ *   if (!e.message.includes("kernels/broken.wgsl:1:")) throw e;
+ * }
+ * ```
+ */
 export class GpuError extends Error {
   /** The kernel (or operation) that failed. */
   readonly kernel: string;
