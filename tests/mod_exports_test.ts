@@ -298,6 +298,8 @@ const TYPE_EXPORTS = [
   "Kernel",
   "KernelSet",
   "KernelSpec",
+  "LayerNormOptions",
+  "LayerNormVariant",
   "LinearGrads",
   "LinearLike",
   "LoglikelihoodRequest",
