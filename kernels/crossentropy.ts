@@ -13,10 +13,29 @@
 
 import type { Batch, Gpu, Kernel } from "../runtime/mod.ts";
 import type { Tensor } from "../runtime/tensor.ts";
-import { checkLoops, grid, Params } from "./common.ts";
+import { checkLoops, grid, LOOP_CAP, Params } from "./common.ts";
 import code from "./crossentropy.wgsl" with { type: "text" };
 
 const FILE = "kernels/crossentropy.wgsl";
+/** Invocations per workgroup of the rows variant (one row each). */
+const ROWS_GROUP = 64;
+/** Loop iterations the rows variant may spend on compiler-made loops besides its own. */
+const ROWS_SLACK = 128;
+
+/**
+ * Which kernels run:
+ * - `"workgroup"`: a 256-wide workgroup per row, reducing through workgroup memory; any V.
+ * - `"rows"`: one invocation per row with vec4 loads, no barriers (fastest on CPU adapters); needs
+ *   V a multiple of 4 and 3·(V/4 + 1) + 128 ≤ 65,535 loop iterations (V ≤ 87,200).
+ * - `"auto"` (default): rows on a software adapter where V allows, workgroup otherwise.
+ */
+export type CrossEntropyVariant = "auto" | "workgroup" | "rows";
+
+/** Options for {@linkcode CrossEntropy.create}. */
+export interface CrossEntropyOptions {
+  /** Which kernels run (default `"auto"`). */
+  variant?: CrossEntropyVariant;
+}
 
 /** The target value that marks a row as ignored (PyTorch's and Hugging Face's default). */
 export const IGNORE_INDEX: number = -100;
@@ -47,22 +66,51 @@ export class CrossEntropy {
   readonly #grad: Kernel;
   readonly #inplace: Kernel;
 
-  private constructor(loss: Kernel, grad: Kernel, inplace: Kernel) {
-    this.#loss = loss;
-    this.#grad = grad;
-    this.#inplace = inplace;
+  readonly #rows: Kernel[];
+  readonly #variant: CrossEntropyVariant;
+
+  private constructor(kernels: Kernel[], variant: CrossEntropyVariant) {
+    [this.#loss, this.#grad, this.#inplace] = kernels;
+    this.#rows = kernels.slice(3);
+    this.#variant = variant;
   }
 
-  /** Compiles (or fetches from the cache) the kernels. */
-  static async create(gpu: Gpu): Promise<CrossEntropy> {
+  /**
+   * Compiles (or fetches from the cache) the kernels. `options.variant` forces one variant (tests
+   * use it to check both); the default picks per adapter and shape.
+   */
+  static async create(gpu: Gpu, options: CrossEntropyOptions = {}): Promise<CrossEntropy> {
     const k = (entry: string, bindings: ("uniform" | "read" | "write" | null)[]) =>
       gpu.kernel({ name: `crossentropy.${entry}`, file: FILE, code, entry, bindings });
-    const [loss, grad, inplace] = await Promise.all([
+    const kernels = await Promise.all([
       k("forward", ["uniform", "write", "read", "write"]),
       k("forward_grad", ["uniform", "write", "read", "write", "write"]),
       k("forward_grad_inplace", ["uniform", "write", "read", "write"]),
+      k("forward_rows", ["uniform", null, "read", "write", null, "write"]),
+      k("forward_grad_rows", ["uniform", null, "read", "write", null, "write", "write"]),
+      k("forward_grad_inplace_rows", ["uniform", null, "read", "write", null, "write"]),
     ]);
-    return new CrossEntropy(loss, grad, inplace);
+    const variant = options.variant ?? "auto";
+    return new CrossEntropy(kernels, variant === "auto" && !gpu.isSoftware ? "workgroup" : variant);
+  }
+
+  /** The variant that runs rows of V logits (`"rows"` or `"workgroup"`). */
+  variantFor(V: number): "workgroup" | "rows" {
+    return this.#useRows("crossentropy.forward", V) ? "rows" : "workgroup";
+  }
+
+  /** Whether the rows variant runs rows of V; throws when it is forced on a V it cannot run. */
+  #useRows(kernel: string, V: number): boolean {
+    if (this.#variant === "workgroup") return false;
+    const loops = 3 * (V / 4 + 1) + ROWS_SLACK;
+    if (this.#variant === "auto") return V % 4 === 0 && loops <= LOOP_CAP;
+    if (V % 4 !== 0) {
+      throw new RangeError(
+        `Cannot run kernel "${kernel} (rows variant)": V=${V} is not a multiple of 4`,
+      );
+    }
+    checkLoops(`${kernel} (rows variant)`, loops, `a row of V=${V} logits`);
+    return true;
   }
 
   /**
@@ -130,8 +178,16 @@ export class CrossEntropy {
     if (!Number.isFinite(scale)) {
       throw new RangeError(`Cannot run kernel "${name}": scale ${scale} is not finite`);
     }
-    checkLoops(name, 3 * Math.ceil(V / 256) + 21, `a row of V=${V} logits`);
     const params = new Params().u32(N).u32(V).f32(scale).bytes;
+    if (this.#useRows(name, V)) {
+      const [loss, grad, inplace] = this.#rows, groups = grid(N, ROWS_GROUP);
+      if (!dlogits) batch.dispatch(loss, [targets, losses, logits], params, groups);
+      else if (dlogits.buffer === logits.buffer) {
+        batch.dispatch(inplace, [targets, losses, logits], params, groups);
+      } else batch.dispatch(grad, [targets, losses, logits, dlogits], params, groups);
+      return;
+    }
+    checkLoops(name, 3 * Math.ceil(V / 256) + 21, `a row of V=${V} logits`);
     if (!dlogits) {
       batch.dispatch(this.#loss, [logits, targets, losses], params, grid(N, 1));
     } else if (dlogits.buffer === logits.buffer) {

@@ -128,3 +128,70 @@ fn forward_grad_inplace(
     logits[row.base + j] = grad(row, j, logits[row.base + j]);
   }
 }
+
+// ---- rows variant (V a multiple of 4) -----------------------------------------------------------
+// One invocation per row (flat index gid.x + gid.y·nw.x·64) with vec4 loads, no workgroup memory
+// or barriers (what Mesa's CPU drivers run fastest). Same outputs as the entry points above; each
+// invocation loops 3·(V/4 + 1) times at most (the wrapper checks it against Mesa's cap).
+@group(0) @binding(5) var<storage, read_write> logits4: array<vec4f>;
+@group(0) @binding(6) var<storage, read_write> dlogits4: array<vec4f>;
+
+struct Row4 { base: u32, mx: f32, sum: f32, loss: f32, tgt: i32, ignored: bool, valid: bool }
+
+fn row_stats4(r: u32) -> Row4 {
+  var row: Row4;
+  let V4 = p.V / 4u;
+  row.base = r * V4;
+  row.tgt = targets[r];
+  row.ignored = row.tgt == IGNORE;
+  row.valid = row.tgt >= 0 && u32(row.tgt) < p.V;
+  let t = select(0u, u32(row.tgt), row.valid);
+  let xt = logits4[row.base + t / 4u][t % 4u];
+  var m = vec4f(-3.4028235e38);
+  for (var j = 0u; j < V4; j++) { m = max(m, logits4[row.base + j]); }
+  row.mx = max(max(m.x, m.y), max(m.z, m.w));
+  var s = vec4f(0.0);
+  for (var j = 0u; j < V4; j++) { s += exp(logits4[row.base + j] - row.mx); }
+  row.sum = (s.x + s.y) + (s.z + s.w);
+  let nan = bitcast<f32>(0x7fc00000u | (r & 0u));
+  var loss = row.mx + log(row.sum) - xt;
+  if (row.ignored) { loss = 0.0; } else if (!row.valid) { loss = nan; }
+  losses[r] = loss;
+  return row;
+}
+
+fn grad4(row: Row4, j: u32, x: vec4f) -> vec4f {
+  let nan = bitcast<f32>(0x7fc00000u | (j & 0u));
+  let idx = vec4i(i32(4u * j)) + vec4i(0, 1, 2, 3);
+  let onehot = select(vec4f(0.0), vec4f(1.0), idx == vec4i(row.tgt));
+  var g = (exp(x - row.mx) / row.sum - onehot) * p.scale;
+  if (row.ignored) { g = vec4f(0.0); } else if (!row.valid) { g = vec4f(nan); }
+  return g;
+}
+
+@compute @workgroup_size(64)
+fn forward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let r = gid.x + gid.y * nw.x * 64u;
+  if (r >= p.N) { return; }
+  _ = row_stats4(r);
+}
+
+@compute @workgroup_size(64)
+fn forward_grad_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let r = gid.x + gid.y * nw.x * 64u;
+  if (r >= p.N) { return; }
+  let row = row_stats4(r);
+  for (var j = 0u; j < p.V / 4u; j++) {
+    dlogits4[row.base + j] = grad4(row, j, logits4[row.base + j]);
+  }
+}
+
+@compute @workgroup_size(64)
+fn forward_grad_inplace_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let r = gid.x + gid.y * nw.x * 64u;
+  if (r >= p.N) { return; }
+  let row = row_stats4(r);
+  for (var j = 0u; j < p.V / 4u; j++) {
+    logits4[row.base + j] = grad4(row, j, logits4[row.base + j]);
+  }
+}

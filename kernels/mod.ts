@@ -6,7 +6,12 @@
 export { AdamW, type AdamWHyper, type AdamWTensors } from "./adamw.ts";
 export { Attention, type AttentionOptions, type AttentionVariant } from "./attention.ts";
 export { checkLoops, grid, LOOP_CAP, MAX_GROUPS, Params } from "./common.ts";
-export { CrossEntropy, IGNORE_INDEX } from "./crossentropy.ts";
+export {
+  CrossEntropy,
+  type CrossEntropyOptions,
+  type CrossEntropyVariant,
+  IGNORE_INDEX,
+} from "./crossentropy.ts";
 export { DecodeAttention } from "./decode.ts";
 export { Dropout } from "./dropout.ts";
 export { Embedding, EmbeddingIndex } from "./embedding.ts";

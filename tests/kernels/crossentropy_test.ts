@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CrossEntropy, Rng } from "../../mod.ts";
+import { CrossEntropy, type CrossEntropyVariant, Rng } from "../../mod.ts";
 import { assertClose, centralDiff, gpu, poisoned, randn, release, upload } from "../helpers.ts";
 import {
   crossEntropyBackward,
@@ -37,11 +37,24 @@ const SHAPES = [[1, 1, 0], [7, 7, 0], [33, 97, 0], [97, 300, 0], [7, 300, 1000],
   50257,
   30,
 ]];
-for (const [N, V, offset] of SHAPES) {
+// The rows variant (one invocation per row, vec4) needs V % 4 = 0; it runs on these shapes too,
+// and the workgroup variant on the ones the default gives the rows variant here.
+const CASES: [number, number, number, CrossEntropyVariant][] = [
+  ...SHAPES.map(([N, V, offset]) => [N, V, offset, "auto"] as [number, number, number, "auto"]),
+  ...[[1, 4, 0], [33, 8, 0], [97, 300, 0], [7, 256, 1000], [65, 1024, 0]].flatMap((
+    [N, V, offset],
+  ) =>
+    (["rows", "workgroup"] as const).map((v) =>
+      [N, V, offset, v] as [number, number, number, CrossEntropyVariant]
+    )
+  ),
+];
+for (const [N, V, offset, variant] of CASES) {
   for (const mode of ["separate dlogits", "in place", "loss only"] as const) {
-    Deno.test(`CrossEntropy.forward() matches the reference for N=${N} V=${V} logits offset ${offset}, ${mode}`, async () => {
+    const which = variant === "auto" ? "" : ` (${variant} variant)`;
+    Deno.test(`CrossEntropy.forward()${which} matches the reference for N=${N} V=${V} logits offset ${offset}, ${mode}`, async () => {
       const g = await gpu();
-      const k = await CrossEntropy.create(g);
+      const k = await CrossEntropy.create(g, { variant });
       const rng = new Rng(N * 7 + V);
       // N(0, 3²) logits shifted by `offset`: a shift of 1000 overflows exp unless the max is subtracted.
       const logits = randn(rng, N * V, 3).map((x) => Math.fround(x + offset));
@@ -76,6 +89,17 @@ for (const [N, V, offset] of SHAPES) {
     });
   }
 }
+
+Deno.test("CrossEntropy picks the rows variant on a software adapter only where V allows it", async () => {
+  const g = await gpu();
+  const k = await CrossEntropy.create(g);
+  assert.equal(k.variantFor(50257), "workgroup");
+  assert.equal(k.variantFor(256), g.isSoftware ? "rows" : "workgroup");
+  assert.equal(k.variantFor(90_000), "workgroup"); // 3·(V/4 + 1) + 128 is over the loop cap
+  const rows = await CrossEntropy.create(g, { variant: "rows" });
+  assert.throws(() => rows.variantFor(7), /\(rows variant\)": V=7 is not a multiple of 4/);
+  assert.throws(() => rows.variantFor(90_000), /\(rows variant\)": a row of V=90000 logits needs/);
+});
 
 Deno.test("CrossEntropy.forward() writes zero losses and gradients when every target is ignored", async () => {
   const g = await gpu();
