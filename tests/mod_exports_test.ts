@@ -268,6 +268,8 @@ const TYPE_EXPORTS = [
   "ChrfResult",
   "ChrfScore",
   "CorpusOptions",
+  "CrossEntropyOptions",
+  "CrossEntropyVariant",
   "CsvRecord",
   "Ctx",
   "DataIssue",
