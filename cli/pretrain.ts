@@ -24,12 +24,12 @@ Trains the default base model from scratch on the embedded corpus and writes it 
 
   --out DIR          output folder (default models/base)
   --preset NAME      model size: ${Object.keys(PRESETS).join(", ")} (default modelA)
-  --steps N          optimizer steps (default 600)
+  --steps N          optimizer steps (default 2000)
   --batch-size N     sequences per step (default 16)
   --lr X             peak learning rate (default 0.003)
   --seed N           seed of the corpus, the initialisation and the order (default 1)
-  --documents N      generated documents in the corpus (default 6000)
-  --held-out N       held-out task examples per task in the corpus (default 1500)
+  --documents N      generated documents in the corpus (default 20000)
+  --held-out N       held-out task examples per task in the corpus (default 5000)
   -h, --help         this text
 `;
 
@@ -40,12 +40,12 @@ if (import.meta.main) {
     options: {
       out: { type: "string", default: "models/base" },
       preset: { type: "string", default: "modelA" },
-      steps: { type: "string", default: "600" },
+      steps: { type: "string", default: "2000" },
       "batch-size": { type: "string", default: "16" },
       lr: { type: "string", default: "0.003" },
       seed: { type: "string", default: "1" },
-      documents: { type: "string", default: "6000" },
-      "held-out": { type: "string", default: "1500" },
+      documents: { type: "string", default: "20000" },
+      "held-out": { type: "string", default: "5000" },
       help: { type: "boolean", short: "h", default: false },
     },
   });

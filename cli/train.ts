@@ -1,27 +1,54 @@
 /**
- * `deno task train`: the main job. Until the decoder and trainer land (issue 3), it checks that
- * WebGPU works here and that the kernels compile and agree with a CPU computation, and says so.
+ * `deno task train [config.yaml] [--key=value …] [--resume]`: the main job. With no arguments it
+ * LoRA-tunes the embedded base model (models/base) on the embedded multi-task mixture, scores every
+ * task before and after (held-out tasks measure forgetting), and writes runs/default/.
  *
  * @module
  */
 
-import { Gpu, Residual } from "../mod.ts";
+import { parseRunArgs } from "./args.ts";
+import { checkFiles, DEFAULT_CONFIG, loadConfig } from "./config.ts";
+import { runJob } from "./job.ts";
+
+const HELP = `deno task train [config.yaml] [--section.key=value ...] [--resume]
+
+Fine-tunes a GPT-2-family model and reports what it gained and forgot.
+With no arguments: LoRA on the embedded base model (models/base) and the embedded
+multi-task suite; outputs in runs/default/ (adapter/, metrics.json, report.md, *.svg).
+
+  config.yaml            a run config (see configs/*.yaml); --config FILE also works
+  --section.key=value    override any config key, e.g. --peft.method=bitfit --peft.r=8
+  --steps=N --lr=X --batch_size=N --method=NAME   short forms of schedule.steps, optimizer.lr,
+                         schedule.batch_size and peft.method
+  --model DIR            a Hugging Face GPT-2 folder (config.json + model.safetensors)
+  --data FILE.jsonl      your own prompt/completion or chat data instead of the suite
+  --resume               continue runs/<name>/ from its last checkpoint
+  -h, --help             this text
+
+Defaults: ${JSON.stringify({ peft: DEFAULT_CONFIG.peft, schedule: DEFAULT_CONFIG.schedule })}
+`;
 
 if (import.meta.main) {
-  const gpu = await Gpu.get();
-  console.log(`whet: WebGPU adapter: ${gpu.adapterName}${gpu.isSoftware ? " (software)" : ""}`);
-  const res = await Residual.create(gpu);
-  const a = gpu.tensor([4], new Float32Array([1, 2, 3, 4]), "a");
-  const out = gpu.tensor([4], undefined, "out");
-  const batch = gpu.batch();
-  res.forward(batch, a, a, out);
-  await batch.submit();
-  const y = await out.read();
-  if (y.join() !== "2,4,6,8") {
-    throw new Error(`Cannot verify the GPU: residual add gave ${y.join()}`);
+  try {
+    const args = parseRunArgs(Deno.args);
+    if (args.help) {
+      console.log(HELP);
+      Deno.exit(0);
+    }
+    const config = await loadConfig(args.config, args.overrides);
+    await checkFiles(config);
+    const job = await runJob(config, { resume: args.resume });
+    console.log(
+      `whet: trained tasks ${job.trainedGain >= 0 ? "+" : ""}${
+        job.trainedGain.toFixed(1)
+      } points, held-out ${
+        Number.isFinite(job.heldOutDelta)
+          ? (job.heldOutDelta >= 0 ? "+" : "") + job.heldOutDelta.toFixed(1)
+          : "n/a"
+      } points; report: ${job.dir}/report.md`,
+    );
+  } catch (e) {
+    console.error(`whet train: ${(e as Error).message}`);
+    Deno.exit(1);
   }
-  console.log("whet: kernels compile and run correctly on this adapter.");
-  console.log(
-    "whet: training the embedded default model arrives with the decoder (issue 3); see README.md.",
-  );
 }

@@ -92,7 +92,7 @@ export function pretrainCorpus(options: CorpusOptions): string[] {
     const n = 2 + rng.int(4);
     docs.push(Array.from({ length: n }, () => pick(rng, SENTENCES)(rng)).join(" "));
   }
-  for (const task of HELD_OUT_TASKS) {
+  for (const task of options.heldOutExamples > 0 ? HELD_OUT_TASKS : []) {
     const sizes = {
       ...DEFAULT_SUITE_SIZES,
       train: DEFAULT_SUITE_SIZES.train + options.heldOutExamples,

@@ -18,6 +18,13 @@ export { Embedding, EmbeddingIndex } from "./embedding.ts";
 export { Gelu } from "./gelu.ts";
 export { GradNorm, type MaskedGrad } from "./gradnorm.ts";
 export { LayerNorm, type LayerNormOptions, type LayerNormVariant } from "./layernorm.ts";
-export { type GemmSpec, type LinearGrads, Matmul, type MatmulOptions, type MatmulVariant, type TiedGrads } from "./matmul.ts";
+export {
+  type GemmSpec,
+  type LinearGrads,
+  Matmul,
+  type MatmulOptions,
+  type MatmulVariant,
+  type TiedGrads,
+} from "./matmul.ts";
 export { ADAPTER_ACTIVATIONS, type AdapterActivation, PeftKernels, type RowsSpec } from "./peft.ts";
 export { Residual } from "./residual.ts";

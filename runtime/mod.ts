@@ -13,6 +13,7 @@ export {
   type GpuStats,
   type Kernel,
   type KernelSpec,
+  type ProfileEntry,
 } from "./gpu.ts";
 export { BufferPool, type PoolStats } from "./pool.ts";
 export { Tensor } from "./tensor.ts";

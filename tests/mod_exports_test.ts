@@ -327,6 +327,7 @@ const TYPE_EXPORTS = [
   "PoolStats",
   "PrefixConfig",
   "PresetName",
+  "ProfileEntry",
   "Progress",
   "PromptCompletion",
   "PromptConfig",

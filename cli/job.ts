@@ -1,0 +1,470 @@
+/**
+ * The main job behind `deno task train` and `deno task compare`: load the base model, build the
+ * data (the embedded multi-task suite or the user's JSONL), score every task before, apply the PEFT
+ * method, train, score again, and write `runs/<name>/`: the adapter (PEFT layout where one exists),
+ * `metrics.json`, `report.md`, `config.json` and SVG plots. A run stopped at any moment resumes
+ * with `resume: true` from its last checkpoint; every file is written atomically.
+ *
+ * @module
+ */
+
+import { buildSuite, type SuiteTaskData } from "../data/suite.ts";
+import { mixTasks } from "../data/mixture.ts";
+import { readJsonl } from "../data/examples.ts";
+import { splitItems } from "../data/split.ts";
+import { type TokenizedExample, tokenizeExamples } from "../data/tokenize.ts";
+import { Batcher } from "../data/batch.ts";
+import { isChat, type PromptCompletion, type TextExample } from "../data/examples.ts";
+import { chatToPromptCompletion } from "../data/chat.ts";
+import { loadHFCheckpoint } from "../models/checkpoint.ts";
+import { type GPTConfig, gptConfig, type PresetName, PRESETS } from "../models/config.ts";
+import { GPT } from "../models/gpt.ts";
+import { writeFileAtomic } from "../models/safetensors.ts";
+import {
+  ByteTokenizer,
+  HuggingFaceTokenizer,
+  TiktokenTokenizer,
+  type Tokenizer,
+} from "../models/tokenizer.ts";
+import type { PeftInstance } from "../peft/method.ts";
+import { peftMethod } from "../peft/registry.ts";
+import { Gpu } from "../runtime/gpu.ts";
+import { Trainer, type TrainResult } from "../train/trainer.ts";
+import { evaluateSuite, type SuiteScore, textPerplexity } from "../eval/harness.ts";
+import { pretrainCorpus } from "../data/corpus.ts";
+import type { RunConfig } from "./config.ts";
+import { formatSeconds, ProgressBar } from "./progress.ts";
+import { barChart, lineChart } from "./svg.ts";
+
+/** One evaluated task: its metric and the score before and after fine-tuning (0–100). */
+export interface TaskResult {
+  /** Task name. */
+  task: string;
+  /** Metric name (e.g. `rougeL`, `bleu`, `exact_match`, `acc`). */
+  metric: string;
+  /** Whether the task was trained on (false: held out, measures forgetting). */
+  trained: boolean;
+  /** Score of the base model. */
+  before: number;
+  /** Score after fine-tuning. */
+  after: number;
+}
+
+/** What a job measured (also written as metrics.json). */
+export interface JobResult {
+  /** Run name. */
+  name: string;
+  /** Output folder. */
+  dir: string;
+  /** PEFT method and its description. */
+  method: string;
+  /** e.g. "LoRA r=16 alpha=32 …". */
+  description: string;
+  /** Per-task scores. */
+  tasks: TaskResult[];
+  /** Mean after − before over trained tasks. */
+  trainedGain: number;
+  /** Mean after − before over held-out tasks (negative: forgetting). */
+  heldOutDelta: number;
+  /**
+   * Perplexity of general text (fresh documents like the base model's pretraining corpus, seed
+   * 1,000,003) before and after: a rise is forgetting even where held-out task scores are low.
+   */
+  generalPerplexity: { before: number; after: number };
+  /** Parameter counts (as PEFT's print_trainable_parameters). */
+  parameters: { trainable: number; total: number; percent: number };
+  /** GPU memory split, bytes. */
+  memory: {
+    weights: number;
+    gradients: number;
+    optimizer: number;
+    activationsAndScratch: number;
+    peak: number;
+  };
+  /** Training losses per step, dev losses by step. */
+  losses: number[];
+  /** Dev losses. */
+  devLosses: { step: number; loss: number }[];
+  /** Training wall seconds and throughput. */
+  train: { seconds: number; tokensPerSecond: number; steps: number };
+  /** Wall seconds of the whole job. */
+  seconds: number;
+}
+
+/** The tokenizer a config names. */
+export async function makeTokenizer(kind: string): Promise<Tokenizer> {
+  if (kind === "bytes") return new ByteTokenizer();
+  if (kind === "tiktoken-gpt2") return TiktokenTokenizer.gpt2();
+  return await HuggingFaceTokenizer.fromFile(kind);
+}
+
+/** Loads the base model of a config (attention dropout, which whet lacks, is turned off with a note). */
+export async function loadBase(gpu: Gpu, c: RunConfig, log: (s: string) => void): Promise<GPT> {
+  let config: GPTConfig, weights;
+  if (c.model.path) {
+    const ckpt = await loadHFCheckpoint(c.model.path);
+    config = ckpt.config;
+    weights = ckpt.tensors;
+  } else {
+    if (!(c.model.preset in PRESETS)) {
+      throw new Error(
+        `Cannot use config key "model.preset": "${c.model.preset}" is not one of ${
+          Object.keys(PRESETS).join(", ")
+        }`,
+      );
+    }
+    config = gptConfig(c.model.preset as PresetName);
+  }
+  if (config.attn_pdrop > 0) {
+    log(
+      `note: attention-probability dropout is not implemented; training with attn_pdrop 0 instead of ${config.attn_pdrop}`,
+    );
+    config = { ...config, attn_pdrop: 0 };
+  }
+  return await GPT.create(gpu, config, { weights, seed: c.seed, trainable: false });
+}
+
+function toPromptCompletion(e: TextExample): PromptCompletion {
+  return isChat(e) ? chatToPromptCompletion(e) : e;
+}
+
+/** The data of a job: tokenised train/dev sets and the per-task test splits to score. */
+export interface JobData {
+  /** Training examples (tokenised). */
+  train: TokenizedExample[];
+  /** Dev examples (tokenised). */
+  dev: TokenizedExample[];
+  /** Tasks to score (name, metric, test split, trained or held out). */
+  tasks: SuiteTaskData[];
+  /** Lines describing the data (mixture, truncation counts). */
+  notes: string[];
+}
+
+/** Builds the data of a job. */
+export async function buildData(c: RunConfig, tok: Tokenizer, T: number): Promise<JobData> {
+  const opts = {
+    maxLength: T,
+    truncation: c.data.truncation as "error" | "truncate",
+    addEos: tok.eosId !== undefined,
+  };
+  const notes: string[] = [];
+  let trainEx: PromptCompletion[], devEx: PromptCompletion[], tasks: SuiteTaskData[];
+  if (c.data.train_file) {
+    const all = (await readJsonl(c.data.train_file)).map(toPromptCompletion);
+    const split = splitItems(all, { seed: c.seed });
+    trainEx = split.train;
+    devEx = c.data.dev_file
+      ? (await readJsonl(c.data.dev_file)).map(toPromptCompletion)
+      : split.dev;
+    const test = c.data.test_file
+      ? (await readJsonl(c.data.test_file)).map(toPromptCompletion)
+      : split.test;
+    if (trainEx.length === 0) {
+      throw new Error(`Cannot train: ${c.data.train_file} yields no training examples`);
+    }
+    tasks = [{
+      task: {
+        name: "custom",
+        metric: "rouge",
+        description: `your data (${c.data.train_file})`,
+      } as SuiteTaskData["task"],
+      heldOut: false,
+      train: trainEx,
+      dev: devEx,
+      test,
+    }];
+    notes.push(
+      `data: ${c.data.train_file}: ${trainEx.length} train, ${devEx.length} dev, ${test.length} test examples`,
+    );
+  } else {
+    const names = [...c.data.tasks, ...c.data.held_out.filter((t) => !c.data.tasks.includes(t))];
+    tasks = buildSuite({
+      seed: c.seed,
+      sizes: { train: c.data.train_size, dev: c.data.dev_size, test: c.data.test_size },
+      tasks: names,
+    }).map((t) => ({ ...t, heldOut: !c.data.tasks.includes(t.task.name) }));
+    const trained = tasks.filter((t) => !t.heldOut);
+    const mix = mixTasks(Object.fromEntries(trained.map((t) => [t.task.name, t.train])), {
+      seed: c.seed,
+      cap: c.data.mixing_cap,
+    });
+    trainEx = mix.examples;
+    devEx = trained.flatMap((t) => t.dev);
+    notes.push(
+      `mixture: ${
+        mix.report.map((r) => `${r.task} ${(100 * r.fraction).toFixed(1)}%`).join(", ")
+      } (${trainEx.length} examples)`,
+    );
+  }
+  const train = tokenizeExamples(trainEx, tok, opts);
+  const dev = tokenizeExamples(devEx, tok, opts);
+  if (train.truncated > 0 || dev.truncated > 0) {
+    notes.push(`truncated: ${train.truncated} train and ${dev.truncated} dev examples`);
+  }
+  return { train: train.examples, dev: dev.examples, tasks, notes };
+}
+
+async function score(
+  model: GPT,
+  tok: Tokenizer,
+  tasks: SuiteTaskData[],
+  c: RunConfig,
+): Promise<SuiteScore[]> {
+  return await evaluateSuite(model, tok, tasks, { seed: c.seed });
+}
+
+/** Options for {@linkcode runJob}. */
+export interface JobOptions {
+  /** Continue from `runs/<name>/checkpoint` if it exists. */
+  resume?: boolean;
+  /** Where progress goes (default console.log). */
+  log?: (line: string) => void;
+  /** Show a progress bar (default true). */
+  progress?: boolean;
+  /** Called at every logged step (after any checkpoint of that step was written). */
+  onProgress?: (step: number) => void;
+  /** Per-task scores of the base model from an earlier job on the same data (compare reuses them). */
+  before?: number[];
+  /** The base model's general-text perplexity from an earlier job (compare reuses it). */
+  beforePerplexity?: number;
+}
+
+/** Runs a whole job and writes its outputs. */
+export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<JobResult> {
+  const t0 = performance.now();
+  const log = options.log ?? ((s: string) => console.log(s));
+  const dir = `${c.output.dir}/${c.name}`;
+  await Deno.mkdir(dir, { recursive: true });
+  await writeFileAtomic(`${dir}/config.json`, JSON.stringify(c, null, 2) + "\n");
+  const gpu = await Gpu.get();
+  const tok = await makeTokenizer(c.tokenizer.kind);
+  const model = await loadBase(gpu, c, log);
+  log(
+    `whet: ${c.name}: ${c.model.path || c.model.preset} on ${gpu.adapterName}${
+      gpu.isSoftware ? " (software)" : ""
+    }`,
+  );
+  try {
+    const method = peftMethod(c.peft.method);
+    const { method: _m, ...settings } = c.peft;
+    const validated = method.validate(settings);
+    // Prompt tuning from text: the method needs token ids; the CLI has the tokenizer.
+    if (
+      validated.prompt_tuning_init === "TEXT" && (validated.init_text_ids as number[]).length === 0
+    ) {
+      validated.init_text_ids = tok.encode(String(validated.prompt_tuning_init_text));
+    }
+    // Virtual tokens take positions from the context: real sequences get what is left.
+    const nVirtual = typeof validated.num_virtual_tokens === "number"
+      ? validated.num_virtual_tokens
+      : 0;
+    const T = Math.min(c.data.max_length, model.config.n_positions - nVirtual);
+    const data = await buildData(c, tok, T);
+    for (const n of data.notes) log(n);
+
+    const general = pretrainCorpus({ seed: 1_000_003, documents: 200, heldOutExamples: 0 });
+    const pplBefore = options.beforePerplexity ??
+      (await textPerplexity(model, tok, general)).perplexity;
+    const before = options.before ?? (await score(model, tok, data.tasks, c)).map((s) => s.score);
+    log(`before: ${data.tasks.map((t, i) => `${t.task.name} ${before[i].toFixed(1)}`).join(", ")}`);
+
+    const inst: PeftInstance = await method.apply(model, validated, c.seed);
+    const counts = model.countParameters();
+    const pad = tok.eosId ?? 0;
+    const trainBatcher = new Batcher(data.train, {
+      batchSize: c.schedule.batch_size,
+      seqLen: T,
+      padId: pad,
+      seed: c.seed,
+    });
+    const devBatcher = data.dev.length > 0
+      ? new Batcher(data.dev, {
+        batchSize: c.schedule.batch_size,
+        seqLen: T,
+        padId: pad,
+        seed: c.seed,
+        shuffle: false,
+      })
+      : undefined;
+    // Measure training memory alone: drop buffers pooled by the evaluation, then restart the peaks.
+    gpu.trimMemory();
+    gpu.resetPeakMemory();
+    const trainer = await Trainer.create(model, trainBatcher, {
+      steps: c.schedule.steps,
+      lr: c.optimizer.lr,
+      warmupSteps: c.schedule.warmup_steps,
+      minLrRatio: c.schedule.min_lr_ratio,
+      gradAccum: c.schedule.grad_accum,
+      optimizer: {
+        beta1: c.optimizer.beta1,
+        beta2: c.optimizer.beta2,
+        eps: c.optimizer.eps,
+        weightDecay: c.optimizer.weight_decay,
+        gradClip: c.optimizer.grad_clip,
+      },
+      logEvery: 10,
+      evalEvery: devBatcher ? c.eval.every : 0,
+      evalBatches: c.eval.batches,
+      checkpointEvery: c.output.checkpoint_every,
+      outDir: dir,
+      seed: c.seed,
+    }, { dev: devBatcher, params: inst.trainable() });
+    let result: TrainResult;
+    {
+      if (options.resume) {
+        try {
+          await Deno.stat(`${dir}/checkpoint/trainer_state.json`);
+          await trainer.resume(`${dir}/checkpoint`);
+          log(`resumed from ${dir}/checkpoint at step ${trainer.step}`);
+        } catch (e) {
+          if (!(e instanceof Deno.errors.NotFound)) throw e;
+          log(`no checkpoint in ${dir}: starting from step 0`);
+        }
+      }
+      const bar = options.progress === false
+        ? undefined
+        : new ProgressBar(`train ${c.peft.method}`, c.schedule.steps);
+      result = await trainer.run((p) => {
+        bar?.update(
+          p.step,
+          `loss ${p.loss.toFixed(3)} | ${Math.round(p.tokensPerSecond)} tok/s | ETA ${
+            formatSeconds(p.eta)
+          }`,
+        );
+        options.onProgress?.(p.step);
+      });
+      bar?.done();
+    }
+    const weights = model.parameters().reduce(
+      (a, p) => a + p.value.byteLength + (p.gradMask?.byteLength ?? 0),
+      0,
+    );
+    const gradients = model.parameters().reduce((a, p) => a + (p.grad?.byteLength ?? 0), 0);
+    const optimizer = trainer.optimizer.stateBytes;
+    const peak = result.peakBytes;
+    await inst.save(`${dir}/adapter`);
+
+    const after = await score(model, tok, data.tasks, c);
+    const pplAfter = (await textPerplexity(model, tok, general)).perplexity;
+    log(`general-text perplexity: ${pplBefore.toFixed(3)} → ${pplAfter.toFixed(3)}`);
+    log(`after:  ${after.map((s) => `${s.task} ${s.score.toFixed(1)}`).join(", ")}`);
+    const tasks: TaskResult[] = data.tasks.map((t, i) => ({
+      task: t.task.name,
+      metric: after[i].result.mainMetric ?? after[i].metric,
+      trained: !t.heldOut,
+      before: before[i],
+      after: after[i].score,
+    }));
+    const mean = (xs: number[]) => xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+    const job: JobResult = {
+      name: c.name,
+      dir,
+      method: c.peft.method,
+      description: inst.describe(),
+      tasks,
+      trainedGain: mean(tasks.filter((t) => t.trained).map((t) => t.after - t.before)),
+      heldOutDelta: mean(tasks.filter((t) => !t.trained).map((t) => t.after - t.before)),
+      generalPerplexity: { before: pplBefore, after: pplAfter },
+      parameters: {
+        trainable: counts.trainable,
+        total: counts.total,
+        percent: (100 * counts.trainable) / counts.total,
+      },
+      memory: {
+        weights,
+        gradients,
+        optimizer,
+        activationsAndScratch: Math.max(0, peak - weights - gradients - optimizer),
+        peak,
+      },
+      losses: result.losses,
+      devLosses: result.evalLosses,
+      train: {
+        seconds: result.seconds,
+        tokensPerSecond: result.tokensPerSecond,
+        steps: c.schedule.steps,
+      },
+      seconds: (performance.now() - t0) / 1000,
+    };
+    await writeOutputs(dir, job, data.notes, gpu.adapterName);
+    trainer.release();
+    return job;
+  } finally {
+    model.release();
+  }
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(2)} MiB`;
+}
+
+/** Writes metrics.json, report.md and the SVG plots (atomically). */
+async function writeOutputs(
+  dir: string,
+  job: JobResult,
+  notes: string[],
+  adapter: string,
+): Promise<void> {
+  await writeFileAtomic(`${dir}/metrics.json`, JSON.stringify(job, null, 2) + "\n");
+  const losses = job.losses.map((l, i) => [i + 1, l] as [number, number]);
+  await writeFileAtomic(
+    `${dir}/loss.svg`,
+    lineChart(`${job.name}: loss`, "step", "cross-entropy", [
+      { label: "train", points: losses },
+      { label: "dev", points: job.devLosses.map((e) => [e.step, e.loss]) },
+    ]),
+  );
+  await writeFileAtomic(
+    `${dir}/scores.svg`,
+    barChart(
+      `${job.name}: scores before and after`,
+      "score (0-100)",
+      job.tasks.map((t) => `${t.task}${t.trained ? "" : " (held out)"}`),
+      [
+        { label: "before", values: job.tasks.map((t) => t.before) },
+        { label: "after", values: job.tasks.map((t) => t.after) },
+      ],
+    ),
+  );
+  const rows = job.tasks.map((t) =>
+    `| ${t.task} | ${t.trained ? "trained" : "held out"} | ${t.metric} | ${t.before.toFixed(1)} | ${
+      t.after.toFixed(1)
+    } | ${(t.after - t.before >= 0 ? "+" : "") + (t.after - t.before).toFixed(1)} |`
+  );
+  const md = `# whet run \`${job.name}\`
+
+${job.description}. ${notes.join(". ")}.
+
+| task | role | metric | before | after | change |
+| --- | --- | --- | ---: | ---: | ---: |
+${rows.join("\n")}
+
+Mean change on trained tasks: **${job.trainedGain >= 0 ? "+" : ""}${
+    job.trainedGain.toFixed(1)
+  }**; on held-out tasks (forgetting when negative): **${job.heldOutDelta >= 0 ? "+" : ""}${
+    Number.isFinite(job.heldOutDelta) ? job.heldOutDelta.toFixed(1) : "n/a"
+  }**.
+
+| | |
+| --- | --- |
+| trainable parameters | ${job.parameters.trainable.toLocaleString("en-US")} of ${
+    job.parameters.total.toLocaleString("en-US")
+  } (${job.parameters.percent.toFixed(3)}%) |
+| GPU memory: weights / gradients / optimizer / activations and scratch | ${
+    mb(job.memory.weights)
+  } / ${mb(job.memory.gradients)} / ${mb(job.memory.optimizer)} / ${
+    mb(job.memory.activationsAndScratch)
+  } (peak ${mb(job.memory.peak)}) |
+| training | ${job.train.steps} steps in ${formatSeconds(job.train.seconds)}, ${
+    Math.round(job.train.tokensPerSecond)
+  } tokens/s |
+| whole run | ${formatSeconds(job.seconds)} on ${adapter} |
+| final train loss | ${job.losses[job.losses.length - 1]?.toFixed(4)} |
+
+![loss](loss.svg) ![scores](scores.svg)
+
+Files: \`adapter/\` (the trained method; LoRA, prompt tuning and IA³ in Hugging Face PEFT's layout),
+\`metrics.json\`, \`config.json\` (the exact configuration), \`checkpoint/\` (to resume with \`--resume\`).
+`;
+  await writeFileAtomic(`${dir}/report.md`, md);
+}
