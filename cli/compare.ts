@@ -80,7 +80,8 @@ if (import.meta.main) {
         const s = METHOD_SETTINGS[m] ?? {};
         const overrides = [
           `--peft.method=${m}`,
-          `--name=compare/${m}-${setting.startsWith("multi") ? "multi" : "single"}`,
+          `--name=${m}-${setting.startsWith("multi") ? "multi" : "single"}`,
+          `--out=${base.output.dir}/compare`,
         ];
         if (s.lr !== undefined) overrides.push(`--lr=${s.lr}`);
         for (const [k, v] of Object.entries((s.peft ?? {}) as Record<string, unknown>)) {
