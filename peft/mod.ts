@@ -47,3 +47,4 @@ export {
 } from "./prompt.ts";
 export { promptReport, type PromptReportRow, renderPromptReport, tokenCell } from "./report.ts";
 export { type AnyPeftMethod, PEFT_METHODS, peftMethod } from "./registry.ts";
+export { saveMergedCheckpoint } from "./export.ts";

@@ -209,6 +209,17 @@ export class Batch {
         `Cannot dispatch kernel "${kernel.name}": it takes ${storageCount} storage bindings, got ${bindings.length}`,
       );
     }
+    const limit = this.#gpu.maxBindingBytes;
+    for (const b of bindings) {
+      const size = rangeSize(b);
+      if (size > limit) {
+        const name = b instanceof Tensor ? `tensor "${b.label}"` : "a buffer range";
+        throw new GpuError(
+          kernel.name,
+          `Cannot dispatch kernel "${kernel.name}": ${name} is ${size} bytes, over this device's ${limit}-byte storage binding limit (maxStorageBufferBindingSize; chunked bindings are not implemented)`,
+        );
+      }
+    }
     const hasUniform = kernel.bindings.includes("uniform");
     if (hasUniform !== (params !== undefined)) {
       throw new GpuError(

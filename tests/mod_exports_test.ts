@@ -199,6 +199,7 @@ const VALUE_EXPORTS = [
   "rougeTokenize",
   "sampleToken",
   "saveHFCheckpoint",
+  "saveMergedCheckpoint",
   "selectParameters",
   "selective",
   "sentenceBleu",

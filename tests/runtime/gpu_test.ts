@@ -206,3 +206,29 @@ Deno.test("Gpu.create() explains what to install when there is no adapter", asyn
   }
   assert.ok(await navigator.gpu.requestAdapter(), "the real adapter is back");
 });
+
+Deno.test("Batch.dispatch() refuses a binding over the device's storage-binding limit, naming the tensor and the limit", async () => {
+  const g = await gpu();
+  const k = await g.kernel({
+    name: "copy",
+    code: COPY_WGSL,
+    entry: "main",
+    bindings: ["read", "write"],
+  });
+  const limit = g.maxBindingBytes;
+  if (limit + 4 > g.device.limits.maxBufferSize) return; // cannot make a buffer that large here
+  const big = g.tensor([limit / 4 + 1], undefined, "wte.weight");
+  const small = g.tensor([4]);
+  try {
+    assert.throws(
+      () => g.batch().dispatch(k, [big, small], undefined, 1),
+      new RegExp(
+        `tensor "wte\\.weight" is ${
+          limit + 4
+        } bytes, over this device's ${limit}-byte storage binding limit`,
+      ),
+    );
+  } finally {
+    release(big, small);
+  }
+});
