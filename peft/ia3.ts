@@ -24,10 +24,11 @@
 import type { Ctx, GPT, Linear, LinearLike, Param } from "../models/gpt.ts";
 import { PeftKernels } from "../kernels/peft.ts";
 import type { Tensor } from "../runtime/tensor.ts";
-import { matchesTarget } from "./lora.ts";
 import {
   checkConfig,
   freezeBase,
+  linearSlots,
+  matchesTarget,
   type MergeReport,
   type PeftInstance,
   type PeftMethod,
@@ -356,45 +357,19 @@ export const ia3: Omit<PeftMethod<IA3Config>, "apply"> & {
   },
   async apply(model: GPT, config: IA3Config, _seed: number): Promise<IA3Instance> {
     const cfg = ia3.validate(config as unknown as Record<string, unknown>);
-    const L = model.config.n_layer;
-    for (const l of cfg.layers_to_transform) {
-      if (!Number.isInteger(l) || l < 0 || l >= L) {
-        throw new RangeError(
-          `Cannot apply IA³: layers_to_transform holds ${l}, outside 0..${L - 1}`,
+    const k = await PeftKernels.create(model.gpu);
+    // Find every target first, so a refusal leaves the model untouched.
+    const found = linearSlots(model, "IA³", cfg.target_modules, cfg.layers_to_transform);
+    for (const slot of found) {
+      if (!("weight" in slot.current)) {
+        throw new TypeError(
+          `Cannot apply IA³ to ${slot.path}: it is already wrapped by another method`,
         );
       }
     }
-    const k = await PeftKernels.create(model.gpu);
-    // Find every target first, so a refusal leaves the model untouched.
-    const found: { owner: Record<string, LinearLike>; field: string; path: string }[] = [];
-    model.blocks.forEach((block, l) => {
-      if (cfg.layers_to_transform.length > 0 && !cfg.layers_to_transform.includes(l)) return;
-      const owners = [
-        [block.attn, "cAttn", "attn.c_attn"],
-        [block.attn, "cProj", "attn.c_proj"],
-        [block.mlp, "cFc", "mlp.c_fc"],
-        [block.mlp, "cProj", "mlp.c_proj"],
-      ] as const;
-      for (const [owner, field, rel] of owners) {
-        const path = `h.${l}.${rel}`;
-        if (!matchesTarget(path, cfg.target_modules)) continue;
-        const o = owner as unknown as Record<string, LinearLike>;
-        if (!("weight" in o[field])) {
-          throw new TypeError(
-            `Cannot apply IA³ to ${path}: it is already wrapped by another method`,
-          );
-        }
-        found.push({ owner: o, field, path });
-      }
-    });
-    if (found.length === 0) {
-      throw new RangeError(
-        `Cannot apply IA³: target_modules ${JSON.stringify(cfg.target_modules)} match no layer`,
-      );
-    }
     freezeBase(model);
-    const layers = found.map(({ owner, field, path }) => {
-      const base = owner[field] as Linear;
+    const layers = found.map((slot) => {
+      const base = slot.current as Linear, path = slot.path;
       const ff = matchesTarget(path, cfg.feedforward_modules);
       const shape = ff ? [1, base.nIn] : [base.nOut, 1];
       const l = model.addParam(
@@ -403,7 +378,7 @@ export const ia3: Omit<PeftMethod<IA3Config>, "apply"> & {
         new Float32Array(ff ? base.nIn : base.nOut).fill(1),
       );
       const wrapper = new IA3Linear(base, path, l, ff, k);
-      owner[field] = wrapper;
+      slot.replace(wrapper);
       return wrapper;
     });
     return new IA3Instance(model, cfg, layers, k);

@@ -21,6 +21,7 @@ import type { Tensor } from "../runtime/tensor.ts";
 import {
   checkConfig,
   freezeBase,
+  linearSlots,
   type MergeReport,
   type PeftInstance,
   type PeftMethod,
@@ -53,24 +54,6 @@ const DEFAULTS: LoraConfig = {
   layers_to_transform: [],
   adapter_name: "default",
 };
-
-/** The linear-layer paths of GPT-2 block `l` that LoRA can target. */
-const MODULES = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"] as const;
-
-/**
- * Whether PEFT's target matching selects `path` (exact name or `.`-separated suffix).
- *
- * @example
- * ```ts
- * import { matchesTarget } from "../mod.ts";
- * if (!matchesTarget("h.0.attn.c_proj", ["attn.c_proj"])) throw new Error("dotted suffix");
- * if (matchesTarget("h.0.attn.c_proj", ["proj"])) throw new Error("not a partial segment");
- * if (!matchesTarget("h.3.mlp.c_fc", ["c_attn", "c_fc"])) throw new Error("any target");
- * ```
- */
-export function matchesTarget(path: string, targets: readonly string[]): boolean {
-  return targets.some((t) => path === t || path.endsWith("." + t));
-}
 
 /** One named adapter of a {@linkcode LoRALinear}. */
 export interface LoraAdapter {
@@ -221,49 +204,20 @@ export class LoRALinear implements LinearLike {
 
 /** Finds (or creates) the LoRA wrapper of every targeted layer. */
 function targets(model: GPT, config: LoraConfig): LoRALinear[] {
-  const out: LoRALinear[] = [];
-  const L = model.config.n_layer;
-  for (const l of config.layers_to_transform) {
-    if (!Number.isInteger(l) || l < 0 || l >= L) {
-      throw new RangeError(
-        `Cannot apply LoRA: layers_to_transform holds ${l}, outside 0..${L - 1}`,
+  const slots = linearSlots(model, "LoRA", config.target_modules, config.layers_to_transform);
+  for (const slot of slots) {
+    if (!(slot.current instanceof LoRALinear) && !("weight" in slot.current)) {
+      throw new TypeError(
+        `Cannot apply LoRA to ${slot.path}: it is already wrapped by another method`,
       );
     }
   }
-  model.blocks.forEach((block, l) => {
-    if (config.layers_to_transform.length > 0 && !config.layers_to_transform.includes(l)) return;
-    const owners = [
-      [block.attn, "cAttn", "attn.c_attn"],
-      [block.attn, "cProj", "attn.c_proj"],
-      [block.mlp, "cFc", "mlp.c_fc"],
-      [block.mlp, "cProj", "mlp.c_proj"],
-    ] as const;
-    for (const [owner, field, rel] of owners) {
-      const path = `h.${l}.${rel}`;
-      if (!matchesTarget(path, config.target_modules)) continue;
-      const current = (owner as unknown as Record<string, LinearLike>)[field];
-      let wrapper: LoRALinear;
-      if (current instanceof LoRALinear) wrapper = current;
-      else {
-        if (!("weight" in current)) {
-          throw new TypeError(
-            `Cannot apply LoRA to ${path}: it is already wrapped by another method`,
-          );
-        }
-        wrapper = new LoRALinear(current as Linear, path);
-        (owner as unknown as Record<string, LinearLike>)[field] = wrapper;
-      }
-      out.push(wrapper);
-    }
+  return slots.map((slot) => {
+    if (slot.current instanceof LoRALinear) return slot.current;
+    const wrapper = new LoRALinear(slot.current as Linear, slot.path);
+    slot.replace(wrapper);
+    return wrapper;
   });
-  if (out.length === 0) {
-    throw new RangeError(
-      `Cannot apply LoRA: target_modules ${JSON.stringify(config.target_modules)} match none of ${
-        MODULES.join(", ")
-      }`,
-    );
-  }
-  return out;
 }
 
 /**

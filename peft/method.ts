@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { GPT, Param } from "../models/gpt.ts";
+import type { GPT, LinearLike, Param } from "../models/gpt.ts";
 
 /** Largest |merged − unmerged| output difference a merge produced, and where. */
 export interface MergeReport {
@@ -132,4 +132,77 @@ export function checkConfig<C extends object>(
  */
 export function freezeBase(model: GPT): void {
   for (const p of model.params.values()) model.setTrainable(p, false);
+}
+
+/**
+ * Whether PEFT's target matching selects `path` (exact name or `.`-separated suffix).
+ *
+ * @example
+ * ```ts
+ * import { matchesTarget } from "../mod.ts";
+ * if (!matchesTarget("h.0.attn.c_proj", ["attn.c_proj"])) throw new Error("dotted suffix");
+ * if (matchesTarget("h.0.attn.c_proj", ["proj"])) throw new Error("not a partial segment");
+ * if (!matchesTarget("h.3.mlp.c_fc", ["c_attn", "c_fc"])) throw new Error("any target");
+ * ```
+ */
+export function matchesTarget(path: string, targets: readonly string[]): boolean {
+  return targets.some((t) => path === t || path.endsWith("." + t));
+}
+
+/** One linear layer of a block, as PEFT methods find and replace them. */
+export interface LinearSlot {
+  /** Module path, e.g. `h.0.attn.c_attn`. */
+  readonly path: string;
+  /** The block index. */
+  readonly layer: number;
+  /** The layer now in the slot (the base `Linear`, or a method's wrapper). */
+  readonly current: LinearLike;
+  /** Puts another layer in the slot. */
+  replace(layer: LinearLike): void;
+}
+
+/**
+ * The linear layers of the model's blocks (`attn.c_attn`, `attn.c_proj`, `mlp.c_fc`,
+ * `mlp.c_proj`) that `targets` match (exactly or as a dotted suffix, as PEFT matches), restricted
+ * to `layers` when it is not empty. Errors name `method` and the bad layer index, or say that no
+ * layer matched.
+ */
+export function linearSlots(
+  model: GPT,
+  method: string,
+  targets: readonly string[],
+  layers: readonly number[] = [],
+): LinearSlot[] {
+  const L = model.config.n_layer;
+  for (const l of layers) {
+    if (!Number.isInteger(l) || l < 0 || l >= L) {
+      throw new RangeError(
+        `Cannot apply ${method}: layers_to_transform holds ${l}, outside 0..${L - 1}`,
+      );
+    }
+  }
+  const out: LinearSlot[] = [];
+  model.blocks.forEach((block, l) => {
+    if (layers.length > 0 && !layers.includes(l)) return;
+    const owners = [
+      [block.attn, "cAttn", "attn.c_attn"],
+      [block.attn, "cProj", "attn.c_proj"],
+      [block.mlp, "cFc", "mlp.c_fc"],
+      [block.mlp, "cProj", "mlp.c_proj"],
+    ] as const;
+    for (const [owner, field, rel] of owners) {
+      const path = `h.${l}.${rel}`;
+      if (!matchesTarget(path, targets)) continue;
+      const slots = owner as unknown as Record<string, LinearLike>;
+      out.push({ path, layer: l, current: slots[field], replace: (m) => (slots[field] = m) });
+    }
+  });
+  if (out.length === 0) {
+    throw new RangeError(
+      `Cannot apply ${method}: target_modules ${
+        JSON.stringify(targets)
+      } match none of attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj`,
+    );
+  }
+  return out;
 }

@@ -7,6 +7,9 @@
 export {
   checkConfig,
   freezeBase,
+  type LinearSlot,
+  linearSlots,
+  matchesTarget,
   type MergeReport,
   type PeftInstance,
   type PeftMethod,
@@ -17,7 +20,6 @@ export {
   type LoraConfig,
   LoraInstance,
   LoRALinear,
-  matchesTarget,
   readLoraConfig,
 } from "./lora.ts";
 export {
