@@ -30,6 +30,7 @@ import type { PeftInstance } from "../peft/method.ts";
 import { peftMethod } from "../peft/registry.ts";
 import { Gpu } from "../runtime/gpu.ts";
 import { Trainer, type TrainResult } from "../train/trainer.ts";
+import { type MemoryReport, memoryReport, parameterReport } from "../train/report.ts";
 import { evaluateSuite, type SuiteScore, textPerplexity } from "../eval/harness.ts";
 import { pretrainCorpus } from "../data/corpus.ts";
 import type { RunConfig } from "./config.ts";
@@ -74,13 +75,7 @@ export interface JobResult {
   /** Parameter counts (as PEFT's print_trainable_parameters). */
   parameters: { trainable: number; total: number; percent: number };
   /** GPU memory split, bytes. */
-  memory: {
-    weights: number;
-    gradients: number;
-    optimizer: number;
-    activationsAndScratch: number;
-    peak: number;
-  };
+  memory: MemoryReport;
   /** Training losses per step, dev losses by step. */
   losses: number[];
   /** Dev losses. */
@@ -335,13 +330,8 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
       });
       bar?.done();
     }
-    const weights = model.parameters().reduce(
-      (a, p) => a + p.value.byteLength + (p.gradMask?.byteLength ?? 0),
-      0,
-    );
-    const gradients = model.parameters().reduce((a, p) => a + (p.grad?.byteLength ?? 0), 0);
-    const optimizer = trainer.optimizer.stateBytes;
-    const peak = result.peakBytes;
+    const memory = memoryReport(model, trainer.optimizer, result.peakBytes);
+    log(parameterReport(model).line);
     await inst.save(`${dir}/adapter`);
 
     const after = await score(model, tok, data.tasks, c);
@@ -370,13 +360,7 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
         total: counts.total,
         percent: (100 * counts.trainable) / counts.total,
       },
-      memory: {
-        weights,
-        gradients,
-        optimizer,
-        activationsAndScratch: Math.max(0, peak - weights - gradients - optimizer),
-        peak,
-      },
+      memory,
       losses: result.losses,
       devLosses: result.evalLosses,
       train: {
@@ -453,7 +437,7 @@ Mean change on trained tasks: **${job.trainedGain >= 0 ? "+" : ""}${
 | GPU memory: weights / gradients / optimizer / activations and scratch | ${
     mb(job.memory.weights)
   } / ${mb(job.memory.gradients)} / ${mb(job.memory.optimizer)} / ${
-    mb(job.memory.activationsAndScratch)
+    mb(job.memory.activations)
   } (peak ${mb(job.memory.peak)}) |
 | training | ${job.train.steps} steps in ${formatSeconds(job.train.seconds)}, ${
     Math.round(job.train.tokensPerSecond)

@@ -13,3 +13,9 @@ export {
   type TrainOptions,
   type TrainResult,
 } from "./trainer.ts";
+export {
+  type MemoryReport,
+  memoryReport,
+  type ParameterReport,
+  parameterReport,
+} from "./report.ts";
