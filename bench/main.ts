@@ -17,7 +17,7 @@
 
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { Gpu, Matmul, type MatmulVariant, Rng, type Tensor } from "../mod.ts";
+import { type Batch, Gpu, Matmul, type MatmulVariant, Rng, type Tensor } from "../mod.ts";
 import {
   type BenchMethod,
   type BenchModel,
@@ -43,8 +43,10 @@ TypeScript (the float64 reference, scaled from a smaller batch) as a ratio.
 Options:
   --json            print machine-readable JSON instead of tables
   --quick           small shapes and one repetition (a CI smoke test, not a measurement)
-  --only NAME       matmul, train or profile: run only that section (default matmul and train;
-                    --profile adds the profile)
+  --only NAME       matmul, train, profile or variants: run only that section (default matmul
+                    and train; --profile adds the profile). variants: the software, texture and
+                    f16-storage matmuls interleaved at the models' linear-layer shapes (NN, NT,
+                    TN; packing included), and f16's error against a float64 reference
   --profile         GPU time per kernel family per training step (timestamp queries)
   --models LIST     models to train, comma-separated: A, B (default A,B; --quick: tiny)
   --methods LIST    full, lora, adapters, prompt (default all four)
@@ -124,9 +126,9 @@ function parse() {
   }
   const sections = values.only === undefined
     ? ["matmul", "train", ...(values.profile ? ["profile"] : [])]
-    : ["matmul", "train", "profile"].includes(values.only)
+    : ["matmul", "train", "profile", "variants"].includes(values.only)
     ? [values.only]
-    : fail(`--only must be matmul, train or profile, got "${values.only}"`);
+    : fail(`--only must be matmul, train, profile or variants, got "${values.only}"`);
   const models = (values.models ?? (values.quick ? "tiny" : "A,B")).split(",").map((m) =>
     ["A", "B", "tiny"].includes(m) ? m as BenchModel : fail(`--models: unknown model "${m}"`)
   );
@@ -499,6 +501,214 @@ async function profileSection(gpu: Gpu, opts: Opts) {
   return out;
 }
 
+/** A matmul configuration of the variants section. */
+type VariantConfig = "software" | "texture" | "f16-storage";
+
+/** One row of the variants section: a GEMM at a model shape, per configuration. */
+interface VariantRow {
+  model: string;
+  layer: string;
+  layout: "NN" | "NT" | "TN";
+  m: number;
+  n: number;
+  k: number;
+  /** GFLOP/s (wall) and GFLOP per CPU second, per configuration (median of interleaved trials). */
+  gflops: Record<VariantConfig, number>;
+  cpuGflops: Record<VariantConfig, number>;
+  /** f16-storage: max over elements of |C − C₆₄| / Σ_k |a·b|, and ‖C − C₆₄‖ / ‖C₆₄‖. */
+  f16MaxErr?: number;
+  f16RelFrob?: number;
+}
+
+/**
+ * The variants section: at each linear layer of models A and B (M = 2048 tokens; forward NN
+ * `x·W`, dX NT `dy·Wᵀ`, dW TN `xᵀ·dy`) the software, texture and f16-storage matmuls, interleaved
+ * trial by trial so that the machine's load hits them alike; times include the texture and f16
+ * packing dispatches. Then f16-storage's error against a float64 reference of the same inputs.
+ */
+async function variantsSection(gpu: Gpu, opts: Opts) {
+  const configs: VariantConfig[] = [
+    "software",
+    "texture",
+    ...(gpu.hasF16 ? ["f16-storage" as const] : []),
+  ];
+  const mms = new Map<VariantConfig, Matmul>();
+  for (const c of configs) {
+    mms.set(
+      c,
+      await Matmul.create(
+        gpu,
+        c === "f16-storage"
+          ? { variant: "software", precision: "f16-storage", tile: opts.tile }
+          : { variant: c, tile: opts.tile },
+      ),
+    );
+  }
+  const T = opts.quick ? 64 : 2048;
+  const models: [string, number][] = opts.quick ? [["tiny", 32]] : [["A", 128], ["B", 256]];
+  const rng = new Rng(3);
+  const rows: VariantRow[] = [];
+  const trials = opts.quick ? 1 : opts.trials;
+  for (const [model, d] of models) {
+    const layers: [string, number, number][] = [
+      ["c_attn", d, 3 * d],
+      ["attn.c_proj", d, d],
+      ["c_fc", d, 4 * d],
+      ["mlp.c_proj", 4 * d, d],
+    ];
+    for (const [layer, K, N] of layers) {
+      const x = randomTensor(gpu, rng, T * K, "x"), W = randomTensor(gpu, rng, K * N, "W");
+      const dy = randomTensor(gpu, rng, T * N, "dy");
+      const y = gpu.tensor([T * N], undefined, "y"), dx = gpu.tensor([T * K], undefined, "dx");
+      const dW = gpu.tensor([K * N], undefined, "dW");
+      const cases: [
+        VariantRow["layout"],
+        number,
+        number,
+        number,
+        (mm: Matmul, b: Batch) => void,
+      ][] = [
+        ["NN", T, N, K, (mm, b) => mm.linearForward(b, x, W, null, y, T, K, N)],
+        ["NT", T, K, N, (mm, b) => mm.linearBackward(b, { x, W, dy, dx, dW: null }, T, K, N)],
+        ["TN", K, N, T, (mm, b) => mm.linearBackward(b, { x, W, dy, dx: null, dW }, T, K, N)],
+      ];
+      for (const [layout, m, n, k, record] of cases) {
+        const flop = 2 * m * n * k;
+        const reps = opts.quick ? 1 : Math.max(1, Math.round(0.25 / (flop / 20e9)));
+        const wall = new Map<VariantConfig, number[]>(), cpu = new Map<VariantConfig, number[]>();
+        const run = async (c: VariantConfig) => {
+          const b = gpu.batch();
+          for (let r = 0; r < reps; r++) record(mms.get(c)!, b);
+          const c0 = process.cpuUsage();
+          const t0 = performance.now();
+          await b.submit();
+          await gpu.sync();
+          const ms = (performance.now() - t0) / reps;
+          const u = process.cpuUsage(c0);
+          return { ms, cpuMs: (u.user + u.system) / 1000 / reps };
+        };
+        for (const c of configs) await run(c); // warm-up: pipelines, scratch textures and buffers
+        for (let t = 0; t < trials; t++) {
+          for (const c of configs) {
+            const r = await run(c);
+            wall.set(c, [...(wall.get(c) ?? []), r.ms]);
+            cpu.set(c, [...(cpu.get(c) ?? []), r.cpuMs]);
+          }
+        }
+        const row: VariantRow = {
+          model,
+          layer,
+          layout,
+          m,
+          n,
+          k,
+          gflops: {} as Record<VariantConfig, number>,
+          cpuGflops: {} as Record<VariantConfig, number>,
+        };
+        for (const c of configs) {
+          row.gflops[c] = flop / (median(wall.get(c)!) * 1e6);
+          row.cpuGflops[c] = flop / (median(cpu.get(c)!) * 1e6);
+        }
+        if (gpu.hasF16) {
+          Object.assign(
+            row,
+            await f16Error(gpu, mms.get("f16-storage")!, layout, x, W, dy, T, K, N),
+          );
+        }
+        rows.push(row);
+        if (!opts.json) printVariants([row], rows.length === 1, configs);
+      }
+      for (const t of [x, W, dy, y, dx, dW]) t.release();
+    }
+  }
+  return { configs, rows };
+}
+
+/**
+ * f16-storage's error on one GEMM of the variants section against float64 (inputs read back as
+ * the f32 values the GPU saw): max over elements of |C − C₆₄| / Σ_k |a·b| (what the tests bound
+ * by ≈ 2·2⁻¹¹), and the normwise ‖C − C₆₄‖₂ / ‖C₆₄‖₂.
+ */
+async function f16Error(
+  gpu: Gpu,
+  mm: Matmul,
+  layout: VariantRow["layout"],
+  x: Tensor,
+  W: Tensor,
+  dy: Tensor,
+  T: number,
+  K: number,
+  N: number,
+): Promise<{ f16MaxErr: number; f16RelFrob: number }> {
+  const [M, Nc, Kc] = layout === "NN" ? [T, N, K] : layout === "NT" ? [T, K, N] : [K, N, T];
+  const c = gpu.tensor([M * Nc], undefined, "c");
+  const b = gpu.batch();
+  if (layout === "NN") mm.gemm(b, { a: x, b: W, c, m: M, n: Nc, k: Kc });
+  else if (layout === "NT") mm.gemm(b, { a: dy, b: W, c, m: M, n: Nc, k: Kc, transB: true });
+  else mm.gemm(b, { a: x, b: dy, c, m: M, n: Nc, k: Kc, transA: true });
+  await b.submit();
+  const [got, hx, hW, hdy] = await gpu.read([c, x, W, dy]);
+  c.release();
+  // op(A)[i,k] and op(B)[k,j] as getters over the stored arrays.
+  const A = layout === "NN"
+    ? (i: number, k: number) => hx[i * K + k]
+    : layout === "NT"
+    ? (i: number, k: number) => hdy[i * N + k]
+    : (i: number, k: number) => hx[k * K + i];
+  const B = layout === "TN"
+    ? (k: number, j: number) => hdy[k * N + j]
+    : layout === "NT"
+    ? (k: number, j: number) => hW[j * N + k]
+    : (k: number, j: number) => hW[k * N + j];
+  // Every 7th row keeps the float64 reference affordable; all columns.
+  let maxErr = 0, num = 0, den = 0;
+  const a = new Float64Array(Kc);
+  for (let i = 0; i < M; i += 7) {
+    for (let k = 0; k < Kc; k++) a[k] = A(i, k);
+    for (let j = 0; j < Nc; j++) {
+      let s = 0, mag = 0;
+      for (let k = 0; k < Kc; k++) {
+        const p = a[k] * B(k, j);
+        s += p;
+        mag += Math.abs(p);
+      }
+      const e = got[i * Nc + j] - s;
+      maxErr = Math.max(maxErr, Math.abs(e) / mag);
+      num += e * e;
+      den += s * s;
+    }
+  }
+  return { f16MaxErr: maxErr, f16RelFrob: Math.sqrt(num / den) };
+}
+
+function printVariants(rows: VariantRow[], header: boolean, configs: VariantConfig[]): void {
+  const table = [[
+    "model",
+    "layer",
+    "layout",
+    "M×N×K",
+    ...configs.map((c) => `${c} GF/s (CPU·s)`),
+    ...(configs.includes("f16-storage") ? ["f16 max err/Σ|ab|", "f16 ‖err‖/‖C‖"] : []),
+  ]];
+  for (const r of rows) {
+    table.push([
+      r.model,
+      r.layer,
+      r.layout,
+      `${r.m}×${r.n}×${r.k}`,
+      ...configs.map((c) => `${r.gflops[c].toFixed(1)} (${r.cpuGflops[c].toFixed(1)})`),
+      ...(r.f16MaxErr !== undefined
+        ? [r.f16MaxErr.toExponential(2), r.f16RelFrob!.toExponential(2)]
+        : []),
+    ]);
+  }
+  const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
+  for (const [i, r] of table.entries()) {
+    if (i === 0 && !header) continue;
+    console.log(r.map((s, c) => (c >= 3 ? s.padStart(widths[c]) : s.padEnd(widths[c]))).join("  "));
+  }
+}
+
 async function main() {
   const opts = parse();
   const gpu = await Gpu.get();
@@ -537,6 +747,9 @@ async function main() {
   }
   if (opts.sections.includes("profile")) {
     result.profile = await profileSection(gpu, opts);
+  }
+  if (opts.sections.includes("variants")) {
+    result.variants = (await variantsSection(gpu, opts)).rows;
   }
   if (opts.json) console.log(JSON.stringify(result, null, 2));
 }

@@ -10,6 +10,17 @@
  *   number of loads per multiply-add: (TM + TN) vec4 loads feed 4·TM·TN multiply-adds.
  * - `"hardware"` (real GPUs): `gemm_shared` in matmul.wgsl, 64×64 blocks staged through workgroup
  *   memory in K-tiles of 16, a 4×4 register tile per invocation.
+ * - `"texture"` (CPU adapters, opt-in): the same register-tiled kernel reading both operands with
+ *   `textureLoad` from `rgba32float` textures. Each GEMM first repacks op(A)'s and op(B)'s stored
+ *   matrices into scratch textures (one small "pack" dispatch each: rows and columns zero-padded to
+ *   multiples of 4, batch entries stacked vertically), so any offset, row stride or batch stride
+ *   works. A GEMM whose packed operand would exceed `maxTextureDimension2D` runs the `"software"`
+ *   kernels instead.
+ *
+ * Precision `"f16-storage"` (opt-in, needs `shader-f16`, register-tiled variants only): the same
+ * repacking writes the operands as f16 into scratch storage buffers, read as `vec4<f16>` and
+ * accumulated in f32. It halves the bytes read, at f16's rounding of every operand (unit roundoff
+ * 2⁻¹¹: see bench/RESULTS.md for the measured accuracy and speed).
  *
  * Shapes: op(A) is (M,K), op(B) is (K,N), C is (M,N), bias is (N). Linear layers store W as
  * (in, out) like Hugging Face GPT-2's Conv1D: `y = x·W + b`.
@@ -26,7 +37,7 @@ const FILE = "kernels/matmul.wgsl";
 const GEN_FILE = "kernels/matmul.ts (generated)";
 
 /** Which kernel family a {@linkcode Matmul} runs. */
-export type MatmulVariant = "software" | "hardware";
+export type MatmulVariant = "software" | "hardware" | "texture";
 
 /** Options for {@linkcode Matmul.create}. */
 export interface MatmulOptions {
@@ -37,6 +48,12 @@ export interface MatmulOptions {
    * fastest measured here; see bench/RESULTS.md). For benchmarks; ignored by the hardware variant.
    */
   tile?: readonly [number, number];
+  /**
+   * Operand precision: `"f32"` (default) or `"f16-storage"`: every GEMM first converts op(A) and
+   * op(B) to f16 scratch buffers, read as `vec4<f16>`, with f32 accumulation, bias and output.
+   * Needs `gpu.hasF16` and the `"software"` or `"texture"` variant (it replaces the textures).
+   */
+  precision?: "f32" | "f16-storage";
 }
 
 /**
@@ -159,19 +176,31 @@ const BIAS_LANES = 32;
 export class Matmul {
   /** The kernel family this instance runs. */
   readonly variant: MatmulVariant;
+  /** Operand precision (see {@linkcode MatmulOptions.precision}). */
+  readonly precision: "f32" | "f16-storage";
+  readonly #gpu: Gpu;
   readonly #gemm: Map<string, Kernel>;
   readonly #dbias: Kernel;
   readonly #tm: number;
   readonly #tn: number;
+  /** Scratch textures of the texture variant by `slot:width×height`, reused GEMM after GEMM. */
+  readonly #textures = new Map<string, GPUTextureView>();
+  /** Scratch f16 buffers of the f16-storage precision, likewise. */
+  readonly #scratch = new Map<string, Tensor>();
+  #dummy: Tensor | undefined;
 
   private constructor(
+    gpu: Gpu,
     variant: MatmulVariant,
+    precision: "f32" | "f16-storage",
     gemm: Map<string, Kernel>,
     dbias: Kernel,
     tm: number,
     tn: number,
   ) {
+    this.#gpu = gpu;
     this.variant = variant;
+    this.precision = precision;
     this.#gemm = gemm;
     this.#dbias = dbias;
     this.#tm = tm;
@@ -184,6 +213,14 @@ export class Matmul {
    */
   static async create(gpu: Gpu, opts: MatmulOptions = {}): Promise<Matmul> {
     const variant = opts.variant ?? (gpu.isSoftware ? "software" : "hardware");
+    const precision = opts.precision ?? "f32";
+    if (precision === "f16-storage" && (variant === "hardware" || !gpu.hasF16)) {
+      throw new RangeError(
+        `Cannot create Matmul: precision "f16-storage" needs ${
+          gpu.hasF16 ? "the software or texture variant" : "a device with shader-f16"
+        }`,
+      );
+    }
     const [tm, tn] = opts.tile ?? [12, 16];
     if (!(tm > 0 && tn > 0 && tm % 4 === 0 && tn % 4 === 0 && tm * tn <= 256)) {
       throw new RangeError(
@@ -226,6 +263,39 @@ export class Matmul {
         }
       }
     }
+    const packed = precision === "f16-storage" ? "f16" : variant === "texture" ? "texture" : null;
+    if (packed) {
+      const src = packed === "f16" ? "f16" : "texture";
+      const opBinding = packed === "f16" ? "read" : "texture";
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const key = `${packed}:${layoutKey(transA, transB, true, true)}`;
+          specs.push([
+            key,
+            gpu.kernel({
+              name: `matmul.gemm_${packed}.${layoutKey(transA, transB, true, true)}.${tm}x${tn}`,
+              file: GEN_FILE,
+              code: softwareGemm({ tm, tn, transA, transB, vecA: true, vecB: true, src }),
+              entry: "gemm_registers",
+              bindings: ["uniform", opBinding, opBinding, "read", "write"],
+            }),
+          ]);
+        }
+      }
+      for (const vec of [false, true]) {
+        const key = `pack:${packed}:${vec ? 4 : 1}`;
+        specs.push([
+          key,
+          gpu.kernel({
+            name: `matmul.pack_${packed}${vec ? ".vec4" : ""}`,
+            file: GEN_FILE,
+            code: packKernel(packed, vec),
+            entry: "pack",
+            bindings: ["uniform", "read", packed === "f16" ? "write" : "storage-texture"],
+          }),
+        ]);
+      }
+    }
     const dbias = gpu.kernel({
       name: "matmul.dbias",
       file: FILE,
@@ -235,7 +305,9 @@ export class Matmul {
     });
     const kernels = await Promise.all(specs.map(([, k]) => k));
     return new Matmul(
+      gpu,
       variant,
+      precision,
       new Map(specs.map(([key], i) => [key, kernels[i]])),
       await dbias,
       tm,
@@ -462,7 +534,39 @@ export class Matmul {
       }
     }
 
-    const software = this.variant === "software";
+    const packed = this.precision === "f16-storage"
+      ? "f16"
+      : this.variant === "texture"
+      ? "texture"
+      : null;
+    if (packed) {
+      const pa = packShape(aRows, aCols, count), pb = packShape(bRows, bCols, count);
+      const limits = this.#gpu.device.limits;
+      const fits = (q: PackShape) =>
+        packed === "texture"
+          ? q.w4 <= limits.maxTextureDimension2D && q.height <= limits.maxTextureDimension2D
+          : q.height * q.w4 * 8 <= this.#gpu.maxBindingBytes;
+      if (fits(pa) && fits(pb)) {
+        const kernel = this.#gemm.get(`${packed}:${layoutKey(transA, transB, true, true)}`)!;
+        checkLoops(kernel.name, Math.ceil(k / 4), `K=${k}`);
+        const opA = this.#pack(batch, packed, "A", s.a, pa, offA, lda, sAo, sAi, inner);
+        const opB = this.#pack(batch, packed, "B", s.b, pb, offB, ldb, sBo, sBi, inner);
+        const tilesN = Math.ceil(n / this.#tn);
+        const params = new Params(PARAM_FIELDS)
+          .u32(m).u32(n).u32(k).u32(tilesN)
+          .u32(pa.w4).u32(pb.w4).u32(ldc).u32(inner)
+          .u32(0).u32(0).u32(offC).u32(offBias)
+          .u32(inner * pa.rowsP).u32(pa.rowsP).u32(inner * pb.rowsP).u32(pb.rowsP)
+          .u32(sCo).u32(sCi).f32(s.alpha ?? 1).f32(s.accumulate ? 1 : 0)
+          .u32(s.bias ? 1 : 0).bytes;
+        this.#dummy ??= this.#gpu.tensor([4], new Float32Array(4), "matmul.noBias");
+        const [x, y] = grid(Math.ceil(m / this.#tm) * tilesN, SW_GROUP);
+        batch.dispatch(kernel, [opA, opB, s.bias ?? this.#dummy, s.c], params, [x, y, count]);
+        return;
+      }
+    }
+
+    const software = this.variant !== "hardware";
     const aligned = (...v: number[]) => software && v.every((x) => x % 4 === 0);
     const vecA = aligned(offA, lda, sAo, sAi), vecB = aligned(offB, ldb, sBo, sBi);
     const kernel = this.#gemm.get(layoutKey(transA, transB, vecA, vecB))!;
@@ -488,6 +592,252 @@ export class Matmul {
     }
     batch.dispatch(kernel, bindings, params, groups);
   }
+
+  /**
+   * Records the repacking of one stored operand (rows × cols with row stride `ld`, batch entries
+   * at `off + bo·so + bi·si`) into the scratch texture or f16 buffer of `slot`, and returns that
+   * binding. Scratch is cached per slot and size: GEMMs of one batch reuse it one after another.
+   */
+  #pack(
+    batch: Batch,
+    packed: "texture" | "f16",
+    slot: "A" | "B",
+    t: Tensor,
+    q: PackShape,
+    off: number,
+    ld: number,
+    so: number,
+    si: number,
+    inner: number,
+  ): Binding {
+    const vec = [off, ld, so, si].every((v) => v % 4 === 0);
+    const kernel = this.#gemm.get(`pack:${packed}:${vec ? 4 : 1}`)!;
+    const key = `${slot}:${q.w4}x${q.height}`;
+    let dst: Binding;
+    if (packed === "texture") {
+      let view = this.#textures.get(key);
+      if (!view) {
+        view = this.#gpu.device.createTexture({
+          label: `matmul.${slot}.${key}`,
+          size: [q.w4, q.height],
+          format: "rgba32float",
+          usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
+        }).createView();
+        this.#textures.set(key, view);
+      }
+      dst = { texture: view };
+    } else {
+      let buf = this.#scratch.get(key);
+      if (!buf) {
+        buf = this.#gpu.tensor([q.height * q.w4 * 2], undefined, `matmul.f16${slot}`);
+        this.#scratch.set(key, buf);
+      }
+      dst = buf;
+    }
+    const total = q.height * q.w4;
+    const params = new Params(12)
+      .u32(q.rows).u32(q.cols).u32(ld).u32(off)
+      .u32(so).u32(si).u32(inner).u32(q.rowsP)
+      .u32(q.w4).u32(total).bytes;
+    batch.dispatch(kernel, [vec4Range(t, vec), dst], params, grid(total, SW_GROUP));
+    return dst;
+  }
+}
+
+/**
+ * WGSL of the register-tiled GEMM over packed operands (entry `gemm_registers`): the same tile
+ * and multiply-adds as {@linkcode softwareGemm}, but A and B are the packed copies made by the pack
+ * kernel, addressed by (texel column, row): `p.lda`/`p.ldb` are texels per row, `offA`/`offB` are
+ * 0 and the batch strides count rows. Rows and columns are zero-padded to multiples of 4, so the K
+ * loop runs ceil(K/4) full steps with no remainder loop; it is the only loop.
+ */
+function packedGemm(g: SoftwareGemm, src: "texture" | "f16"): string {
+  const { tm, tn, transA, transB } = g;
+  const I = [...Array(tm).keys()], J = [...Array(tn / 4).keys()], KK = [0, 1, 2, 3], X = "xyzw";
+  const N4 = [...Array(tn).keys()], M4 = [...Array(tm / 4).keys()];
+  const v4 = (parts: string[]) => `vec4f(${parts.join(", ")})`;
+  // vec4 at texel column `qc`, packed row `r` of operand A or B.
+  const ld = (op: "A" | "B", qc: string, r: string) =>
+    src === "texture"
+      ? `textureLoad(${op}, vec2u(${qc}, ${r}), 0)`
+      : `vec4f(${op}[(${r}) * p.ld${op.toLowerCase()} + ${qc}])`;
+  const L: string[] = [];
+  const o = (s: string) => L.push(s);
+  if (!transA) { for (const i of I) o(`  let ra${i} = baseA + min(m0 + ${i}u, mMax);`); }
+  else for (const q of M4) o(`  let qa${q} = min((m0 >> 2u) + ${q}u, mMax >> 2u);`);
+  if (transB) { for (const c of N4) o(`  let rb${c} = baseB + min(n0 + ${c}u, nMax);`); }
+  else for (const j of J) o(`  let qb${j} = min((n0 >> 2u) + ${j}u, nMax >> 2u);`);
+  for (const i of I) for (const j of J) o(`  var c${i}_${j} = vec4f(0.0);`);
+  o(`  let k4 = (p.K + 3u) >> 2u;`);
+  o(`  for (var kc = 0u; kc < k4; kc++) {`);
+  o(`    let k = kc << 2u;`);
+  let a: (i: number, kk: number) => string;
+  if (!transA) {
+    for (const i of I) o(`    let a${i} = ${ld("A", "kc", `ra${i}`)};`);
+    a = (i, kk) => `a${i}.${X[kk]}`;
+  } else {
+    for (const kk of KK) {
+      for (const q of M4) o(`    let a${kk}_${q} = ${ld("A", `qa${q}`, `baseA + k + ${kk}u`)};`);
+    }
+    a = (i, kk) => `a${kk}_${i >> 2}.${X[i & 3]}`;
+  }
+  let b: (kk: number, j: number) => string;
+  if (!transB) {
+    for (const kk of KK) {
+      for (const j of J) o(`    let b${kk}_${j} = ${ld("B", `qb${j}`, `baseB + k + ${kk}u`)};`);
+    }
+    b = (kk, j) => `b${kk}_${j}`;
+  } else {
+    for (const c of N4) o(`    let bt${c} = ${ld("B", "kc", `rb${c}`)};`);
+    b = (kk, j) => v4(KK.map((c) => `bt${j * 4 + c}.${X[kk]}`));
+  }
+  for (const kk of KK) {
+    for (const j of J) o(`    let bv${kk}_${j} = ${b(kk, j)};`);
+    for (const i of I) for (const j of J) o(`    c${i}_${j} += ${a(i, kk)} * bv${kk}_${j};`);
+  }
+  o(`  }`);
+  for (const i of I) {
+    o(`  if (m0 + ${i}u < p.M) {`);
+    o(`    let rc = baseC + (m0 + ${i}u) * p.ldc + n0;`);
+    for (const j of J) {
+      for (const c of KK) {
+        const col = j * 4 + c;
+        o(`    if (n0 + ${col}u < p.N) { store(rc + ${col}u, n0 + ${col}u, c${i}_${j}.${X[c]}); }`);
+      }
+    }
+    o(`  }`);
+  }
+  const operand = (op: "A" | "B", binding: number) =>
+    src === "texture"
+      ? `@group(0) @binding(${binding}) var ${op}: texture_2d<f32>;`
+      : `@group(0) @binding(${binding}) var<storage, read> ${op}: array<vec4<f16>>;`;
+  return `${
+    src === "f16" ? "enable f16;\n" : ""
+  }// Generated by kernels/matmul.ts: register-tiled GEMM over packed ${src} operands, tile ${tm}×${tn}, op(A)=${
+    transA ? "Aᵀ" : "A"
+  }, op(B)=${transB ? "Bᵀ" : "B"}.
+struct Params {
+  M: u32, N: u32, K: u32, tilesN: u32,
+  lda: u32, ldb: u32, ldc: u32, inner: u32,
+  offA: u32, offB: u32, offC: u32, offBias: u32,
+  sAo: u32, sAi: u32, sBo: u32, sBi: u32,
+  sCo: u32, sCi: u32, alpha: f32, beta: f32,
+  hasBias: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+${operand("A", 1)}
+${operand("B", 2)}
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+
+fn store(ci: u32, n: u32, acc: f32) {
+  var v = p.alpha * acc;
+  if (p.hasBias != 0u) { v = v + bias[p.offBias + n]; }
+  if (p.beta != 0.0) { v = v + p.beta * C[ci]; }
+  C[ci] = v;
+}
+
+@compute @workgroup_size(${SW_GROUP})
+fn gemm_registers(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nw: vec3u,
+  @builtin(local_invocation_index) li: u32,
+) {
+  let t = (wid.x + wid.y * nw.x) * ${SW_GROUP}u + li;
+  let tmi = t / p.tilesN;
+  let m0 = tmi * ${tm}u;
+  if (m0 >= p.M) { return; }
+  let n0 = (t - tmi * p.tilesN) * ${tn}u;
+  let bo = wid.z / p.inner;
+  let bi = wid.z - bo * p.inner;
+  let baseA = bo * p.sAo + bi * p.sAi;
+  let baseB = bo * p.sBo + bi * p.sBi;
+  let baseC = p.offC + bo * p.sCo + bi * p.sCi;
+  let mMax = p.M - 1u;
+  let nMax = p.N - 1u;
+${L.join("\n")}
+}
+`;
+}
+
+/** A stored operand repacked: rows and columns padded to multiples of 4, batch entries stacked. */
+interface PackShape {
+  rows: number;
+  cols: number;
+  /** Rows per batch entry, padded to a multiple of 4. */
+  rowsP: number;
+  /** vec4 texels per row. */
+  w4: number;
+  /** Rows of the packed matrix: batch count × rowsP. */
+  height: number;
+}
+
+function packShape(rows: number, cols: number, count: number): PackShape {
+  const rowsP = Math.ceil(rows / 4) * 4;
+  return { rows, cols, rowsP, w4: Math.ceil(cols / 4), height: count * rowsP };
+}
+
+/**
+ * WGSL of the pack kernel (entry `pack`): one invocation per vec4 texel of the packed operand,
+ * zero outside the stored matrix; writes an `rgba32float` texture or f16 pairs (`vec4<f16>` as
+ * two `pack2x16float` words, so the kernel itself needs no `shader-f16`). With `vec` (offset, row
+ * stride and batch strides multiples of 4) the source is read as vec4s. No loops.
+ */
+function packKernel(packed: "texture" | "f16", vec: boolean): string {
+  const load = vec
+    ? `let v = S[src >> 2u];
+  let e = vec4u(c, c + 1u, c + 2u, c + 3u) < vec4u(q.cols);
+  return select(vec4f(0.0), v, e);`
+    : `var v = vec4f(0.0);
+  if (c < q.cols) { v.x = S[src]; }
+  if (c + 1u < q.cols) { v.y = S[src + 1u]; }
+  if (c + 2u < q.cols) { v.z = S[src + 2u]; }
+  if (c + 3u < q.cols) { v.w = S[src + 3u]; }
+  return v;`;
+  const out = packed === "texture"
+    ? `@group(0) @binding(2) var O: texture_storage_2d<rgba32float, write>;`
+    : `@group(0) @binding(2) var<storage, read_write> O: array<vec2u>;`;
+  const store = packed === "texture"
+    ? `textureStore(O, vec2u(qc, z * q.rowsP + r), v);`
+    : `O[t] = vec2u(pack2x16float(v.xy), pack2x16float(v.zw));`;
+  return `// Generated by kernels/matmul.ts: repack a stored GEMM operand (${packed}${
+    vec ? ", vec4 loads" : ""
+  }).
+struct PackParams {
+  rows: u32, cols: u32, ld: u32, off: u32,
+  so: u32, si: u32, inner: u32, rowsP: u32,
+  w4: u32, total: u32,
+}
+@group(0) @binding(0) var<uniform> q: PackParams;
+@group(0) @binding(1) var<storage, read> S: array<${vec ? "vec4f" : "f32"}>;
+${out}
+
+fn fetch(src: u32, c: u32) -> vec4f {
+  ${load}
+}
+
+@compute @workgroup_size(${SW_GROUP})
+fn pack(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nw: vec3u,
+  @builtin(local_invocation_index) li: u32,
+) {
+  let t = (wid.x + wid.y * nw.x) * ${SW_GROUP}u + li;
+  if (t >= q.total) { return; }
+  let qc = t % q.w4;
+  let rr = t / q.w4;
+  let z = rr / q.rowsP;
+  let r = rr - z * q.rowsP;
+  let bo = z / q.inner;
+  let bi = z - bo * q.inner;
+  let c = qc * 4u;
+  var v = vec4f(0.0);
+  if (r < q.rows) {
+    v = fetch(q.off + bo * q.so + bi * q.si + r * q.ld + c, c);
+  }
+  ${store}
+}
+`;
 }
 
 function layoutKey(transA: boolean, transB: boolean, vecA: boolean, vecB: boolean): string {
@@ -531,6 +881,11 @@ interface SoftwareGemm {
   transB: boolean;
   vecA: boolean;
   vecB: boolean;
+  /**
+   * Where the operands come from: the tensors themselves (`"buffer"`, default), or their packed
+   * copies (see {@linkcode packShape}) in `rgba32float` textures or `vec4<f16>` buffers.
+   */
+  src?: "buffer" | "texture" | "f16";
 }
 
 /**
@@ -547,6 +902,7 @@ interface SoftwareGemm {
  * not multiples of 4) the same vec4s are built from scalar loads.
  */
 function softwareGemm(g: SoftwareGemm): string {
+  if (g.src && g.src !== "buffer") return packedGemm(g, g.src);
   const { tm, tn, transA, transB, vecA, vecB } = g;
   const I = [...Array(tm).keys()], J = [...Array(tn / 4).keys()], KK = [0, 1, 2, 3], X = "xyzw";
   const N4 = [...Array(tn).keys()], M4 = [...Array(tm / 4).keys()];

@@ -14,8 +14,13 @@
 import { BufferPool, type PoolStats } from "./pool.ts";
 import { Tensor } from "./tensor.ts";
 
-/** How a kernel binding is declared: a uniform parameter block, a read-only or a writable storage buffer. */
-export type BindingKind = "uniform" | "read" | "write";
+/**
+ * How a kernel binding is declared: a uniform parameter block, a read-only or a writable storage
+ * buffer, a sampled float texture (`texture_2d<f32>`, unfilterable, read with `textureLoad`) or a
+ * write-only storage texture (`texture_storage_2d<rgba32float, write>`). Texture kinds take a
+ * `{ texture: GPUTextureView }` binding.
+ */
+export type BindingKind = "uniform" | "read" | "write" | "texture" | "storage-texture";
 
 /** A compute kernel: one WGSL entry point with an explicit bind-group layout. */
 export interface KernelSpec {
@@ -48,8 +53,11 @@ export interface Kernel {
   readonly bindings: readonly (BindingKind | null)[];
 }
 
-/** A buffer range bound to a kernel. */
-export type Binding = Tensor | { buffer: GPUBuffer; offset?: number; size?: number };
+/** A buffer range (or, for the texture kinds of {@linkcode BindingKind}, a texture view) bound to a kernel. */
+export type Binding =
+  | Tensor
+  | { buffer: GPUBuffer; offset?: number; size?: number }
+  | { texture: GPUTextureView };
 
 /** Counters that benchmarks report per training step. */
 export interface GpuStats {
@@ -202,7 +210,7 @@ export class Batch {
         );
       }
     }
-    const storageCount = kernel.bindings.filter((k) => k === "read" || k === "write").length;
+    const storageCount = kernel.bindings.filter((k) => k !== null && k !== "uniform").length;
     if (bindings.length !== storageCount) {
       throw new GpuError(
         kernel.name,
@@ -306,11 +314,13 @@ export class Batch {
 
 function rangeSize(b: Binding): number {
   if (b instanceof Tensor) return b.byteLength;
+  if ("texture" in b) return 0;
   return b.size ?? b.buffer.size - (b.offset ?? 0);
 }
 
 function bindingResource(b: Binding): GPUBufferBinding {
   if (b instanceof Tensor) return { buffer: b.buffer, offset: 0, size: b.byteLength };
+  if ("texture" in b) throw new TypeError("a texture view is not a buffer range");
   return { buffer: b.buffer, offset: b.offset ?? 0, size: b.size };
 }
 
@@ -539,17 +549,31 @@ export class Gpu {
     const layout = device.createBindGroupLayout({
       label: spec.name,
       entries: spec.bindings.flatMap((kind, binding) =>
-        kind === null ? [] : [{
-          binding,
-          visibility: GPUShaderStage.COMPUTE,
-          buffer: {
-            type: kind === "uniform"
-              ? "uniform"
-              : kind === "read"
-              ? "read-only-storage"
-              : "storage",
-          },
-        } as GPUBindGroupLayoutEntry]
+        kind === null ? [] : [
+          kind === "texture"
+            ? {
+              binding,
+              visibility: GPUShaderStage.COMPUTE,
+              texture: { sampleType: "unfilterable-float", viewDimension: "2d" },
+            } as GPUBindGroupLayoutEntry
+            : kind === "storage-texture"
+            ? {
+              binding,
+              visibility: GPUShaderStage.COMPUTE,
+              storageTexture: { access: "write-only", format: "rgba32float", viewDimension: "2d" },
+            } as GPUBindGroupLayoutEntry
+            : {
+              binding,
+              visibility: GPUShaderStage.COMPUTE,
+              buffer: {
+                type: kind === "uniform"
+                  ? "uniform"
+                  : kind === "read"
+                  ? "read-only-storage"
+                  : "storage",
+              },
+            } as GPUBindGroupLayoutEntry,
+        ]
       ),
     });
     device.pushErrorScope("validation");
@@ -741,7 +765,11 @@ export class Gpu {
             entries.push({ binding, resource: { buffer: uniform!, offset: uOffset, size } });
             uOffset += Math.ceil(size / UNIFORM_ALIGN) * UNIFORM_ALIGN;
           } else {
-            entries.push({ binding, resource: bindingResource(op.bindings[s++]) });
+            const b = op.bindings[s++];
+            const resource = !(b instanceof Tensor) && "texture" in b
+              ? b.texture
+              : bindingResource(b);
+            entries.push({ binding, resource });
           }
         });
         const group = device.createBindGroup({

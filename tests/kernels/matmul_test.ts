@@ -28,23 +28,53 @@ import {
 const U = 2 ** -24;
 const gamma = (n: number) => (n * U) / (1 - n * U);
 
+// f16-storage: each operand is rounded to f16 before the f32 dot product. Rounding to f16 has unit
+// roundoff u16 = 2⁻¹¹ for normal numbers, so fl(a)·fl(b) = a·b·(1 + θ) with |θ| ≤ 2·u16 + u16²:
+// the error grows by (2·u16 + u16²)·(1 + γ_{K+3}) relative to the same Σ|a·b|. Below 2⁻¹⁴ (f16
+// subnormals) the rounding error is absolute, at most 2⁻²⁵, which adds at most
+// |alpha|·K·2⁻²⁵·(1 + u16)·(max|a| + max|b|) to an element: the `abs` term.
+const U16 = 2 ** -11;
+const f16Rel = (k: number) => gamma(k + 3) + (2 * U16 + U16 * U16) * (1 + gamma(k + 3));
+const maxAbs = (x: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]));
+  return m;
+};
+/** The tolerance of `config` for a K-term product of `a` and `b` scaled by alpha. */
+function tolerance(
+  config: Config,
+  k: number,
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  alpha = 1,
+): { rel: number; abs: number } {
+  if (config !== "f16-storage") return { rel: gamma(k + 3), abs: 0 };
+  return {
+    rel: f16Rel(k),
+    abs: Math.abs(alpha) * k * 2 ** -25 * (1 + U16) * (maxAbs(a) + maxAbs(b)),
+  };
+}
+
 /**
- * Checks `got` against the reference: written elements (scale > 0) within γ_{K+3}·scale, every
- * other element bit-for-bit unchanged from `before` (strided outputs must not touch the gaps).
+ * Checks `got` against the reference: written elements (scale > 0) within rel·scale + abs (f32:
+ * γ_{K+3}·scale), every other element bit-for-bit unchanged from `before` (strided outputs must
+ * not touch the gaps).
  */
 function assertGemm(
   got: Float32Array,
   ref: Float64Array,
   scale: Float64Array,
   before: ArrayLike<number>,
-  k: number,
+  tol: { rel: number; abs: number },
   name: string,
 ) {
   const actual: number[] = [], expected: number[] = [];
   for (let i = 0; i < got.length; i++) {
     if (scale[i] > 0) {
-      actual.push(got[i] / scale[i]);
-      expected.push(ref[i] / scale[i]);
+      // Errors in units of the allowed error: within 1 passes.
+      const unit = tol.rel * scale[i] + tol.abs;
+      actual.push(got[i] / unit);
+      expected.push(ref[i] / unit);
     } else if (!Object.is(got[i], Math.fround(before[i]))) {
       throw new Error(
         `${name}: element [${i}] outside the output was changed from ${before[i]} to ${got[i]}`,
@@ -54,18 +84,36 @@ function assertGemm(
   assertClose(
     actual,
     expected,
-    { rtol: 0, atol: gamma(k + 3) },
-    `${name} (errors relative to Σ|a·b|)`,
+    { rtol: 0, atol: 1 },
+    `${name} (errors in units of ${tol.rel}·Σ|a·b| + ${tol.abs})`,
   );
 }
 
-const VARIANTS: MatmulVariant[] = ["software", "hardware"];
-const cache = new Map<MatmulVariant, Promise<Matmul>>();
-async function matmul(variant: MatmulVariant): Promise<[Gpu, Matmul]> {
+/** A kernel variant, or the software variant with f16 operands. */
+type Config = MatmulVariant | "f16-storage";
+const VARIANTS: Config[] = ["software", "hardware", "texture", "f16-storage"];
+const cache = new Map<Config, Promise<Matmul>>();
+async function matmul(config: Config): Promise<[Gpu, Matmul]> {
   const g = await gpu();
-  if (!cache.has(variant)) cache.set(variant, Matmul.create(g, { variant }));
-  return [g, await cache.get(variant)!];
+  if (!cache.has(config)) {
+    cache.set(
+      config,
+      Matmul.create(
+        g,
+        config === "f16-storage" ? { precision: "f16-storage" } : { variant: config },
+      ),
+    );
+  }
+  return [g, await cache.get(config)!];
 }
+
+/** The GEMM kernel-name prefix that must run for `config` (its packed kernels, not a fallback). */
+const GEMM_KERNEL: Record<Config, string> = {
+  software: "matmul.gemm_registers.",
+  hardware: "matmul.gemm_shared.",
+  texture: "matmul.gemm_texture.",
+  "f16-storage": "matmul.gemm_f16.",
+};
 
 /** One GEMM case: the spec without data; `fillC` is NaN (written) or random (accumulated). */
 interface Case {
@@ -87,7 +135,7 @@ function extent(
 }
 
 /** Runs several GEMMs in one batch and checks each against gemmRef. */
-async function runCases(variant: MatmulVariant, seed: number, cases: Case[]): Promise<void> {
+async function runCases(variant: Config, seed: number, cases: Case[]): Promise<void> {
   const [g, mm] = await matmul(variant);
   const rng = new Rng(seed);
   const batch = g.batch();
@@ -127,12 +175,18 @@ async function runCases(variant: MatmulVariant, seed: number, cases: Case[]): Pr
       tensors: [ta, tb, tc, ...(tbias ? [tbias] : [])],
     });
   }
+  const kernels = batch.kernels.filter((n) => n.startsWith("matmul.gemm"));
+  assert.ok(
+    kernels.every((n) => n.startsWith(GEMM_KERNEL[variant])),
+    `${variant}: ran ${kernels.join(", ")}`,
+  );
   await batch.submit();
   const outs = await g.read(runs.map((r) => r.c));
   runs.forEach((r, i) => {
     const alpha = Math.fround(r.ref.alpha ?? 1); // the kernel receives alpha as an f32
     const scale = gemmRef({ ...r.ref, alpha });
-    assertGemm(outs[i], r.ref.c, scale, r.before, r.ref.k, `${variant} ${r.label}`);
+    const tol = tolerance(variant, r.ref.k, r.ref.a, r.ref.b, alpha);
+    assertGemm(outs[i], r.ref.c, scale, r.before, tol, `${variant} ${r.label}`);
     release(...r.tensors);
   });
 }
@@ -285,19 +339,28 @@ for (const variant of VARIANTS) {
         linearForwardRef(x, W, bias, M, K, N),
         { a: x, b: W, bias, m: M, n: N, k: K },
         "y",
+        variant,
       );
-      if (dx) expectGemm(dx, ref.dx, { a: dy, b: W, m: M, n: K, k: N, transB: true }, "dx");
+      if (dx) {
+        expectGemm(dx, ref.dx, { a: dy, b: W, m: M, n: K, k: N, transB: true }, "dx", variant);
+      }
       if (dW) {
-        expectGemm(dW, add(dW0, ref.dW), {
-          a: x,
-          b: dy,
-          c: dW0,
-          m: K,
-          n: N,
-          k: M,
-          transA: true,
-          accumulate: true,
-        }, "dW (+=)");
+        expectGemm(
+          dW,
+          add(dW0, ref.dW),
+          {
+            a: x,
+            b: dy,
+            c: dW0,
+            m: K,
+            n: N,
+            k: M,
+            transA: true,
+            accumulate: true,
+          },
+          "dW (+=)",
+          variant,
+        );
       }
       if (dBias) {
         // Column sums: a GEMM of a row of ones with dy.
@@ -339,16 +402,22 @@ for (const variant of VARIANTS) {
     await batch.submit();
     const [dx] = await g.read([tdx]);
     const ref = linearBackwardRef(x, W, dy, M, K, N);
-    expectGemm(dx, add(dx0, ref.dx), {
-      a: dy,
-      b: W,
-      c: dx0,
-      m: M,
-      n: K,
-      k: N,
-      transB: true,
-      accumulate: true,
-    }, "dx (+=)");
+    expectGemm(
+      dx,
+      add(dx0, ref.dx),
+      {
+        a: dy,
+        b: W,
+        c: dx0,
+        m: M,
+        n: K,
+        k: N,
+        transB: true,
+        accumulate: true,
+      },
+      "dx (+=)",
+      variant,
+    );
     release(tx, tW, tdy, tdx);
   });
 
@@ -369,40 +438,58 @@ for (const variant of VARIANTS) {
     await batch.submit();
     const [logits, dx, dWte] = await g.read([tlogits, tdx, tdWte]);
     const ref = tiedBackwardRef(x, wte, dlogits, M, C, V);
-    expectGemm(logits, tiedForwardRef(x, wte, M, C, V), {
-      a: x,
-      b: wte,
-      m: M,
-      n: V,
-      k: C,
-      transB: true,
-    }, "logits");
-    expectGemm(dx, ref.dx, { a: dlogits, b: wte, m: M, n: C, k: V }, "dx");
-    expectGemm(dWte, add(dWte0, ref.dWte), {
-      a: dlogits,
-      b: x,
-      c: dWte0,
-      m: V,
-      n: C,
-      k: M,
-      transA: true,
-      accumulate: true,
-    }, "dWte (+=)");
+    expectGemm(
+      logits,
+      tiedForwardRef(x, wte, M, C, V),
+      {
+        a: x,
+        b: wte,
+        m: M,
+        n: V,
+        k: C,
+        transB: true,
+      },
+      "logits",
+      variant,
+    );
+    expectGemm(dx, ref.dx, { a: dlogits, b: wte, m: M, n: C, k: V }, "dx", variant);
+    expectGemm(
+      dWte,
+      add(dWte0, ref.dWte),
+      {
+        a: dlogits,
+        b: x,
+        c: dWte0,
+        m: V,
+        n: C,
+        k: M,
+        transA: true,
+        accumulate: true,
+      },
+      "dWte (+=)",
+      variant,
+    );
     release(tx, twte, tlogits, tdl, tdx, tdWte);
   });
 
-  Deno.test(`Matmul.gemm() is exact near Mesa's loop cap (K=${variant === "software" ? "262,000" : "1,040,000"}, ${variant})`, async () => {
+  Deno.test(`Matmul.gemm() is exact near Mesa's loop cap (K=${variant === "hardware" ? "1,040,000" : "262,000"}, ${variant})`, async () => {
     // The only loop of an invocation is the K loop (K/4 steps in the software variant, K/16 in the
     // hardware one); every other loop is unrolled. With these K an invocation runs 65,500 and 65,000
     // K steps: any other loop left in the kernel would push it past the cap and cut the sum short.
+    // The f16 kernel runs ceil(K/4) = 65,500 steps (1 and 0.5 are exact in f16). The texture
+    // variant cannot pack A (1, 262,000) into a texture (65,500 texels > maxTextureDimension2D), so
+    // this also checks its fallback to the software kernels.
     const [g, mm] = await matmul(variant);
-    const K = variant === "software" ? 262_000 : 1_040_000;
+    const K = variant === "hardware" ? 1_040_000 : 262_000;
     const a = new Float32Array(K).fill(1), b = new Float32Array(K * 2).fill(0.5);
     const ta = g.tensor([1, K], a, "a"),
       tb = g.tensor([K, 2], b, "b"),
       tc = poisoned(g, [1, 2], "c");
     const batch = g.batch();
     mm.gemm(batch, { a: ta, b: tb, c: tc, m: 1, n: 2, k: K });
+    const ran = batch.kernels.filter((n) => n.startsWith("matmul.gemm"));
+    const want = variant === "texture" ? GEMM_KERNEL.software : GEMM_KERNEL[variant];
+    assert.ok(ran.length === 1 && ran[0].startsWith(want), `ran ${ran.join(", ")}`);
     await batch.submit();
     const [c] = await g.read([tc]);
     assert.deepEqual([...c], [K / 2, K / 2]); // sums of 0.5 up to 520,000 are exact in f32
@@ -411,7 +498,7 @@ for (const variant of VARIANTS) {
 
   Deno.test(`Matmul.gemm() and biasBackward() refuse shapes over the loop cap, naming the kernel (${variant})`, async () => {
     const [g, mm] = await matmul(variant);
-    const K = variant === "software" ? 262_200 : 1_048_600;
+    const K = variant === "hardware" ? 1_048_600 : 262_200;
     const ta = g.tensor([1, K], undefined, "a"),
       tb = g.tensor([K, 1], undefined, "b"),
       tc = g.tensor([1, 1], undefined, "c");
@@ -589,10 +676,12 @@ function expectGemm(
   expected: Float64Array,
   spec: Omit<GemmRefSpec, "c"> & { c?: Float64Array },
   name: string,
+  config: Config = "software",
 ): void {
   const scale = gemmRef({
     ...spec,
     c: spec.c ? spec.c.slice() : new Float64Array(expected.length),
   });
-  assertGemm(got, expected, scale, new Float64Array(got.length), spec.k, name);
+  const tol = tolerance(config, spec.k, spec.a, spec.b, spec.alpha);
+  assertGemm(got, expected, scale, new Float64Array(got.length), tol, `${config} ${name}`);
 }
