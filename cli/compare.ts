@@ -125,6 +125,11 @@ if (import.meta.main) {
       } | ---: | ---: | ---: | ---: | ---: | ---: |`,
       ...runs.map((r) => row(r.job, r.setting)),
       "",
+      "Held-out Δ and general-text perplexity are measured with each method active. Prompt tuning",
+      "(and prefix tuning) leave the base weights untouched: with their virtual tokens removed, the",
+      "model is the base model exactly, so they forget nothing; their figures show only how the",
+      "learned prompt conditions other text.",
+      "",
       "![compare](compare.svg)",
       "",
     ].join("\n");
