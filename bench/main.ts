@@ -52,7 +52,8 @@ Options:
   --methods LIST    full, lora, adapters, prompt (default all four)
   --steps N         timed training steps after one warm-up step (default 3)
   --no-cpu          skip the plain-TypeScript training baseline
-  --variant NAME    software, hardware or both (default both)
+  --variant NAME    software, hardware, texture, both (software and hardware; the default) or
+                    all
   --tile TMxTN      register tile of the software variant (default 12x16)
   --trials N        timed trials per measurement, the median is reported (default 3)
   --help            show this help
@@ -111,9 +112,11 @@ function parse() {
   }
   const variants: MatmulVariant[] = values.variant === "both"
     ? ["software", "hardware"]
-    : values.variant === "software" || values.variant === "hardware"
-    ? [values.variant]
-    : fail(`--variant must be software, hardware or both, got "${values.variant}"`);
+    : values.variant === "all"
+    ? ["software", "texture", "hardware"]
+    : ["software", "hardware", "texture"].includes(values.variant)
+    ? [values.variant as MatmulVariant]
+    : fail(`--variant must be software, hardware, texture, both or all, got "${values.variant}"`);
   const tm = /^(\d+)x(\d+)$/.exec(values.tile);
   if (!tm) fail(`--tile must look like 8x8, got "${values.tile}"`);
   const trials = Number(values.trials);

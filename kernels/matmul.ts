@@ -10,7 +10,7 @@
  *   number of loads per multiply-add: (TM + TN) vec4 loads feed 4·TM·TN multiply-adds.
  * - `"hardware"` (real GPUs): `gemm_shared` in matmul.wgsl, 64×64 blocks staged through workgroup
  *   memory in K-tiles of 16, a 4×4 register tile per invocation.
- * - `"texture"` (CPU adapters, opt-in): the same register-tiled kernel reading both operands with
+ * - `"texture"` (CPU adapters, the default there): the same register-tiled kernel reading both operands with
  *   `textureLoad` from `rgba32float` textures. Each GEMM first repacks op(A)'s and op(B)'s stored
  *   matrices into scratch textures (one small "pack" dispatch each: rows and columns zero-padded to
  *   multiples of 4, batch entries stacked vertically), so any offset, row stride or batch stride
@@ -20,7 +20,8 @@
  * Precision `"f16-storage"` (opt-in, needs `shader-f16`, register-tiled variants only): the same
  * repacking writes the operands as f16 into scratch storage buffers, read as `vec4<f16>` and
  * accumulated in f32. It halves the bytes read, at f16's rounding of every operand (unit roundoff
- * 2⁻¹¹: see bench/RESULTS.md for the measured accuracy and speed).
+ * 2⁻¹¹; magnitudes over 65,504 become infinite). On lavapipe it is slower than f32 (the f16 → f32
+ * conversions cost more than the halved loads save): see bench/RESULTS.md for speed and accuracy.
  *
  * Shapes: op(A) is (M,K), op(B) is (K,N), C is (M,N), bias is (N). Linear layers store W as
  * (in, out) like Hugging Face GPT-2's Conv1D: `y = x·W + b`.
@@ -41,7 +42,11 @@ export type MatmulVariant = "software" | "hardware" | "texture";
 
 /** Options for {@linkcode Matmul.create}. */
 export interface MatmulOptions {
-  /** Kernel family; default `"software"` on CPU adapters (`gpu.isSoftware`), else `"hardware"`. */
+  /**
+   * Kernel family; default `"texture"` on CPU adapters (`gpu.isSoftware`: model A trains 7–9%
+   * faster per CPU second than with `"software"`, model B 17–23%; bench/RESULTS.md), else
+   * `"hardware"`.
+   */
   variant?: MatmulVariant;
   /**
    * Register tile `[TM, TN]` of the software variant, both multiples of 4 (default `[12, 16]`, the
@@ -208,11 +213,25 @@ export class Matmul {
   }
 
   /**
+   * Bytes of the scratch operands this instance keeps for reuse: the texture variant's textures
+   * (outside `gpu.memory`'s accounting) and the f16 buffers (pooled, so also counted there).
+   */
+  get scratchBytes(): number {
+    let n = 0;
+    for (const t of this.#scratch.values()) n += t.byteLength;
+    for (const [key] of this.#textures) {
+      const [w, h] = key.split(":")[1].split("x").map(Number);
+      n += w * h * 16;
+    }
+    return n;
+  }
+
+  /**
    * Compiles (or fetches from the cache) the kernels of the variant picked from `gpu.isSoftware`
    * unless `opts.variant` says which.
    */
   static async create(gpu: Gpu, opts: MatmulOptions = {}): Promise<Matmul> {
-    const variant = opts.variant ?? (gpu.isSoftware ? "software" : "hardware");
+    const variant = opts.variant ?? (gpu.isSoftware ? "texture" : "hardware");
     const precision = opts.precision ?? "f32";
     if (precision === "f16-storage" && (variant === "hardware" || !gpu.hasF16)) {
       throw new RangeError(
