@@ -20,7 +20,7 @@ Trains each method with the same budget (the config's schedule), on the multi-ta
 one task alone, and writes runs/compare/compare.{md,json,svg}.
 
   --methods=LIST   methods to compare (default full,bitfit,lora,adapters,prompt)
-  --single=TASK    the single-task setting's task (default translate); --single= skips it
+  --single=TASK    the single-task setting's task (default summarise); --single= skips it
   --key=value      config overrides shared by every run (default budget: --steps=100)
 `;
 
@@ -36,19 +36,65 @@ const METHOD_SETTINGS: Record<string, Record<string, unknown>> = {
   selective: { lr: 3e-3 },
 };
 
-function row(j: JobResult, setting: string): string {
-  const tasks = j.tasks.map((t) => `${t.after.toFixed(1)}`).join(" | ");
-  return `| ${j.method} | ${setting} | ${tasks} | ${j.trainedGain >= 0 ? "+" : ""}${
-    j.trainedGain.toFixed(1)
-  } | ${
-    Number.isFinite(j.heldOutDelta)
-      ? (j.heldOutDelta >= 0 ? "+" : "") + j.heldOutDelta.toFixed(1)
-      : "n/a"
-  } | ${j.generalPerplexity.before.toFixed(3)} → ${j.generalPerplexity.after.toFixed(3)} | ${
-    j.parameters.percent.toFixed(3)
-  }% | ${(j.memory.peak / 2 ** 20).toFixed(1)} | ${formatSeconds(j.train.seconds)} | ${
-    Math.round(j.train.tokensPerSecond)
-  } |`;
+function signed(x: number): string {
+  return Number.isFinite(x) ? (x >= 0 ? "+" : "") + x.toFixed(1) : "n/a";
+}
+
+/** One compared run: its setting (e.g. `multi-task`) and what its job measured. */
+export interface ComparedRun {
+  /** `multi-task` or `single: TASK`. */
+  setting: string;
+  /** The job's results. */
+  job: JobResult;
+}
+
+/**
+ * The comparison table in Markdown: one row per run, one score column per task (matched by task
+ * name, whatever order each run scored them in), then the mean changes, general-text perplexity,
+ * trainable share, peak memory, training time and throughput.
+ */
+export function compareMarkdown(
+  runs: readonly ComparedRun[],
+  steps: number,
+  batchSize: number,
+): string {
+  const names = [...new Set(runs.flatMap((r) => r.job.tasks.map((t) => t.task)))];
+  const base = runs[0].job.tasks;
+  const cell = (j: JobResult, name: string) => {
+    const t = j.tasks.find((x) => x.task === name);
+    return t ? `${t.after.toFixed(1)}${t.trained ? "" : "*"}` : "";
+  };
+  const row = ({ job: j, setting }: ComparedRun) =>
+    `| ${j.method} | ${setting} | ${names.map((n) => cell(j, n)).join(" | ")} | ${
+      signed(j.trainedGain)
+    } | ${signed(j.heldOutDelta)} | ${j.generalPerplexity.before.toFixed(3)} → ${
+      j.generalPerplexity.after.toFixed(3)
+    } | ${j.parameters.percent.toFixed(3)}% | ${(j.memory.peak / 2 ** 20).toFixed(1)} | ${
+      formatSeconds(j.train.seconds)
+    } | ${Math.round(j.train.tokensPerSecond)} |`;
+  return [
+    "# whet compare",
+    "",
+    `Same budget for every method: ${steps} steps × ${batchSize} sequences. Scores 0–100 after training; * marks a task that run did not train on (held out). Before training: ${
+      base.map((t) => `${t.task} ${t.before.toFixed(1)}`).join(", ")
+    }.`,
+    "",
+    `| method | setting | ${
+      names.join(" | ")
+    } | trained Δ | held-out Δ | general-text perplexity | trainable | peak MiB | train time | tokens/s |`,
+    `| --- | --- | ${
+      names.map(() => "---:").join(" | ")
+    } | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+    ...runs.map(row),
+    "",
+    "Held-out Δ and general-text perplexity are measured with each method active. Prompt tuning",
+    "(and prefix tuning) leave the base weights untouched: with their virtual tokens removed, the",
+    "model is the base model exactly, so they forget nothing; their figures show only how the",
+    "learned prompt conditions other text.",
+    "",
+    "![compare](compare.svg)",
+    "",
+  ].join("\n");
 }
 
 if (import.meta.main) {
@@ -61,7 +107,7 @@ if (import.meta.main) {
     const methods = (args.flags.methods ?? "full,bitfit,lora,adapters,prompt").split(",").filter(
       Boolean,
     );
-    const single = args.flags.single ?? "translate";
+    const single = args.flags.single ?? "summarise";
     const base = await loadConfig(args.config, [
       "--steps=100",
       "--eval.every=0",
@@ -69,7 +115,7 @@ if (import.meta.main) {
       ...args.overrides,
     ]);
     await checkFiles(base);
-    const runs: { setting: string; job: JobResult }[] = [];
+    const runs: ComparedRun[] = [];
     const settings: [string, string[]][] = [["multi-task", base.data.tasks]];
     if (single) settings.push([`single: ${single}`, [single]]);
     let before: number[] | undefined, beforePerplexity: number | undefined;
@@ -109,30 +155,7 @@ if (import.meta.main) {
         runs.push({ setting, job });
       }
     }
-    const names = runs[0].job.tasks.map((t) => t.task);
-    const md = [
-      "# whet compare",
-      "",
-      `Same budget for every method: ${base.schedule.steps} steps × ${base.schedule.batch_size} sequences. Scores 0–100 after training (before: ${
-        runs[0].job.tasks.map((t) => `${t.task} ${t.before.toFixed(1)}`).join(", ")
-      }).`,
-      "",
-      `| method | setting | ${
-        names.join(" | ")
-      } | trained Δ | held-out Δ | trainable | peak MiB | train time | tokens/s |`,
-      `| --- | --- | ${
-        names.map(() => "---:").join(" | ")
-      } | ---: | ---: | ---: | ---: | ---: | ---: |`,
-      ...runs.map((r) => row(r.job, r.setting)),
-      "",
-      "Held-out Δ and general-text perplexity are measured with each method active. Prompt tuning",
-      "(and prefix tuning) leave the base weights untouched: with their virtual tokens removed, the",
-      "model is the base model exactly, so they forget nothing; their figures show only how the",
-      "learned prompt conditions other text.",
-      "",
-      "![compare](compare.svg)",
-      "",
-    ].join("\n");
+    const md = compareMarkdown(runs, base.schedule.steps, base.schedule.batch_size);
     const dir = `${base.output.dir}/compare`;
     await Deno.mkdir(dir, { recursive: true });
     await writeFileAtomic(`${dir}/compare.md`, md);
