@@ -427,7 +427,9 @@ Mean change on trained tasks: **${job.trainedGain >= 0 ? "+" : ""}${
     job.trainedGain.toFixed(1)
   }**; on held-out tasks (forgetting when negative): **${job.heldOutDelta >= 0 ? "+" : ""}${
     Number.isFinite(job.heldOutDelta) ? job.heldOutDelta.toFixed(1) : "n/a"
-  }**.
+  }**. Perplexity of general text (forgetting when it rises): ${
+    job.generalPerplexity.before.toFixed(3)
+  } → ${job.generalPerplexity.after.toFixed(3)}.
 
 | | |
 | --- | --- |

@@ -54,9 +54,15 @@ Deno.test("runJob() writes the adapter, metrics, report and plots, and the adapt
     assert.equal(metrics.losses.length, 6);
     assert.ok(metrics.losses.every(Number.isFinite));
     assert.ok(job.parameters.trainable < job.parameters.total);
+    const report = await Deno.readTextFile(`${dir}/report.md`);
+    assert.match(report, /\| summarise \| trained \| rougeL \|/);
     assert.match(
-      await Deno.readTextFile(`${dir}/report.md`),
-      /\| summarise \| trained \| rougeL \|/,
+      report,
+      /Perplexity of general text \(forgetting when it rises\): \d+\.\d{3} → \d+\.\d{3}/,
+    );
+    assert.ok(
+      Number.isFinite(metrics.generalPerplexity.before) &&
+        Number.isFinite(metrics.generalPerplexity.after),
     );
     assert.match(await Deno.readTextFile(`${dir}/loss.svg`), /^<svg /);
     // The adapter is a PEFT-layout LoRA that loads into the base model.
