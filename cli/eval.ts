@@ -7,11 +7,17 @@
  * @module
  */
 
+import {
+  applyLoraAdapter,
+  integerFlag,
+  loadInferenceModel,
+  tokenizerFor,
+  UsageError,
+} from "./common.ts";
 import { parseArgs } from "node:util";
 import {
   type BenchmarkTask,
   buildSuite,
-  ByteTokenizer,
   corpusBleu,
   corpusChrf,
   DataError,
@@ -22,27 +28,20 @@ import {
   forgettingMarkdown,
   forgettingReport,
   type GlueTaskName,
-  GPT,
-  gptConfig,
+  type GPT,
   Gpu,
   HELD_OUT_TASKS,
   helmMarkdown,
-  HuggingFaceTokenizer,
-  loadHFCheckpoint,
-  lora,
   mmluTask,
-  type PresetName,
   PRESETS,
   readBigBenchTask,
   readGlue,
-  readLoraConfig,
   readMmluCsv,
   rougeCorpus,
   type RunStats,
   suiteBenchmarkTask,
   type TaskResult,
   textPerplexity,
-  TiktokenTokenizer,
   tokenF1,
   type Tokenizer,
 } from "../mod.ts";
@@ -102,7 +101,6 @@ Permissions: the task may read files under the current folder only; for files el
   deno run --allow-read=. --allow-read=DIR --allow-env=XDG_RUNTIME_DIR cli/eval.ts ...`;
 
 /** A command-line mistake: printed with a pointer to --help, exit code 2. */
-class UsageError extends Error {}
 
 /** Where output goes (the console by default; tests capture it). */
 export interface Io {
@@ -113,15 +111,6 @@ export interface Io {
 }
 
 const CONSOLE: Io = { out: (t) => console.log(t), err: (t) => console.error(t) };
-
-function integer(flag: string, text: string | undefined, fallback: number, min = 0): number {
-  if (text === undefined) return fallback;
-  const v = Number(text);
-  if (!(text.trim() !== "" && Number.isInteger(v) && v >= min)) {
-    throw new UsageError(`--${flag} must be an integer ≥ ${min}, got ${JSON.stringify(text)}`);
-  }
-  return v;
-}
 
 async function readText(flag: string, path: string): Promise<string> {
   try {
@@ -300,54 +289,8 @@ async function metricsMain(values: Values, io: Io): Promise<number> {
 
 // --- benchmarks over a model ------------------------------------------------------------------
 
-async function tokenizerFor(
-  spec: string | undefined,
-  modelDir: string | undefined,
-  vocab: number,
-): Promise<Tokenizer> {
-  if (spec === "bytes") return new ByteTokenizer();
-  if (spec === "tiktoken-gpt2") return TiktokenTokenizer.gpt2();
-  if (spec !== undefined) return await HuggingFaceTokenizer.fromFile(spec);
-  if (modelDir === undefined) return new ByteTokenizer();
-  const local = `${modelDir.replace(/\/+$/, "")}/tokenizer.json`;
-  if (await Deno.stat(local).catch(() => null)) return await HuggingFaceTokenizer.fromFile(local);
-  if (vocab === 50257) return TiktokenTokenizer.gpt2();
-  if (vocab === 256) return new ByteTokenizer();
-  throw new UsageError(
-    `--tokenizer is needed: ${modelDir} has no tokenizer.json and its vocabulary of ${vocab} is not GPT-2's`,
-  );
-}
-
-async function loadModel(
-  gpu: Gpu,
-  dir: string | undefined,
-  preset: string | undefined,
-  seed: number,
-) {
-  if (dir !== undefined) {
-    const ckpt = await loadHFCheckpoint(dir).catch((e) => {
-      if ((e as Error).cause instanceof Deno.errors.NotCapable) {
-        throw new UsageError(`${dir}: no permission to read it; run with --allow-read=${dir}`);
-      }
-      throw e;
-    });
-    // Scoring runs no dropout: the checkpoint's attention dropout does not matter here.
-    return await GPT.create(gpu, { ...ckpt.config, attn_pdrop: 0 }, {
-      weights: ckpt.tensors,
-      trainable: false,
-    });
-  }
-  return await GPT.create(gpu, gptConfig(preset as PresetName, { attn_pdrop: 0 }), {
-    seed,
-    trainable: false,
-  });
-}
-
 async function applyAdapter(model: GPT, dir: string, io: Io): Promise<void> {
-  const config = await readLoraConfig(dir);
-  const instance = await lora.apply(model, config, 0);
-  await instance.load(dir);
-  io.err(`whet eval: adapter ${dir}: ${instance.describe()}`);
+  io.err(`whet eval: adapter ${dir}: ${await applyLoraAdapter(model, dir)}`);
 }
 
 /** The benchmark tasks the flags name (the suite's separately). */
@@ -407,16 +350,16 @@ async function modelMain(values: Values, io: Io): Promise<number> {
     );
   }
   const options = {
-    shots: integer("shots", values.shots, 0),
-    seed: integer("fewshot-seed", values["fewshot-seed"], 1234),
+    shots: integerFlag("shots", values.shots, 0),
+    seed: integerFlag("fewshot-seed", values["fewshot-seed"], 1234),
     ...(values["batch-size"] !== undefined
-      ? { batchSize: integer("batch-size", values["batch-size"], 32, 1) }
+      ? { batchSize: integerFlag("batch-size", values["batch-size"], 32, 1) }
       : {}),
-    ...(values.limit !== undefined ? { limit: integer("limit", values.limit, 1, 1) } : {}),
+    ...(values.limit !== undefined ? { limit: integerFlag("limit", values.limit, 1, 1) } : {}),
   };
-  const suiteSize = integer("suite-size", values["suite-size"], 100, 1);
-  const suiteSeed = integer("suite-seed", values["suite-seed"], 0);
-  const seed = integer("seed", values.seed, 0);
+  const suiteSize = integerFlag("suite-size", values["suite-size"], 100, 1);
+  const suiteSeed = integerFlag("suite-seed", values["suite-seed"], 0);
+  const seed = integerFlag("seed", values.seed, 0);
   if (values.forgetting && values.base === undefined && values.adapter === undefined) {
     throw new UsageError(
       "--forgetting needs --base DIR, or --adapter DIR (the base is the model without it)",
@@ -449,12 +392,12 @@ async function modelMain(values: Values, io: Io): Promise<number> {
         : undefined;
       return { scores, ppl };
     };
-    const model = await loadModel(gpu, values.model, values.preset, seed);
+    const model = await loadInferenceModel(gpu, values.model, values.preset, seed);
     try {
       const tok = await tokenizerFor(values.tokenizer, values.model, model.config.vocab_size);
       let base, tuned;
       if (values.base !== undefined) {
-        const baseModel = await loadModel(gpu, values.base, undefined, seed);
+        const baseModel = await loadInferenceModel(gpu, values.base, undefined, seed);
         try {
           base = await score(baseModel, tok);
         } finally {
@@ -485,7 +428,7 @@ async function modelMain(values: Values, io: Io): Promise<number> {
     return 0;
   }
 
-  const model = await loadModel(gpu, values.model, values.preset, seed);
+  const model = await loadInferenceModel(gpu, values.model, values.preset, seed);
   try {
     const tok = await tokenizerFor(values.tokenizer, values.model, model.config.vocab_size);
     if (values.adapter !== undefined) await applyAdapter(model, values.adapter, io);

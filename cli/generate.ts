@@ -5,23 +5,16 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import {
-  ByteTokenizer,
-  generate,
-  type GenerateOptions,
-  GPT,
-  gptConfig,
-  Gpu,
-  HuggingFaceTokenizer,
-  loadHFCheckpoint,
-  lora,
-  type PresetName,
-  PRESETS,
-  readLoraConfig,
-  TiktokenTokenizer,
-  type Tokenizer,
-} from "../mod.ts";
+  applyLoraAdapter,
+  integerFlag,
+  loadInferenceModel,
+  realFlag,
+  tokenizerFor,
+  UsageError,
+} from "./common.ts";
+import { parseArgs } from "node:util";
+import { generate, type GenerateOptions, Gpu, PRESETS } from "../mod.ts";
 
 const HELP = `Usage: deno task generate (--model DIR | --preset NAME) --prompt TEXT [options]
 
@@ -54,69 +47,6 @@ Generation:
 
 Permissions: the task may read files under the current folder only; for a model elsewhere run
   deno run --allow-read=DIR cli/generate.ts --model DIR ...`;
-
-/** A command-line mistake: printed with a pointer to --help, exit code 2. */
-class UsageError extends Error {}
-
-function integer(flag: string, text: string | undefined, fallback: number, min = 0): number {
-  if (text === undefined) return fallback;
-  const v = Number(text);
-  if (!(text.trim() !== "" && Number.isInteger(v) && v >= min)) {
-    throw new UsageError(`--${flag} must be an integer ≥ ${min}, got ${JSON.stringify(text)}`);
-  }
-  return v;
-}
-
-function real(
-  flag: string,
-  text: string | undefined,
-  fallback: number,
-  ok: (v: number) => boolean,
-  range: string,
-): number {
-  if (text === undefined) return fallback;
-  const v = Number(text);
-  if (!(text.trim() !== "" && Number.isFinite(v) && ok(v))) {
-    throw new UsageError(`--${flag} must be a number ${range}, got ${JSON.stringify(text)}`);
-  }
-  return v;
-}
-
-/** Reads `fn`'s files, turning a missing read permission into an error that says how to grant it. */
-async function reading<T>(flag: string, path: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (
-      e instanceof Deno.errors.NotCapable || (e as Error).cause instanceof Deno.errors.NotCapable
-    ) {
-      throw new UsageError(
-        `--${flag} ${path}: no permission to read it; run with --allow-read=${path}`,
-      );
-    }
-    throw e;
-  }
-}
-
-async function tokenizerFor(
-  spec: string | undefined,
-  modelDir: string | undefined,
-  vocab: number,
-): Promise<Tokenizer> {
-  if (spec === "bytes") return new ByteTokenizer();
-  if (spec === "tiktoken-gpt2") return TiktokenTokenizer.gpt2();
-  if (spec !== undefined) {
-    return await reading("tokenizer", spec, () => HuggingFaceTokenizer.fromFile(spec));
-  }
-  if (modelDir === undefined) return new ByteTokenizer();
-  const local = `${modelDir.replace(/\/+$/, "")}/tokenizer.json`;
-  const found = await reading("model", modelDir, () => Deno.stat(local).catch(() => null));
-  if (found) return await reading("model", modelDir, () => HuggingFaceTokenizer.fromFile(local));
-  if (vocab === 50257) return TiktokenTokenizer.gpt2();
-  throw new UsageError(
-    `--tokenizer is needed: ${modelDir} has no tokenizer.json and its vocabulary of ${vocab} is not GPT-2's`,
-  );
-}
 
 /** Parses argv and runs; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -165,11 +95,11 @@ export async function main(args: string[]): Promise<number> {
     const prompts = values.prompt ?? [];
     if (prompts.length === 0) throw new UsageError("--prompt is required (repeat it for a batch)");
     const options: GenerateOptions = {
-      maxNewTokens: integer("max-tokens", values["max-tokens"], 32),
-      temperature: real("temperature", values.temperature, 0, (v) => v >= 0, "≥ 0"),
-      topK: integer("top-k", values["top-k"], 0),
-      topP: real("top-p", values["top-p"], 1, (v) => v > 0 && v <= 1, "in (0, 1]"),
-      seed: integer("seed", values.seed, 0),
+      maxNewTokens: integerFlag("max-tokens", values["max-tokens"], 32),
+      temperature: realFlag("temperature", values.temperature, 0, (v) => v >= 0, "≥ 0"),
+      topK: integerFlag("top-k", values["top-k"], 0),
+      topP: realFlag("top-p", values["top-p"], 1, (v) => v > 0 && v <= 1, "in (0, 1]"),
+      seed: integerFlag("seed", values.seed, 0),
       truncate: values["truncate-left"] ? "left" : "error",
       cache: !values["no-cache"],
     };
@@ -178,18 +108,7 @@ export async function main(args: string[]): Promise<number> {
     }
 
     const gpu = await Gpu.get();
-    let model: GPT;
-    if (values.model !== undefined) {
-      const dir = values.model;
-      const ckpt = await reading("model", dir, () => loadHFCheckpoint(dir));
-      // Generation runs no dropout, so the checkpoint's attention dropout does not matter here
-      // (GPT.create refuses attn_pdrop > 0, which it cannot train).
-      const config = { ...ckpt.config, attn_pdrop: 0 };
-      model = await GPT.create(gpu, config, { weights: ckpt.tensors, trainable: false });
-    } else {
-      const config = gptConfig(values.preset as PresetName, { attn_pdrop: 0 });
-      model = await GPT.create(gpu, config, { seed: options.seed, trainable: false });
-    }
+    const model = await loadInferenceModel(gpu, values.model, values.preset, options.seed ?? 0);
     try {
       const tokenizer = await tokenizerFor(
         values.tokenizer,
@@ -197,11 +116,8 @@ export async function main(args: string[]): Promise<number> {
         model.config.vocab_size,
       );
       if (values.adapter !== undefined) {
-        const dir = values.adapter;
-        const config = await reading("adapter", dir, () => readLoraConfig(dir));
-        const instance = await lora.apply(model, config, 0);
-        await reading("adapter", dir, () => instance.load(dir));
-        console.error(`whet generate: adapter ${dir}: ${instance.describe()}`);
+        const described = await applyLoraAdapter(model, values.adapter);
+        console.error(`whet generate: adapter ${values.adapter}: ${described}`);
       }
       const ids = prompts.map((p, i) => {
         const encoded = tokenizer.encode(p);

@@ -20,12 +20,8 @@ import { loadHFCheckpoint } from "../models/checkpoint.ts";
 import { type GPTConfig, gptConfig, type PresetName, PRESETS } from "../models/config.ts";
 import { GPT } from "../models/gpt.ts";
 import { writeFileAtomic } from "../models/safetensors.ts";
-import {
-  ByteTokenizer,
-  HuggingFaceTokenizer,
-  TiktokenTokenizer,
-  type Tokenizer,
-} from "../models/tokenizer.ts";
+import type { Tokenizer } from "../models/tokenizer.ts";
+import { tokenizerFor } from "./common.ts";
 import type { PeftInstance } from "../peft/method.ts";
 import { peftMethod } from "../peft/registry.ts";
 import { Gpu } from "../runtime/gpu.ts";
@@ -86,11 +82,9 @@ export interface JobResult {
   seconds: number;
 }
 
-/** The tokenizer a config names. */
-export async function makeTokenizer(kind: string): Promise<Tokenizer> {
-  if (kind === "bytes") return new ByteTokenizer();
-  if (kind === "tiktoken-gpt2") return TiktokenTokenizer.gpt2();
-  return await HuggingFaceTokenizer.fromFile(kind);
+/** The tokenizer a config names (`bytes`, `tiktoken-gpt2` or a tokenizer.json path). */
+export function makeTokenizer(kind: string): Promise<Tokenizer> {
+  return tokenizerFor(kind, undefined, 0);
 }
 
 /** Loads the base model of a config (attention dropout, which whet lacks, is turned off with a note). */

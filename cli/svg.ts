@@ -90,7 +90,12 @@ export function barChart(
   categories: readonly string[],
   series: readonly { label: string; values: number[] }[],
 ): string {
-  const W = Math.max(640, 90 * categories.length + 200), H = 420, L = 60, R = 150, Tp = 40, Bt = 120;
+  const W = Math.max(640, 90 * categories.length + 200),
+    H = 420,
+    L = 60,
+    R = 150,
+    Tp = 40,
+    Bt = 120;
   const yMax = niceMax(Math.max(0, ...series.flatMap((s) => s.values.filter(Number.isFinite))));
   const gw = (W - L - R) / Math.max(1, categories.length),
     bw = (gw * 0.8) / Math.max(1, series.length);
