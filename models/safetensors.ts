@@ -443,6 +443,8 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     });
     if (typeof data === "string") await Deno.writeTextFile(tmp, data);
     else await Deno.writeFile(tmp, data);
+    // Temporary files are created private (0600); the file itself should read like any other.
+    if (Deno.build.os !== "windows") await Deno.chmod(tmp, 0o644);
     await Deno.rename(tmp, path);
   } catch (e) {
     if (tmp !== undefined) await Deno.remove(tmp).catch(() => {});

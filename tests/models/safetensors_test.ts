@@ -466,3 +466,16 @@ Deno.test("`writeSafetensors()` writes atomically and `readSafetensors()` names 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("`writeFileAtomic()` leaves a readable file (0644), not the temporary file's 0600", async () => {
+  if (Deno.build.os === "windows") return; // no POSIX modes there
+  const { writeFileAtomic } = await import("../../models/safetensors.ts");
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeFileAtomic(`${dir}/x.json`, "{}\n");
+    const mode = (await Deno.stat(`${dir}/x.json`)).mode! & 0o777;
+    if (mode !== 0o644) throw new Error(`mode ${mode.toString(8)}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
