@@ -41,3 +41,14 @@ export function randomWeights(cfg: GPTConfig, seed: number): Weights {
 export function isKeyBias(cfg: GPTConfig, name: string, i: number): boolean {
   return name.endsWith("attn.c_attn.bias") && i >= cfg.n_embd && i < 2 * cfg.n_embd;
 }
+
+/** Weights rounded to f32 with their Hugging Face shapes, as `GPT.create` and checkpoints take them. */
+export function f32Weights(
+  w: Weights,
+  cfg: GPTConfig,
+): Map<string, { shape: readonly number[]; data: Float32Array }> {
+  const shapes = gpt2ParameterShapes(cfg);
+  return new Map(
+    [...w].map(([k, v]) => [k, { shape: shapes.get(k)!, data: Float32Array.from(v) }]),
+  );
+}

@@ -5,17 +5,15 @@ import {
   generate,
   type GenerateOptions,
   GPT,
-  type GPTConfig,
   lora,
   Rng,
   sampleToken,
   type Tensor,
   type Tokenizer,
 } from "../../mod.ts";
-import { gpt2ParameterShapes } from "../../models/checkpoint.ts";
 import { assertClose, gpu, randn } from "../helpers.ts";
 import { gpt2Ref, type Weights } from "../ref/gpt2.ts";
-import { randomWeights, SMALL } from "./_fixtures.ts";
+import { f32Weights, randomWeights, SMALL } from "./_fixtures.ts";
 
 // SMALL has n_positions 16: prompts of 3 and 6 tokens leave room for 10 new ones.
 const PROMPTS = [[5, 60, 11], [1, 2, 3, 40, 66, 7]];
@@ -25,17 +23,10 @@ const MAX_NEW = 10;
 // 1.4e-6 here; 1e-5 leaves room without hiding a wrong position, key or weight.
 const LOGIT_TOL = { rtol: 1e-5, atol: 1e-5 };
 
-function toF32(w: Weights, cfg: GPTConfig) {
-  const shapes = gpt2ParameterShapes(cfg);
-  return new Map(
-    [...w].map(([k, v]) => [k, { shape: shapes.get(k)!, data: Float32Array.from(v) }]),
-  );
-}
-
 async function smallModel(seed = 11): Promise<{ model: GPT; w: Weights }> {
   const w = randomWeights(SMALL, seed);
   const model = await GPT.create(await gpu(), SMALL, {
-    weights: toF32(w, SMALL),
+    weights: f32Weights(w, SMALL),
     trainable: false,
   });
   return { model, w };

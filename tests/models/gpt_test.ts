@@ -1,16 +1,8 @@
 import assert from "node:assert/strict";
 import { GPT, type GPTConfig, loadHFCheckpoint, Rng, saveHFCheckpoint } from "../../mod.ts";
-import { gpt2ParameterShapes } from "../../models/checkpoint.ts";
 import { assertClose, centralDiff, gpu } from "../helpers.ts";
-import { gpt2Ref, type Weights } from "../ref/gpt2.ts";
-import { randomWeights, SMALL } from "./_fixtures.ts";
-
-function toF32(w: Weights, cfg: GPTConfig) {
-  const shapes = gpt2ParameterShapes(cfg);
-  return new Map(
-    [...w].map(([k, v]) => [k, { shape: shapes.get(k)!, data: Float32Array.from(v) }]),
-  );
-}
+import { gpt2Ref } from "../ref/gpt2.ts";
+import { f32Weights, randomWeights, SMALL } from "./_fixtures.ts";
 
 function batchOf(rng: Rng, cfg: GPTConfig, B: number, T: number) {
   const ids = Array.from({ length: B * T }, () => rng.int(cfg.vocab_size));
@@ -26,7 +18,7 @@ Deno.test("GPT matches the float64 reference: logits, loss and every parameter g
   // The checkpoint goes through the Hugging Face layout on disk, as a user's would.
   const dir = await Deno.makeTempDir();
   try {
-    await saveHFCheckpoint(dir, cfg, toF32(w, cfg));
+    await saveHFCheckpoint(dir, cfg, f32Weights(w, cfg));
     const ckpt = await loadHFCheckpoint(dir);
     const model = await GPT.create(g, ckpt.config, { weights: ckpt.tensors });
     const acts = model.activations(B, T);

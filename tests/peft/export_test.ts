@@ -2,24 +2,13 @@ import assert from "node:assert/strict";
 import {
   adapters,
   GPT,
-  type GPTConfig,
   loadHFCheckpoint,
   peftMethod,
   Rng,
   saveMergedCheckpoint,
 } from "../../mod.ts";
-import { gpt2ParameterShapes } from "../../models/checkpoint.ts";
 import { gpu } from "../helpers.ts";
-import { randomWeights, SMALL } from "../models/_fixtures.ts";
-
-function f32(cfg: GPTConfig, seed: number) {
-  const shapes = gpt2ParameterShapes(cfg);
-  return new Map(
-    [...randomWeights(cfg, seed)].map((
-      [k, v],
-    ) => [k, { shape: shapes.get(k)!, data: Float32Array.from(v) }]),
-  );
-}
+import { f32Weights, randomWeights, SMALL } from "../models/_fixtures.ts";
 
 async function logits(model: GPT, ids: number[]): Promise<Float32Array> {
   const acts = model.activations(1, ids.length);
@@ -38,7 +27,9 @@ const MERGEABLE: [string, Record<string, unknown>][] = [["lora", {
 for (const [name, settings] of MERGEABLE) {
   Deno.test(`saveMergedCheckpoint() exports ${name} as a plain GPT-2 checkpoint with the same outputs`, async () => {
     const g = await gpu();
-    const model = await GPT.create(g, SMALL, { weights: f32(SMALL, 5) });
+    const model = await GPT.create(g, SMALL, {
+      weights: f32Weights(randomWeights(SMALL, 5), SMALL),
+    });
     const method = peftMethod(name);
     const inst = await method.apply(model, method.validate(settings), 1);
     const rng = new Rng(2);

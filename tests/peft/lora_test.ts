@@ -8,19 +8,11 @@ import {
   readSafetensors,
   Rng,
 } from "../../mod.ts";
-import { gpt2ParameterShapes } from "../../models/checkpoint.ts";
 import { assertClose, gpu } from "../helpers.ts";
-import { randomWeights, SMALL } from "../models/_fixtures.ts";
-import { gpt2Ref, type Weights } from "../ref/gpt2.ts";
+import { f32Weights, randomWeights, SMALL } from "../models/_fixtures.ts";
+import { gpt2Ref } from "../ref/gpt2.ts";
 
 const B = 2, T = 6;
-
-function f32(w: Weights, cfg: GPTConfig) {
-  const shapes = gpt2ParameterShapes(cfg);
-  return new Map(
-    [...w].map(([k, v]) => [k, { shape: shapes.get(k)!, data: Float32Array.from(v) }]),
-  );
-}
 
 function inputs(cfg: GPTConfig, seed: number) {
   const rng = new Rng(seed);
@@ -51,7 +43,7 @@ async function randomizeB(model: GPT, inst: LoraInstance, seed: number): Promise
 
 Deno.test("lora.apply() is a no-op until trained: logits equal the base model's exactly", async () => {
   const g = await gpu();
-  const w = f32(randomWeights(SMALL, 1), SMALL);
+  const w = f32Weights(randomWeights(SMALL, 1), SMALL);
   const base = await GPT.create(g, SMALL, { weights: w });
   const { ids } = inputs(SMALL, 2);
   const before = await logitsOf(base, ids);
@@ -76,7 +68,7 @@ Deno.test("LoRA gradients of A and B match the float64 reference through the mer
   const g = await gpu();
   const cfg = SMALL;
   const w = randomWeights(cfg, 4);
-  const model = await GPT.create(g, cfg, { weights: f32(w, cfg) });
+  const model = await GPT.create(g, cfg, { weights: f32Weights(w, cfg) });
   const config = lora.validate({ r: 3, lora_alpha: 6, target_modules: ["c_attn", "mlp.c_proj"] });
   const inst = await lora.apply(model, config, 5);
   await randomizeB(model, inst, 6);
@@ -139,7 +131,7 @@ Deno.test("LoRA gradients of A and B match the float64 reference through the mer
 
 Deno.test("LoRA merge() keeps the outputs (max difference reported) and unmerge() restores the weights", async () => {
   const g = await gpu();
-  const w = f32(randomWeights(SMALL, 8), SMALL);
+  const w = f32Weights(randomWeights(SMALL, 8), SMALL);
   const model = await GPT.create(g, SMALL, { weights: w });
   const inst = await lora.apply(
     model,
@@ -183,7 +175,7 @@ Deno.test("LoRA merge() keeps the outputs (max difference reported) and unmerge(
 
 Deno.test("LoRA save() writes Hugging Face PEFT's layout and load() restores it exactly", async () => {
   const g = await gpu();
-  const w = f32(randomWeights(SMALL, 9), SMALL);
+  const w = f32Weights(randomWeights(SMALL, 9), SMALL);
   const dir = await Deno.makeTempDir();
   try {
     const m1 = await GPT.create(g, SMALL, { weights: w });
@@ -236,7 +228,9 @@ Deno.test("LoRA save() writes Hugging Face PEFT's layout and load() restores it 
 
 Deno.test("several named LoRA adapters live on one base: switching and disabling", async () => {
   const g = await gpu();
-  const model = await GPT.create(g, SMALL, { weights: f32(randomWeights(SMALL, 10), SMALL) });
+  const model = await GPT.create(g, SMALL, {
+    weights: f32Weights(randomWeights(SMALL, 10), SMALL),
+  });
   const { ids } = inputs(SMALL, 5);
   const base = await logitsOf(model, ids);
   const a = await lora.apply(model, lora.validate({ adapter_name: "a" }), 1);

@@ -4,21 +4,11 @@
  * lowers the loss, and saves and loads exactly.
  */
 import assert from "node:assert/strict";
-import { type BatchSource, GPT, type GPTConfig, PEFT_METHODS, Rng, Trainer } from "../../mod.ts";
-import { gpt2ParameterShapes } from "../../models/checkpoint.ts";
+import { type BatchSource, GPT, PEFT_METHODS, Rng, Trainer } from "../../mod.ts";
 import { gpu } from "../helpers.ts";
-import { randomWeights, SMALL } from "../models/_fixtures.ts";
+import { f32Weights, randomWeights, SMALL } from "../models/_fixtures.ts";
 
 const B = 2, T = 8;
-
-function weights(cfg: GPTConfig) {
-  const shapes = gpt2ParameterShapes(cfg);
-  return new Map(
-    [...randomWeights(cfg, 31)].map((
-      [k, v],
-    ) => [k, { shape: shapes.get(k)!, data: Float32Array.from(v) }]),
-  );
-}
 
 const source: BatchSource = {
   batchesPerEpoch: 1,
@@ -49,7 +39,7 @@ async function logits(model: GPT): Promise<Float32Array> {
 for (const [name, method] of Object.entries(PEFT_METHODS)) {
   Deno.test(`PEFT method "${name}" keeps the contract: no-op at start, trains only its parameters, saves and loads`, async () => {
     const g = await gpu();
-    const w = weights(SMALL);
+    const w = f32Weights(randomWeights(SMALL, 31), SMALL);
     const model = await GPT.create(g, SMALL, { weights: w });
     const before = await logits(model);
     // The test model has 16 positions: leave room for the 8 real ones.

@@ -11,9 +11,9 @@ import {
 } from "../../mod.ts";
 import { gpt2ParameterShapes } from "../../models/checkpoint.ts";
 import { gpu } from "../helpers.ts";
-import { isKeyBias, randomWeights, SMALL } from "../models/_fixtures.ts";
+import { f32Weights, isKeyBias, randomWeights, SMALL } from "../models/_fixtures.ts";
 import { adamwStep } from "../ref/adamw.ts";
-import { gpt2Ref, type Weights } from "../ref/gpt2.ts";
+import { gpt2Ref } from "../ref/gpt2.ts";
 import { gradNorm } from "../ref/gradnorm.ts";
 
 /** A deterministic source of random (B,T) batches: batch (e, i) depends only on (seed, e, i). */
@@ -33,13 +33,6 @@ function randomSource(
       return { ids, labels, batchSize: B, seqLen: T };
     },
   };
-}
-
-function f32Weights(w: Weights, cfg: GPTConfig) {
-  const shapes = gpt2ParameterShapes(cfg);
-  return new Map(
-    [...w].map(([k, v]) => [k, { shape: shapes.get(k)!, data: Float32Array.from(v) }]),
-  );
 }
 
 Deno.test("Trainer steps match the float64 reference (AdamW, weight decay on matrices only, clipping, warmup+cosine)", async () => {
