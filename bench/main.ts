@@ -38,7 +38,9 @@ per-dispatch overhead, and a plain TypeScript matmul for comparison.
 Then trains model A (d 128, 4 layers, 4 heads, context 128, batch 16) and model B (d 256,
 6 layers, 8 heads) for a few steps per method and reports tokens/s (wall and per CPU second),
 peak GPU bytes, dispatches, submits and GPU waits per step, and the same training step in plain
-TypeScript (the float64 reference, scaled from a smaller batch) as a ratio.
+TypeScript (the float64 reference, scaled from a smaller batch) as a ratio. After each of
+whet's rows the same model, method, batch and data train with TF.js's webgpu backend on the same
+adapter (the peer, bench/tfjs.ts), reported as whet ÷ TF.js ratios.
 
 Options:
   --json            print machine-readable JSON instead of tables
@@ -52,6 +54,7 @@ Options:
   --methods LIST    full, lora, adapters, prompt (default all four)
   --steps N         timed training steps after one warm-up step (default 3)
   --no-cpu          skip the plain-TypeScript training baseline
+  --no-peer         skip the TF.js peer (--quick runs it on the tiny model only)
   --variant NAME    software, hardware, texture, both (software and hardware; the default) or
                     all
   --tile TMxTN      register tile of the software variant (default 12x16)
@@ -100,6 +103,7 @@ function parse() {
         methods: { type: "string", default: "full,lora,adapters,prompt" },
         steps: { type: "string", default: "3" },
         "no-cpu": { type: "boolean", default: false },
+        "no-peer": { type: "boolean", default: false },
         help: { type: "boolean", default: false },
       },
     }));
@@ -151,6 +155,7 @@ function parse() {
     methods,
     steps: values.quick ? 1 : steps,
     cpu: !values["no-cpu"],
+    peer: !values["no-peer"],
   };
 }
 
@@ -393,10 +398,16 @@ function printTable(table: string[][], rightFrom: number): void {
 /** The training section: each model × method, then the CPU baseline per model. */
 async function trainSection(gpu: Gpu, opts: Opts) {
   const rows: TrainRow[] = [];
+  // The TF.js peer is a benchmark-only dependency, loaded only when it runs.
+  const tfjs = opts.peer ? await import("./tfjs.ts") : null;
+  const peer: import("./tfjs.ts").PeerComparison[] = [];
   for (const model of opts.models) {
     for (const method of opts.methods) {
       rows.push(await benchTrain(gpu, model, method, opts.steps));
       if (!opts.json) printTrain([rows[rows.length - 1]], rows.length === 1);
+      if (tfjs && (!opts.quick || model === "tiny")) {
+        peer.push(tfjs.compare(rows.at(-1)!, await tfjs.benchTfjs(model, method, opts.steps)));
+      }
     }
   }
   const cpu: (CpuBaseline & { fullRatio: number | null })[] = [];
@@ -422,7 +433,9 @@ async function trainSection(gpu: Gpu, opts: Opts) {
       }
     }
   }
-  return { rows, cpu };
+  const peerInfo = peer.length > 0 ? await tfjs!.tfjsPeer() : null;
+  if (peerInfo && !opts.json) tfjs!.printPeer(peerInfo, peer);
+  return { rows, cpu, peer, peerInfo };
 }
 
 function printTrain(rows: TrainRow[], header: boolean): void {
@@ -747,6 +760,7 @@ async function main() {
     const t = await trainSection(gpu, opts);
     result.train = t.rows;
     result.cpuBaseline = t.cpu;
+    if (t.peerInfo) Object.assign(result, { peerInfo: t.peerInfo, peer: t.peer });
   }
   if (opts.sections.includes("profile")) {
     result.profile = await profileSection(gpu, opts);
