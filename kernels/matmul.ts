@@ -29,7 +29,7 @@
  * @module
  */
 
-import type { Batch, Binding, Gpu, Kernel } from "../runtime/mod.ts";
+import type { Batch, Binding, Gpu, Kernel, TextureCopy } from "../runtime/mod.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import { checkLoops, grid, needSize, Params } from "./common.ts";
 import code from "./matmul.wgsl" with { type: "text" };
@@ -189,7 +189,14 @@ export class Matmul {
   readonly #tm: number;
   readonly #tn: number;
   /** Scratch textures of the texture variant by `slot:width×height`, reused GEMM after GEMM. */
-  readonly #textures = new Map<string, GPUTextureView>();
+  readonly #textures = new Map<string, { texture: GPUTexture; view: GPUTextureView }>();
+  /**
+   * Texture variant: fill the operand textures with buffer-to-texture copies where the operand's
+   * layout allows it (no zero padding needed, rows 256-byte aligned), instead of the pack kernel.
+   * On lavapipe a copy moves 14–43 GB/s, the pack kernel's texel stores ~1 GB/s. On by default;
+   * tests switch it off to exercise the pack kernel on the same shapes.
+   */
+  packByCopy = true;
   /** Scratch f16 buffers of the f16-storage precision, likewise. */
   readonly #scratch = new Map<string, Tensor>();
   #dummy: Tensor | undefined;
@@ -634,17 +641,24 @@ export class Matmul {
     const key = `${slot}:${q.w4}x${q.height}`;
     let dst: Binding;
     if (packed === "texture") {
-      let view = this.#textures.get(key);
-      if (!view) {
-        view = this.#gpu.device.createTexture({
+      let tex = this.#textures.get(key);
+      if (!tex) {
+        const texture = this.#gpu.device.createTexture({
           label: `matmul.${slot}.${key}`,
           size: [q.w4, q.height],
           format: "rgba32float",
-          usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
-        }).createView();
-        this.#textures.set(key, view);
+          usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING |
+            GPUTextureUsage.COPY_DST,
+        });
+        tex = { texture, view: texture.createView() };
+        this.#textures.set(key, tex);
       }
-      dst = { texture: view };
+      dst = { texture: tex.view };
+      const copies = this.packByCopy ? copyRects(q, off, ld, so, si, inner) : null;
+      if (copies) {
+        batch.copyToTexture(t, tex.texture, copies);
+        return dst;
+      }
     } else {
       let buf = this.#scratch.get(key);
       if (!buf) {
@@ -661,6 +675,47 @@ export class Matmul {
     batch.dispatch(kernel, [vec4Range(t, vec), dst], params, grid(total, SW_GROUP));
     return dst;
   }
+}
+
+/**
+ * The copy rectangles that fill a packed operand texture straight from the stored matrix, or null
+ * when that is not possible: the packed texture must need no zero padding (columns and rows per
+ * batch entry multiples of 4), rows must start on a texel (offsets multiples of 4 floats) and be
+ * 256 bytes apart (row stride a multiple of 64 floats, WebGPU's `bytesPerRow` alignment). Batch
+ * entries whose rows follow one another in memory become one rectangle; otherwise one rectangle
+ * per entry, up to 256 of them.
+ */
+function copyRects(
+  q: PackShape,
+  off: number,
+  ld: number,
+  so: number,
+  si: number,
+  inner: number,
+): TextureCopy[] | null {
+  if (q.cols % 4 !== 0 || q.rows % 4 !== 0 || off % 4 !== 0 || (ld * 4) % 256 !== 0) return null;
+  const count = q.height / q.rowsP, outer = count / inner;
+  const bytesPerRow = ld * 4;
+  // Entries stacked back to back: entry z starts where entry z−1's rows end.
+  const contiguous = (inner === 1 || si === q.rows * ld) &&
+    (outer === 1 || so === inner * q.rows * ld);
+  if (contiguous) {
+    return [{ offset: off * 4, bytesPerRow, width: q.w4, height: q.height, y: 0 }];
+  }
+  if (count > 256 || so % 4 !== 0 || si % 4 !== 0) return null;
+  const rects: TextureCopy[] = [];
+  for (let bo = 0; bo < outer; bo++) {
+    for (let bi = 0; bi < inner; bi++) {
+      rects.push({
+        offset: (off + bo * so + bi * si) * 4,
+        bytesPerRow,
+        width: q.w4,
+        height: q.rows,
+        y: (bo * inner + bi) * q.rowsP,
+      });
+    }
+  }
+  return rects;
 }
 
 const X4 = "xyzw";

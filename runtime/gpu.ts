@@ -77,6 +77,21 @@ export interface ProfileEntry {
   ms: number;
 }
 
+/**
+ * One dispatch as recorded by {@linkcode Gpu.recorder}: enough to dispatch it again with
+ * {@linkcode Batch.dispatch} (while its tensors are alive).
+ */
+export interface RecordedDispatch {
+  /** The compiled kernel. */
+  kernel: Kernel;
+  /** Storage bindings in binding order. */
+  bindings: readonly Binding[];
+  /** The uniform parameters, if the kernel takes any. */
+  params: ArrayBuffer | undefined;
+  /** Workgroup counts. */
+  groups: [number, number, number];
+}
+
 /** Options for {@linkcode Gpu.create}. */
 export interface GpuOptions {
   /** Passed to `requestAdapter`; default `"high-performance"`. */
@@ -134,7 +149,25 @@ type Op =
   }
   | { kind: "copy"; src: Binding; dst: Binding; size: number }
   | { kind: "fill"; dst: Tensor }
-  | { kind: "upload"; dst: Binding; data: Uint8Array; offset: number };
+  | { kind: "upload"; dst: Binding; data: Uint8Array; offset: number }
+  | { kind: "texture"; src: Tensor; dst: GPUTexture; copies: TextureCopy[] };
+
+/**
+ * One rectangle of a buffer-to-texture copy (see {@linkcode Batch.copyToTexture}): `height` rows
+ * of `width` texels from byte `offset` of the source, `bytesPerRow` apart, to texture row `y`.
+ */
+export interface TextureCopy {
+  /** Byte offset in the source tensor; a multiple of the texel size (16 for rgba32float). */
+  offset: number;
+  /** Source row stride in bytes; a multiple of 256 (WebGPU's copy alignment). */
+  bytesPerRow: number;
+  /** Texels per row. */
+  width: number;
+  /** Rows. */
+  height: number;
+  /** First texture row written. */
+  y: number;
+}
 
 const FILL_WGSL = `
 struct Params { n: u32, value: f32 }
@@ -245,6 +278,12 @@ export class Batch {
       ) as ArrayBuffer);
     }
     if (g[0] * g[1] * g[2] === 0) return this;
+    this.#gpu.recorder?.push({
+      kernel,
+      bindings,
+      params: p,
+      groups: g as [number, number, number],
+    });
     this.#ops.push({
       kind: "dispatch",
       kernel,
@@ -259,6 +298,29 @@ export class Batch {
   copy(src: Binding, dst: Binding, size?: number): this {
     const n = size ?? rangeSize(src);
     this.#ops.push({ kind: "copy", src, dst, size: n });
+    return this;
+  }
+
+  /**
+   * Records copies from `src` into `dst` (a texture with `COPY_DST` usage), ordered with the other
+   * operations of this batch. Each rectangle must satisfy WebGPU's buffer-to-texture alignment
+   * (offset a multiple of the texel size, `bytesPerRow` a multiple of 256) and lie inside both.
+   */
+  copyToTexture(src: Tensor, dst: GPUTexture, copies: TextureCopy[]): this {
+    for (const c of copies) {
+      const last = c.offset + (c.height - 1) * c.bytesPerRow + c.width * 16;
+      if (
+        c.offset % 16 !== 0 || c.bytesPerRow % 256 !== 0 || last > src.byteLength ||
+        c.width > dst.width || c.y + c.height > dst.height
+      ) {
+        throw new RangeError(
+          `Cannot copy tensor "${src.label}" into texture "${dst.label}": rectangle ${
+            JSON.stringify(c)
+          } is misaligned or out of bounds (tensor ${src.byteLength} bytes, texture ${dst.width}×${dst.height})`,
+        );
+      }
+    }
+    this.#ops.push({ kind: "texture", src, dst, copies });
     return this;
   }
 
@@ -367,6 +429,13 @@ export class Gpu {
    * the mode off nothing changes.
    */
   profile = false;
+
+  /**
+   * When set, every dispatch recorded into any batch is also appended here (benchmarks replay
+   * them kernel by kernel to time each one by the wall clock, where timestamp queries are missing
+   * or unreliable). Off (`null`) by default.
+   */
+  recorder: RecordedDispatch[] | null = null;
 
   private constructor(adapter: GPUAdapter, device: GPUDevice) {
     this.adapter = adapter;
@@ -816,6 +885,14 @@ export class Gpu {
             op.data.byteLength,
           );
           sOffset += Math.ceil(op.data.byteLength / 4) * 4;
+        } else if (op.kind === "texture") {
+          for (const c of op.copies) {
+            enc.copyBufferToTexture(
+              { buffer: op.src.buffer, offset: c.offset, bytesPerRow: c.bytesPerRow },
+              { texture: op.dst, origin: [0, c.y] },
+              [c.width, c.height],
+            );
+          }
         } else {
           enc.clearBuffer(op.dst.buffer, 0, op.dst.byteLength);
         }

@@ -14,6 +14,8 @@ export {
   type Kernel,
   type KernelSpec,
   type ProfileEntry,
+  type RecordedDispatch,
+  type TextureCopy,
 } from "./gpu.ts";
 export { BufferPool, type PoolStats } from "./pool.ts";
 export { Tensor } from "./tensor.ts";

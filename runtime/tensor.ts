@@ -60,6 +60,11 @@ export class Tensor {
   }
 
   /** The underlying buffer; throws after {@linkcode release}. */
+  /** True once the tensor was released (its buffer went back to the pool). */
+  get released(): boolean {
+    return !this.#buffer;
+  }
+
   get buffer(): GPUBuffer {
     if (!this.#buffer) throw new Error(`Cannot use tensor "${this.label}": it was released`);
     return this.#buffer;

@@ -135,7 +135,12 @@ function extent(
 }
 
 /** Runs several GEMMs in one batch and checks each against gemmRef. */
-async function runCases(variant: Config, seed: number, cases: Case[]): Promise<void> {
+async function runCases(
+  variant: Config,
+  seed: number,
+  cases: Case[],
+  checkOps?: (ops: string[]) => void,
+): Promise<void> {
   const [g, mm] = await matmul(variant);
   const rng = new Rng(seed);
   const batch = g.batch();
@@ -180,6 +185,7 @@ async function runCases(variant: Config, seed: number, cases: Case[]): Promise<v
     kernels.every((n) => n.startsWith(GEMM_KERNEL[variant])),
     `${variant}: ran ${kernels.join(", ")}`,
   );
+  checkOps?.(batch.kernels);
   await batch.submit();
   const outs = await g.read(runs.map((r) => r.c));
   runs.forEach((r, i) => {
@@ -304,6 +310,68 @@ for (const variant of VARIANTS) {
       ]);
     }
   });
+
+  if (variant === "texture") {
+    for (const byCopy of [true, false]) {
+      const how = byCopy ? "buffer-to-texture copies" : "the pack kernel";
+      Deno.test(`Matmul.gemm() fills its operand textures with ${how} where the layout allows (texture)`, async () => {
+        const [, mm] = await matmul("texture");
+        mm.packByCopy = byCopy;
+        try {
+          // Copyable: rows and columns multiples of 4, row strides multiples of 64 floats (256
+          // bytes), offsets multiples of 4; batches contiguous (one rectangle) or strided heads
+          // (one rectangle per entry).
+          const [B, T, H, hs] = [2, 12, 4, 16], C = H * hs;
+          const cases: Case[] = [
+            {
+              label: "A·B, lda 64, ldb 64",
+              bias: true,
+              spec: { m: 68, n: 20, k: 36, lda: 64, ldb: 64, offsetA: 8, offsetB: 4 },
+            },
+            {
+              label: "Aᵀ·Bᵀ, contiguous batch of 3, C +=",
+              bias: false,
+              spec: {
+                m: 64,
+                n: 64,
+                k: 64,
+                transA: true,
+                transB: true,
+                accumulate: true,
+                batch: 3,
+                strideA: 64 * 64,
+                strideB: 64 * 64,
+                strideC: 64 * 64,
+              },
+            },
+            {
+              label: `q·kᵀ heads read in place from qkv (ld ${3 * C})`,
+              bias: false,
+              spec: {
+                m: T,
+                n: T,
+                k: hs,
+                transB: true,
+                batch: [B, H],
+                offsetB: C,
+                lda: 3 * C,
+                ldb: 3 * C,
+                strideA: [T * 3 * C, hs],
+                strideB: [T * 3 * C, hs],
+                strideC: [H * T * T, T * T],
+              },
+            },
+          ];
+          await runCases("texture", 4242, cases, (ops) => {
+            assert.equal(ops.includes("texture"), byCopy, ops.join(", "));
+            assert.equal(ops.some((o) => o.startsWith("matmul.pack_texture")), !byCopy);
+          });
+        } finally {
+          mm.packByCopy = true;
+        }
+      });
+    }
+  }
 
   const PATTERNS: [string, boolean, boolean, boolean][] = [
     ["dx, dW and dBias", true, true, true],

@@ -233,3 +233,54 @@ Deno.test("Batch.dispatch() refuses a binding over the device's storage-binding 
     release(big, small);
   }
 });
+
+Deno.test("Batch.copyToTexture() copies rectangles in order and refuses misaligned ones naming the tensor", async () => {
+  const g = await gpu();
+  // 8 rows of 64 floats; copy rows 2..5 (4 rows × 16 texels) to texture rows 1..4.
+  const data = Float32Array.from({ length: 8 * 64 }, (_, i) => i);
+  const src = g.tensor([8, 64], data, "copy.src");
+  const texture = g.device.createTexture({
+    label: "copy.dst",
+    size: [16, 6],
+    format: "rgba32float",
+    usage: GPUTextureUsage.COPY_DST | GPUTextureUsage.COPY_SRC,
+  });
+  const out = g.device.createBuffer({
+    size: 6 * 256,
+    usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ,
+  });
+  try {
+    const batch = g.batch();
+    // Written before the copy in the same batch: the copy must see the new row 2.
+    batch.write(src, new Float32Array(64).fill(-1), 2 * 64);
+    batch.copyToTexture(src, texture, [
+      { offset: 2 * 256, bytesPerRow: 256, width: 16, height: 4, y: 1 },
+    ]);
+    assert.ok(batch.kernels.includes("texture"));
+    await batch.submit();
+    const enc = g.device.createCommandEncoder();
+    enc.copyTextureToBuffer({ texture }, { buffer: out, bytesPerRow: 256 }, [16, 6]);
+    g.device.queue.submit([enc.finish()]);
+    await out.mapAsync(GPUMapMode.READ);
+    const got = new Float32Array(out.getMappedRange().slice(0));
+    out.unmap();
+    for (let r = 1; r <= 4; r++) {
+      const want = r === 1 ? new Float32Array(64).fill(-1) : data.slice((r + 1) * 64, (r + 2) * 64);
+      assert.deepEqual(got.slice(r * 64, r * 64 + 64), want, `texture row ${r}`);
+    }
+    for (
+      const bad of [
+        { offset: 8, bytesPerRow: 256, width: 16, height: 1, y: 0 }, // offset not a texel
+        { offset: 0, bytesPerRow: 128, width: 8, height: 2, y: 0 }, // row stride not 256-aligned
+        { offset: 0, bytesPerRow: 256, width: 16, height: 9, y: 0 }, // past the tensor's end
+        { offset: 0, bytesPerRow: 256, width: 16, height: 2, y: 5 }, // past the texture's end
+      ]
+    ) {
+      assert.throws(() => g.batch().copyToTexture(src, texture, [bad]), /"copy\.src".*"copy\.dst"/);
+    }
+  } finally {
+    texture.destroy();
+    out.destroy();
+    release(src);
+  }
+});
