@@ -21,10 +21,12 @@ const FWD_TOL = { rtol: 1e-5, atol: 1e-7 };
 // times |dout| ≤ ~4: atol 1e-6. dx also holds its accumulated initial value.
 const BWD_TOL = { rtol: 1e-5, atol: 1e-6 };
 
-async function run(x: Float64Array): Promise<void> {
+type Variant = "vec4" | "scalar";
+
+async function run(x: Float64Array, variant: Variant): Promise<void> {
   const n = x.length;
   const g = await gpu();
-  const k = await Gelu.create(g);
+  const k = await Gelu.create(g, { variant });
   const rng = new Rng(n + 1);
   const dout = randn(rng, n), dx0 = randn(rng, n);
   const tx = upload(g, [n], x, "x"), tout = poisoned(g, [n]);
@@ -32,6 +34,12 @@ async function run(x: Float64Array): Promise<void> {
   const batch = g.batch();
   k.forward(batch, tx, tout);
   k.backward(batch, tx, tdout, tdx);
+  // The vec4 kernels run whenever n is a multiple of 4; otherwise (and for "scalar") the scalar ones.
+  const vec = variant === "vec4" && n % 4 === 0;
+  assert.deepEqual(
+    batch.kernels,
+    vec ? ["gelu.forward_vec4", "gelu.backward_vec4"] : ["gelu.forward", "gelu.backward"],
+  );
   await batch.submit();
   const [out, dx] = await g.read([tout, tdx]);
   const refDx = dx0.slice();
@@ -41,10 +49,13 @@ async function run(x: Float64Array): Promise<void> {
   release(tx, tout, tdout, tdx);
 }
 
-for (const n of [1, 7, 33, 97, 97 * 768]) {
-  Deno.test(`Gelu.forward() and backward() match the reference for n=${n}`, async () => {
-    await run(randn(new Rng(n), n, 3));
-  });
+// 388 and 4,100 are multiples of 4 but not of the vec4 kernels' 4 vec4s × 256 invocations.
+for (const variant of ["vec4", "scalar"] as const) {
+  for (const n of [1, 7, 33, 97, 388, 4100, 97 * 768]) {
+    Deno.test(`Gelu.forward() and backward() match the reference for n=${n} (${variant})`, async () => {
+      await run(randn(new Rng(n), n, 3), variant);
+    });
+  }
 }
 
 Deno.test("Gelu.forward() and backward() stay finite and match the reference at large |x|", async () => {
@@ -67,9 +78,12 @@ Deno.test("Gelu.forward() and backward() stay finite and match the reference at 
     0,
     3.4e38,
     -3.4e38,
+    0.5,
+    -0.75,
+    1e-30,
   ];
-  const x = Float64Array.from(special, Math.fround);
-  await run(x);
+  const x = Float64Array.from(special, Math.fround); // 20 values: the vec4 kernels run too
+  for (const variant of ["vec4", "scalar"] as const) await run(x, variant);
 });
 
 Deno.test("Gelu.forward() gives exactly x and 0 far out on each side", async () => {
