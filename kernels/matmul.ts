@@ -31,7 +31,7 @@
 
 import type { Batch, Binding, Gpu, Kernel, TextureCopy } from "../runtime/mod.ts";
 import type { Tensor } from "../runtime/tensor.ts";
-import { checkLoops, grid, needSize, Params } from "./common.ts";
+import { checkLoops, grid, LOOP_CAP, needSize, Params } from "./common.ts";
 import code from "./matmul.wgsl" with { type: "text" };
 
 const FILE = "kernels/matmul.wgsl";
@@ -186,6 +186,7 @@ export class Matmul {
   readonly #gpu: Gpu;
   readonly #gemm: Map<string, Kernel>;
   readonly #dbias: Kernel;
+  readonly #dbiasTree: Kernel;
   readonly #tm: number;
   readonly #tn: number;
   /** Scratch textures of the texture variant by `slot:width×height`, reused GEMM after GEMM. */
@@ -207,6 +208,7 @@ export class Matmul {
     precision: "f32" | "f16-storage",
     gemm: Map<string, Kernel>,
     dbias: Kernel,
+    dbiasTree: Kernel,
     tm: number,
     tn: number,
   ) {
@@ -215,6 +217,7 @@ export class Matmul {
     this.precision = precision;
     this.#gemm = gemm;
     this.#dbias = dbias;
+    this.#dbiasTree = dbiasTree;
     this.#tm = tm;
     this.#tn = tn;
   }
@@ -322,7 +325,16 @@ export class Matmul {
         ]);
       }
     }
+    // Software adapters sum each bias column in one invocation (no barriers); GPUs use the
+    // workgroup tree. biasBackward falls back to the tree past the loop cap.
     const dbias = gpu.kernel({
+      name: variant === "hardware" ? "matmul.dbias" : "matmul.dbias_columns",
+      file: FILE,
+      code,
+      entry: variant === "hardware" ? "dbias" : "dbias_columns",
+      bindings: ["uniform", "read", "write"],
+    });
+    const dbiasTree = variant === "hardware" ? dbias : gpu.kernel({
       name: "matmul.dbias",
       file: FILE,
       code,
@@ -336,6 +348,7 @@ export class Matmul {
       precision,
       new Map(specs.map(([key], i) => [key, kernels[i]])),
       await dbias,
+      await dbiasTree,
       tm,
       tn,
     );
@@ -472,7 +485,11 @@ export class Matmul {
     ld = N,
     offset = 0,
   ): void {
-    const name = this.#dbias.name;
+    // One invocation per column below the loop cap on CPU adapters, else the workgroup tree.
+    const kernel = this.#dbias !== this.#dbiasTree && M + 5 <= LOOP_CAP
+      ? this.#dbias
+      : this.#dbiasTree;
+    const name = kernel.name;
     positive(name, { M, N });
     if (ld < N) {
       throw new RangeError(
@@ -481,9 +498,13 @@ export class Matmul {
     }
     needSize(name, dy, offset + (M - 1) * ld + N, `dy (${M},${N})`);
     needSize(name, dBias, N, `dBias (${N})`);
-    checkLoops(name, Math.ceil(M / BIAS_LANES) + 5, `summing ${M} rows`);
     const params = new Params(8).u32(M).u32(N).u32(ld).u32(offset).u32(0).bytes;
-    batch.dispatch(this.#dbias, [dy, dBias], params, Math.ceil(N / BIAS_COLS));
+    if (kernel === this.#dbiasTree) {
+      checkLoops(name, Math.ceil(M / BIAS_LANES) + 5, `summing ${M} rows`);
+      batch.dispatch(kernel, [dy, dBias], params, Math.ceil(N / BIAS_COLS));
+    } else {
+      batch.dispatch(kernel, [dy, dBias], params, grid(N, SW_GROUP));
+    }
   }
 
   /**

@@ -151,3 +151,15 @@ fn dbias(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: v
   }
   if (lid.y == 0u && n < q.N) { dBias[q.offBias + n] = dBias[q.offBias + n] + partial[lid.x]; }
 }
+
+// The same sum for CPU adapters: one invocation per column walks all M rows in order (M
+// iterations: the wrapper uses it only below the loop cap), no workgroup memory and no barriers,
+// which lavapipe runs as coroutine switches. Consecutive invocations read consecutive columns.
+@compute @workgroup_size(64)
+fn dbias_columns(@builtin(global_invocation_id) gid: vec3u) {
+  let n = gid.x;
+  if (n >= q.N) { return; }
+  var s = 0.0;
+  for (var m = 0u; m < q.M; m++) { s = s + dy[q.off + m * q.ld + n]; }
+  dBias[q.offBias + n] = dBias[q.offBias + n] + s;
+}

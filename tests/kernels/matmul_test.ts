@@ -584,32 +584,43 @@ for (const variant of VARIANTS) {
   });
 }
 
-Deno.test("Matmul.biasBackward() matches the reference over many rows, strided and offset", async () => {
-  const [g, mm] = await matmul("software");
-  const [M, N, ld, off] = [1000, 9, 11, 3];
-  const rng = new Rng(9);
-  const dy = randn(rng, off + (M - 1) * ld + N), db0 = randn(rng, N);
-  const tdy = upload(g, [dy.length], dy, "dy"), tdb = upload(g, [N], db0, "dBias");
-  const batch = g.batch();
-  mm.biasBackward(batch, tdy, tdb, M, N, ld, off);
-  await batch.submit();
-  const [db] = await g.read([tdb]);
-  const ones = new Float64Array(M).fill(1);
-  const expected = db0.slice();
-  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) expected[n] += dy[off + m * ld + n];
-  expectGemm(db, expected, {
-    a: ones,
-    b: dy,
-    c: db0,
-    m: 1,
-    n: N,
-    k: M,
-    offsetB: off,
-    ldb: ld,
-    accumulate: true,
-  }, "dBias (+=)");
-  release(tdy, tdb);
-});
+// CPU adapters sum each column in one invocation (matmul.dbias_columns) below the loop cap and
+// fall back to the workgroup tree (matmul.dbias) past it; GPUs always use the tree.
+for (
+  const [variant, M, N, want] of [
+    ["software", 1000, 9, "matmul.dbias_columns"],
+    ["software", 70_000, 3, "matmul.dbias"],
+    ["hardware", 1000, 9, "matmul.dbias"],
+  ] as const
+) {
+  Deno.test(`Matmul.biasBackward() matches the reference over ${M} rows, strided and offset (${want}, ${variant})`, async () => {
+    const [g, mm] = await matmul(variant);
+    const [ld, off] = [N + 2, 3];
+    const rng = new Rng(9 + M);
+    const dy = randn(rng, off + (M - 1) * ld + N), db0 = randn(rng, N);
+    const tdy = upload(g, [dy.length], dy, "dy"), tdb = upload(g, [N], db0, "dBias");
+    const batch = g.batch();
+    mm.biasBackward(batch, tdy, tdb, M, N, ld, off);
+    assert.deepEqual(batch.kernels, [want]);
+    await batch.submit();
+    const [db] = await g.read([tdb]);
+    const ones = new Float64Array(M).fill(1);
+    const expected = db0.slice();
+    for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) expected[n] += dy[off + m * ld + n];
+    expectGemm(db, expected, {
+      a: ones,
+      b: dy,
+      c: db0,
+      m: 1,
+      n: N,
+      k: M,
+      offsetB: off,
+      ldb: ld,
+      accumulate: true,
+    }, "dBias (+=)");
+    release(tdy, tdb);
+  });
+}
 
 Deno.test("Matmul methods throw a RangeError naming the tensor when a shape does not match", async () => {
   const [g, mm] = await matmul("software");
