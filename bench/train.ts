@@ -32,6 +32,8 @@ export interface TrainRow {
   model: BenchModel;
   /** Fine-tuning method. */
   method: BenchMethod;
+  /** Activation checkpointing on (the Trainer's `gradientCheckpointing`). */
+  checkpoint: boolean;
   /** Trainable parameters. */
   trainable: number;
   /** Batch × context (real tokens per step; prompt tuning's virtual tokens are not counted). */
@@ -134,6 +136,12 @@ function source(B: number, T: number, V: number) {
   };
 }
 
+/** Options of {@linkcode benchTrain} and {@linkcode profileTrain}. */
+export interface BenchTrainOptions {
+  /** Train with activation checkpointing (the Trainer's `gradientCheckpointing`). Default false. */
+  checkpoint?: boolean;
+}
+
 /**
  * Trains `which` with `method`: one warm-up step, then `steps` timed steps through the
  * {@linkcode Trainer} (losses read once, at the end).
@@ -143,12 +151,14 @@ export async function benchTrain(
   which: BenchModel,
   method: BenchMethod,
   steps: number,
+  options: BenchTrainOptions = {},
 ): Promise<TrainRow> {
   gpu.trimMemory();
   const { model, params, nVirtual } = await build(gpu, which, method);
   const { B, T } = shape(which, nVirtual);
   const src = source(B, T, model.config.vocab_size);
-  const opts = { lr: 1e-3, warmupSteps: 0 };
+  const checkpoint = options.checkpoint ?? false;
+  const opts = { lr: 1e-3, warmupSteps: 0, gradientCheckpointing: checkpoint };
   const warm = await Trainer.create(model, src, { ...opts, steps: 1, logEvery: 1 }, { params });
   await warm.run();
   warm.release();
@@ -164,6 +174,7 @@ export async function benchTrain(
   const row: TrainRow = {
     model: which,
     method,
+    checkpoint,
     trainable: model.countParameters().trainable,
     batch: B,
     context: T,
@@ -192,6 +203,7 @@ export async function profileTrain(
   which: BenchModel,
   method: BenchMethod,
   steps: number,
+  options: BenchTrainOptions = {},
 ): Promise<{ families: ProfileRow[]; kernels: ProfileRow[]; gpuMs: number; wallMs: number }> {
   if (!gpu.canProfile) {
     throw new Error(
@@ -201,7 +213,7 @@ export async function profileTrain(
   const { model, params } = await build(gpu, which, method);
   const { B, T } = shape(which, model.virtual?.n ?? 0);
   const src = source(B, T, model.config.vocab_size);
-  const opts = { lr: 1e-3, warmupSteps: 0 };
+  const opts = { lr: 1e-3, warmupSteps: 0, gradientCheckpointing: options.checkpoint ?? false };
   const warm = await Trainer.create(model, src, { ...opts, steps: 1, logEvery: 1 }, { params });
   await warm.run();
   warm.release();

@@ -68,6 +68,12 @@ export interface RunConfig {
     min_lr_ratio: number;
     batch_size: number;
     grad_accum: number;
+    /**
+     * Activation (gradient) checkpointing: recompute each block's activations in the backward
+     * instead of keeping them all. Same results, much less activation memory, about one more
+     * forward pass of compute per step.
+     */
+    gradient_checkpointing: boolean;
   };
   /** Evaluation. */
   eval: {
@@ -108,7 +114,14 @@ export const DEFAULT_CONFIG: Readonly<RunConfig> = Object.freeze({
   },
   peft: { method: "lora", r: 16, lora_alpha: 32, target_modules: ["c_attn", "c_proj", "c_fc"] },
   optimizer: { lr: 3e-3, weight_decay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, grad_clip: 1.0 },
-  schedule: { steps: 400, warmup_steps: 20, min_lr_ratio: 0.1, batch_size: 16, grad_accum: 1 },
+  schedule: {
+    steps: 400,
+    warmup_steps: 20,
+    min_lr_ratio: 0.1,
+    batch_size: 16,
+    grad_accum: 1,
+    gradient_checkpointing: false,
+  },
   eval: { every: 100, batches: 4, max_new_tokens: 32 },
   output: { dir: "runs", checkpoint_every: 100 },
 }) as RunConfig;

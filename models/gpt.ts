@@ -726,6 +726,18 @@ export interface Inputs {
 /**
  * Every tensor one forward/backward of a (B,T) batch needs, allocated once and reused each step.
  *
+ * With `checkpoint` (activation checkpointing, as Hugging Face's `gradient_checkpointing_enable()`
+ * at block granularity), the blocks share one set of intermediates (ln1 … fcProj, one block's worth
+ * instead of n_layer's) and each keeps only its output `res3`. The forward is unchanged and
+ * overwrites the shared set block after block; the training backward recomputes each block's
+ * forward from its kept input just before that block's backward (the last block's is still there),
+ * in the same batch, with the same seed and so the same dropout masks: gradients and losses are
+ * bit-identical, for about one more forward of compute. After a forward, `encoded`, every `res3`,
+ * the final LayerNorm, logits and losses are valid as usual, but `blocks[l]`'s intermediates hold
+ * the last block's values: whatever reads them afterwards (the KV-cache prefill of generation)
+ * must use activations without `checkpoint`. PEFT scratch (`scratch`) stays per layer, and three
+ * gradient buffers live in shared intermediates that are dead by then (see `ensureGrads`).
+ *
  * @example
  * ```ts
  * import { GPT, gptConfig, Gpu } from "../mod.ts";
@@ -756,7 +768,7 @@ export class Activations {
   readonly targets: Tensor;
   /** Embedding output, the residual stream entering block 0 (B,T,C). */
   readonly encoded: Tensor;
-  /** Per-block activations. */
+  /** Per-block activations (with `checkpoint`, all but `res3` are one shared set). */
   readonly blocks: BlockActs[];
   /** Final LayerNorm output (BT,C) and its statistics. */
   readonly lnf: Tensor;
@@ -776,8 +788,24 @@ export class Activations {
   hostTargets: Int32Array;
   readonly #arena: Arena;
 
-  /** Allocates the activations of `cfg` for (B, nVirtual + T). */
-  constructor(gpu: Gpu, cfg: GPTConfig, B: number, realT: number, nVirtual = 0) {
+  /**
+   * Activation checkpointing: every block shares one set of intermediates and keeps only its
+   * output `res3`; the backward recomputes each block's forward before its backward.
+   */
+  readonly checkpoint: boolean;
+
+  /**
+   * Allocates the activations of `cfg` for (B, nVirtual + T). With `checkpoint`, the blocks share
+   * one set of intermediates (see {@linkcode Activations}).
+   */
+  constructor(
+    gpu: Gpu,
+    cfg: GPTConfig,
+    B: number,
+    realT: number,
+    nVirtual = 0,
+    options: { checkpoint?: boolean } = {},
+  ) {
     if (!(Number.isInteger(B) && B > 0 && Number.isInteger(realT) && realT > 0)) {
       throw new RangeError(
         `Cannot allocate activations: B=${B} and T=${realT} must be positive integers`,
@@ -799,26 +827,28 @@ export class Activations {
     this.ids = arena.t([B, T], "ids");
     this.targets = arena.t([M], "targets");
     this.encoded = arena.t([B, T, C], "encoded");
+    this.checkpoint = options.checkpoint ?? false;
+    const intermediates = (p: string): Omit<BlockActs, "res3"> => ({
+      ln1: arena.t([M, C], p + "ln1"),
+      ln1Mean: arena.t([M], p + "ln1.mean"),
+      ln1Rstd: arena.t([M], p + "ln1.rstd"),
+      qkv: arena.t([M, 3 * C], p + "qkv"),
+      att: arena.t(Attention.scratchShape(B, T, H), p + "att"),
+      atty: arena.t([M, C], p + "atty"),
+      attProj: arena.t([M, C], p + "attproj"),
+      res2: arena.t([M, C], p + "res2"),
+      ln2: arena.t([M, C], p + "ln2"),
+      ln2Mean: arena.t([M], p + "ln2.mean"),
+      ln2Rstd: arena.t([M], p + "ln2.rstd"),
+      fc: arena.t([M, F], p + "fc"),
+      fcGelu: arena.t([M, F], p + "fc.gelu"),
+      fcProj: arena.t([M, C], p + "fcproj"),
+    });
+    const shared = this.checkpoint ? intermediates("h.shared.") : null;
     this.blocks = [];
     for (let l = 0; l < cfg.n_layer; l++) {
       const p = `h.${l}.`;
-      this.blocks.push({
-        ln1: arena.t([M, C], p + "ln1"),
-        ln1Mean: arena.t([M], p + "ln1.mean"),
-        ln1Rstd: arena.t([M], p + "ln1.rstd"),
-        qkv: arena.t([M, 3 * C], p + "qkv"),
-        att: arena.t(Attention.scratchShape(B, T, H), p + "att"),
-        atty: arena.t([M, C], p + "atty"),
-        attProj: arena.t([M, C], p + "attproj"),
-        res2: arena.t([M, C], p + "res2"),
-        ln2: arena.t([M, C], p + "ln2"),
-        ln2Mean: arena.t([M], p + "ln2.mean"),
-        ln2Rstd: arena.t([M], p + "ln2.rstd"),
-        fc: arena.t([M, F], p + "fc"),
-        fcGelu: arena.t([M, F], p + "fc.gelu"),
-        fcProj: arena.t([M, C], p + "fcproj"),
-        res3: arena.t([M, C], p + "res3"),
-      });
+      this.blocks.push({ ...(shared ?? intermediates(p)), res3: arena.t([M, C], p + "res3") });
     }
     this.lnf = arena.t([M, C], "lnf");
     this.lnfMean = arena.t([M], "lnf.mean");
@@ -855,18 +885,25 @@ export class Activations {
     return t;
   }
 
-  /** Allocates the gradient scratch (once). */
+  /**
+   * Allocates the gradient scratch (once). With `checkpoint`, three of its tensors are shared
+   * intermediates whose values are dead whenever the gradient is live: the backward never reads
+   * attProj or fcProj (adapters keep their own copy of their input), so they hold datty and dln,
+   * and fcGelu is last read by c_proj's backward, just before dfc is zeroed and written (the next
+   * block's recomputation rewrites all three before its backward reads any).
+   */
   ensureGrads(cfg: GPTConfig): GradScratch {
     if (this.grads) return this.grads;
     const M = this.B * this.T, C = cfg.n_embd, F = innerSize(cfg), a = this.#arena;
+    const shared = this.checkpoint ? this.blocks[0] : undefined;
     this.grads = {
       dres: a.t([this.B, this.T, C], "dres"),
       dbranch: a.t([this.B, this.T, C], "dbranch"),
-      dln: a.t([M, C], "dln"),
-      datty: a.t([M, C], "datty"),
+      dln: shared?.fcProj ?? a.t([M, C], "dln"),
+      datty: shared?.attProj ?? a.t([M, C], "datty"),
       dqkv: a.t([M, 3 * C], "dqkv"),
       datt: a.t(Attention.scratchShape(this.B, this.T, cfg.n_head), "datt"),
-      dfc: a.t([M, F], "dfc"),
+      dfc: shared?.fcGelu ?? a.t([M, F], "dfc"),
       dfcGelu: a.t([M, F], "dfc.gelu"),
     };
     return this.grads;
@@ -1028,10 +1065,11 @@ export class GPT {
 
   /**
    * Activations for a (B,T) batch of real tokens (plus the virtual ones, if any); reuse them
-   * across steps and release when done.
+   * across steps and release when done. `checkpoint: true` turns on activation (gradient)
+   * checkpointing: see {@linkcode Activations}.
    */
-  activations(B: number, T: number): Activations {
-    return new Activations(this.gpu, this.config, B, T, this.#virtual?.n ?? 0);
+  activations(B: number, T: number, options: { checkpoint?: boolean } = {}): Activations {
+    return new Activations(this.gpu, this.config, B, T, this.#virtual?.n ?? 0, options);
   }
 
   /** Parameters added by PEFT methods (LoRA matrices, adapters, virtual tokens), by name. */
@@ -1209,8 +1247,12 @@ export class GPT {
     );
     batch.fill(g.dres, 0);
     this.lnF.backward(ctx, g.dln, x, acts.lnfMean, acts.lnfRstd, g.dres, M);
-    for (let l = this.blocks.length - 1; l >= 0; l--) {
+    const last = this.blocks.length - 1;
+    for (let l = last; l >= 0; l--) {
       const input = l === 0 ? acts.encoded : acts.blocks[l - 1].res3;
+      // Checkpointing: the shared intermediates hold the last block's values; recompute block l's
+      // from its kept input with the same ctx (same seed, so the same dropout masks).
+      if (acts.checkpoint && l < last) this.blocks[l].forward(ctx, input, acts.blocks[l], B, T);
       this.blocks[l].backward(ctx, input, acts.blocks[l], g, B, T);
     }
     const embedBackward = this.#virtual?.embedBackward;

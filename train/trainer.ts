@@ -2,7 +2,7 @@
  * The training loop: AdamW with decoupled weight decay, warmup + cosine schedule, global-norm
  * clipping, gradient accumulation, evaluation loss every N steps, atomic checkpoints every N steps
  * and at the end, exact resume, and a clean stop (keeping the last good checkpoint) when the loss
- * becomes NaN or infinite.
+ * becomes NaN or infinite. Optional activation checkpointing trades compute for activation memory.
  *
  * One optimizer step is recorded into one batch and submitted once; the GPU is waited on only when
  * losses are logged (every `logEvery` steps), at evaluations and at checkpoints.
@@ -66,6 +66,12 @@ export interface TrainOptions {
   outDir?: string;
   /** Seed of the dropout masks. */
   seed?: number;
+  /**
+   * Activation (gradient) checkpointing (default false): keep only each block's output and
+   * recompute its intermediates in the backward. Same losses and gradients, much less activation
+   * memory, about one more forward of compute per step.
+   */
+  gradientCheckpointing?: boolean;
 }
 
 /** One progress report. */
@@ -173,10 +179,13 @@ export class Trainer {
       evalBatches: dev?.batchesPerEpoch ?? 0,
       checkpointEvery: 0,
       seed: 0,
+      gradientCheckpointing: false,
       ...options,
     };
     const first = train.batch(0, 0);
-    this.#acts = model.activations(first.batchSize, first.seqLen);
+    this.#acts = model.activations(first.batchSize, first.seqLen, {
+      checkpoint: this.options.gradientCheckpointing,
+    });
     const M = this.#acts.B * this.#acts.T;
     this.#lossLog = model.gpu.tensor(
       [this.options.logEvery * this.options.gradAccum * M + 2],
@@ -486,6 +495,11 @@ function validate(o: TrainOptions): void {
     if (v !== undefined && (!Number.isInteger(v) || v < 1)) {
       throw new RangeError(`Cannot train: option "${k}" must be a positive integer, got ${v}`);
     }
+  }
+  if (o.gradientCheckpointing !== undefined && typeof o.gradientCheckpointing !== "boolean") {
+    throw new RangeError(
+      `Cannot train: option "gradientCheckpointing" must be a boolean, got ${o.gradientCheckpointing}`,
+    );
   }
   if (!(o.lr > 0 && Number.isFinite(o.lr))) {
     throw new RangeError(`Cannot train: option "lr" must be a positive number, got ${o.lr}`);

@@ -85,6 +85,18 @@ Deno.test("loadConfig() names wrong types, bad method settings and YAML syntax e
   await assert.rejects(loadConfig(undefined, ["steps=3"]), /expected --key=value/);
 });
 
+Deno.test("loadConfig() reads schedule.gradient_checkpointing (default false) and rejects a non-boolean", async () => {
+  assert.equal((await loadConfig(undefined, [])).schedule.gradient_checkpointing, false);
+  const on = await loadConfig(undefined, ["--schedule.gradient_checkpointing=true"]);
+  assert.equal(on.schedule.gradient_checkpointing, true);
+  await withFile("schedule:\n  steps: 5\n  gradient_checkpointing: yes please\n", async (f) => {
+    await assert.rejects(
+      loadConfig(f),
+      /"schedule\.gradient_checkpointing" \(.*run\.yaml:3\): expected a boolean, got a string/,
+    );
+  });
+});
+
 Deno.test("parseOverride() types values as YAML and yamlLine() finds nested keys", () => {
   assert.deepEqual(parseOverride("--peft.r=16"), { path: ["peft", "r"], value: 16 });
   assert.deepEqual(parseOverride("--name=run-1"), { path: ["name"], value: "run-1" });
