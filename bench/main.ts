@@ -57,7 +57,7 @@ Options:
   --no-peer         skip the TF.js peer (--quick runs it on the tiny model only)
   --variant NAME    software, hardware, texture, both (software and hardware; the default) or
                     all
-  --tile TMxTN      register tile of the software variant (default 12x16)
+  --tile TMxTN      register tile of the software and texture variants (default 16x16)
   --trials N        timed trials per measurement, the median is reported (default 3)
   --help            show this help
 `;
@@ -95,7 +95,7 @@ function parse() {
         json: { type: "boolean", default: false },
         quick: { type: "boolean", default: false },
         variant: { type: "string", default: "both" },
-        tile: { type: "string", default: "12x16" },
+        tile: { type: "string", default: "16x16" },
         trials: { type: "string", default: "3" },
         only: { type: "string" },
         profile: { type: "boolean", default: false },
