@@ -284,6 +284,7 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
       warmupSteps: c.schedule.warmup_steps,
       minLrRatio: c.schedule.min_lr_ratio,
       gradAccum: c.schedule.grad_accum,
+      gradientCheckpointing: c.schedule.gradient_checkpointing,
       optimizer: {
         beta1: c.optimizer.beta1,
         beta2: c.optimizer.beta2,

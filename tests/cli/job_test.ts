@@ -142,3 +142,31 @@ Deno.test("an interrupted run resumes from its last checkpoint with --resume", a
     await Deno.remove(out, { recursive: true });
   }
 });
+
+Deno.test("runJob() passes schedule.gradient_checkpointing to the trainer: same losses, less activation memory", async () => {
+  const out = await Deno.makeTempDir();
+  try {
+    const run = async (on: boolean) => {
+      const c = await loadConfig(undefined, [
+        ...TINY,
+        "--steps=3",
+        "--eval.every=0",
+        "--data.test_size=1",
+        `--schedule.gradient_checkpointing=${on}`,
+        `--out=${out}`,
+        `--name=ckpt-${on}`,
+      ]);
+      return await runJob(c, { log: () => {}, progress: false });
+    };
+    const [off, on] = [await run(false), await run(true)];
+    const losses = async (name: string) =>
+      JSON.parse(await Deno.readTextFile(`${out}/${name}/metrics.json`)).losses;
+    assert.deepEqual(await losses("ckpt-true"), await losses("ckpt-false"));
+    assert.ok(
+      on.memory.activations < off.memory.activations,
+      `activations ${on.memory.activations} < ${off.memory.activations} bytes`,
+    );
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
