@@ -400,6 +400,7 @@ async function trainSection(gpu: Gpu, opts: Opts) {
   const rows: TrainRow[] = [];
   // The TF.js peer is a benchmark-only dependency, loaded only when it runs.
   const tfjs = opts.peer ? await import("./tfjs.ts") : null;
+  const peerInfo = tfjs ? await tfjs.tfjsPeer(gpu.adapterName) : null;
   const peer: import("./tfjs.ts").PeerComparison[] = [];
   for (const model of opts.models) {
     for (const method of opts.methods) {
@@ -433,8 +434,7 @@ async function trainSection(gpu: Gpu, opts: Opts) {
       }
     }
   }
-  const peerInfo = peer.length > 0 ? await tfjs!.tfjsPeer() : null;
-  if (peerInfo && !opts.json) tfjs!.printPeer(peerInfo, peer);
+  if (peerInfo && peer.length > 0 && !opts.json) tfjs!.printPeer(peerInfo, peer);
   return { rows, cpu, peer, peerInfo };
 }
 

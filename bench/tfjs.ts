@@ -47,8 +47,13 @@ export interface PeerRow {
   /** Loss of the warm-up step (before any update) and of the last timed step. */
   initialLoss: number;
   finalLoss: number;
-  /** `tf.memory()` after the timed steps: bytes of live tensors, and GPU bytes allocated (pool included). */
+  /** `tf.memory()` after the timed steps: bytes of live tensors (weights and Adam's state). */
   tensorBytes: number;
+  /**
+   * `tf.memory().numBytesAllocatedInGPU` after the timed steps: every GPU buffer TF.js holds,
+   * its pool of freed buffers included. TF.js never shrinks the pool, so this counts the
+   * earlier runs of the process too.
+   */
   gpuBytesAllocated: number;
 }
 
@@ -82,10 +87,20 @@ let info: PeerInfo | undefined;
 
 /**
  * Selects TF.js's `webgpu` backend (once) and says which adapter it runs on. Throws when the
- * backend cannot be set, so the peer never falls back to `webgl` or `cpu` unnoticed.
+ * backend cannot be set, so the peer never falls back to `webgl` or `cpu` unnoticed, and when
+ * `expectAdapter` is given and the adapter's description is another.
  */
-export async function tfjsPeer(): Promise<PeerInfo> {
-  if (info) return info;
+export async function tfjsPeer(expectAdapter?: string): Promise<PeerInfo> {
+  info ??= await selectWebgpu();
+  if (expectAdapter !== undefined && info.adapter !== expectAdapter) {
+    throw new Error(
+      `Cannot run the TF.js peer: it runs on "${info.adapter}", not on "${expectAdapter}"`,
+    );
+  }
+  return info;
+}
+
+async function selectWebgpu(): Promise<PeerInfo> {
   // TF.js's backend asks for the adapter this way (powerPreference "high-performance").
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) throw new Error("Cannot run the TF.js peer: no WebGPU adapter");
@@ -104,12 +119,13 @@ export async function tfjsPeer(): Promise<PeerInfo> {
         `${adapter.info.description} (vendor ${adapter.info.vendor})`,
     );
   }
-  info = {
+  return {
     version: tf.version.tfjs,
     backend: tf.getBackend(),
-    adapter: adapter.info.description || adapter.info.device || adapter.info.vendor,
+    // As whet's Gpu names its adapter.
+    adapter: adapter.info.description || adapter.info.device || adapter.info.vendor ||
+      "unknown adapter",
   };
-  return info;
 }
 
 type Var = tf.Variable;
