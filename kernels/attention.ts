@@ -200,9 +200,17 @@ export class Attention {
         offsetB: C,
         transB: true,
         alpha: 1 / Math.sqrt(hs),
+        lowerC: true, // the softmax writes the masked upper triangle
       });
       batch.dispatch(this.#softmax, [att], params, grid(B * H * T, WG));
-      this.#matmul.gemm(batch, { ...heads.values, a: att, b: qkv, c: out, offsetB: 2 * C });
+      this.#matmul.gemm(batch, {
+        ...heads.values,
+        a: att,
+        b: qkv,
+        c: out,
+        offsetB: 2 * C,
+        triangularA: "lower", // causal: att[t][t2] = 0 for t2 > t
+      });
     } else if (this.#useRows(name, T, C / H)) {
       batch.dispatch(this.#rows.forward, [att, qkv, out], params, grid(B * H * T, WG));
     } else {
@@ -248,6 +256,7 @@ export class Attention {
         c: datt,
         offsetB: 2 * C,
         transB: true,
+        lowerC: true, // the softmax backward writes 0 above the diagonal
       });
       batch.dispatch(this.#softmaxBackward, [att, datt], params, grid(B * H * T, WG));
       this.#matmul.gemm(batch, {
@@ -259,12 +268,14 @@ export class Attention {
         ldc: 3 * C,
         strideC: [T * 3 * C, hs] as const,
         alpha: scale,
+        triangularA: "lower",
       });
       const transposed = {
         ...heads.values,
         transA: true,
         ldc: 3 * C,
         strideC: [T * 3 * C, hs] as const,
+        triangularA: "upper" as const, // op(A) = dattᵀ or attᵀ: 0 below the diagonal
       };
       this.#matmul.gemm(batch, {
         ...transposed,

@@ -115,6 +115,19 @@ export interface GemmSpec {
   strideB?: number | readonly [number, number];
   /** Batch strides of C. */
   strideC?: number | readonly [number, number];
+  /**
+   * A hint that op(A) is triangular in each batch entry: `"lower"` promises op(A)[m][k] = 0 for
+   * k > m (causal attention probabilities as A), `"upper"` promises 0 for k < m (their
+   * transpose). The register-tiled kernels over packed operands then skip those zero K steps;
+   * the result is the same (only exact-zero products are left out). Default none.
+   */
+  triangularA?: "lower" | "upper";
+  /**
+   * Only C's lower triangle (n ≤ m, per batch entry) is wanted: register tiles entirely above the
+   * diagonal may be skipped and those elements left unwritten (causal attention scores, which
+   * the softmax overwrites). Default false.
+   */
+  lowerC?: boolean;
 }
 
 /** Tensors of {@linkcode Matmul.linearBackward}; a null gradient is not computed at all. */
@@ -606,7 +619,8 @@ export class Matmul {
           .u32(0).u32(0).u32(offC).u32(offBias)
           .u32(inner * pa.rowsP).u32(pa.rowsP).u32(inner * pb.rowsP).u32(pb.rowsP)
           .u32(sCo).u32(sCi).f32(s.alpha ?? 1).f32(s.accumulate ? 1 : 0)
-          .u32(s.bias ? 1 : 0).bytes;
+          .u32(s.bias ? 1 : 0).u32(TRIANGULAR[s.triangularA ?? "none"]).u32(s.lowerC ? 1 : 0)
+          .bytes;
         this.#dummy ??= this.#gpu.tensor([4], new Float32Array(4), "matmul.noBias");
         const [x, y] = grid(Math.ceil(m / this.#tm) * tilesN, SW_GROUP);
         batch.dispatch(kernel, [opA, opB, s.bias ?? this.#dummy, s.c], params, [x, y, count]);
@@ -628,7 +642,7 @@ export class Matmul {
       .u32(offA).u32(offB).u32(offC).u32(offBias)
       .u32(sAo).u32(sAi).u32(sBo).u32(sBi)
       .u32(sCo).u32(sCi).f32(s.alpha ?? 1).f32(s.accumulate ? 1 : 0)
-      .u32(s.bias ? 1 : 0).bytes;
+      .u32(s.bias ? 1 : 0).u32(0).u32(software && s.lowerC ? 1 : 0).bytes;
     // Without a bias, A stands in for the unused binding (both read-only: no usage conflict).
     const bindings: Binding[] = [vec4Range(s.a, vecA), vec4Range(s.b, vecB), s.bias ?? s.a, s.c];
     let groups: [number, number, number];
@@ -740,6 +754,9 @@ function copyRects(
   return rects;
 }
 
+/** `triangularA` as the kernels' `tri` parameter. */
+const TRIANGULAR = { none: 0, lower: 1, upper: 2 } as const;
+
 const X4 = "xyzw";
 
 /** Emits the 4·TM·TN multiply-adds of one K step of 4: `c{i}_{j} += a(i, kk) · b(kk, j)`. */
@@ -801,7 +818,7 @@ struct Params {
   offA: u32, offB: u32, offC: u32, offBias: u32,
   sAo: u32, sAi: u32, sBo: u32, sBi: u32,
   sCo: u32, sCi: u32, alpha: f32, beta: f32,
-  hasBias: u32,
+  hasBias: u32, tri: u32, lowerC: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) ${operandA}
@@ -827,6 +844,8 @@ fn gemm_registers(
   let m0 = tmi * ${tm}u;
   if (m0 >= p.M) { return; }
   let n0 = (t - tmi * p.tilesN) * ${tn}u;
+  // lowerC: a tile wholly above the diagonal (every column past every row) is not wanted.
+  if (p.lowerC != 0u && n0 > m0 + ${tm - 1}u) { return; }
   let bo = wid.z / p.inner;
   let bi = wid.z - bo * p.inner;
   let baseA = ${off("A")}bo * p.sAo + bi * p.sAi;
@@ -864,7 +883,12 @@ function packedGemm(g: SoftwareGemm, src: "texture" | "f16"): string {
   else for (const j of J) o(`  let qb${j} = min((n0 >> 2u) + ${j}u, nMax >> 2u);`);
   for (const i of I) for (const j of J) o(`  var c${i}_${j} = vec4f(0.0);`);
   o(`  let k4 = (p.K + 3u) >> 2u;`);
-  o(`  for (var kc = 0u; kc < k4; kc++) {`);
+  // Triangular op(A): the K steps where this tile's rows of op(A) are all zero are skipped.
+  o(`  var kLo = 0u;`);
+  o(`  var kHi = k4;`);
+  o(`  if (p.tri == 1u) { kHi = min(k4, (m0 + ${tm + 3}u) >> 2u); }`);
+  o(`  if (p.tri == 2u) { kLo = m0 >> 2u; }`);
+  o(`  for (var kc = kLo; kc < kHi; kc++) {`);
   o(`    let k = kc << 2u;`);
   let a: (i: number, kk: number) => string;
   if (!transA) {

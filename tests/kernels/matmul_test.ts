@@ -373,6 +373,84 @@ for (const variant of VARIANTS) {
     }
   }
 
+  Deno.test(`Matmul.gemm() with triangularA and lowerC (causal attention hints) matches the reference (${variant})`, async () => {
+    const [g, mm] = await matmul(variant);
+    const [nb, T, hs] = [2, 37, 13];
+    const rng = new Rng(3737);
+    // op(A) (T×T per entry) zero above the diagonal ("lower") or below it ("upper", stored
+    // transposed), as causal attention probabilities and their transpose are.
+    for (const tri of ["lower", "upper"] as const) {
+      const a = randn(rng, nb * T * T), b = randn(rng, nb * T * hs);
+      for (let e = 0; e < nb; e++) {
+        for (let r = 0; r < T; r++) {
+          for (let c = 0; c < T; c++) if (c > r) a[e * T * T + r * T + c] = 0;
+        }
+      }
+      const spec = {
+        m: T,
+        n: hs,
+        k: T,
+        transA: tri === "upper", // the lower-triangular storage read transposed
+        batch: nb,
+        strideA: T * T,
+        strideB: T * hs,
+        strideC: T * hs,
+        alpha: 0.5,
+      };
+      const ta = upload(g, [a.length], a, "A"), tb = upload(g, [b.length], b, "B");
+      const tc = poisoned(g, [nb * T * hs], "C");
+      const batch = g.batch();
+      mm.gemm(batch, { ...spec, a: ta, b: tb, c: tc, triangularA: tri });
+      await batch.submit();
+      const [c] = await g.read([tc]);
+      const want = new Float64Array(nb * T * hs);
+      gemmRef({ ...spec, a, b, c: want });
+      expectGemm(c, want, { ...spec, a, b }, `triangularA ${tri}`, variant);
+      release(ta, tb, tc);
+    }
+    // lowerC: scores q·kᵀ where only n ≤ m is wanted; 40×40 spans several tiles per entry.
+    const S = 40;
+    const q = randn(rng, nb * S * hs), k = randn(rng, nb * S * hs);
+    const spec = {
+      m: S,
+      n: S,
+      k: hs,
+      transB: true,
+      batch: nb,
+      strideA: S * hs,
+      strideB: S * hs,
+      strideC: S * S,
+    };
+    const tq = upload(g, [q.length], q, "q"), tk = upload(g, [k.length], k, "k");
+    const tc = poisoned(g, [nb * S * S], "scores");
+    const batch = g.batch();
+    mm.gemm(batch, { ...spec, a: tq, b: tk, c: tc, lowerC: true });
+    await batch.submit();
+    const [c] = await g.read([tc]);
+    // gemmRef writes the product into c and returns Σ|a·b| per element (the error scale).
+    const want = new Float64Array(nb * S * S);
+    const scale = gemmRef({ ...spec, a: q, b: k, c: want });
+    const tol = tolerance(variant, hs, q, k);
+    let skipped = 0;
+    for (let e = 0; e < nb; e++) {
+      for (let r = 0; r < S; r++) {
+        for (let col = 0; col < S; col++) {
+          const i = e * S * S + r * S + col;
+          if (col > r) {
+            if (Number.isNaN(c[i])) skipped++;
+            continue;
+          }
+          const err = Math.abs(c[i] - want[i]);
+          assert.ok(err <= tol.rel * scale[i] + tol.abs, `scores[${i}] = ${c[i]}, want ${want[i]}`);
+        }
+      }
+    }
+    // The register-tiled kernels skip tiles wholly above the diagonal; the GPU kernel computes all.
+    if (variant === "hardware") assert.equal(skipped, 0);
+    else assert.ok(skipped > 0, "no tile above the diagonal was skipped");
+    release(tq, tk, tc);
+  });
+
   const PATTERNS: [string, boolean, boolean, boolean][] = [
     ["dx, dW and dBias", true, true, true],
     ["dx only (frozen weight and bias)", true, false, false],
