@@ -49,14 +49,20 @@ Options:
                     and train; --profile adds the profile). variants: the software, texture and
                     f16-storage matmuls interleaved at the models' linear-layer shapes (NN, NT,
                     TN; packing included), and f16's error against a float64 reference
-  --profile         GPU time per kernel family per training step (timestamp queries)
+  --profile         time per kernel family and per kernel of a training step. On software
+                    adapters by replay (each kernel's recorded dispatches run again on their own,
+                    timed by wall clock and CPU time: lavapipe's timestamps miss the texture
+                    GEMMs); on GPUs with timestamp-query, from timestamps
+  --profile-mode M  auto (default), replay or timestamps
+  --checkpoint      also run every training and profile row with activation checkpointing
+                    (rows marked +ckpt)
   --models LIST     models to train, comma-separated: A, B (default A,B; --quick: tiny)
   --methods LIST    full, lora, adapters, prompt (default all four)
   --steps N         timed training steps after one warm-up step (default 3)
   --no-cpu          skip the plain-TypeScript training baseline
   --no-peer         skip the TF.js peer (--quick runs it on the tiny model only)
-  --variant NAME    software, hardware, texture, both (software and hardware; the default) or
-                    all
+  --variant NAME    software, hardware, texture, both (software and hardware) or all (the
+                    default: all three)
   --tile TMxTN      register tile of the software and texture variants (default 16x16)
   --trials N        timed trials per measurement, the median is reported (default 3)
   --help            show this help
@@ -94,11 +100,13 @@ function parse() {
       options: {
         json: { type: "boolean", default: false },
         quick: { type: "boolean", default: false },
-        variant: { type: "string", default: "both" },
+        variant: { type: "string", default: "all" },
         tile: { type: "string", default: "16x16" },
         trials: { type: "string", default: "3" },
         only: { type: "string" },
         profile: { type: "boolean", default: false },
+        "profile-mode": { type: "string", default: "auto" },
+        checkpoint: { type: "boolean", default: false },
         models: { type: "string" },
         methods: { type: "string", default: "full,lora,adapters,prompt" },
         steps: { type: "string", default: "3" },
@@ -136,6 +144,9 @@ function parse() {
     : ["matmul", "train", "profile", "variants"].includes(values.only)
     ? [values.only]
     : fail(`--only must be matmul, train, profile or variants, got "${values.only}"`);
+  const profileMode = ["auto", "replay", "timestamps"].includes(values["profile-mode"])
+    ? values["profile-mode"] as "auto" | "replay" | "timestamps"
+    : fail(`--profile-mode must be auto, replay or timestamps, got "${values["profile-mode"]}"`);
   const models = (values.models ?? (values.quick ? "tiny" : "A,B")).split(",").map((m) =>
     ["A", "B", "tiny"].includes(m) ? m as BenchModel : fail(`--models: unknown model "${m}"`)
   );
@@ -156,6 +167,8 @@ function parse() {
     steps: values.quick ? 1 : steps,
     cpu: !values["no-cpu"],
     peer: !values["no-peer"],
+    profileMode,
+    checkpoint: values.checkpoint,
   };
 }
 
@@ -404,10 +417,15 @@ async function trainSection(gpu: Gpu, opts: Opts) {
   const peer: import("./tfjs.ts").PeerComparison[] = [];
   for (const model of opts.models) {
     for (const method of opts.methods) {
-      rows.push(await benchTrain(gpu, model, method, opts.steps));
-      if (!opts.json) printTrain([rows[rows.length - 1]], rows.length === 1);
+      for (const checkpoint of opts.checkpoint ? [false, true] : [false]) {
+        rows.push(await benchTrain(gpu, model, method, opts.steps, { checkpoint }));
+        if (!opts.json) printTrain([rows[rows.length - 1]], rows.length === 1);
+      }
       if (tfjs && (!opts.quick || model === "tiny")) {
-        peer.push(tfjs.compare(rows.at(-1)!, await tfjs.benchTfjs(model, method, opts.steps)));
+        const own = rows.findLast((r) =>
+          r.model === model && r.method === method && !r.checkpoint
+        )!;
+        peer.push(tfjs.compare(own, await tfjs.benchTfjs(model, method, opts.steps)));
       }
     }
   }
@@ -419,7 +437,7 @@ async function trainSection(gpu: Gpu, opts: Opts) {
         model === "tiny" ? 1 : model === "A" ? 2 : 1,
         opts.quick ? 1 : 2,
       );
-      const full = rows.find((r) => r.model === model && r.method === "full");
+      const full = rows.find((r) => r.model === model && r.method === "full" && !r.checkpoint);
       cpu.push({ ...b, fullRatio: full ? full.tokensPerSecond / b.tokensPerSecond : null });
       if (!opts.json) {
         console.log(
@@ -454,7 +472,7 @@ function printTrain(rows: TrainRow[], header: boolean): void {
   for (const r of rows) {
     table.push([
       r.model,
-      r.method,
+      r.method + (r.checkpoint ? "+ckpt" : ""),
       String(r.trainable),
       r.tokensPerSecond.toFixed(0),
       r.tokensPerCpuSecond.toFixed(0),
@@ -465,53 +483,63 @@ function printTrain(rows: TrainRow[], header: boolean): void {
       r.waitsPerStep.toFixed(2),
     ]);
   }
-  const widths = [6, 9, 10, 9, 13, 8, 8, 11, 8, 6];
+  const widths = [6, 13, 10, 9, 13, 8, 8, 11, 8, 6];
   for (const [i, r] of table.entries()) {
     if (i === 0 && !header) continue;
     console.log(r.map((s, c) => (c >= 2 ? s.padStart(widths[c]) : s.padEnd(widths[c]))).join(" "));
   }
 }
 
-/** The profile section: GPU time per kernel family per step, for each model × method. */
+/**
+ * The profile section: time per kernel family and per kernel of a training step, for each model ×
+ * method: by replay on software adapters (or with `--profile-mode replay`), else from timestamps.
+ */
 async function profileSection(gpu: Gpu, opts: Opts) {
-  const out: {
-    model: BenchModel;
-    method: BenchMethod;
-    gpuMs: number;
-    wallMs: number;
-    families: ProfileRow[];
-    kernels: ProfileRow[];
-  }[] = [];
+  const replay = opts.profileMode === "replay" ||
+    (opts.profileMode === "auto" && (gpu.isSoftware || !gpu.canProfile));
+  const out: (
+    & { model: BenchModel; method: BenchMethod; checkpoint: boolean }
+    & Awaited<
+      ReturnType<typeof profileTrain>
+    >
+  )[] = [];
   for (const model of opts.models) {
     for (const method of opts.methods) {
-      const p = await profileTrain(gpu, model, method, opts.quick ? 1 : 2);
-      out.push({ model, method, ...p });
-      if (opts.json) continue;
-      console.log(
-        `\nprofile, model ${model}, ${method}: ${p.gpuMs.toFixed(1)} ms of GPU time per step ` +
-          `(profiled wall ${p.wallMs.toFixed(0)} ms per step)`,
-      );
-      const table = [["family", "dispatches", "ms/step", "share"]].concat(
-        p.families.map((f) => [
+      for (const checkpoint of opts.checkpoint ? [false, true] : [false]) {
+        const p = await profileTrain(gpu, model, method, opts.quick ? 1 : 2, {
+          replay,
+          checkpoint,
+        });
+        out.push({ model, method, checkpoint, ...p });
+        if (opts.json) continue;
+        const what = `${method}${checkpoint ? "+ckpt" : ""}`;
+        console.log(
+          `\nprofile (${p.mode}), model ${model}, ${what}: ${
+            p.gpuMs.toFixed(1)
+          } ms per step summed ` +
+            `over kernels (measured step: ${p.wallMs.toFixed(0)} ms wall)`,
+        );
+        const row = (f: ProfileRow) => [
           f.name,
           f.dispatches.toFixed(0),
           f.ms.toFixed(1),
           `${(100 * f.share).toFixed(1)}%`,
-        ]),
-      );
-      printTable(table, 1);
-      console.log("top kernels:");
-      printTable(
-        [["kernel", "dispatches", "ms/step", "share"]].concat(
-          p.kernels.slice(0, 12).map((f) => [
-            f.name,
-            f.dispatches.toFixed(0),
-            f.ms.toFixed(1),
-            `${(100 * f.share).toFixed(1)}%`,
-          ]),
-        ),
-        1,
-      );
+          ...(p.mode === "replay" ? [(f.cpuMs ?? 0).toFixed(1)] : []),
+          ...(p.mode === "replay"
+            ? [f.flop && f.cpuMs ? (f.flop / f.cpuMs / 1e6).toFixed(1) : ""]
+            : []),
+        ];
+        const head = (first: string) => [
+          first,
+          "dispatches",
+          "ms/step",
+          "share",
+          ...(p.mode === "replay" ? ["CPU ms", "GFLOP/CPU·s"] : []),
+        ];
+        printTable([head("family")].concat(p.families.map(row)), 1);
+        console.log("top kernels:");
+        printTable([head("kernel")].concat(p.kernels.slice(0, 12).map(row)), 1);
+      }
     }
   }
   return out;

@@ -19,6 +19,7 @@ import {
   Trainer,
 } from "../mod.ts";
 import type { Param } from "../models/gpt.ts";
+import { replayProfile } from "./replay.ts";
 import { gpt2Ref, type Weights } from "../tests/ref/gpt2.ts";
 
 /** A model the benchmark trains. */
@@ -67,6 +68,10 @@ export interface ProfileRow {
   ms: number;
   /** Share of the summed GPU time of the step. */
   share: number;
+  /** Replay profiles: CPU milliseconds of this process per step (lavapipe runs in-process). */
+  cpuMs?: number;
+  /** Replay profiles of GEMM kernels: floating-point operations per step. */
+  flop?: number;
 }
 
 /** The CPU baseline: the same training step (forward + backward) in plain TypeScript. */
@@ -203,11 +208,20 @@ export async function profileTrain(
   which: BenchModel,
   method: BenchMethod,
   steps: number,
-  options: BenchTrainOptions = {},
-): Promise<{ families: ProfileRow[]; kernels: ProfileRow[]; gpuMs: number; wallMs: number }> {
-  if (!gpu.canProfile) {
+  options: BenchTrainOptions & { replay?: boolean } = {},
+): Promise<
+  {
+    families: ProfileRow[];
+    kernels: ProfileRow[];
+    gpuMs: number;
+    wallMs: number;
+    mode: "timestamps" | "replay";
+  }
+> {
+  const mode = options.replay ? "replay" : "timestamps";
+  if (mode === "timestamps" && !gpu.canProfile) {
     throw new Error(
-      `Cannot profile: the adapter "${gpu.adapterName}" has no timestamp-query feature`,
+      `Cannot profile: the adapter "${gpu.adapterName}" has no timestamp-query feature (use the replay profile)`,
     );
   }
   const { model, params } = await build(gpu, which, method);
@@ -218,26 +232,46 @@ export async function profileTrain(
   await warm.run();
   warm.release();
   const timed = await Trainer.create(model, src, { ...opts, steps, logEvery: steps }, { params });
-  gpu.profile = true;
-  let entries;
+  let entries: { kernel: string; ms: number; cpuMs?: number; flop?: number; n?: number }[];
   let wallMs;
   try {
-    const t0 = performance.now();
-    await timed.run();
-    wallMs = (performance.now() - t0) / steps;
-    entries = await gpu.readProfile();
+    if (mode === "timestamps") {
+      gpu.profile = true;
+      const t0 = performance.now();
+      await timed.run();
+      wallMs = (performance.now() - t0) / steps;
+      entries = await gpu.readProfile();
+    } else {
+      gpu.recorder = [];
+      const t0 = performance.now();
+      await timed.run();
+      wallMs = (performance.now() - t0) / steps;
+      const recorded = gpu.recorder;
+      gpu.recorder = null;
+      // Replayed while the step's tensors are still alive; rows are already per step.
+      entries = (await replayProfile(gpu, recorded, steps)).map((r) => ({
+        kernel: r.name,
+        ms: r.ms * steps,
+        cpuMs: r.cpuMs * steps,
+        flop: r.flop === undefined ? undefined : r.flop * steps,
+        n: r.dispatches * steps,
+      }));
+    }
   } finally {
     gpu.profile = false;
+    gpu.recorder = null;
     timed.release();
     model.release();
   }
   const group = (key: (name: string) => string): ProfileRow[] => {
-    const m = new Map<string, { n: number; ms: number }>();
+    const m = new Map<string, { n: number; ms: number; cpuMs: number; flop: number }>();
     for (const e of entries) {
       const k = key(e.kernel);
-      const g = m.get(k) ?? { n: 0, ms: 0 };
-      g.n++;
+      const g = m.get(k) ?? { n: 0, ms: 0, cpuMs: 0, flop: 0 };
+      g.n += e.n ?? 1;
       g.ms += e.ms;
+      g.cpuMs += e.cpuMs ?? 0;
+      g.flop += e.flop ?? NaN;
       m.set(k, g);
     }
     const total = [...m.values()].reduce((a, g) => a + g.ms, 0);
@@ -246,12 +280,14 @@ export async function profileTrain(
       dispatches: g.n / steps,
       ms: g.ms / steps,
       share: g.ms / total,
+      ...(mode === "replay" ? { cpuMs: g.cpuMs / steps } : {}),
+      ...(Number.isFinite(g.flop) ? { flop: g.flop / steps } : {}),
     })).sort((a, b) => b.ms - a.ms);
   };
   const families = group((k) => k.split(".")[0]);
   const kernels = group((k) => k);
   const gpuMs = families.reduce((a, f) => a + f.ms, 0);
-  return { families, kernels, gpuMs, wallMs };
+  return { families, kernels, gpuMs, wallMs, mode };
 }
 
 /**
