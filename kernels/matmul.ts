@@ -289,8 +289,12 @@ export class Matmul {
           ]);
           continue;
         }
-        for (const vecA of [false, true]) {
-          for (const vecB of [false, true]) {
+        // The texture variant needs these only as a fallback for operands too large for a
+        // texture: the scalar-load kernels, which take any alignment, are enough (fewer
+        // pipelines to compile at create).
+        const vecs = variant === "software" ? [false, true] : [false];
+        for (const vecA of vecs) {
+          for (const vecB of vecs) {
             const key = layoutKey(transA, transB, vecA, vecB);
             specs.push([
               key,
@@ -641,7 +645,7 @@ export class Matmul {
     }
 
     const software = this.variant !== "hardware";
-    const aligned = (...v: number[]) => software && v.every((x) => x % 4 === 0);
+    const aligned = (...v: number[]) => this.variant === "software" && v.every((x) => x % 4 === 0);
     const vecA = aligned(offA, lda, sAo, sAi), vecB = aligned(offB, ldb, sBo, sBi);
     const kernel = this.#gemm.get(layoutKey(transA, transB, vecA, vecB))!;
     const tilesN = software ? Math.ceil(n / this.#tn) : Math.ceil(n / HW_BLOCK);

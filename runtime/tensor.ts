@@ -59,12 +59,12 @@ export class Tensor {
     return this.byteLength / 4;
   }
 
-  /** The underlying buffer; throws after {@linkcode release}. */
   /** True once the tensor was released (its buffer went back to the pool). */
   get released(): boolean {
     return !this.#buffer;
   }
 
+  /** The underlying buffer; throws after {@linkcode release}. */
   get buffer(): GPUBuffer {
     if (!this.#buffer) throw new Error(`Cannot use tensor "${this.label}": it was released`);
     return this.#buffer;
