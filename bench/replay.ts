@@ -13,32 +13,29 @@
 import process from "node:process";
 import { type Gpu, type RecordedDispatch, Tensor } from "../mod.ts";
 
-/** Time of one kernel's dispatches per training step. */
+/** Time of one kernel's recorded dispatches, all of them together. */
 export interface ReplayRow {
-  /** Kernel name, e.g. `matmul.texture.NN44`. */
+  /** Kernel name, e.g. `matmul.gemm_texture.NN44.16x16.bias`. */
   name: string;
-  /** Dispatches per step. */
+  /** Dispatches recorded. */
   dispatches: number;
-  /** Wall milliseconds per step (the replay's fixed submit-and-wait cost subtracted). */
+  /** Wall milliseconds (the replay's fixed submit-and-wait cost subtracted). */
   ms: number;
-  /** CPU milliseconds of this process per step (lavapipe's threads run in-process). */
+  /** CPU milliseconds of this process (lavapipe's threads run in-process). */
   cpuMs: number;
-  /** Share of the summed wall time. */
-  share: number;
-  /** Floating-point operations per step, when the kernel is a GEMM with known shape. */
+  /** Floating-point operations, when the kernel is a GEMM (shape read from its parameters). */
   flop?: number;
 }
 
 /**
- * Replays `recorded` (the dispatches of `steps` training steps) kernel by kernel. Each kernel's
- * dispatches are encoded `reps` times into one batch, submitted once, and waited for once; the
- * cost of an empty submit and wait, measured the same way, is subtracted. The tensors the
+ * Replays `recorded` kernel by kernel. Each kernel's dispatches are encoded `reps` times into one
+ * batch, submitted once and waited for once; the cost of a submit and wait of one dispatch,
+ * measured the same way, is subtracted, and the time is divided by `reps`. The tensors the
  * dispatches bind must still be alive; dispatches that bound a since-released tensor are skipped.
  */
 export async function replayProfile(
   gpu: Gpu,
   recorded: readonly RecordedDispatch[],
-  steps: number,
   reps = 3,
 ): Promise<ReplayRow[]> {
   const byKernel = new Map<string, RecordedDispatch[]>();
@@ -75,16 +72,13 @@ export async function replayProfile(
     const flop = list.reduce((a, d) => a + (gemmFlop(d) ?? NaN), 0);
     rows.push({
       name,
-      dispatches: list.length / steps,
-      ms: Math.max(0, t.ms - fixed.ms) / reps / steps,
-      cpuMs: Math.max(0, t.cpuMs - fixed.cpuMs) / reps / steps,
-      share: 0,
-      ...(Number.isFinite(flop) ? { flop: flop / steps } : {}),
+      dispatches: list.length,
+      ms: Math.max(0, t.ms - fixed.ms) / reps,
+      cpuMs: Math.max(0, t.cpuMs - fixed.cpuMs) / reps,
+      ...(Number.isFinite(flop) ? { flop } : {}),
     });
   }
-  const total = rows.reduce((a, r) => a + r.ms, 0);
-  for (const r of rows) r.share = total > 0 ? r.ms / total : 0;
-  return rows.sort((a, b) => b.ms - a.ms);
+  return rows;
 }
 
 /**

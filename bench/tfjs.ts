@@ -22,8 +22,17 @@ import process from "node:process";
 import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 // deno-lint-ignore no-import-prefix
 import "npm:@tensorflow/tfjs-backend-webgpu@4.22.0";
-import { adapters, type GPTConfig, gptConfig, lora } from "../mod.ts";
-import type { BenchMethod, BenchModel, TrainRow } from "./train.ts";
+import type { GPTConfig } from "../mod.ts";
+import {
+  BENCH_ADAPTERS,
+  BENCH_CONFIGS,
+  BENCH_LORA,
+  BENCH_VIRTUAL,
+  benchData,
+  type BenchMethod,
+  type BenchModel,
+  type TrainRow,
+} from "./train.ts";
 
 /** One measured (model, method) pair of the TF.js peer. */
 export interface PeerRow {
@@ -67,21 +76,7 @@ export interface PeerInfo {
   adapter: string;
 }
 
-// The run's configuration. Must match bench/train.ts `build()` and `shape()`.
-const CONFIGS: Record<BenchModel, () => GPTConfig> = {
-  A: () => gptConfig("modelA"),
-  B: () => gptConfig("modelB"),
-  tiny: () => gptConfig("tiny"),
-};
-const LORA = lora.validate({ r: 8, target_modules: ["c_attn"] });
-const ADAPTERS = adapters.validate({});
-const N_VIRTUAL = 20;
 const LR = 1e-3;
-
-/** Deterministic byte-level data for a (B,T) batch. Must match `data()` in bench/train.ts. */
-function data(B: number, T: number, V: number): number[] {
-  return Array.from({ length: B * T }, (_, i) => (i * 7 + Math.floor(i / T) * 13) % V);
-}
 
 let info: PeerInfo | undefined;
 
@@ -190,7 +185,7 @@ function build(cfg: GPTConfig, method: BenchMethod, seed: number): Model {
   const kaiming = (shape: number[], fanIn: number) =>
     v(tf.randomUniform(shape, -1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn), "float32", s++), true);
   const adapter = (): Adapter => {
-    const r = Math.max(1, Math.floor(C / ADAPTERS.reduction_factor));
+    const r = Math.max(1, Math.floor(C / BENCH_ADAPTERS.reduction_factor));
     return {
       downW: kaiming([r, C], C),
       downB: zeros([r], true),
@@ -216,16 +211,18 @@ function build(cfg: GPTConfig, method: BenchMethod, seed: number): Model {
       mlpProjW: normal([F, C], projStd),
       mlpProjB: zeros([C]),
     };
-    if (method === "lora") b.lora = { A: kaiming([LORA.r, C], C), B: zeros([3 * C, LORA.r], true) };
+    if (method === "lora") {
+      b.lora = { A: kaiming([BENCH_LORA.r, C], C), B: zeros([3 * C, BENCH_LORA.r], true) };
+    }
     if (method === "adapters") {
-      if (ADAPTERS.placement === "houlsby") b.attnAdapter = adapter();
+      if (BENCH_ADAPTERS.placement === "houlsby") b.attnAdapter = adapter();
       b.mlpAdapter = adapter();
     }
     blocks.push(b);
   }
   const lnfg = ones([C]), lnfb = zeros([C]);
   // Prompt tuning's RANDOM init: N(0, 1), as torch.nn.Embedding.
-  const prompt = method === "prompt" ? normal([N_VIRTUAL, C], 1, true) : undefined;
+  const prompt = method === "prompt" ? normal([BENCH_VIRTUAL, C], 1, true) : undefined;
   return { cfg, wte, wpe, blocks, lnfg, lnfb, prompt, trainable, all };
 }
 
@@ -245,7 +242,7 @@ function geluTanh(x: tf.Tensor2D): tf.Tensor2D {
 }
 
 function activation(x: tf.Tensor2D): tf.Tensor2D {
-  switch (ADAPTERS.non_linearity) {
+  switch (BENCH_ADAPTERS.non_linearity) {
     case "relu":
       return tf.relu(x);
     case "swish":
@@ -296,7 +293,7 @@ function loss(
   B: number,
   realT: number,
 ): tf.Scalar {
-  const { cfg } = m, C = cfg.n_embd, n = m.prompt ? N_VIRTUAL : 0, T = n + realT;
+  const { cfg } = m, C = cfg.n_embd, n = m.prompt ? BENCH_VIRTUAL : 0, T = n + realT;
   const eps = cfg.layer_norm_epsilon;
   let emb: tf.Tensor3D = tf.reshape(tf.gather(m.wte, ids), [B, realT, C]);
   if (m.prompt) emb = tf.concat([tf.tile(tf.expandDims(m.prompt, 0), [B, 1, 1]), emb], 1);
@@ -306,7 +303,10 @@ function loss(
     let qkv = linear(h1, b.attnW, b.attnB);
     if (b.lora) {
       const u = tf.matMul(h1, b.lora.A, false, true);
-      qkv = tf.add(qkv, tf.mul(tf.matMul(u, b.lora.B, false, true), LORA.lora_alpha / LORA.r));
+      qkv = tf.add(
+        qkv,
+        tf.mul(tf.matMul(u, b.lora.B, false, true), BENCH_LORA.lora_alpha / BENCH_LORA.r),
+      );
     }
     let a = linear(attention(qkv, B, T, C, cfg.n_head, mask), b.projW, b.projB);
     if (b.attnAdapter) a = adapterForward(a, b.attnAdapter);
@@ -353,11 +353,11 @@ export async function benchTfjs(
   steps: number,
 ): Promise<PeerRow> {
   await tfjsPeer();
-  const cfg = CONFIGS[which]();
-  const n = method === "prompt" ? N_VIRTUAL : 0;
+  const cfg = BENCH_CONFIGS[which]();
+  const n = method === "prompt" ? BENCH_VIRTUAL : 0;
   const B = which === "tiny" ? 2 : 16, realT = cfg.n_positions - n, T = n + realT;
   const V = cfg.vocab_size;
-  const hostIds = data(B, realT, V);
+  const hostIds = benchData(B, realT, V);
   const m = build(cfg, method, 1);
   const ids = tf.tensor1d(hostIds, "int32");
   const target = tf.tensor2d(targets(hostIds, B, realT, n, V), [B * T, V]);

@@ -85,14 +85,21 @@ export interface CpuBaseline {
   tokensPerSecond: number;
 }
 
-const CONFIGS: Record<BenchModel, () => GPTConfig> = {
+/** The benchmark models' configurations (shared with the TF.js peer, bench/tfjs.ts). */
+export const BENCH_CONFIGS: Record<BenchModel, () => GPTConfig> = {
   A: () => gptConfig("modelA"),
   B: () => gptConfig("modelB"),
   tiny: () => gptConfig("tiny"),
 };
+/** LoRA of the benchmark: r 8 on `c_attn`. */
+export const BENCH_LORA = lora.validate({ r: 8, target_modules: ["c_attn"] });
+/** Adapters of the benchmark: the method's defaults. */
+export const BENCH_ADAPTERS = adapters.validate({});
+/** Virtual tokens of the prompt-tuning benchmark. */
+export const BENCH_VIRTUAL = 20;
 
 /** Deterministic byte-level data: ids and labels for a (B,T) batch. */
-function data(B: number, T: number, V: number): number[] {
+export function benchData(B: number, T: number, V: number): number[] {
   return Array.from({ length: B * T }, (_, i) => (i * 7 + Math.floor(i / T) * 13) % V);
 }
 
@@ -102,25 +109,24 @@ async function build(
   which: BenchModel,
   method: BenchMethod,
 ): Promise<{ model: GPT; params: Param[] | undefined; nVirtual: number }> {
-  const model = await GPT.create(gpu, CONFIGS[which](), { seed: 1 });
+  const model = await GPT.create(gpu, BENCH_CONFIGS[which](), { seed: 1 });
   switch (method) {
     case "full":
       return { model, params: undefined, nVirtual: 0 };
     case "lora":
       return {
         model,
-        params: (await lora.apply(model, lora.validate({ r: 8, target_modules: ["c_attn"] }), 1))
-          .trainable(),
+        params: (await lora.apply(model, BENCH_LORA, 1)).trainable(),
         nVirtual: 0,
       };
     case "adapters":
       return {
         model,
-        params: (await adapters.apply(model, adapters.validate({}), 1)).trainable(),
+        params: (await adapters.apply(model, BENCH_ADAPTERS, 1)).trainable(),
         nVirtual: 0,
       };
     case "prompt": {
-      const n = 20;
+      const n = BENCH_VIRTUAL;
       const inst = await prompt.apply(model, prompt.validate({ num_virtual_tokens: n }), 1);
       return { model, params: inst.trainable(), nVirtual: n };
     }
@@ -129,12 +135,12 @@ async function build(
 
 /** Shape of the benchmark batch for a model: batch 16 × its context (less the virtual tokens). */
 function shape(which: BenchModel, nVirtual: number): { B: number; T: number } {
-  const cfg = CONFIGS[which]();
+  const cfg = BENCH_CONFIGS[which]();
   return { B: which === "tiny" ? 2 : 16, T: cfg.n_positions - nVirtual };
 }
 
 function source(B: number, T: number, V: number) {
-  const ids = data(B, T, V);
+  const ids = benchData(B, T, V);
   return {
     batchesPerEpoch: 1,
     batch: () => ({ ids, labels: ids, batchSize: B, seqLen: T }),
@@ -232,7 +238,8 @@ export async function profileTrain(
   await warm.run();
   warm.release();
   const timed = await Trainer.create(model, src, { ...opts, steps, logEvery: steps }, { params });
-  let entries: { kernel: string; ms: number; cpuMs?: number; flop?: number; n?: number }[];
+  // One entry per dispatch (timestamps) or per kernel with its dispatch count (replay).
+  let entries: { kernel: string; ms: number; cpuMs?: number; flop?: number; dispatches?: number }[];
   let wallMs;
   try {
     if (mode === "timestamps") {
@@ -248,14 +255,8 @@ export async function profileTrain(
       wallMs = (performance.now() - t0) / steps;
       const recorded = gpu.recorder;
       gpu.recorder = null;
-      // Replayed while the step's tensors are still alive; rows are already per step.
-      entries = (await replayProfile(gpu, recorded, steps)).map((r) => ({
-        kernel: r.name,
-        ms: r.ms * steps,
-        cpuMs: r.cpuMs * steps,
-        flop: r.flop === undefined ? undefined : r.flop * steps,
-        n: r.dispatches * steps,
-      }));
+      // Replayed while the step's tensors are still alive.
+      entries = (await replayProfile(gpu, recorded)).map((r) => ({ ...r, kernel: r.name }));
     }
   } finally {
     gpu.profile = false;
@@ -268,7 +269,7 @@ export async function profileTrain(
     for (const e of entries) {
       const k = key(e.kernel);
       const g = m.get(k) ?? { n: 0, ms: 0, cpuMs: 0, flop: 0 };
-      g.n += e.n ?? 1;
+      g.n += e.dispatches ?? 1;
       g.ms += e.ms;
       g.cpuMs += e.cpuMs ?? 0;
       g.flop += e.flop ?? NaN;
@@ -298,7 +299,7 @@ export async function profileTrain(
  * loops would be somewhat faster; the reference is what the repository has.
  */
 export function cpuBaseline(which: BenchModel, measuredBatch: number, trials: number): CpuBaseline {
-  const cfg = CONFIGS[which]();
+  const cfg = BENCH_CONFIGS[which]();
   const { B: fullB, T } = shape(which, 0);
   const B = measuredBatch;
   const w: Weights = new Map();
@@ -340,7 +341,7 @@ export function cpuBaseline(which: BenchModel, measuredBatch: number, trials: nu
     else if (!name.endsWith(".bias")) { for (let i = 0; i < n; i++) a[i] = rand(); }
     w.set(name, a);
   }
-  const ids = data(B, T, cfg.vocab_size);
+  const ids = benchData(B, T, cfg.vocab_size);
   let best = Infinity;
   for (let t = 0; t < trials; t++) {
     const t0 = performance.now();

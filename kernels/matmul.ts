@@ -199,8 +199,10 @@ export class Matmul {
   readonly precision: "f32" | "f16-storage";
   readonly #gpu: Gpu;
   readonly #gemm: Map<string, Kernel>;
+  /** The bias gradient's workgroup tree (any M). */
   readonly #dbias: Kernel;
-  readonly #dbiasTree: Kernel;
+  /** Software adapters: one invocation per column (M below the loop cap); null on GPUs. */
+  readonly #dbiasColumns: Kernel | null;
   readonly #tm: number;
   readonly #tn: number;
   /** Scratch textures of the texture variant by `slot:width×height`, reused GEMM after GEMM. */
@@ -222,7 +224,7 @@ export class Matmul {
     precision: "f32" | "f16-storage",
     gemm: Map<string, Kernel>,
     dbias: Kernel,
-    dbiasTree: Kernel,
+    dbiasColumns: Kernel | null,
     tm: number,
     tn: number,
   ) {
@@ -231,7 +233,7 @@ export class Matmul {
     this.precision = precision;
     this.#gemm = gemm;
     this.#dbias = dbias;
-    this.#dbiasTree = dbiasTree;
+    this.#dbiasColumns = dbiasColumns;
     this.#tm = tm;
     this.#tn = tn;
   }
@@ -354,20 +356,16 @@ export class Matmul {
     }
     // Software adapters sum each bias column in one invocation (no barriers); GPUs use the
     // workgroup tree. biasBackward falls back to the tree past the loop cap.
-    const dbias = gpu.kernel({
-      name: variant === "hardware" ? "matmul.dbias" : "matmul.dbias_columns",
-      file: FILE,
-      code,
-      entry: variant === "hardware" ? "dbias" : "dbias_columns",
-      bindings: ["uniform", "read", "write"],
-    });
-    const dbiasTree = variant === "hardware" ? dbias : gpu.kernel({
-      name: "matmul.dbias",
-      file: FILE,
-      code,
-      entry: "dbias",
-      bindings: ["uniform", "read", "write"],
-    });
+    const biasKernel = (entry: "dbias" | "dbias_columns") =>
+      gpu.kernel({
+        name: `matmul.${entry}`,
+        file: FILE,
+        code,
+        entry,
+        bindings: ["uniform", "read", "write"],
+      });
+    const dbias = biasKernel("dbias");
+    const dbiasColumns = variant === "hardware" ? null : biasKernel("dbias_columns");
     const kernels = await Promise.all(specs.map(([, k]) => k));
     return new Matmul(
       gpu,
@@ -375,7 +373,7 @@ export class Matmul {
       precision,
       new Map(specs.map(([key], i) => [key, kernels[i]])),
       await dbias,
-      await dbiasTree,
+      await dbiasColumns,
       tm,
       tn,
     );
@@ -513,9 +511,8 @@ export class Matmul {
     offset = 0,
   ): void {
     // One invocation per column below the loop cap on CPU adapters, else the workgroup tree.
-    const kernel = this.#dbias !== this.#dbiasTree && M + 5 <= LOOP_CAP
-      ? this.#dbias
-      : this.#dbiasTree;
+    const columns = this.#dbiasColumns && M + 5 <= LOOP_CAP ? this.#dbiasColumns : null;
+    const kernel = columns ?? this.#dbias;
     const name = kernel.name;
     positive(name, { M, N });
     if (ld < N) {
@@ -526,11 +523,11 @@ export class Matmul {
     needSize(name, dy, offset + (M - 1) * ld + N, `dy (${M},${N})`);
     needSize(name, dBias, N, `dBias (${N})`);
     const params = new Params(8).u32(M).u32(N).u32(ld).u32(offset).u32(0).bytes;
-    if (kernel === this.#dbiasTree) {
+    if (columns) {
+      batch.dispatch(columns, [dy, dBias], params, grid(N, SW_GROUP));
+    } else {
       checkLoops(name, Math.ceil(M / BIAS_LANES) + 5, `summing ${M} rows`);
       batch.dispatch(kernel, [dy, dBias], params, Math.ceil(N / BIAS_COLS));
-    } else {
-      batch.dispatch(kernel, [dy, dBias], params, grid(N, SW_GROUP));
     }
   }
 
