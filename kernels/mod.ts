@@ -28,3 +28,4 @@ export {
 } from "./matmul.ts";
 export { ADAPTER_ACTIVATIONS, type AdapterActivation, PeftKernels, type RowsSpec } from "./peft.ts";
 export { Residual } from "./residual.ts";
+export { Rotary } from "./rope.ts";
