@@ -28,4 +28,5 @@ export {
 } from "./matmul.ts";
 export { ADAPTER_ACTIVATIONS, type AdapterActivation, PeftKernels, type RowsSpec } from "./peft.ts";
 export { Residual } from "./residual.ts";
+export { RMSNorm, type RMSNormOptions, type RMSNormVariant } from "./rmsnorm.ts";
 export { Rotary } from "./rope.ts";
