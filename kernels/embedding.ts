@@ -134,10 +134,11 @@ export class Embedding {
   readonly #bwdShort: Kernel;
   readonly #bwdLong: Kernel;
   readonly #bwdWpe: Kernel;
+  readonly #fwdTokens: Kernel;
 
   private constructor(gpu: Gpu, kernels: Kernel[]) {
     this.#gpu = gpu;
-    [this.#fwd, this.#bwdShort, this.#bwdLong, this.#bwdWpe] = kernels;
+    [this.#fwd, this.#bwdShort, this.#bwdLong, this.#bwdWpe, this.#fwdTokens] = kernels;
   }
 
   /** Compiles (or fetches from the cache) the kernels. */
@@ -149,6 +150,7 @@ export class Embedding {
       k("backward_wte_short", ["uniform", null, null, null, null, "read", "read", "read", "write"]),
       k("backward_wte_long", ["uniform", null, null, null, null, "read", "read", "read", "write"]),
       k("backward_wpe", ["uniform", null, null, null, null, "read", null, null, null, "write"]),
+      k("forward_tokens", ["uniform", "read", "read", null, "write"]),
     ]);
     return new Embedding(gpu, kernels);
   }
@@ -170,15 +172,16 @@ export class Embedding {
   }
 
   /**
-   * `out (B,T,C) = wte[ids[b,t]] (V,C) + wpe[t] (≥T,C)` (writes). `ids` is a u32 tensor of shape
-   * (B,T) and `hostIds` the same ids on the CPU, checked against `V = wte.size / C` here.
+   * `out (B,T,C) = wte[ids[b,t]] (V,C) + wpe[t] (≥T,C)` (writes), or `wte[ids[b,t]]` alone when
+   * `wpe` is null (models with rotary positions). `ids` is a u32 tensor of shape (B,T) and
+   * `hostIds` the same ids on the CPU, checked against `V = wte.size / C` here.
    */
   forward(
     batch: Batch,
     ids: Tensor,
     hostIds: ArrayLike<number>,
     wte: Tensor,
-    wpe: Tensor,
+    wpe: Tensor | null,
     out: Tensor,
   ): void {
     const name = "embedding.forward";
@@ -190,13 +193,13 @@ export class Embedding {
         `Cannot run kernel "${name}": hostIds has ${hostIds.length} ids, expected B·T = ${B * T}`,
       );
     }
-    needSize(name, wpe, T * C, "wpe, (≥T, C)");
+    if (wpe) needSize(name, wpe, T * C, "wpe, (≥T, C)");
     this.#fitsBinding(name, wte);
     Embedding.checkIds(hostIds, V, T);
     const n = B * T * C;
     batch.dispatch(
-      this.#fwd,
-      [ids, wte, wpe, out],
+      wpe ? this.#fwd : this.#fwdTokens,
+      wpe ? [ids, wte, wpe, out] : [ids, wte, out],
       new Params().u32(n).u32(T).u32(C).u32(V).u32(B).bytes,
       grid(n, 256),
     );

@@ -1,5 +1,6 @@
 // Token + position embedding, forward and backward. N = B·T positions, p = b·T + t.
 //   forward:       out (B,T,C) = wte[ids[b,t]] (V,C) + wpe[t] (maxT,C)                [writes =]
+//   forward_tokens: out (B,T,C) = wte[ids[b,t]] (no position table)                  [writes =]
 //   backward_wte:  dwte (V,C) += Σ_{p : ids[p] = v} dout[p]                           [accumulates +=]
 //   backward_wpe:  dwpe (maxT,C) rows 0..T-1 += Σ_b dout[b,t]                         [accumulates +=]
 // No float atomics: the CPU builds a CSR index (positions sorted by token id, `order`, and one
@@ -39,6 +40,17 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   let id = ids[pos];
   let nan = bitcast<f32>(0x7fc00000u | (i & 0u)); // a runtime NaN (a constant NaN does not compile)
   out[i] = select(nan, wte[id * p.C + c] + wpe[t * p.C + c], id < p.V);
+}
+
+// forward without positions (the Llama family's rotary models): out = wte[ids[b,t]]   [writes =]
+@compute @workgroup_size(256)
+fn forward_tokens(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let i = gid.x + gid.y * nw.x * 256u;
+  if (i >= p.n) { return; }
+  let pos = i / p.C;
+  let id = ids[pos];
+  let nan = bitcast<f32>(0x7fc00000u | (i & 0u));
+  out[i] = select(nan, wte[id * p.C + i % p.C], id < p.V);
 }
 
 @compute @workgroup_size(256)

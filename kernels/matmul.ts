@@ -134,13 +134,15 @@ export interface GemmSpec {
 export interface LinearGrads {
   /** Layer input (M,K). */
   x: Tensor;
-  /** Weight (K,N), stored (in, out). */
+  /** Weight (K,N) stored (in, out), or (N,K) stored (out, in) with `outIn`. */
   W: Tensor;
+  /** W is stored (out, in), as `nn.Linear` stores it (default false: (in, out), as Conv1D). */
+  outIn?: boolean;
   /** Gradient of the output (M,N). */
   dy: Tensor;
   /** Input gradient (M,K): written `=` (or `+=` with `accumulateDx`), or null to skip. */
   dx: Tensor | null;
-  /** Weight gradient (K,N), accumulated `+=`, or null (frozen weight). */
+  /** Weight gradient in W's layout, accumulated `+=`, or null (frozen weight). */
   dW: Tensor | null;
   /** Bias gradient (N), accumulated `+=`, or null (no or frozen bias). */
   dBias?: Tensor | null;
@@ -381,7 +383,8 @@ export class Matmul {
 
   /**
    * Linear forward `y = x·W (+ bias)` (writes =). x is (M,K), W is (K,N) stored (in, out) like
-   * Hugging Face's Conv1D, bias is (N) or null, y is (M,N).
+   * Hugging Face's Conv1D, or (N,K) stored (out, in) like `nn.Linear` with `outIn` (then
+   * `y = x·Wᵀ`); bias is (N) or null, y is (M,N).
    */
   linearForward(
     batch: Batch,
@@ -392,18 +395,20 @@ export class Matmul {
     M: number,
     K: number,
     N: number,
+    outIn = false,
   ): void {
     const name = "matmul.linearForward";
     exact(name, x, M * K, `x (${M},${K})`);
-    exact(name, W, K * N, `W (${K},${N})`);
+    exact(name, W, K * N, outIn ? `W (${N},${K})` : `W (${K},${N})`);
     if (bias) exact(name, bias, N, `bias (${N})`);
     exact(name, y, M * N, `y (${M},${N})`);
-    this.gemm(batch, { a: x, b: W, c: y, bias, m: M, n: N, k: K });
+    this.gemm(batch, { a: x, b: W, c: y, bias, m: M, n: N, k: K, transB: outIn });
   }
 
   /**
-   * Linear backward. x is (M,K), W is (K,N), dy is (M,N). Computes only the gradients asked for:
-   * `dx (M,K) = dy·Wᵀ` (written =, or += with `accumulateDx`), `dW (K,N) += xᵀ·dy`,
+   * Linear backward. x is (M,K), W is (K,N) (or (N,K) with `outIn`), dy is (M,N). Computes only
+   * the gradients asked for: `dx (M,K) = dy·Wᵀ` (written =, or += with `accumulateDx`),
+   * `dW (K,N) += xᵀ·dy` (with `outIn`: `dW (N,K) += dyᵀ·x`),
    * `dBias (N) += column sums of dy` (both accumulated +=).
    */
   linearBackward(batch: Batch, t: LinearGrads, M: number, K: number, N: number): void {
@@ -414,6 +419,7 @@ export class Matmul {
     if (t.dx) exact(name, t.dx, M * K, `dx (${M},${K})`);
     if (t.dW) exact(name, t.dW, K * N, `dW (${K},${N})`);
     if (t.dBias) exact(name, t.dBias, N, `dBias (${N})`);
+    const outIn = t.outIn ?? false;
     if (t.dx) {
       this.gemm(batch, {
         a: t.dy,
@@ -422,17 +428,18 @@ export class Matmul {
         m: M,
         n: K,
         k: N,
-        transB: true,
+        transB: !outIn,
         accumulate: t.accumulateDx,
       });
     }
     if (t.dW) {
+      // (in, out): dW = xᵀ·dy; (out, in): dW = dyᵀ·x.
       this.gemm(batch, {
-        a: t.x,
-        b: t.dy,
+        a: outIn ? t.dy : t.x,
+        b: outIn ? t.x : t.dy,
         c: t.dW,
-        m: K,
-        n: N,
+        m: outIn ? N : K,
+        n: outIn ? K : N,
         k: M,
         transA: true,
         accumulate: true,

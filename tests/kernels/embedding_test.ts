@@ -181,3 +181,22 @@ Deno.test("embedding reference backward matches central finite differences", () 
   assertClose(dwte, fdWte, { rtol: 1e-6, atol: 1e-8 }, "dL/dwte");
   assertClose(dwpe, fdWpe, { rtol: 1e-6, atol: 1e-8 }, "dL/dwpe");
 });
+
+Deno.test("Embedding.forward() without a position table writes the token rows alone (rotary models)", async () => {
+  const g = await gpu();
+  const emb = await Embedding.create(g);
+  const rng = new Rng(41);
+  for (const [B, T, C, V] of [[1, 1, 1, 1], [2, 7, 7, 5], [3, 33, 33, 97]]) {
+    const ids = randomIds(rng, B * T, V);
+    const wte = randn(rng, V * C);
+    const tids = g.tensor([B, T], ids, "ids"), twte = upload(g, [V, C], wte, "wte");
+    const out = poisoned(g, [B, T, C]);
+    const batch = g.batch();
+    emb.forward(batch, tids, ids, twte, null, out);
+    await batch.submit();
+    const [y] = await g.read([out]);
+    // A copy: exact.
+    assertClose(y, embeddingForward(ids, wte, null, B, T, C), { rtol: 0, atol: 0 }, "out");
+    release(tids, twte, out);
+  }
+});

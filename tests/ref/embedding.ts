@@ -1,10 +1,10 @@
 /** Plain-loop float64 reference of kernels/embedding.wgsl. */
 
-/** out (B,T,C) = wte[ids[b,t]] (V,C) + wpe[t] (≥T,C). */
+/** out (B,T,C) = wte[ids[b,t]] (V,C) + wpe[t] (≥T,C), or wte[ids[b,t]] alone when wpe is null. */
 export function embeddingForward(
   ids: ArrayLike<number>,
   wte: Float64Array,
-  wpe: Float64Array,
+  wpe: Float64Array | null,
   B: number,
   T: number,
   C: number,
@@ -13,7 +13,7 @@ export function embeddingForward(
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       const p = b * T + t;
-      for (let c = 0; c < C; c++) out[p * C + c] = wte[ids[p] * C + c] + wpe[t * C + c];
+      for (let c = 0; c < C; c++) out[p * C + c] = wte[ids[p] * C + c] + (wpe ? wpe[t * C + c] : 0);
     }
   }
   return out;
