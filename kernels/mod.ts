@@ -30,3 +30,4 @@ export { ADAPTER_ACTIVATIONS, type AdapterActivation, PeftKernels, type RowsSpec
 export { Residual } from "./residual.ts";
 export { RMSNorm, type RMSNormOptions, type RMSNormVariant } from "./rmsnorm.ts";
 export { Rotary } from "./rope.ts";
+export { SwiGLU } from "./swiglu.ts";
