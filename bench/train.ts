@@ -18,7 +18,7 @@ import {
   prompt,
   Trainer,
 } from "../mod.ts";
-import type { Param } from "../models/gpt.ts";
+import type { Param } from "../models/param.ts";
 import { replayProfile } from "./replay.ts";
 import { gpt2Ref, type Weights } from "../tests/ref/gpt2.ts";
 

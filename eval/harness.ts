@@ -20,7 +20,7 @@
 import type { SuiteTaskData } from "../data/suite.ts";
 import type { TaskMetric } from "../data/task.ts";
 import { generate } from "../models/generate.ts";
-import type { GPT } from "../models/gpt.ts";
+import type { Decoder } from "../models/decoder.ts";
 import type { Tokenizer } from "../models/tokenizer.ts";
 import {
   applyStopSequences,
@@ -91,8 +91,8 @@ interface Scored {
   start: number;
 }
 
-function contextRoom(model: GPT): number {
-  return model.config.n_positions - (model.virtual?.n ?? 0);
+function contextRoom(model: Decoder): number {
+  return model.shape.maxPositions - (model.virtual?.n ?? 0);
 }
 
 /**
@@ -100,7 +100,7 @@ function contextRoom(model: GPT): number {
  * for many sequences at once: sorted by length, batched into (B,T) forwards.
  */
 async function tokenLosses(
-  model: GPT,
+  model: Decoder,
   seqs: readonly Scored[],
   options: RunOptions,
 ): Promise<Float32Array[]> {
@@ -206,7 +206,7 @@ function encodePair(tokenizer: Tokenizer, request: LoglikelihoodRequest, index: 
  * ```
  */
 export async function loglikelihoods(
-  model: GPT,
+  model: Decoder,
   tokenizer: Tokenizer,
   requests: readonly LoglikelihoodRequest[],
   options: RunOptions = {},
@@ -258,7 +258,7 @@ export interface GenerateTextsOptions extends RunOptions {
  * ```
  */
 export async function generateTexts(
-  model: GPT,
+  model: Decoder,
   tokenizer: Tokenizer,
   prompts: readonly string[],
   options: GenerateTextsOptions,
@@ -367,7 +367,7 @@ function defaultMaxNewTokens(task: BenchmarkTask, tokenizer: Tokenizer, room: nu
  * ```
  */
 export async function evaluateTask(
-  model: GPT,
+  model: Decoder,
   tokenizer: Tokenizer,
   task: BenchmarkTask,
   options: EvaluateOptions = {},
@@ -493,7 +493,7 @@ export interface SuiteScore {
  * ```
  */
 export async function evaluateSuite(
-  model: GPT,
+  model: Decoder,
   tokenizer: Tokenizer,
   suite: readonly SuiteTaskData[],
   options: EvaluateOptions & SuiteBenchmarkOptions = {},
@@ -539,7 +539,7 @@ export interface TextPerplexity {
  * ```
  */
 export async function textPerplexity(
-  model: GPT,
+  model: Decoder,
   tokenizer: Tokenizer,
   texts: readonly string[],
   options: RunOptions = {},
@@ -598,7 +598,7 @@ export interface HelmOptions extends EvaluateOptions {
  * ```
  */
 export async function evaluateHelm(
-  model: GPT,
+  model: Decoder,
   tokenizer: Tokenizer,
   tasks: readonly BenchmarkTask[],
   options: HelmOptions = {},

@@ -11,11 +11,23 @@
  * since transformers 4.3x), no `lm_head.weight` (tied, so dropped as a shared tensor), and
  * metadata `{"format": "pt"}`.
  *
+ * {@linkcode loadModelCheckpoint} and {@linkcode saveModelCheckpoint} read and write a folder of
+ * any family whet implements, choosing GPT-2 or Llama by `config.json`'s `model_type`.
+ *
  * @module
  */
 
 import { join } from "node:path";
-import { configFromHF, configToHF, type GPTConfig, innerSize, validateConfig } from "./config.ts";
+import {
+  configFromHF,
+  configToHF,
+  type GPTConfig,
+  innerSize,
+  readModelConfig,
+  validateConfig,
+} from "./config.ts";
+import type { LlamaConfig } from "./llama_config.ts";
+import { llamaTensorsFromSafetensors, serializeLlamaCheckpoint } from "./llama_checkpoint.ts";
 import {
   parseSafetensors,
   type Safetensors,
@@ -107,6 +119,14 @@ export function gpt2ParameterShapes(cfg: GPTConfig): Map<string, readonly number
  * ```
  */
 export async function loadHFCheckpoint(dir: string): Promise<Checkpoint> {
+  const files = await readCheckpointFiles(dir);
+  return parseHFCheckpoint(files.json, files.weights, files.source);
+}
+
+/** The parsed `config.json` and the `model.safetensors` bytes of a checkpoint folder. */
+async function readCheckpointFiles(
+  dir: string,
+): Promise<{ json: unknown; weights: Uint8Array; source: Required<CheckpointSource> }> {
   const configPath = join(dir, HF_CONFIG_FILE);
   const weightsPath = join(dir, HF_WEIGHTS_FILE);
   let configText: string;
@@ -134,7 +154,7 @@ export async function loadHFCheckpoint(dir: string): Promise<Checkpoint> {
       `Cannot load checkpoint ${dir}: ${configPath} is not valid JSON: ${message(e)}`,
     );
   }
-  return parseHFCheckpoint(json, weights, { configFile: configPath, weightsFile: weightsPath });
+  return { json, weights, source: { configFile: configPath, weightsFile: weightsPath } };
 }
 
 /** File names used in {@linkcode parseHFCheckpoint}'s error messages. */
@@ -338,10 +358,126 @@ export async function saveHFCheckpoint(
   tensors: ReadonlyMap<string, TensorData>,
   options: SaveCheckpointOptions = {},
 ): Promise<void> {
-  const files = serializeHFCheckpoint(config, tensors, options);
+  await writeCheckpointFiles(dir, serializeHFCheckpoint(config, tensors, options));
+}
+
+/** Writes `model.safetensors`, then `config.json` (so a folder with a config is complete). */
+async function writeCheckpointFiles(
+  dir: string,
+  files: { config: string; weights: Uint8Array },
+): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   await writeFileAtomic(join(dir, HF_WEIGHTS_FILE), files.weights);
   await writeFileAtomic(join(dir, HF_CONFIG_FILE), files.config);
+}
+
+/**
+ * A checkpoint of any family whet implements, tagged with the family: its configuration and its
+ * parameters by Hugging Face name (GPT-2 names without `transformer.`, Llama names as stored).
+ */
+export type ModelCheckpoint =
+  | { family: "gpt2"; config: GPTConfig; weights: Map<string, TensorData> }
+  | { family: "llama"; config: LlamaConfig; weights: Map<string, TensorData> };
+
+/**
+ * The in-memory half of {@linkcode loadModelCheckpoint}: a parsed `config.json` and the bytes of
+ * `model.safetensors` to a checked {@linkcode ModelCheckpoint}, the family chosen by the config's
+ * `model_type` (see {@linkcode readModelConfig}).
+ *
+ * @example
+ * ```ts
+ * import { LLAMA_PRESETS, llamaParameterShapes, parseModelCheckpoint, serializeLlamaCheckpoint } from "../mod.ts";
+ * const config = LLAMA_PRESETS["llama-tiny"];
+ * const tensors = new Map(
+ *   [...llamaParameterShapes(config)].map(([name, shape]) => [
+ *     name,
+ *     { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) },
+ *   ]),
+ * );
+ * const files = serializeLlamaCheckpoint(config, tensors);
+ * const back = parseModelCheckpoint(JSON.parse(files.config), files.weights);
+ * if (back.family !== "llama" || back.weights.size !== tensors.size) throw new Error("round trip");
+ * ```
+ */
+export function parseModelCheckpoint(
+  configJson: unknown,
+  weights: Uint8Array,
+  source: CheckpointSource = {},
+): ModelCheckpoint {
+  const model = readModelConfig(configJson, source.configFile ?? HF_CONFIG_FILE);
+  const st = parseSafetensors(weights, source.weightsFile ?? HF_WEIGHTS_FILE);
+  return model.family === "gpt2"
+    ? {
+      family: "gpt2",
+      config: model.config,
+      weights: gpt2TensorsFromSafetensors(st, model.config),
+    }
+    : {
+      family: "llama",
+      config: model.config,
+      weights: llamaTensorsFromSafetensors(st, model.config),
+    };
+}
+
+/**
+ * Reads a Hugging Face checkpoint folder (`config.json` + `model.safetensors`) of any family
+ * whet implements: GPT-2 as {@linkcode loadHFCheckpoint} reads it, Llama and Qwen2 as
+ * {@linkcode llamaTensorsFromSafetensors} does. Needs read permission for the folder. Sharded
+ * checkpoints (`model.safetensors.index.json`) are not supported, and the error says so.
+ *
+ * @example
+ * ```ts
+ * import { LLAMA_PRESETS, llamaParameterShapes, loadModelCheckpoint, saveModelCheckpoint } from "../mod.ts";
+ * const config = LLAMA_PRESETS["smollm-tiny"];
+ * const weights = new Map(
+ *   [...llamaParameterShapes(config)].map(([name, shape]) => [
+ *     name,
+ *     { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5) },
+ *   ]),
+ * );
+ * const dir = await Deno.makeTempDir();
+ * await saveModelCheckpoint(dir, config, weights);
+ * const back = await loadModelCheckpoint(dir);
+ * if (back.family !== "llama" || back.weights.get("model.norm.weight")?.data[0] !== 0.5) {
+ *   throw new Error("round trip failed");
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function loadModelCheckpoint(dir: string): Promise<ModelCheckpoint> {
+  const files = await readCheckpointFiles(dir);
+  return parseModelCheckpoint(files.json, files.weights, files.source);
+}
+
+/**
+ * Writes a Hugging Face checkpoint folder (created if needed) for a GPT-2 or a Llama-family
+ * config: `model.safetensors`, then `config.json`, each atomically, with the names, layout and
+ * metadata of {@linkcode serializeHFCheckpoint} or {@linkcode serializeLlamaCheckpoint}. Needs
+ * read and write permission for the folder.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, loadModelCheckpoint, saveModelCheckpoint } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1, trainable: false });
+ * const dir = await Deno.makeTempDir();
+ * await saveModelCheckpoint(dir, model.config, await model.exportWeights());
+ * if ((await loadModelCheckpoint(dir)).family !== "gpt2") throw new Error("GPT-2 checkpoint");
+ * model.release();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function saveModelCheckpoint(
+  dir: string,
+  config: GPTConfig | LlamaConfig,
+  weights: ReadonlyMap<string, TensorData>,
+  options: SaveCheckpointOptions = {},
+): Promise<void> {
+  // Only a Llama-family config has model_type (GPTConfig is the config of the one GPT-2 type).
+  const files = "model_type" in config
+    ? serializeLlamaCheckpoint(config, weights, options)
+    : serializeHFCheckpoint(config, weights, options);
+  await writeCheckpointFiles(dir, files);
 }
 
 function checkShape(

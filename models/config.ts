@@ -6,6 +6,8 @@
  * @module
  */
 
+import { type LlamaConfig, llamaConfigFromHF } from "./llama_config.ts";
+
 /**
  * Hyperparameters of a GPT-2-style decoder. Field names are Hugging Face's (`GPT2Config`), so a
  * config converts to and from `config.json` key by key. Defaults (those of GPT-2 small, as
@@ -362,6 +364,71 @@ export function configToHF(cfg: GPTConfig): Record<string, unknown> {
     use_cache: true,
     vocab_size: c.vocab_size,
   };
+}
+
+/** Architecture families whet implements: GPT-2, and Llama (which covers Qwen2). */
+export type ModelFamily = "gpt2" | "llama";
+
+/** A configuration tagged with its family, as {@linkcode readModelConfig} returns it. */
+export type ModelConfig =
+  | { family: "gpt2"; config: GPTConfig }
+  | { family: "llama"; config: LlamaConfig };
+
+/** `config.json` model_type → family. */
+const FAMILIES: Readonly<Record<string, ModelFamily>> = {
+  gpt2: "gpt2",
+  llama: "llama",
+  qwen2: "llama",
+};
+
+/**
+ * The family a Hugging Face `config.json` (already parsed) belongs to, by its `model_type`:
+ * "gpt2" → GPT-2, "llama" and "qwen2" → Llama. A config without `model_type` is GPT-2, as whet
+ * has always read it.
+ *
+ * @param json the parsed `config.json`
+ * @param file its path, for error messages
+ *
+ * @example
+ * ```ts
+ * import { modelFamilyOf } from "../mod.ts";
+ * if (modelFamilyOf({ model_type: "qwen2" }) !== "llama" || modelFamilyOf({}) !== "gpt2") {
+ *   throw new Error("unexpected family");
+ * }
+ * ```
+ */
+export function modelFamilyOf(json: unknown, file = "config.json"): ModelFamily {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new Error(`Cannot load ${file}: expected a JSON object, got ${describe(json)}`);
+  }
+  const type = (json as Record<string, unknown>).model_type;
+  if (type === undefined) return "gpt2";
+  if (typeof type === "string" && Object.hasOwn(FAMILIES, type)) return FAMILIES[type];
+  throw new Error(
+    `Cannot load ${file}: model_type ${describe(type)} is not supported (supported: ${
+      Object.keys(FAMILIES).join(", ")
+    })`,
+  );
+}
+
+/**
+ * Reads a Hugging Face `config.json` (already parsed) of any family whet implements: GPT-2
+ * through {@linkcode configFromHF}, Llama and Qwen2 through {@linkcode llamaConfigFromHF}.
+ *
+ * @param json the parsed `config.json`
+ * @param file its path, for error messages
+ *
+ * @example
+ * ```ts
+ * import { readModelConfig } from "../mod.ts";
+ * const model = readModelConfig({ model_type: "llama", hidden_size: 64, num_attention_heads: 4 });
+ * if (model.family !== "llama" || model.config.head_dim !== 16) throw new Error("unexpected config");
+ * ```
+ */
+export function readModelConfig(json: unknown, file = "config.json"): ModelConfig {
+  return modelFamilyOf(json, file) === "gpt2"
+    ? { family: "gpt2", config: configFromHF(json, file) }
+    : { family: "llama", config: llamaConfigFromHF(json, file) };
 }
 
 /** A short description of a value for error messages. */

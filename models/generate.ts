@@ -29,11 +29,12 @@
  * @module
  */
 
-import { DecodeAttention } from "../kernels/mod.ts";
 import type { Batch } from "../runtime/gpu.ts";
 import { counterHash, Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
-import { Activations, type Ctx, type GPT } from "./gpt.ts";
+import { Activations } from "./activations.ts";
+import type { KvCache } from "./context.ts";
+import type { Decoder } from "./decoder.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
 /** How the next token is chosen from the logits. */
@@ -189,21 +190,21 @@ interface Row {
  * ```
  */
 export async function generate(
-  model: GPT,
+  model: Decoder,
   promptIds: readonly (readonly number[])[],
   options: GenerateOptions = {},
 ): Promise<GenerateResult> {
-  const cfg = model.config, V = cfg.vocab_size;
+  const V = model.shape.V;
   const o = checkOptions(options, V);
   const nVirtual = model.virtual?.n ?? 0;
-  const room = cfg.n_positions - nVirtual - o.maxNewTokens;
+  const room = model.shape.maxPositions - nVirtual - o.maxNewTokens;
   if (!Array.isArray(promptIds) || promptIds.length === 0) {
     throw new RangeError("Cannot generate: no prompts");
   }
   if (room < 1) {
     const virtual = nVirtual ? ` and ${nVirtual} virtual tokens` : "";
     throw new RangeError(
-      `Cannot generate: maxNewTokens=${o.maxNewTokens}${virtual} leaves no room for a prompt in n_positions=${cfg.n_positions}`,
+      `Cannot generate: maxNewTokens=${o.maxNewTokens}${virtual} leaves no room for a prompt in the model's ${model.shape.maxPositions} positions`,
     );
   }
   const rows: Row[] = promptIds.map((p, b) => {
@@ -223,7 +224,7 @@ export async function generate(
       if (o.truncate === "error") {
         throw new RangeError(
           `Cannot generate: prompt ${b} has ${prompt.length} tokens; with maxNewTokens=${o.maxNewTokens}${virtual} ` +
-            `it must have at most ${room} (n_positions=${cfg.n_positions}); pass truncate: "left" to drop its oldest tokens`,
+            `it must have at most ${room} (the model takes ${model.shape.maxPositions} positions); pass truncate: "left" to drop its oldest tokens`,
         );
       }
       prompt = prompt.slice(prompt.length - room);
@@ -241,7 +242,7 @@ export async function generate(
   const rngs = rows.map((_, b) => new Rng(counterHash(o.seed, b)));
   const stepper = options.cache === false
     ? new FullStepper(model, rows)
-    : await CachedStepper.create(model, rows, o.maxNewTokens);
+    : CachedStepper.create(model, rows, o.maxNewTokens);
   try {
     let logits = await stepper.first();
     for (let step = 0;; step++) {
@@ -366,12 +367,12 @@ function finish(r: Row, token: number, o: Checked): void {
 
 /** The model's full forward over every row (right-padded with id 0): the uncached path and the prefill. */
 function fullForward(
-  model: GPT,
+  model: Decoder,
   seqs: readonly number[][],
   logits: Tensor,
 ): { acts: Activations; batch: Batch } {
   const B = seqs.length, T = Math.max(...seqs.map((s) => s.length));
-  const V = model.config.vocab_size;
+  const V = model.shape.V;
   const acts = model.activations(B, T);
   const ids = new Array<number>(B * T).fill(0);
   seqs.forEach((s, b) => s.forEach((id, t) => ids[b * T + t] = id));
@@ -390,14 +391,14 @@ function fullForward(
 
 /** The reference: the whole forward over each sequence so far, every step. */
 class FullStepper implements Stepper {
-  readonly #model: GPT;
+  readonly #model: Decoder;
   readonly #rows: readonly Row[];
   readonly #logits: Tensor;
 
-  constructor(model: GPT, rows: readonly Row[]) {
+  constructor(model: Decoder, rows: readonly Row[]) {
     this.#model = model;
     this.#rows = rows;
-    this.#logits = model.gpu.tensor([rows.length, model.config.vocab_size], undefined, "logits");
+    this.#logits = model.gpu.tensor([rows.length, model.shape.V], undefined, "logits");
   }
 
   first(): Promise<Float32Array> {
@@ -430,66 +431,59 @@ class FullStepper implements Stepper {
 
 /**
  * The KV-cache path: a prefill over the prompts that keeps each layer's keys and values, then one
- * position per row and step.
+ * position per row and step ({@linkcode Decoder.decodeStep}).
  */
 class CachedStepper implements Stepper {
-  readonly #model: GPT;
+  readonly #model: Decoder;
   readonly #rows: readonly Row[];
-  readonly #decode: DecodeAttention;
   /** Activations of one new position per row (B,1). */
   readonly #acts: Activations;
-  /** Per layer (B,S,2C): keys at [0,C), values at [C,2C). */
-  readonly #cache: Tensor[];
-  /** (B) u32: each row's new position. */
-  readonly #start: Tensor;
-  readonly #hostStart: Uint32Array;
-  /** The token and position embeddings of the new rows, (B,C) each. */
-  readonly #tokEmb: Tensor;
-  readonly #posEmb: Tensor;
-  readonly #S: number;
+  readonly #cache: KvCache;
 
-  private constructor(model: GPT, rows: readonly Row[], decode: DecodeAttention, S: number) {
-    const gpu = model.gpu, cfg = model.config, B = rows.length, C = cfg.n_embd;
+  private constructor(model: Decoder, rows: readonly Row[], S: number) {
+    const gpu = model.gpu, B = rows.length, { Hkv, d } = model.shape;
     this.#model = model;
     this.#rows = rows;
-    this.#decode = decode;
-    this.#S = S;
-    this.#acts = new Activations(gpu, cfg, B, 1);
-    this.#cache = model.blocks.map((_, l) => gpu.tensor([B, S, 2 * C], undefined, `h.${l}.kv`));
-    this.#start = gpu.tensor([B], undefined, "start");
-    this.#hostStart = new Uint32Array(B);
-    this.#tokEmb = gpu.tensor([B, C], undefined, "decode.wte");
-    this.#posEmb = gpu.tensor([B, C], undefined, "decode.wpe");
+    this.#acts = new Activations(gpu, model.shape, B, 1);
+    this.#cache = {
+      layers: model.blocks.map((_, l) => gpu.tensor([B, S, 2 * Hkv * d], undefined, `h.${l}.kv`)),
+      start: gpu.tensor([B], undefined, "start"),
+      hostStart: new Uint32Array(B),
+      S,
+    };
   }
 
   /** Allocates the cache for the prompts plus `maxNewTokens − 1` fed-back tokens. */
-  static async create(model: GPT, rows: readonly Row[], maxNewTokens: number) {
+  static create(model: Decoder, rows: readonly Row[], maxNewTokens: number): CachedStepper {
     const n = model.virtual?.n ?? 0;
     const S = n + Math.max(...rows.map((r) => r.prompt.length)) + maxNewTokens - 1;
-    return new CachedStepper(model, rows, await DecodeAttention.create(model.gpu), S);
+    return new CachedStepper(model, rows, S);
   }
 
   async first(): Promise<Float32Array> {
-    const model = this.#model, B = this.#rows.length, C = model.config.n_embd;
+    const model = this.#model, B = this.#rows.length, { H, Hkv, d } = model.shape;
+    const cache = this.#cache;
     const { acts, batch } = fullForward(
       model,
       this.#rows.map((r) => r.prompt),
       this.#acts.logits,
     );
     try {
-      this.#hostStart.fill(0);
-      batch.write(this.#start, this.#hostStart);
+      cache.hostStart.fill(0);
+      batch.write(cache.start, cache.hostStart);
       model.blocks.forEach((_, l) => {
-        this.#decode.append(
+        model.kernels.decode.append(
           batch,
           acts.blocks[l].qkv,
-          this.#cache[l],
-          this.#start,
-          this.#hostStart,
+          cache.layers[l],
+          cache.start,
+          cache.hostStart,
           B,
           acts.T,
-          this.#S,
-          C,
+          cache.S,
+          H * d,
+          H,
+          Hkv,
         );
       });
       await batch.submit();
@@ -501,75 +495,23 @@ class CachedStepper implements Stepper {
   }
 
   async next(rows: readonly Row[]): Promise<Float32Array> {
-    const model = this.#model, cfg = model.config, gpu = model.gpu, k = model.kernels;
-    const B = rows.length, C = cfg.n_embd, V = cfg.vocab_size, a = this.#acts;
+    const model = this.#model, cache = this.#cache;
     const n = model.virtual?.n ?? 0;
-    const batch = gpu.batch();
-    rows.forEach((r, b) => {
+    const batch = model.gpu.batch();
+    const tokens = rows.map((r, b) => {
       // A finished row still runs (its output is ignored): token 0 at its last prompt position.
-      const token = r.done ? 0 : r.sampled[r.sampled.length - 1];
-      const pos = n + r.prompt.length - 1 + (r.done ? 0 : r.sampled.length);
-      this.#hostStart[b] = pos;
-      batch.copy(
-        { buffer: model.wte.value.buffer, offset: token * C * 4, size: C * 4 },
-        { buffer: this.#tokEmb.buffer, offset: b * C * 4, size: C * 4 },
-      );
-      batch.copy(
-        { buffer: model.wpe.value.buffer, offset: pos * C * 4, size: C * 4 },
-        { buffer: this.#posEmb.buffer, offset: b * C * 4, size: C * 4 },
-      );
+      cache.hostStart[b] = n + r.prompt.length - 1 + (r.done ? 0 : r.sampled.length);
+      return r.done ? 0 : r.sampled[r.sampled.length - 1];
     });
-    batch.write(this.#start, this.#hostStart);
-    k.residual.forward(batch, this.#tokEmb, this.#posEmb, a.encoded);
-    const ctx: Ctx = { gpu, batch, k, training: false, seed: 0, acts: a };
-    let x = a.encoded;
-    model.blocks.forEach((block, l) => {
-      // Block.forward with the attention core replaced by the cached one (dropout is off).
-      const h = a.blocks[l];
-      block.ln1.forward(ctx, x, h.ln1, h.ln1Mean, h.ln1Rstd, B);
-      block.attn.cAttn.forward(ctx, h.ln1, h.qkv, B);
-      this.#decode.append(
-        batch,
-        h.qkv,
-        this.#cache[l],
-        this.#start,
-        this.#hostStart,
-        B,
-        1,
-        this.#S,
-        C,
-      );
-      this.#decode.attend(
-        batch,
-        h.qkv,
-        this.#cache[l],
-        this.#start,
-        this.#hostStart,
-        h.atty,
-        B,
-        1,
-        this.#S,
-        C,
-        cfg.n_head,
-      );
-      block.attn.cProj.forward(ctx, h.atty, h.attProj, B);
-      block.attnAdapter?.forward(ctx, h.attProj, B);
-      k.residual.forward(batch, x, h.attProj, h.res2);
-      block.ln2.forward(ctx, h.res2, h.ln2, h.ln2Mean, h.ln2Rstd, B);
-      block.mlp.forward(ctx, h.ln2, h, B);
-      block.mlpAdapter?.forward(ctx, h.fcProj, B);
-      k.residual.forward(batch, h.res2, h.fcProj, h.res3);
-      x = h.res3;
-    });
-    model.lnF.forward(ctx, x, a.lnf, a.lnfMean, a.lnfRstd, B);
-    k.matmul.tiedForward(batch, a.lnf, model.wte.value, a.logits, B, C, V);
+    batch.write(cache.start, cache.hostStart);
+    model.decodeStep(batch, this.#acts, tokens, cache);
     await batch.submit();
-    const [logits] = await gpu.read([a.logits]);
+    const [logits] = await model.gpu.read([this.#acts.logits]);
     return logits;
   }
 
   release(): void {
     this.#acts.release();
-    for (const t of [...this.#cache, this.#start, this.#tokEmb, this.#posEmb]) t.release();
+    for (const t of [...this.#cache.layers, this.#cache.start]) t.release();
   }
 }

@@ -1,5 +1,6 @@
 /**
- * Models: GPT-2 configuration, safetensors I/O, Hugging Face GPT-2 checkpoints and tokenizers.
+ * Models: GPT-2 configuration, safetensors I/O, Hugging Face GPT-2 checkpoints, tokenizers and chat
+ * templates.
  *
  * @module
  */
@@ -46,6 +47,29 @@ export {
   saveHFCheckpoint,
   serializeHFCheckpoint,
 } from "./checkpoint.ts";
+export { type ModelConfig, type ModelFamily, modelFamilyOf, readModelConfig } from "./config.ts";
+export {
+  LLAMA_PRESETS,
+  type LlamaConfig,
+  llamaConfig,
+  llamaConfigFromHF,
+  llamaConfigToHF,
+  type LlamaModelType,
+  type LlamaPresetName,
+  projectionBiases,
+  validateLlamaConfig,
+} from "./llama_config.ts";
+export {
+  llamaParameterShapes,
+  llamaTensorsFromSafetensors,
+  serializeLlamaCheckpoint,
+} from "./llama_checkpoint.ts";
+export {
+  loadModelCheckpoint,
+  type ModelCheckpoint,
+  parseModelCheckpoint,
+  saveModelCheckpoint,
+} from "./checkpoint.ts";
 export {
   byteLevelAlphabet,
   ByteTokenizer,
@@ -54,6 +78,11 @@ export {
   type Tokenizer,
 } from "./tokenizer.ts";
 export {
+  ChatTemplate,
+  type ChatTemplateMessage,
+  type ChatTemplateRenderOptions,
+} from "./chat_template.ts";
+export {
   type FinishReason,
   generate,
   type GenerateOptions,
@@ -61,24 +90,39 @@ export {
   sampleToken,
   type SamplingOptions,
 } from "./generate.ts";
+export { isTrainable, type Param } from "./param.ts";
+export { type Ctx, Kernels, type KernelSet, type KvCache } from "./context.ts";
+export { Linear, type LinearLike } from "./linear.ts";
+export { LayerNormModule, type Norm, RMSNormModule } from "./norms.ts";
+export {
+  type AttentionModule,
+  CausalSelfAttention,
+  type LinearField,
+  type VirtualTokens,
+} from "./attention.ts";
+export { MLP, type MLPModule } from "./mlp.ts";
+export { Block, type BranchAdapter } from "./block.ts";
+export { Embeddings, LMHead } from "./embeddings.ts";
 export {
   Activations,
-  Block,
   type BlockActs,
-  type BranchAdapter,
-  CausalSelfAttention,
-  type Ctx,
-  GPT,
-  type GPTOptions,
+  type DecoderShape,
   type GradScratch,
+  qkvWidth,
+} from "./activations.ts";
+export {
+  countScoredLabels,
+  firstScoredLabel,
+  IGNORED_LABEL,
+  PLAIN_SCORING,
+  type ScoringRule,
+  shiftLabels,
+} from "./scoring.ts";
+export {
+  Decoder,
+  type DecoderOptions,
+  type ForwardOptions,
   type Inputs,
-  isTrainable,
-  Kernels,
-  type KernelSet,
-  LayerNormModule,
-  Linear,
-  type LinearLike,
-  MLP,
-  type Param,
-  type VirtualTokens,
-} from "./gpt.ts";
+  type LinearSlot,
+} from "./decoder.ts";
+export { GPT, type GPTBlock, type GPTOptions } from "./gpt.ts";

@@ -3,6 +3,13 @@
  * Hugging Face `tokenizer.json` files through `@huggingface/tokenizers`, and GPT-2's own BPE,
  * offline, through `js-tiktoken` (its GPT-2 ranks ship in the package).
  *
+ * `tokenizer.json` covers both kinds of BPE the Llama family uses: byte-level BPE (GPT-2, SmolLM2,
+ * Qwen2, Llama-3: every byte is a symbol, a regex splits words first) and sentencepiece-style BPE
+ * with byte fallback (Llama-2, TinyLlama: spaces become "▁", prepended to the text by a
+ * normalizer or a Metaspace pre-tokenizer, and a character missing from the vocabulary becomes
+ * its UTF-8 bytes as tokens "<0xNN>"). Added tokens ("<|im_start|>", "</s>", …) are matched in the
+ * text before anything else, so each is one id and is never split.
+ *
  * Text is encoded as UTF-8. A lone UTF-16 surrogate in the input, which UTF-8 cannot represent,
  * is encoded as U+FFFD (TextEncoder's rule, used by all three), so it decodes as "\uFFFD".
  * Decoding ids whose bytes are not valid UTF-8 (e.g. a multi-byte character cut in half) gives
@@ -12,6 +19,7 @@
  */
 
 import { gpt2Ranks, HFTokenizer, Tiktoken } from "../deps.ts";
+import { ChatTemplate, specialTokenContent } from "./chat_template.ts";
 
 /** Text ↔ token ids. */
 export interface Tokenizer {
@@ -21,11 +29,27 @@ export interface Tokenizer {
   readonly vocabSize: number;
   /** End-of-text id, when the tokenizer has one. */
   readonly eosId?: number;
+  /** Beginning-of-text id, when the tokenizer has one. */
+  readonly bosId?: number;
+  /**
+   * Every id that ends a model's turn, for generation to stop at: EOS and end-of-turn tokens
+   * such as "<|im_end|>" or "<|eot_id|>". When absent, `eosId` alone ends a turn.
+   */
+  readonly stopIds?: readonly number[];
+  /** The model's chat template, when it has one. */
+  readonly chatTemplate?: ChatTemplate;
   /** Token ids of `text`. */
   encode(text: string): number[];
   /** Text of `ids`; invalid UTF-8 becomes U+FFFD. Throws on an id outside the vocabulary. */
   decode(ids: readonly number[]): string;
 }
+
+/**
+ * Tokens that end a turn in the chat templates of well-known models: ChatML's "<|im_end|>"
+ * (SmolLM2, Qwen2), Llama-3's "<|eot_id|>" and "<|eom_id|>", Phi-3's "<|end|>", Gemma's
+ * "<end_of_turn>". One of them is a stop id when the model's chat template writes it.
+ */
+const END_OF_TURN_TOKENS = ["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>"];
 
 /**
  * One token per UTF-8 byte: ids 0–255, vocabulary 256, for the small byte-level models.
@@ -79,10 +103,18 @@ export class ByteTokenizer implements Tokenizer {
 }
 
 /**
- * A Hugging Face `tokenizer.json` (e.g. GPT-2's byte-level BPE), run by `@huggingface/tokenizers`.
- * `encode` adds no special tokens of its own (no BOS/EOS), but special tokens written in the text
- * (e.g. "<|endoftext|>") map to their ids, as in transformers. `decode` keeps special tokens and
- * does not "clean up tokenization spaces", so decoding inverts encoding.
+ * A Hugging Face `tokenizer.json` (byte-level BPE such as GPT-2's, SmolLM2's, Qwen2's and
+ * Llama-3's, or byte-fallback BPE such as Llama-2's and TinyLlama's), run by
+ * `@huggingface/tokenizers`, with the special tokens and chat template of its
+ * `tokenizer_config.json` and the end-of-turn ids of `generation_config.json`.
+ *
+ * `encode` adds no special tokens of its own (no BOS/EOS, whatever `add_bos_token` says: chat
+ * templates write their own, and transformers' `apply_chat_template` encodes their text the same
+ * way), but special tokens written in the text (e.g. "<|endoftext|>") map to their ids, as in
+ * transformers. `decode` keeps special tokens and does not "clean up tokenization spaces", so
+ * decoding inverts encoding; a sentencepiece-style decoder drops the one space its normalizer
+ * put at the start of each piece of text (so text that follows a special token decodes with a
+ * leading space, as in transformers).
  *
  * @example
  * ```ts
@@ -91,106 +123,200 @@ export class ByteTokenizer implements Tokenizer {
  * const vocab: Record<string, number> = {};
  * byteLevelAlphabet().forEach((symbol, byte) => vocab[symbol] = byte);
  * vocab["ab"] = 256;
- * const tok = HuggingFaceTokenizer.fromJSON({
- *   added_tokens: [],
- *   normalizer: null,
- *   pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, use_regex: true },
- *   post_processor: null,
- *   decoder: { type: "ByteLevel" },
- *   model: { type: "BPE", vocab, merges: ["a b"] },
- * });
- * if (tok.encode("abc").join() !== "256,99" || tok.decode([98, 97]) !== "ba") {
+ * vocab["<|im_end|>"] = 257;
+ * const tok = HuggingFaceTokenizer.fromJSON(
+ *   {
+ *     added_tokens: [{ id: 257, content: "<|im_end|>", special: true }],
+ *     normalizer: null,
+ *     pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, use_regex: true },
+ *     post_processor: null,
+ *     decoder: { type: "ByteLevel" },
+ *     model: { type: "BPE", vocab, merges: ["a b"] },
+ *   },
+ *   { eos_token: "<|im_end|>" },
+ * );
+ * if (tok.encode("abc<|im_end|>").join() !== "256,99,257" || tok.decode([98, 97]) !== "ba") {
  *   throw new Error("bad BPE");
  * }
+ * if (tok.eosId !== 257 || tok.stopIds.join() !== "257") throw new Error("bad special tokens");
  * ```
  */
 export class HuggingFaceTokenizer implements Tokenizer {
-  /** "hf:" and the model type, or the name given. */
+  /** "hf:" and the model type, e.g. "hf:BPE". */
   readonly name: string;
   /** One more than the largest id in the vocabulary, added tokens included. */
   readonly vocabSize: number;
-  /** The id of the config's `eos_token`, or of "<|endoftext|>" when present. */
+  /** The id of the config's `eos_token`, or of "<|endoftext|>" when the config names none. */
   readonly eosId?: number;
+  /** The id of the config's `bos_token`. */
+  readonly bosId?: number;
+  /** The id of the config's `pad_token`. */
+  readonly padId?: number;
+  /**
+   * The config's `add_bos_token` (default false): whether transformers prepends BOS to plain
+   * text. `encode` never does; this is for callers that build inputs by hand.
+   */
+  readonly addBosToken: boolean;
+  /** The config's `add_eos_token` (default false), like {@linkcode addBosToken}. */
+  readonly addEosToken: boolean;
+  /**
+   * The ids that end a turn, in this order, without repeats: `eosId`, then
+   * `generation_config.json`'s `eos_token_id` (an id or a list), then the end-of-turn tokens
+   * ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>") that the chat
+   * template writes.
+   */
+  readonly stopIds: readonly number[];
+  /** The config's `chat_template`, when it has one. */
+  readonly chatTemplate?: ChatTemplate;
   readonly #tok: HFTokenizer;
 
-  private constructor(tok: HFTokenizer, name: string, eosToken: string | undefined) {
+  private constructor(tok: HFTokenizer, name: string, fields: {
+    vocabSize: number;
+    eosId?: number;
+    bosId?: number;
+    padId?: number;
+    addBosToken: boolean;
+    addEosToken: boolean;
+    stopIds: number[];
+    chatTemplate?: ChatTemplate;
+  }) {
     this.#tok = tok;
     this.name = name;
-    let max = -1;
-    for (const id of tok.get_vocab(true).values()) max = Math.max(max, id);
-    this.vocabSize = max + 1;
-    const eos = tok.token_to_id(eosToken ?? "<|endoftext|>");
-    if (eos !== undefined) this.eosId = eos;
+    this.vocabSize = fields.vocabSize;
+    if (fields.eosId !== undefined) this.eosId = fields.eosId;
+    if (fields.bosId !== undefined) this.bosId = fields.bosId;
+    if (fields.padId !== undefined) this.padId = fields.padId;
+    this.addBosToken = fields.addBosToken;
+    this.addEosToken = fields.addEosToken;
+    this.stopIds = fields.stopIds;
+    if (fields.chatTemplate) this.chatTemplate = fields.chatTemplate;
   }
 
   /**
-   * A tokenizer from a parsed `tokenizer.json` and, optionally, `tokenizer_config.json`.
+   * A tokenizer from a parsed `tokenizer.json` and, optionally, `tokenizer_config.json`
+   * (`bos_token`, `eos_token`, `pad_token` as strings or `{content}` objects, `add_bos_token`,
+   * `add_eos_token`, `chat_template`) and `generation_config.json` (`eos_token_id`). A special
+   * token the vocabulary lacks, or a malformed value, is an error naming the file and key.
    *
-   * @param source where the JSON came from, for error messages and the name
+   * @param source where the JSON came from, for error messages
    */
   static fromJSON(
     tokenizerJson: unknown,
     tokenizerConfig: unknown = {},
     source = "tokenizer.json",
+    generationConfig: unknown = {},
   ): HuggingFaceTokenizer {
-    if (typeof tokenizerJson !== "object" || tokenizerJson === null) {
-      throw new Error(`Cannot load tokenizer ${source}: expected a JSON object`);
-    }
-    const model = (tokenizerJson as { model?: { type?: unknown } }).model;
-    if (typeof model !== "object" || model === null) {
-      throw new Error(`Cannot load tokenizer ${source}: it has no "model" object`);
-    }
-    checkByteAlphabet(tokenizerJson as Record<string, unknown>, source);
-    let tok: HFTokenizer;
+    const fail: (why: string, cause?: unknown) => never = (why, cause) => {
+      throw new Error(`Cannot load tokenizer ${source}: ${why}`, { cause });
+    };
+    if (!isObject(tokenizerJson)) fail("expected a JSON object");
+    const model = tokenizerJson.model;
+    if (!isObject(model)) fail(`it has no "model" object`);
+    const config = tokenizerConfig ?? {};
+    if (!isObject(config)) fail("tokenizer_config.json must hold a JSON object");
+    const generation = generationConfig ?? {};
+    if (!isObject(generation)) fail("generation_config.json must hold a JSON object");
+    checkByteAlphabet(tokenizerJson, source);
+    checkByteFallback(tokenizerJson, source);
+    let tok!: HFTokenizer;
     try {
-      tok = new HFTokenizer(tokenizerJson, (tokenizerConfig ?? {}) as object);
+      tok = new HFTokenizer(tokenizerJson, config);
     } catch (e) {
-      throw new Error(`Cannot load tokenizer ${source}: ${(e as Error).message}`, { cause: e });
+      fail((e as Error).message, e);
     }
-    const eos = (tokenizerConfig as { eos_token?: unknown } | null)?.eos_token;
-    const eosToken = typeof eos === "string"
-      ? eos
-      : typeof (eos as { content?: unknown })?.content === "string"
-      ? (eos as { content: string }).content
-      : undefined;
-    return new HuggingFaceTokenizer(tok, `hf:${String(model.type ?? "unknown")}`, eosToken);
+    let max = -1;
+    for (const id of tok.get_vocab(true).values()) max = Math.max(max, id);
+    const vocabSize = max + 1;
+
+    const specialId = (key: string): number | undefined => {
+      const value = config[key];
+      if (value === undefined || value === null) return undefined;
+      const content = specialTokenContent(value);
+      if (content === undefined) {
+        fail(`tokenizer_config.json's ${key} must be a string or {content}, got ${show(value)}`);
+      }
+      const id = tok.token_to_id(content);
+      if (id === undefined) {
+        fail(`tokenizer_config.json's ${key} ${JSON.stringify(content)} is not in the vocabulary`);
+      }
+      return id;
+    };
+    const flag = (key: string): boolean => {
+      const value = config[key] ?? false;
+      if (typeof value !== "boolean") {
+        fail(`tokenizer_config.json's ${key} must be true or false, got ${show(value)}`);
+      }
+      return value;
+    };
+    const eosId = specialId("eos_token") ?? tok.token_to_id("<|endoftext|>");
+    const chatTemplate = ChatTemplate.fromTokenizerConfig(config, source);
+    const stopIds: number[] = eosId === undefined ? [] : [eosId];
+    for (const id of generationEosIds(generation.eos_token_id, vocabSize, fail)) {
+      if (!stopIds.includes(id)) stopIds.push(id);
+    }
+    for (const token of END_OF_TURN_TOKENS) {
+      const id = tok.token_to_id(token);
+      if (id !== undefined && chatTemplate?.template.includes(token) && !stopIds.includes(id)) {
+        stopIds.push(id);
+      }
+    }
+    return new HuggingFaceTokenizer(tok, `hf:${String(model.type ?? "unknown")}`, {
+      vocabSize,
+      eosId,
+      bosId: specialId("bos_token"),
+      padId: specialId("pad_token"),
+      addBosToken: flag("add_bos_token"),
+      addEosToken: flag("add_eos_token"),
+      stopIds,
+      chatTemplate,
+    });
   }
 
   /**
-   * Loads `tokenizer.json` from a file (or a folder holding one), with `tokenizer_config.json`
-   * from the same folder when present. Needs read permission for them.
+   * Loads `tokenizer.json` from a file (or a folder holding one), with these files from the
+   * same folder when present: `tokenizer_config.json`, `generation_config.json`, and
+   * `chat_template.jinja` (which replaces the config's `chat_template`, as in transformers,
+   * which saves templates there). Needs read permission for them.
    *
    * @example
    * ```ts ignore
    * import { HuggingFaceTokenizer } from "../mod.ts";
-   * const tok = await HuggingFaceTokenizer.fromFile("checkpoints/gpt2");
+   * const tok = await HuggingFaceTokenizer.fromFile("checkpoints/SmolLM2-135M-Instruct");
    * ```
    */
   static async fromFile(path: string): Promise<HuggingFaceTokenizer> {
     let file = path;
     let dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
     if ((await Deno.stat(path).catch(() => null))?.isDirectory) {
-      dir = path;
-      file = `${path.replace(/\/+$/, "")}/tokenizer.json`;
+      dir = path.replace(/\/+$/, "") || "/";
+      file = `${dir}/tokenizer.json`;
     }
-    const read = async (p: string): Promise<unknown> => {
-      const text = await Deno.readTextFile(p);
+    const readText = async (p: string): Promise<string> => {
+      try {
+        return await Deno.readTextFile(p);
+      } catch (e) {
+        throw new Error(`Cannot load tokenizer ${p}: ${(e as Error).message}`, { cause: e });
+      }
+    };
+    const readJson = async (p: string): Promise<unknown> => {
+      const text = await readText(p);
       try {
         return JSON.parse(text);
       } catch (e) {
         throw new Error(`Cannot load tokenizer ${p}: not valid JSON: ${(e as Error).message}`);
       }
     };
-    let json: unknown;
-    try {
-      json = await read(file);
-    } catch (e) {
-      if ((e as Error).message.startsWith("Cannot load")) throw e;
-      throw new Error(`Cannot load tokenizer ${file}: ${(e as Error).message}`, { cause: e });
-    }
+    const exists = async (p: string) => (await Deno.stat(p).catch(() => null)) !== null;
+    const json = await readJson(file);
     const configFile = `${dir}/tokenizer_config.json`;
-    const config = (await Deno.stat(configFile).catch(() => null)) ? await read(configFile) : {};
-    return HuggingFaceTokenizer.fromJSON(json, config, file);
+    let config = (await exists(configFile)) ? await readJson(configFile) : {};
+    const templateFile = `${dir}/chat_template.jinja`;
+    if (await exists(templateFile)) {
+      config = { ...(config as object), chat_template: await readText(templateFile) };
+    }
+    const generationFile = `${dir}/generation_config.json`;
+    const generation = (await exists(generationFile)) ? await readJson(generationFile) : {};
+    return HuggingFaceTokenizer.fromJSON(json, config, file, generation);
   }
 
   /** Token ids of `text` (no added BOS/EOS). Throws on a piece the vocabulary lacks. */
@@ -215,6 +341,25 @@ export class HuggingFaceTokenizer implements Tokenizer {
       clean_up_tokenization_spaces: false,
     });
   }
+}
+
+/** `generation_config.json`'s `eos_token_id`: absent, an id, or a list of ids. */
+function generationEosIds(
+  value: unknown,
+  vocabSize: number,
+  fail: (why: string) => never,
+): number[] {
+  if (value === undefined || value === null) return [];
+  const ids = Array.isArray(value) ? value : [value];
+  for (const id of ids) {
+    if (!(Number.isInteger(id) && id >= 0 && id < vocabSize)) {
+      fail(
+        `generation_config.json's eos_token_id must be an id or a list of ids in ` +
+          `[0, ${vocabSize}), got ${show(value)}`,
+      );
+    }
+  }
+  return ids as number[];
 }
 
 /**
@@ -315,6 +460,34 @@ function checkByteAlphabet(json: Record<string, unknown>, source: string): void 
         `that byte could not be encoded`,
     );
   }
+}
+
+/**
+ * Likewise a byte-fallback BPE without an unknown token must have all 256 byte tokens
+ * "<0x00>"…"<0xFF>": a character missing from the vocabulary is spelled with them.
+ */
+function checkByteFallback(json: Record<string, unknown>, source: string): void {
+  const model = json.model as Record<string, unknown>;
+  if (model.type !== "BPE" || model.byte_fallback !== true || model.unk_token != null) return;
+  const vocab = (model.vocab ?? {}) as Record<string, unknown>;
+  for (let byte = 0; byte < 256; byte++) {
+    const token = `<0x${byte.toString(16).toUpperCase().padStart(2, "0")}>`;
+    if (!Object.hasOwn(vocab, token)) {
+      throw new Error(
+        `Cannot load tokenizer ${source}: its byte-fallback BPE vocabulary lacks the byte token ` +
+          `${token} and has no unknown token, so text with that byte could not be encoded`,
+      );
+    }
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** A value for an error message. */
+function show(value: unknown): string {
+  return JSON.stringify(value) ?? String(value);
 }
 
 function checkId(tok: Tokenizer, id: number, position: number): void {

@@ -24,7 +24,10 @@
  * @module
  */
 
-import type { BranchAdapter, Ctx, GPT, Param } from "../models/gpt.ts";
+import type { BranchAdapter } from "../models/block.ts";
+import type { Ctx } from "../models/context.ts";
+import type { GPT } from "../models/gpt.ts";
+import type { Param } from "../models/param.ts";
 import { ADAPTER_ACTIVATIONS, type AdapterActivation, PeftKernels } from "../kernels/peft.ts";
 import { Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";

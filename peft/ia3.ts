@@ -21,7 +21,10 @@
  * @module
  */
 
-import type { Ctx, GPT, Linear, LinearLike, Param } from "../models/gpt.ts";
+import type { Ctx } from "../models/context.ts";
+import type { GPT } from "../models/gpt.ts";
+import type { Linear, LinearLike } from "../models/linear.ts";
+import type { Param } from "../models/param.ts";
 import { PeftKernels } from "../kernels/peft.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import {
@@ -227,7 +230,7 @@ export class IA3Instance implements PeftInstance {
       // W (in, out): output scaling scales its columns, input scaling its rows.
       this.#k.scale(batch, w0, l.l.value, W.value, nIn, nOut, { byRow: l.feedforward, divide });
       merged.push(W.name);
-      if (!l.feedforward) {
+      if (!l.feedforward && b) {
         const b0 = gpu.tensor(b.shape, undefined, `${l.path}.ia3.merge.bias`);
         temps.push(b0);
         batch.copy(b.value, b0);

@@ -14,7 +14,10 @@
  * @module
  */
 
-import type { Ctx, GPT, Linear, LinearLike, Param } from "../models/gpt.ts";
+import type { Ctx } from "../models/context.ts";
+import type { GPT } from "../models/gpt.ts";
+import type { Linear, LinearLike } from "../models/linear.ts";
+import type { Param } from "../models/param.ts";
 import { readSafetensors, writeFileAtomic, writeSafetensors } from "../models/safetensors.ts";
 import { Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";

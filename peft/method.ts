@@ -8,7 +8,9 @@
  * @module
  */
 
-import type { GPT, LinearLike, Param } from "../models/gpt.ts";
+import type { Decoder, LinearSlot } from "../models/decoder.ts";
+import type { GPT } from "../models/gpt.ts";
+import type { Param } from "../models/param.ts";
 
 /** Largest |merged − unmerged| output difference a merge produced, and where. */
 export interface MergeReport {
@@ -149,31 +151,20 @@ export function matchesTarget(path: string, targets: readonly string[]): boolean
   return targets.some((t) => path === t || path.endsWith("." + t));
 }
 
-/** One linear layer of a block, as PEFT methods find and replace them. */
-export interface LinearSlot {
-  /** Module path, e.g. `h.0.attn.c_attn`. */
-  readonly path: string;
-  /** The block index. */
-  readonly layer: number;
-  /** The layer now in the slot (the base `Linear`, or a method's wrapper). */
-  readonly current: LinearLike;
-  /** Puts another layer in the slot. */
-  replace(layer: LinearLike): void;
-}
-
 /**
- * The linear layers of the model's blocks (`attn.c_attn`, `attn.c_proj`, `mlp.c_fc`,
- * `mlp.c_proj`) that `targets` match (exactly or as a dotted suffix, as PEFT matches), restricted
+ * The linear layers of the model's blocks (GPT-2: `attn.c_attn`, `attn.c_proj`, `mlp.c_fc`,
+ * `mlp.c_proj`; the Llama family: `self_attn.{q,k,v,o}_proj`, `mlp.{gate,up,down}_proj`) that
+ * `targets` match (exactly or as a dotted suffix, as PEFT matches), restricted
  * to `layers` when it is not empty. Errors name `method` and the bad layer index, or say that no
  * layer matched.
  */
 export function linearSlots(
-  model: GPT,
+  model: Decoder,
   method: string,
   targets: readonly string[],
   layers: readonly number[] = [],
 ): LinearSlot[] {
-  const L = model.config.n_layer;
+  const L = model.shape.L;
   for (const l of layers) {
     if (!Number.isInteger(l) || l < 0 || l >= L) {
       throw new RangeError(
@@ -181,27 +172,16 @@ export function linearSlots(
       );
     }
   }
-  const out: LinearSlot[] = [];
-  model.blocks.forEach((block, l) => {
-    if (layers.length > 0 && !layers.includes(l)) return;
-    const owners = [
-      [block.attn, "cAttn", "attn.c_attn"],
-      [block.attn, "cProj", "attn.c_proj"],
-      [block.mlp, "cFc", "mlp.c_fc"],
-      [block.mlp, "cProj", "mlp.c_proj"],
-    ] as const;
-    for (const [owner, field, rel] of owners) {
-      const path = `h.${l}.${rel}`;
-      if (!matchesTarget(path, targets)) continue;
-      const slots = owner as unknown as Record<string, LinearLike>;
-      out.push({ path, layer: l, current: slots[field], replace: (m) => (slots[field] = m) });
-    }
-  });
+  const all = model.linearSlots();
+  const out = all.filter((s) =>
+    (layers.length === 0 || layers.includes(s.layer)) && matchesTarget(s.path, targets)
+  );
   if (out.length === 0) {
+    const names = [...new Set(all.map((s) => s.name))];
     throw new RangeError(
-      `Cannot apply ${method}: target_modules ${
-        JSON.stringify(targets)
-      } match none of attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj`,
+      `Cannot apply ${method}: target_modules ${JSON.stringify(targets)} match none of ${
+        names.join(", ")
+      }`,
     );
   }
   return out;

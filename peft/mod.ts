@@ -7,7 +7,6 @@
 export {
   checkConfig,
   freezeBase,
-  type LinearSlot,
   linearSlots,
   matchesTarget,
   type MergeReport,

@@ -25,7 +25,10 @@
  * @module
  */
 
-import type { Ctx, GPT, Param, VirtualTokens } from "../models/gpt.ts";
+import type { VirtualTokens } from "../models/attention.ts";
+import type { Ctx } from "../models/context.ts";
+import type { GPT } from "../models/gpt.ts";
+import type { Param } from "../models/param.ts";
 import {
   readSafetensors,
   type TensorData,

@@ -12,7 +12,8 @@
  */
 
 import { readSafetensors, writeFileAtomic, writeSafetensors } from "../models/safetensors.ts";
-import type { GPT, Param } from "../models/gpt.ts";
+import type { GPT } from "../models/gpt.ts";
+import type { Param } from "../models/param.ts";
 import { checkConfig, type PeftInstance, type PeftMethod } from "./method.ts";
 
 /** Which third of GPT-2's fused q,k,v projection (`c_attn`) stays trainable. */

@@ -7,7 +7,7 @@
 
 import { AdamW as AdamWKernel } from "../kernels/adamw.ts";
 import { GradNorm } from "../kernels/gradnorm.ts";
-import type { Param } from "../models/gpt.ts";
+import type { Param } from "../models/param.ts";
 import type { Batch, Gpu } from "../runtime/gpu.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 
@@ -55,6 +55,7 @@ interface Slot {
  * const batch = gpu.batch();
  * model.zeroGrad(batch);
  * model.forward(batch, acts, { ids, labels: ids }, { training: true });
+ * model.backward(batch, acts);
  * opt.step(batch, 1e-3);
  * await batch.submit();
  * acts.release();

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { GPT } from "../models/gpt.ts";
+import type { Decoder } from "../models/decoder.ts";
 import type { Optimizer } from "./optimizer.ts";
 
 /** Trainable and total parameters. */
@@ -32,7 +32,7 @@ export interface ParameterReport {
  * model.release();
  * ```
  */
-export function parameterReport(model: GPT): ParameterReport {
+export function parameterReport(model: Decoder): ParameterReport {
   const { trainable, total } = model.countParameters();
   const percent = (100 * trainable) / total;
   return {
@@ -76,7 +76,7 @@ export interface MemoryReport {
  * model.release();
  * ```
  */
-export function memoryReport(model: GPT, optimizer: Optimizer, peak: number): MemoryReport {
+export function memoryReport(model: Decoder, optimizer: Optimizer, peak: number): MemoryReport {
   const ps = model.parameters();
   const weights = ps.reduce((a, p) => a + p.value.byteLength + (p.gradMask?.byteLength ?? 0), 0);
   const gradients = ps.reduce((a, p) => a + (p.grad?.byteLength ?? 0), 0);

@@ -10,10 +10,11 @@
  * @module
  */
 
-import { IGNORE_INDEX } from "../kernels/crossentropy.ts";
-import { HF_CONFIG_FILE, saveHFCheckpoint } from "../models/checkpoint.ts";
-import { configToHF } from "../models/config.ts";
-import type { Activations, GPT, Param } from "../models/gpt.ts";
+import { IGNORED_LABEL } from "../models/scoring.ts";
+import { HF_CONFIG_FILE, saveModelCheckpoint } from "../models/checkpoint.ts";
+import type { Activations } from "../models/activations.ts";
+import type { Decoder } from "../models/decoder.ts";
+import type { Param } from "../models/param.ts";
 import { readSafetensors, writeFileAtomic, writeSafetensors } from "../models/safetensors.ts";
 import { mix32 } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
@@ -143,7 +144,7 @@ const OPTIMIZER_FILE = "optimizer.safetensors";
  */
 export class Trainer {
   /** The model. */
-  readonly model: GPT;
+  readonly model: Decoder;
   /** The optimizer. */
   readonly optimizer: Optimizer;
   /** Options with defaults filled in. */
@@ -160,7 +161,7 @@ export class Trainer {
   #lastCheckpoint: string | undefined;
 
   private constructor(
-    model: GPT,
+    model: Decoder,
     optimizer: Optimizer,
     train: BatchSource,
     dev: BatchSource | undefined,
@@ -199,7 +200,7 @@ export class Trainer {
    * trainable parameters; PEFT methods pass their own list.
    */
   static async create(
-    model: GPT,
+    model: Decoder,
     train: BatchSource,
     options: TrainOptions,
     extra: { dev?: BatchSource; params?: Param[] } = {},
@@ -291,7 +292,7 @@ export class Trainer {
         { length: o.gradAccum },
         (_, j) => this.#train.batch(...this.#position(micro0 + j)),
       );
-      const counts = batches.map((b) => countTargets(b));
+      const counts = batches.map((b) => this.model.countTargets(b.labels, b.seqLen));
       const total = counts.reduce((a, b) => a + b, 0);
       const slotBase = pending.reduce((a, p) => a + p.counts.length, 0);
       batches.forEach((b, j) => {
@@ -301,6 +302,7 @@ export class Trainer {
           seed: this.#seed(micro0 + j),
           lossScale: total > 0 ? 1 / total : 0,
         });
+        this.model.backward(batch, acts);
         batch.copy(acts.losses, {
           buffer: this.#lossLog.buffer,
           offset: (slotBase + j) * M * 4,
@@ -354,7 +356,7 @@ export class Trainer {
       await batch.submit();
       const [losses] = await this.model.gpu.read([this.#acts.losses]);
       for (let r = 0; r < losses.length; r++) {
-        if (this.#acts.hostTargets[r] !== IGNORE_INDEX) {
+        if (this.#acts.hostTargets[r] !== IGNORED_LABEL) {
           sum += losses[r];
           count++;
         }
@@ -397,11 +399,11 @@ export class Trainer {
       };
       await writeFileAtomic(`${tmp}/${STATE_FILE}`, JSON.stringify(state, null, 2) + "\n");
       if (this.model.injected.size === 0 && params.length === this.model.params.size) {
-        await saveHFCheckpoint(tmp, this.model.config, trainable);
+        await saveModelCheckpoint(tmp, this.model.config, trainable);
       } else {
         await writeFileAtomic(
           `${tmp}/${HF_CONFIG_FILE}`,
-          JSON.stringify(configToHF(this.model.config), null, 2) + "\n",
+          JSON.stringify(this.model.configJson(), null, 2) + "\n",
         );
       }
       // Swap into place: the old checkpoint is removed only after the new one is complete.
@@ -460,13 +462,6 @@ export class Trainer {
     this.#lossLog.release();
     this.optimizer.release();
   }
-}
-
-function countTargets(b: TrainBatch): number {
-  let n = 0;
-  const T = b.seqLen;
-  for (let i = 0; i < b.labels.length; i++) if (i % T !== 0 && b.labels[i] !== IGNORE_INDEX) n++;
-  return n;
 }
 
 function checkShape(b: TrainBatch, B: number, T: number): void {

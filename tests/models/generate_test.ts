@@ -244,7 +244,7 @@ Deno.test('generate() rejects prompts too long for the budget, or drops their ol
   const long = Array.from({ length: 14 }, (_, i) => (i * 7) % SMALL.vocab_size);
   await assert.rejects(
     () => generate(model, [long], { maxNewTokens: 4 }),
-    /prompt 0 has 14 tokens; with maxNewTokens=4 it must have at most 12 \(n_positions=16\); pass truncate: "left"/,
+    /prompt 0 has 14 tokens; with maxNewTokens=4 it must have at most 12 \(the model takes 16 positions\); pass truncate: "left"/,
   );
   const cut = await generate(model, [long], { maxNewTokens: 4, truncate: "left" });
   const tail = await generate(model, [long.slice(2)], { maxNewTokens: 4 });
@@ -252,7 +252,7 @@ Deno.test('generate() rejects prompts too long for the budget, or drops their ol
   assert.deepEqual(cut.ids, tail.ids);
   await assert.rejects(
     () => generate(model, [[1]], { maxNewTokens: 16, truncate: "left" }),
-    /maxNewTokens=16 leaves no room for a prompt in n_positions=16/,
+    /maxNewTokens=16 leaves no room for a prompt in the model's 16 positions/,
   );
   model.release();
 });

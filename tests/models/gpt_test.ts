@@ -37,6 +37,7 @@ Deno.test("GPT matches the float64 reference: logits, loss and every parameter g
     batch = g.batch();
     model.zeroGrad(batch);
     model.forward(batch, acts, { ids, labels }, { training: true });
+    model.backward(batch, acts);
     await batch.submit();
     const grads = await model.exportGrads();
     assert.equal(grads.size, w.size, "every parameter has a gradient");

@@ -98,6 +98,7 @@ for (const act of ["relu", "swish", "gelu_new", "gelu"] as ActName[]) {
     const batch = model.gpu.batch();
     model.zeroGrad(batch);
     model.forward(batch, acts, inputs, { training: true });
+    model.backward(batch, acts);
     await batch.submit();
     const grads = await model.exportGrads();
     acts.release();

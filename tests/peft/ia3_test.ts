@@ -76,6 +76,7 @@ Deno.test("IA³: logits, loss and the gradients of the scaling vectors match the
   const batch = model.gpu.batch();
   model.zeroGrad(batch);
   model.forward(batch, acts, inputs, { training: true });
+  model.backward(batch, acts);
   await batch.submit();
   const grads = await model.gpu.read(inst.layers.map((l) => l.l.grad!));
   acts.release();

@@ -77,6 +77,7 @@ Deno.test("LoRA gradients of A and B match the float64 reference through the mer
   const batch = g.batch();
   model.zeroGrad(batch);
   model.forward(batch, acts, { ids, labels }, { training: true });
+  model.backward(batch, acts);
   await batch.submit();
   const grads = await model.exportGrads();
   assert.deepEqual(

@@ -55,6 +55,7 @@ async function gradsOf(model: GPT, inputs: Inputs, params: Param[]): Promise<Flo
   const batch = model.gpu.batch();
   model.zeroGrad(batch);
   model.forward(batch, acts, inputs, { training: true });
+  model.backward(batch, acts);
   await batch.submit();
   const out = await model.gpu.read(params.map((p) => p.grad!));
   acts.release();

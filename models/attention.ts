@@ -1,0 +1,178 @@
+/**
+ * Causal self-attention modules: projections → attention core → output projection. GPT-2 takes
+ * q, k and v from one fused `c_attn`; the Llama family from `q_proj`, `k_proj` and `v_proj`, packed
+ * into the same (BT,(H+2Hkv)·d) layout and rotated (RoPE) before the core, with grouped-query
+ * heads. Under generation (`ctx.cache`) the core appends the new rows' keys and values to the
+ * cache and attends over every cached position instead.
+ *
+ * @module
+ */
+
+import type { Tensor } from "../runtime/tensor.ts";
+import type { BlockActs, GradScratch } from "./activations.ts";
+import type { Ctx } from "./context.ts";
+import type { LinearLike } from "./linear.ts";
+
+/**
+ * Virtual tokens prepended to every sequence (prompt tuning, prefix tuning): the model runs on
+ * n + T positions, the first n filled by the method. Real tokens take positions n..n+T−1 (as in
+ * Hugging Face, where prompt embeddings are concatenated to the input embeddings and position ids
+ * run over the whole sequence), and the virtual positions carry label −100.
+ */
+export interface VirtualTokens {
+  /** Number of virtual tokens n. */
+  readonly n: number;
+  /**
+   * Whether the last virtual position is scored against the first real label (prompt tuning:
+   * true, the default; prefix tuning: false, since its virtual rows are only keys and values).
+   */
+  readonly scoresFirstLabel?: boolean;
+  /** After the embedding: overwrite rows 0..n−1 of each sequence of `encoded` (B, n+T, C). */
+  embedForward?(ctx: Ctx, encoded: Tensor, B: number, T: number): void;
+  /** Before the embedding backward: read (and zero) the gradient of rows 0..n−1 of `dEncoded`. */
+  embedBackward?(ctx: Ctx, dEncoded: Tensor, B: number, T: number): void;
+  /**
+   * After the projections (and rotary embedding) of block `layer`: overwrite the key/value parts
+   * of rows 0..n−1 of `qkv` (B, n+T, (H+2Hkv)·d).
+   */
+  kvForward?(ctx: Ctx, layer: number, qkv: Tensor, B: number, T: number): void;
+  /** After the attention backward of block `layer`: read the prefix gradient and zero rows 0..n−1 of `dqkv`. */
+  kvBackward?(ctx: Ctx, layer: number, dqkv: Tensor, B: number, T: number): void;
+}
+
+/** The attention of a block, whatever its family. */
+export interface AttentionModule {
+  /** Index of the block. */
+  readonly layer: number;
+  /** Virtual tokens whose keys/values this layer takes (prefix tuning), or null. */
+  virtual: VirtualTokens | null;
+  /** The linear layers PEFT may wrap, by their Hugging Face module name relative to the block. */
+  readonly linears: readonly LinearField[];
+  /** x (B,T,C) → a.attProj (B,T,C) `=`, saving what backward needs in `a`. */
+  forward(ctx: Ctx, x: Tensor, a: BlockActs, B: number, T: number): void;
+  /** dy (B,T,C) → dx (B,T,C) `=`; parameter gradients `+=`. */
+  backward(
+    ctx: Ctx,
+    x: Tensor,
+    dy: Tensor,
+    dx: Tensor,
+    a: BlockActs,
+    g: GradScratch,
+    B: number,
+    T: number,
+  ): void;
+}
+
+/** A linear layer held in a module field, as PEFT methods find and replace it. */
+export interface LinearField {
+  /** Hugging Face module name relative to the block, e.g. `attn.c_attn` or `self_attn.q_proj`. */
+  readonly name: string;
+  /** The layer now in the field. */
+  get(): LinearLike;
+  /** Puts another layer in the field. */
+  set(layer: LinearLike): void;
+}
+
+/**
+ * The attention core on packed q,k,v: over the rows alone in training and scoring, or through the
+ * KV cache under generation. qkv (B,T,(H+2Hkv)·d) → out (B,T,H·d) `=`.
+ */
+export function attentionCore(
+  ctx: Ctx,
+  a: BlockActs,
+  layer: number,
+  B: number,
+  T: number,
+  heads: { H: number; Hkv: number; d: number },
+): void {
+  const { H, Hkv, d } = heads, cache = ctx.cache, C = H * d;
+  if (!cache) {
+    ctx.k.attention.forward(ctx.batch, a.qkv, a.atty, a.att, B, T, C, H, Hkv);
+    return;
+  }
+  const dec = ctx.k.decode, kv = cache.layers[layer];
+  dec.append(ctx.batch, a.qkv, kv, cache.start, cache.hostStart, B, T, cache.S, C, H, Hkv);
+  dec.attend(ctx.batch, a.qkv, kv, cache.start, cache.hostStart, a.atty, B, T, cache.S, C, H, Hkv);
+}
+
+/**
+ * GPT-2's causal self-attention: c_attn → attention core → c_proj.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1, trainable: false });
+ * const acts = model.activations(1, 2);
+ * const attn = model.blocks[0].attn;
+ * // Attention over two positions, the second one changed between the runs.
+ * const run = async (second: number) => {
+ *   const data = Float32Array.from({ length: 64 }, (_, i) => i < 32 ? Math.sin(i) : second * Math.cos(i));
+ *   const x = gpu.tensor([1, 2, 32], data);
+ *   const batch = gpu.batch();
+ *   attn.forward({ gpu, batch, k: model.kernels, training: false, seed: 0, acts }, x, acts.blocks[0], 1, 2);
+ *   await batch.submit();
+ *   const [y] = await gpu.read([acts.blocks[0].attProj]);
+ *   x.release();
+ *   return y;
+ * };
+ * const [a, b] = [await run(1), await run(-1)];
+ * // Causal: position 0 does not see position 1; position 1 does.
+ * if (a.slice(0, 32).join() !== b.slice(0, 32).join()) throw new Error("position 0 changed");
+ * if (a.slice(32).join() === b.slice(32).join()) throw new Error("position 1 did not change");
+ * acts.release();
+ * model.release();
+ * ```
+ */
+export class CausalSelfAttention implements AttentionModule {
+  /** Fused q,k,v projection (C, 3C); PEFT may wrap it. */
+  cAttn: LinearLike;
+  /** Output projection (C, C); PEFT may wrap it. */
+  cProj: LinearLike;
+  /** Heads. */
+  readonly nHead: number;
+  /** Index of the block. */
+  readonly layer: number;
+  /** Virtual tokens whose keys/values this layer takes (prefix tuning), or null. */
+  virtual: VirtualTokens | null = null;
+  /** `attn.c_attn` and `attn.c_proj`. */
+  readonly linears: readonly LinearField[] = [
+    { name: "attn.c_attn", get: () => this.cAttn, set: (l) => (this.cAttn = l) },
+    { name: "attn.c_proj", get: () => this.cProj, set: (l) => (this.cProj = l) },
+  ];
+
+  /** The attention of block `layer`. */
+  constructor(cAttn: LinearLike, cProj: LinearLike, nHead: number, layer = 0) {
+    this.cAttn = cAttn;
+    this.cProj = cProj;
+    this.nHead = nHead;
+    this.layer = layer;
+  }
+
+  /** x (B,T,C) → a.attProj (B,T,C) `=`, saving qkv, att, atty. */
+  forward(ctx: Ctx, x: Tensor, a: BlockActs, B: number, T: number): void {
+    const C = this.cProj.nOut, H = this.nHead;
+    this.cAttn.forward(ctx, x, a.qkv, B * T);
+    this.virtual?.kvForward?.(ctx, this.layer, a.qkv, B, T);
+    attentionCore(ctx, a, this.layer, B, T, { H, Hkv: H, d: C / H });
+    this.cProj.forward(ctx, a.atty, a.attProj, B * T);
+  }
+
+  /** dy (B,T,C) → dx (B,T,C) `=`. */
+  backward(
+    ctx: Ctx,
+    x: Tensor,
+    dy: Tensor,
+    dx: Tensor,
+    a: BlockActs,
+    g: GradScratch,
+    B: number,
+    T: number,
+  ): void {
+    const C = this.cProj.nOut;
+    this.cProj.backward(ctx, a.atty, dy, g.datty, B * T);
+    ctx.k.attention.backward(ctx.batch, g.datty, a.qkv, a.att, g.datt, g.dqkv, B, T, C, this.nHead);
+    this.virtual?.kvBackward?.(ctx, this.layer, g.dqkv, B, T);
+    this.cAttn.backward(ctx, x, g.dqkv, dx, B * T);
+  }
+}

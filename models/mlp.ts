@@ -1,0 +1,93 @@
+/**
+ * Feed-forward modules: GPT-2's `c_fc` → GELU → `c_proj`, and the Llama family's gated
+ * `down_proj(silu(gate_proj(x)) · up_proj(x))`.
+ *
+ * @module
+ */
+
+import type { Tensor } from "../runtime/tensor.ts";
+import type { BlockActs, GradScratch } from "./activations.ts";
+import type { LinearField } from "./attention.ts";
+import type { Ctx } from "./context.ts";
+import type { LinearLike } from "./linear.ts";
+
+/** The feed-forward part of a block, whatever its family. */
+export interface MLPModule {
+  /** The linear layers PEFT may wrap, by their Hugging Face module name relative to the block. */
+  readonly linears: readonly LinearField[];
+  /** x (BT,C) → a.fcProj (BT,C) `=`, saving what backward needs in `a`. */
+  forward(ctx: Ctx, x: Tensor, a: BlockActs, M: number): void;
+  /** dy (BT,C) → dx (BT,C) `=`; parameter gradients `+=`. */
+  backward(
+    ctx: Ctx,
+    x: Tensor,
+    dy: Tensor,
+    dx: Tensor,
+    a: BlockActs,
+    g: GradScratch,
+    M: number,
+  ): void;
+}
+
+/**
+ * GPT-2's feed-forward block: c_fc → GELU → c_proj.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1, trainable: false });
+ * const acts = model.activations(1, 2);
+ * const mlp = model.blocks[0].mlp;
+ * const x = gpu.tensor([2, 32], new Float32Array(64).fill(0));
+ * const batch = gpu.batch();
+ * mlp.forward({ gpu, batch, k: model.kernels, training: false, seed: 0, acts }, x, acts.blocks[0], 2);
+ * await batch.submit();
+ * // Biases start at zero and GELU(0) = 0, so an untrained MLP maps 0 to 0.
+ * const [y] = await gpu.read([acts.blocks[0].fcProj]);
+ * if (y.some((v) => v !== 0)) throw new Error("MLP(0) ≠ 0");
+ * x.release();
+ * acts.release();
+ * model.release();
+ * ```
+ */
+export class MLP implements MLPModule {
+  /** Up-projection (C, 4C); PEFT may wrap it. */
+  cFc: LinearLike;
+  /** Down-projection (4C, C); PEFT may wrap it. */
+  cProj: LinearLike;
+  /** `mlp.c_fc` and `mlp.c_proj`. */
+  readonly linears: readonly LinearField[] = [
+    { name: "mlp.c_fc", get: () => this.cFc, set: (l) => (this.cFc = l) },
+    { name: "mlp.c_proj", get: () => this.cProj, set: (l) => (this.cProj = l) },
+  ];
+
+  /** The MLP of a block. */
+  constructor(cFc: LinearLike, cProj: LinearLike) {
+    this.cFc = cFc;
+    this.cProj = cProj;
+  }
+
+  /** x (BT,C) → a.fcProj (BT,C) `=`, saving fc and fcAct. */
+  forward(ctx: Ctx, x: Tensor, a: BlockActs, M: number): void {
+    this.cFc.forward(ctx, x, a.fc, M);
+    ctx.k.gelu.forward(ctx.batch, a.fc, a.fcAct);
+    this.cProj.forward(ctx, a.fcAct, a.fcProj, M);
+  }
+
+  /** dy (BT,C) → dx (BT,C) `=`. */
+  backward(
+    ctx: Ctx,
+    x: Tensor,
+    dy: Tensor,
+    dx: Tensor,
+    a: BlockActs,
+    g: GradScratch,
+    M: number,
+  ): void {
+    this.cProj.backward(ctx, a.fcAct, dy, g.dfcAct, M);
+    ctx.batch.fill(g.dfc, 0);
+    ctx.k.gelu.backward(ctx.batch, a.fc, g.dfcAct, g.dfc);
+    this.cFc.backward(ctx, x, g.dfc, dx, M);
+  }
+}
