@@ -253,9 +253,9 @@ const FIELDS: readonly (keyof LlamaConfig)[] = [
 ];
 
 /**
- * A validated copy of a preset with some fields overridden. When the overrides change
- * `hidden_size` or `num_attention_heads` but not `head_dim`, `head_dim` follows as
- * hidden_size / num_attention_heads (every preset has that head size).
+ * A validated copy of a preset with some fields overridden. Unless `head_dim` is overridden it
+ * is hidden_size / num_attention_heads, as in every preset, so that overriding the width or the
+ * head count keeps the heads covering the width.
  *
  * @example
  * ```ts
