@@ -21,6 +21,14 @@ const FILE = "kernels/rope.wgsl";
 /** Invocations per workgroup (workgroup_size in rope.wgsl). */
 const GROUP = 256;
 
+/** Per-row first positions: a (B) u32 tensor and the same values on the CPU (to check the table). */
+export interface RowStarts {
+  /** (B) u32 first position of each row. */
+  starts: Tensor;
+  /** The same positions on the CPU. */
+  host: ArrayLike<number>;
+}
+
 /**
  * The rotary position embedding kernels. One variant: each invocation rotates one pair with no
  * loops, so any shape runs under Mesa's loop cap; RoPE is a small share of a step next to the
@@ -62,7 +70,7 @@ export class Rotary {
           file: FILE,
           code,
           entry,
-          bindings: ["uniform", "read", "write"],
+          bindings: ["uniform", "read", "write", "read"],
         })
       ),
     );
@@ -119,7 +127,9 @@ export class Rotary {
   /**
    * qkv is (B,T,(H + 2·Hkv)·d) and table (positions, d/2, 2) from {@linkcode Rotary.table} with
    * positions ≥ offset + T: rotates the q and k parts in place for positions offset..offset+T−1
-   * (writes `=`); the v part is untouched.
+   * (writes `=`); the v part is untouched. With {@linkcode RowStarts} instead of a number, row b's
+   * positions start at its own `starts[b]` (generation with a KV cache, prompts of different
+   * lengths).
    */
   forward(
     batch: Batch,
@@ -130,7 +140,7 @@ export class Rotary {
     H: number,
     Hkv: number,
     d: number,
-    offset: number,
+    offset: number | RowStarts,
   ): void {
     this.#run(batch, "rope.forward", this.#fwd, "qkv", qkv, table, B, T, H, Hkv, d, offset);
   }
@@ -149,7 +159,7 @@ export class Rotary {
     H: number,
     Hkv: number,
     d: number,
-    offset: number,
+    offset: number | RowStarts,
   ): void {
     this.#run(batch, "rope.backward", this.#bwd, "dqkv", dqkv, table, B, T, H, Hkv, d, offset);
   }
@@ -166,7 +176,7 @@ export class Rotary {
     H: number,
     Hkv: number,
     d: number,
-    offset: number,
+    offset: number | RowStarts,
   ): void {
     const sizes = { B, T, H, Hkv, d };
     for (const [key, v] of Object.entries(sizes)) {
@@ -176,10 +186,19 @@ export class Rotary {
         );
       }
     }
-    if (!Number.isInteger(offset) || offset < 0) {
+    const starts = typeof offset === "number" ? null : offset;
+    const first = starts ? Array.from(starts.host) : [offset as number];
+    if (starts && (starts.host.length !== B || starts.starts.size < B)) {
       throw new RangeError(
-        `Cannot run kernel "${name}": offset must be an integer ≥ 0, got offset=${offset}`,
+        `Cannot run kernel "${name}": row starts hold ${starts.host.length} positions (tensor "${starts.starts.label}": ${starts.starts.size}), expected B=${B}`,
       );
+    }
+    for (const o of first) {
+      if (!Number.isInteger(o) || o < 0) {
+        throw new RangeError(
+          `Cannot run kernel "${name}": offset must be an integer ≥ 0, got offset=${o}`,
+        );
+      }
     }
     if (d % 2 !== 0) {
       throw new RangeError(`Cannot run kernel "${name}": head_dim d must be even, got d=${d}`);
@@ -191,7 +210,7 @@ export class Rotary {
     }
     const rowLen = (H + 2 * Hkv) * d;
     needSize(name, x, B * T * rowLen, `${xName} (B,T,(H+2·Hkv)·d)`);
-    const positions = offset + T;
+    const positions = Math.max(...first) + T;
     if (table.size < positions * d) {
       throw new RangeError(
         `Cannot run kernel "${name}": tensor "${table.label}" (table (positions,d/2,2)) holds ${
@@ -201,7 +220,9 @@ export class Rotary {
     }
     const half = d / 2;
     const n = B * T * (H + Hkv) * half;
-    const params = new Params().u32(n).u32(T).u32(half).u32(H + Hkv).u32(rowLen).u32(offset);
-    batch.dispatch(kernel, [table, x], params.bytes, grid(n, GROUP));
+    const params = new Params().u32(n).u32(T).u32(half).u32(H + Hkv).u32(rowLen)
+      .u32(starts ? 0 : first[0]).u32(starts ? 1 : 0);
+    // Without row starts the table is bound again in their slot (never read there).
+    batch.dispatch(kernel, [table, x, starts?.starts ?? table], params.bytes, grid(n, GROUP));
   }
 }

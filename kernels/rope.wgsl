@@ -1,7 +1,7 @@
 // Rotary position embedding (Hugging Face Llama's half-split form), forward and backward, in place.
 // qkv is (B,T,(H + 2·Hkv)·d): q heads at channels [0, H·d), k heads at [H·d, (H + Hkv)·d), then v
 // (never touched). table is (positions, d/2, 2): (cos, sin) of angle(pos, i) = pos·inv_freq[i].
-// Row (b,t) is at position offset + t. For each q or k head, with x1 = x[i], x2 = x[i + d/2]:
+// Row (b,t) is at position offset + t, or starts[b] + t with per_row. For each q or k head, with x1 = x[i], x2 = x[i + d/2]:
 //   forward:  x[i] = x1·cos − x2·sin,  x[i + d/2] = x2·cos + x1·sin     [writes = in place]
 //   backward: g[i] = g1·cos + g2·sin,  g[i + d/2] = g2·cos − g1·sin     [writes = in place]
 // backward is forward with the angle negated: the transpose of a rotation, so dqkv's dq and dk
@@ -16,10 +16,12 @@ struct Params {
   heads: u32, // H + Hkv: the rotated heads of a row
   row_len: u32, // (H + 2·Hkv)·d
   offset: u32, // position of t = 0
+  per_row: u32, // 1: row b starts at starts[b] instead (generation with a KV cache)
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> table: array<vec2f>;
 @group(0) @binding(2) var<storage, read_write> qkv: array<f32>;
+@group(0) @binding(3) var<storage, read> starts: array<u32>;
 
 // Rotates the pair (i, i + d/2) of flat invocation f by the table's angle, its sine times sign.
 fn rotate(f: u32, sign: f32) {
@@ -28,7 +30,9 @@ fn rotate(f: u32, sign: f32) {
   let rest = f / p.half;
   let head = rest % p.heads;
   let row = rest / p.heads;
-  let cs = table[(p.offset + row % p.T) * p.half + i];
+  var first = p.offset;
+  if (p.per_row == 1u) { first = starts[row / p.T]; }
+  let cs = table[(first + row % p.T) * p.half + i];
   let s = sign * cs.y;
   // q and k heads are contiguous, so the rotated head `head` starts at channel head·d.
   let a = row * p.row_len + head * 2u * p.half + i;

@@ -176,3 +176,118 @@ export class CausalSelfAttention implements AttentionModule {
     this.cAttn.backward(ctx, x, g.dqkv, dx, B * T);
   }
 }
+
+/**
+ * The Llama family's attention: `q_proj`, `k_proj`, `v_proj` packed into (BT,(H+2Hkv)·d), rotary
+ * positions on q and k, grouped-query core, `o_proj`. Row t of a sequence is at position t (virtual
+ * tokens included, as Hugging Face numbers prompt-tuning positions), or at the cache's row start
+ * under generation; prefix tuning's keys and values are written after the rotation, unrotated, as
+ * Hugging Face's `past_key_values` hold them.
+ *
+ * @example
+ * ```ts
+ * import { Gpu, Llama, llamaConfig } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await Llama.create(gpu, llamaConfig("llama-tiny"), { seed: 1, trainable: false });
+ * const attn = model.blocks[0].attn;
+ * if (attn.linears.map((l) => l.name).join() !== "self_attn.q_proj,self_attn.k_proj,self_attn.v_proj,self_attn.o_proj") {
+ *   throw new Error("Hugging Face module names");
+ * }
+ * model.release();
+ * ```
+ */
+export class LlamaAttention implements AttentionModule {
+  /** Query projection (H·d ← C); PEFT may wrap it. */
+  qProj: LinearLike;
+  /** Key projection (Hkv·d ← C). */
+  kProj: LinearLike;
+  /** Value projection (Hkv·d ← C). */
+  vProj: LinearLike;
+  /** Output projection (C ← H·d). */
+  oProj: LinearLike;
+  /** Query heads H, key/value heads Hkv, head size d. */
+  readonly heads: { H: number; Hkv: number; d: number };
+  /** Index of the block. */
+  readonly layer: number;
+  /** Virtual tokens whose keys/values this layer takes (prefix tuning), or null. */
+  virtual: VirtualTokens | null = null;
+  /** cos/sin table of the rotary positions (positions, d/2, 2), shared by the blocks. */
+  readonly rotary: Tensor;
+  /** `self_attn.{q,k,v,o}_proj`. */
+  readonly linears: readonly LinearField[] = [
+    { name: "self_attn.q_proj", get: () => this.qProj, set: (l) => (this.qProj = l) },
+    { name: "self_attn.k_proj", get: () => this.kProj, set: (l) => (this.kProj = l) },
+    { name: "self_attn.v_proj", get: () => this.vProj, set: (l) => (this.vProj = l) },
+    { name: "self_attn.o_proj", get: () => this.oProj, set: (l) => (this.oProj = l) },
+  ];
+
+  /** The attention of block `layer`. */
+  constructor(
+    proj: { q: LinearLike; k: LinearLike; v: LinearLike; o: LinearLike },
+    heads: { H: number; Hkv: number; d: number },
+    rotary: Tensor,
+    layer: number,
+  ) {
+    this.qProj = proj.q;
+    this.kProj = proj.k;
+    this.vProj = proj.v;
+    this.oProj = proj.o;
+    this.heads = heads;
+    this.rotary = rotary;
+    this.layer = layer;
+  }
+
+  /** The q, k and v column blocks of the packed layout: (source, first packed column, width). */
+  #blocks(a: { q: Tensor; k: Tensor; v: Tensor }) {
+    const { H, Hkv, d } = this.heads;
+    return [[a.q, 0, H * d], [a.k, H * d, Hkv * d], [a.v, (H + Hkv) * d, Hkv * d]] as const;
+  }
+
+  /** x (B,T,C) → a.attProj (B,T,C) `=`, saving q, k, v, qkv (rotated), att, atty. */
+  forward(ctx: Ctx, x: Tensor, a: BlockActs, B: number, T: number): void {
+    const { H, Hkv, d } = this.heads, M = B * T, W = (H + 2 * Hkv) * d, batch = ctx.batch;
+    const split = { q: a.q!, k: a.k!, v: a.v! };
+    this.qProj.forward(ctx, x, split.q, M);
+    this.kProj.forward(ctx, x, split.k, M);
+    this.vProj.forward(ctx, x, split.v, M);
+    for (const [src, doff, w] of this.#blocks(split)) {
+      ctx.k.columns.copy(batch, src, a.qkv, { rows: M, w, ldd: W, doff });
+    }
+    const cache = ctx.cache;
+    const offset = cache ? { starts: cache.start, host: cache.hostStart } : 0;
+    ctx.k.rotary.forward(batch, a.qkv, this.rotary, B, T, H, Hkv, d, offset);
+    this.virtual?.kvForward?.(ctx, this.layer, a.qkv, B, T);
+    attentionCore(ctx, a, this.layer, B, T, this.heads);
+    this.oProj.forward(ctx, a.atty, a.attProj, M);
+  }
+
+  /** dy (B,T,C) → dx (B,T,C) `=`. */
+  backward(
+    ctx: Ctx,
+    x: Tensor,
+    dy: Tensor,
+    dx: Tensor,
+    a: BlockActs,
+    g: GradScratch,
+    B: number,
+    T: number,
+  ): void {
+    const { H, Hkv, d } = this.heads, M = B * T, W = (H + 2 * Hkv) * d, batch = ctx.batch;
+    const s = g.split!;
+    this.oProj.backward(ctx, a.atty, dy, g.datty, M);
+    ctx.k.attention.backward(batch, g.datty, a.qkv, a.att, g.datt, g.dqkv, B, T, H * d, H, Hkv);
+    this.virtual?.kvBackward?.(ctx, this.layer, g.dqkv, B, T);
+    ctx.k.rotary.backward(batch, g.dqkv, this.rotary, B, T, H, Hkv, d, 0);
+    const grads = { q: s.dq, k: s.dk, v: s.dv };
+    for (const [dst, soff, w] of this.#blocks(grads)) {
+      ctx.k.columns.copy(batch, g.dqkv, dst, { rows: M, w, lds: W, soff });
+    }
+    // The three projections read the same x: dx = dq·Wq + dk·Wk + dv·Wv.
+    const C = dx.size / M;
+    this.qProj.backward(ctx, x, s.dq, dx, M);
+    this.kProj.backward(ctx, x, s.dk, s.dln2, M);
+    ctx.k.columns.add(batch, s.dln2, dx, { rows: M, w: C });
+    this.vProj.backward(ctx, x, s.dv, s.dln2, M);
+    ctx.k.columns.add(batch, s.dln2, dx, { rows: M, w: C });
+  }
+}

@@ -7,6 +7,7 @@
 
 import {
   Attention,
+  Columns,
   CrossEntropy,
   DecodeAttention,
   Dropout,
@@ -17,6 +18,7 @@ import {
   Residual,
   RMSNorm,
   Rotary,
+  SwiGLU,
 } from "../kernels/mod.ts";
 import type { Batch, Gpu } from "../runtime/gpu.ts";
 import type { Tensor } from "../runtime/tensor.ts";
@@ -46,6 +48,10 @@ export interface KernelSet {
   rmsnorm: RMSNorm;
   /** Rotary position embeddings (Llama family). */
   rotary: Rotary;
+  /** SiLU-gated MLP activation (Llama family). */
+  swiglu: SwiGLU;
+  /** Column blocks: packing q, k, v and summing input gradients (Llama family). */
+  columns: Columns;
 }
 
 /**
@@ -90,6 +96,10 @@ export class Kernels implements KernelSet {
   readonly rmsnorm: RMSNorm;
   /** Rotary position embeddings (Llama family). */
   readonly rotary: Rotary;
+  /** SiLU-gated MLP activation (Llama family). */
+  readonly swiglu: SwiGLU;
+  /** Column blocks: packing q, k, v and summing input gradients (Llama family). */
+  readonly columns: Columns;
 
   private constructor(k: KernelSet) {
     this.matmul = k.matmul;
@@ -103,6 +113,8 @@ export class Kernels implements KernelSet {
     this.dropout = k.dropout;
     this.rmsnorm = k.rmsnorm;
     this.rotary = k.rotary;
+    this.swiglu = k.swiglu;
+    this.columns = k.columns;
   }
 
   /** Compiles all kernels (cached by the device). */
@@ -119,6 +131,8 @@ export class Kernels implements KernelSet {
       dropout,
       rmsnorm,
       rotary,
+      swiglu,
+      columns,
     ] = await Promise.all([
       Matmul.create(gpu),
       LayerNorm.create(gpu),
@@ -131,6 +145,8 @@ export class Kernels implements KernelSet {
       Dropout.create(gpu),
       RMSNorm.create(gpu),
       Rotary.create(gpu),
+      SwiGLU.create(gpu),
+      Columns.create(gpu),
     ]);
     return new Kernels({
       matmul,
@@ -144,6 +160,8 @@ export class Kernels implements KernelSet {
       dropout,
       rmsnorm,
       rotary,
+      swiglu,
+      columns,
     });
   }
 }

@@ -91,3 +91,67 @@ export class MLP implements MLPModule {
     this.cFc.backward(ctx, x, g.dfc, dx, M);
   }
 }
+
+/**
+ * The Llama family's gated feed-forward block: `down_proj(silu(gate_proj(x)) · up_proj(x))`.
+ *
+ * @example
+ * ```ts
+ * import { Gpu, Llama, llamaConfig } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await Llama.create(gpu, llamaConfig("smollm-tiny"), { seed: 1, trainable: false });
+ * const mlp = model.blocks[0].mlp;
+ * if (mlp.linears.map((l) => l.name).join() !== "mlp.gate_proj,mlp.up_proj,mlp.down_proj") {
+ *   throw new Error("Hugging Face module names");
+ * }
+ * model.release();
+ * ```
+ */
+export class GatedMLP implements MLPModule {
+  /** Gate projection (F ← C); PEFT may wrap it. */
+  gateProj: LinearLike;
+  /** Up projection (F ← C). */
+  upProj: LinearLike;
+  /** Down projection (C ← F). */
+  downProj: LinearLike;
+  /** `mlp.gate_proj`, `mlp.up_proj`, `mlp.down_proj`. */
+  readonly linears: readonly LinearField[] = [
+    { name: "mlp.gate_proj", get: () => this.gateProj, set: (l) => (this.gateProj = l) },
+    { name: "mlp.up_proj", get: () => this.upProj, set: (l) => (this.upProj = l) },
+    { name: "mlp.down_proj", get: () => this.downProj, set: (l) => (this.downProj = l) },
+  ];
+
+  /** The MLP of a block. */
+  constructor(gate: LinearLike, up: LinearLike, down: LinearLike) {
+    this.gateProj = gate;
+    this.upProj = up;
+    this.downProj = down;
+  }
+
+  /** x (BT,C) → a.fcProj (BT,C) `=`, saving fc (gate), up and fcAct. */
+  forward(ctx: Ctx, x: Tensor, a: BlockActs, M: number): void {
+    this.gateProj.forward(ctx, x, a.fc, M);
+    this.upProj.forward(ctx, x, a.up!, M);
+    ctx.k.swiglu.forward(ctx.batch, a.fc, a.up!, a.fcAct);
+    this.downProj.forward(ctx, a.fcAct, a.fcProj, M);
+  }
+
+  /** dy (BT,C) → dx (BT,C) `=`. */
+  backward(
+    ctx: Ctx,
+    x: Tensor,
+    dy: Tensor,
+    dx: Tensor,
+    a: BlockActs,
+    g: GradScratch,
+    M: number,
+  ): void {
+    const s = g.split!;
+    this.downProj.backward(ctx, a.fcAct, dy, g.dfcAct, M);
+    ctx.k.swiglu.backward(ctx.batch, a.fc, a.up!, g.dfcAct, g.dfc, s.dup);
+    // gate and up read the same x: dx = dgate·Wg + dup·Wu.
+    this.gateProj.backward(ctx, x, g.dfc, dx, M);
+    this.upProj.backward(ctx, x, s.dup, s.dln2, M);
+    ctx.k.columns.add(ctx.batch, s.dln2, dx, { rows: M, w: dx.size / M });
+  }
+}

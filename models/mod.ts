@@ -98,9 +98,10 @@ export {
   type AttentionModule,
   CausalSelfAttention,
   type LinearField,
+  LlamaAttention,
   type VirtualTokens,
 } from "./attention.ts";
-export { MLP, type MLPModule } from "./mlp.ts";
+export { GatedMLP, MLP, type MLPModule } from "./mlp.ts";
 export { Block, type BranchAdapter } from "./block.ts";
 export { Embeddings, LMHead } from "./embeddings.ts";
 export {
@@ -126,3 +127,4 @@ export {
   type LinearSlot,
 } from "./decoder.ts";
 export { GPT, type GPTBlock, type GPTOptions } from "./gpt.ts";
+export { Llama, type LlamaBlock } from "./llama.ts";

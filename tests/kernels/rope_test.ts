@@ -241,3 +241,44 @@ Deno.test("Rotary throws clearly on odd d, a short table, wrong sizes and H not 
   assert.equal(batch.length, 1);
   release(qkv, table);
 });
+
+Deno.test("Rotary with per-row starts rotates row b at starts[b] + t, forward and backward (KV-cache generation)", async () => {
+  const g = await gpu();
+  const rope = await Rotary.create(g);
+  const rng = new Rng(77);
+  const [B, T, H, Hkv, d, theta] = [3, 2, 4, 2, 6, 10000];
+  const starts = [0, 5, 17];
+  const W = (H + 2 * Hkv) * d;
+  const table = g.tensor([20, d / 2, 2], Rotary.table(theta, d, 20), "table");
+  const tStarts = g.tensor([B], new Uint32Array(starts), "starts");
+  const x = randn(rng, B * T * W);
+  for (const [dir, ref] of [["forward", ropeForward], ["backward", ropeBackward]] as const) {
+    const t = g.tensor([B, T, W], Float32Array.from(x), "qkv");
+    const batch = g.batch();
+    rope[dir](batch, t, table, B, T, H, Hkv, d, { starts: tStarts, host: starts });
+    await batch.submit();
+    const [got] = await g.read([t]);
+    // Each row against the reference at its own offset; bound as the offset tests above.
+    const max = x.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    for (let b = 0; b < B; b++) {
+      const row = x.slice(b * T * W, (b + 1) * T * W);
+      const want = ref(row, { B: 1, T, H, Hkv, d, offset: starts[b], theta });
+      assertClose(got.slice(b * T * W, (b + 1) * T * W), want, {
+        rtol: 0,
+        atol: 8 * 2 ** -24 * max,
+      }, `${dir} row ${b}`);
+    }
+    t.release();
+  }
+  const batch = g.batch();
+  const short = g.tensor([B, T, W], undefined, "qkv");
+  assert.throws(
+    () => rope.forward(batch, short, table, B, T, H, Hkv, d, { starts: tStarts, host: [0, 5, 19] }),
+    /needs offset \+ T = 21/,
+  );
+  assert.throws(
+    () => rope.forward(batch, short, table, B, T, H, Hkv, d, { starts: tStarts, host: [0, 5] }),
+    /row starts hold 2 positions/,
+  );
+  release(table, tStarts, short);
+});
