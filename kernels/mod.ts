@@ -5,6 +5,7 @@
  */
 export { AdamW, type AdamWHyper, type AdamWTensors } from "./adamw.ts";
 export { Attention, type AttentionOptions, type AttentionVariant } from "./attention.ts";
+export { type ColumnBlock, Columns } from "./columns.ts";
 export { checkLoops, grid, LOOP_CAP, MAX_GROUPS, Params } from "./common.ts";
 export {
   CrossEntropy,
@@ -29,5 +30,5 @@ export {
 export { ADAPTER_ACTIVATIONS, type AdapterActivation, PeftKernels, type RowsSpec } from "./peft.ts";
 export { Residual } from "./residual.ts";
 export { RMSNorm, type RMSNormOptions, type RMSNormVariant } from "./rmsnorm.ts";
-export { Rotary } from "./rope.ts";
+export { Rotary, type RowStarts } from "./rope.ts";
 export { SwiGLU } from "./swiglu.ts";
