@@ -1,16 +1,27 @@
 /**
- * Causal multi-head self-attention, GPT-2's core between `c_attn` and `c_proj` (llm.c's
- * `attention_forward` / `attention_backward`).
- * Shapes: `qkv` is (B,T,3C) with q, k, v at channels [0,C), [C,2C), [2C,3C) (Hugging Face order),
- * head h owning channels h·hs..(h+1)·hs of each, hs = C/H; `out`, `dout` are (B,T,C); `att`, `datt`
- * are (B,H,T,T); `dqkv` is (B,T,3C).
+ * Causal self-attention with multi-head, grouped-query or multi-query heads: GPT-2's core between
+ * `c_attn` and `c_proj`, Llama's between `q/k/v_proj` and `o_proj` (llm.c's `attention_forward` /
+ * `attention_backward`).
+ * Heads: H query heads of size hs = C/H and `kvHeads` = Hkv key/value heads (Hkv divides H, default
+ * H); query head h uses key/value head ⌊h/g⌋, g = H/Hkv (Hugging Face's `repeat_kv`). C = H·hs is
+ * the width of q and of the output, not necessarily the model width (Llama's `head_dim` may differ
+ * from hidden_size/H).
+ * Shapes: `qkv` is (B,T,W), W = (H + 2·Hkv)·hs, with q heads at channels [0,C), k heads at
+ * [C, C + Hkv·hs) and v heads at [C + Hkv·hs, W), head j at j·hs of its part (with Hkv = H this is
+ * GPT-2's (B,T,3C) in Hugging Face order); `out`, `dout` are (B,T,C); `att`, `datt` are
+ * (B,H,T,T); `dqkv` is (B,T,W).
  *
  * Forward saves the attention probabilities `att` for backward (no recomputation of scores).
  * Backward runs two deterministic passes (no atomics): one per query row writes dq and the score
- * gradients `datt`, then one per key row sums dk and dv over the queries that saw it. Each pass has
- * two variants (see {@linkcode AttentionVariant}): a workgroup or a single invocation per row. A
- * third variant, `"gemm"`, runs the products as batched GEMMs over the heads (the register-tiled
- * matmul, fastest on CPU adapters) with the softmax and its backward as row kernels in between.
+ * gradients `datt`, then one per key/value row sums dk and dv over the queries of its group that
+ * saw it (the g query heads one after another). Each pass has two variants (see
+ * {@linkcode AttentionVariant}): a workgroup or a single invocation per row. A third variant,
+ * `"gemm"`, runs the products as batched GEMMs over the heads (the register-tiled matmul, fastest
+ * on CPU adapters) with the softmax and its backward as row kernels in between: one GEMM per
+ * position i in a group, batched over [B, Hkv] (query head j·g + i with kv head j), and dk, dv
+ * summed over the group by accumulating GEMMs (`=` for i = 0, `+=` after, in order). A single
+ * two-level batch over all (b, h) cannot name the kv head: its offset j·hs = ⌊h/g⌋·hs is not
+ * linear in h, and (b, j) cannot be one level either (b steps T·W, j steps hs).
  *
  * @module
  */
@@ -31,11 +42,12 @@ const WG = 64;
  *   through workgroup memory.
  * - `"rows"`: one invocation per row with vec4 loads, fastest on CPU adapters; needs hs a multiple
  *   of 4 and `T·(hs/2 + 6) + hs/2 + 128 ≤ 65,535` loop iterations (T ≤ 1024 for hs ≤ 112,
- *   T ≤ 933 at hs = 128).
- * - `"gemm"`: scores, outputs and gradients as batched GEMMs over the (b, h) heads (the matmul's
- *   register tiles; the masked upper triangle is computed and then zeroed), softmax and softmax
- *   backward as one-invocation-per-row kernels; any shape the wrapper accepts with B·H ≤ 65,535.
- * - `"auto"` (default): gemm on a software adapter where B·H allows, workgroup otherwise.
+ *   T ≤ 933 at hs = 128), and for the key pass `g·(T·(hs/4 + 2) + 2) + hs/4 + 128 ≤ 65,535`.
+ * - `"gemm"`: scores, outputs and gradients as batched GEMMs over the (b, kv head) pairs, one per
+ *   position in a group (the matmul's register tiles; the masked upper triangle is computed and
+ *   then zeroed), softmax and softmax backward as one-invocation-per-row kernels; any shape the
+ *   wrapper accepts with B·Hkv ≤ 65,535.
+ * - `"auto"` (default): gemm on a software adapter where B·Hkv allows, workgroup otherwise.
  */
 export type AttentionVariant = "auto" | "workgroup" | "rows" | "gemm";
 
@@ -76,9 +88,24 @@ interface Kernels {
   backwardKey: Kernel;
 }
 
-/** Loop count (as Mesa counts it) of one invocation of the rows variant (see the WGSL header). */
-function rowsLoops(T: number, hs: number): number {
-  return T * (hs / 2 + 6) + hs / 2 + 128;
+/**
+ * Loop count (as Mesa counts it) of one invocation of the rows variant, the larger of forward_rows
+ * and backward_key_rows (g query heads per key/value head; see the WGSL header).
+ */
+function rowsLoops(T: number, hs: number, g: number): number {
+  return Math.max(T * (hs / 2 + 6) + hs / 2 + 128, g * (T * (hs / 4 + 2) + 2) + hs / 4 + 128);
+}
+
+/** Loop count of one invocation of the workgroup variant's backward_key (see the WGSL header). */
+function keyLoops(T: number, hs: number, g: number): number {
+  return g * (Math.ceil(T / WG) + Math.ceil(hs / WG) * (T + 2) + 3) + Math.ceil(hs / WG) + 24;
+}
+
+/** Where one operand's heads sit: element offset, row stride, batch strides over [b, kv head]. */
+interface HeadSlices {
+  offset: number;
+  ld: number;
+  stride: readonly [number, number];
 }
 
 /**
@@ -100,7 +127,17 @@ function rowsLoops(T: number, hs: number): number {
  * const [y, a] = await gpu.read([out, att]);
  * // token 0 sees only itself; token 1 gives weight e^(1/√2) / (1 + e^(1/√2)) to itself.
  * if (y[0] !== 1 || y[1] !== 2 || a[1] !== 0) throw new Error("attention forward failed");
- * for (const t of [qkv, out, att]) t.release();
+ * // Multi-query: H = 2 query heads of size 1 share kvHeads = 1 key/value head, so qkv rows are
+ * // (q0, q1, k, v) and a lone token's two heads both output its v.
+ * const mqa = gpu.tensor([1, 1, 4], new Float32Array([1, 2, 3, 5]));
+ * const out2 = gpu.tensor([1, 1, 2]);
+ * const att2 = gpu.tensor(Attention.scratchShape(1, 1, 2));
+ * const batch2 = gpu.batch();
+ * attn.forward(batch2, mqa, out2, att2, 1, 1, 2, 2, 1);
+ * await batch2.submit();
+ * const [y2] = await gpu.read([out2]);
+ * if (y2[0] !== 5 || y2[1] !== 5) throw new Error("multi-query forward failed");
+ * for (const t of [qkv, out, att, mqa, out2, att2]) t.release();
  * ```
  */
 export class Attention {
@@ -171,8 +208,9 @@ export class Attention {
   }
 
   /**
-   * qkv is (B,T,3C); writes out (B,T,C) `=` and att (B,H,T,T) `=` (the causal softmax
-   * probabilities, every element written: 0 above the diagonal). Keep `att` for {@linkcode backward}.
+   * qkv is (B,T,(H+2·kvHeads)·C/H); writes out (B,T,C) `=` and att (B,H,T,T) `=` (the causal
+   * softmax probabilities, every element written: 0 above the diagonal). C = H·hs; `kvHeads`
+   * (default H) must divide H. Keep `att` for {@linkcode backward}.
    */
   forward(
     batch: Batch,
@@ -183,35 +221,45 @@ export class Attention {
     T: number,
     C: number,
     H: number,
+    kvHeads: number = H,
   ): void {
     const name = "attention.forward";
-    const params = this.#check(name, B, T, C, H);
-    this.#need(name, qkv, B * T * 3 * C, "qkv (B,T,3C)");
+    const params = this.#check(name, B, T, C, H, kvHeads);
+    const hs = C / H, W = (H + 2 * kvHeads) * hs;
+    this.#need(name, qkv, B * T * W, "qkv (B,T,(H+2·kvHeads)·hs)");
     this.#need(name, out, B * T * C, "out (B,T,C)");
     this.#need(name, att, B * H * T * T, "att (B,H,T,T)");
-    if (this.#useGemm(name, B, H)) {
-      const hs = C / H, heads = this.#heads(B, T, C, H);
+    if (this.#useGemm(name, B, kvHeads)) {
+      const s = this.#slices(B, T, C, H, kvHeads);
       // att = scale · q·kᵀ per head, softmax in place, out = att·v.
-      this.#matmul.gemm(batch, {
-        ...heads.scores,
-        a: qkv,
-        b: qkv,
-        c: att,
-        offsetB: C,
-        transB: true,
-        alpha: 1 / Math.sqrt(hs),
-        lowerC: true, // the softmax writes the masked upper triangle
-      });
+      for (let i = 0; i < s.g; i++) {
+        this.#matmul.gemm(batch, {
+          ...s.scores,
+          a: qkv,
+          ...asA(s.q(i)),
+          b: qkv,
+          ...asB(s.k),
+          c: att,
+          ...asC(s.att(i)),
+          transB: true,
+          alpha: 1 / Math.sqrt(hs),
+          lowerC: true, // the softmax writes the masked upper triangle
+        });
+      }
       batch.dispatch(this.#softmax, [att], params, grid(B * H * T, WG));
-      this.#matmul.gemm(batch, {
-        ...heads.values,
-        a: att,
-        b: qkv,
-        c: out,
-        offsetB: 2 * C,
-        triangularA: "lower", // causal: att[t][t2] = 0 for t2 > t
-      });
-    } else if (this.#useRows(name, T, C / H)) {
+      for (let i = 0; i < s.g; i++) {
+        this.#matmul.gemm(batch, {
+          ...s.values,
+          a: att,
+          ...asA(s.att(i)),
+          b: qkv,
+          ...asB(s.v),
+          c: out,
+          ...asC(s.out(i)),
+          triangularA: "lower", // causal: att[t][t2] = 0 for t2 > t
+        });
+      }
+    } else if (this.#useRows(name, T, hs, H / kvHeads)) {
       batch.dispatch(this.#rows.forward, [att, qkv, out], params, grid(B * H * T, WG));
     } else {
       batch.dispatch(this.#workgroup.forward, [qkv, out, att], params, grid(B * H * T, 1));
@@ -219,10 +267,11 @@ export class Attention {
   }
 
   /**
-   * dout (B,T,C), qkv (B,T,3C) and att (B,H,T,T) from {@linkcode forward} are read; writes
-   * dqkv (B,T,3C) `=` (every element). datt (B,H,T,T) is scratch: its causal part (t2 ≤ t) is
-   * overwritten with the score gradients, the rest is left as it was. One `datt` can serve every
-   * layer of a model.
+   * dout (B,T,C), qkv (B,T,(H+2·kvHeads)·C/H) and att (B,H,T,T) from {@linkcode forward} are
+   * read; writes dqkv (same shape as qkv) `=` (every element; a key/value head's dk and dv are
+   * summed over the query heads of its group). datt (B,H,T,T) is scratch: its causal part
+   * (t2 ≤ t) is overwritten with the score gradients, the rest is left as it was. One `datt` can
+   * serve every layer of a model.
    */
   backward(
     batch: Batch,
@@ -235,79 +284,109 @@ export class Attention {
     T: number,
     C: number,
     H: number,
+    kvHeads: number = H,
   ): void {
     const name = "attention.backward";
-    const params = this.#check(name, B, T, C, H);
+    const params = this.#check(name, B, T, C, H, kvHeads);
+    const hs = C / H, W = (H + 2 * kvHeads) * hs, g = H / kvHeads;
     this.#need(name, dout, B * T * C, "dout (B,T,C)");
-    this.#need(name, qkv, B * T * 3 * C, "qkv (B,T,3C)");
+    this.#need(name, qkv, B * T * W, "qkv (B,T,(H+2·kvHeads)·hs)");
     this.#need(name, att, B * H * T * T, "att (B,H,T,T)");
     this.#need(name, datt, B * H * T * T, "datt (B,H,T,T)");
-    this.#need(name, dqkv, B * T * 3 * C, "dqkv (B,T,3C)");
-    if (this.#useGemm(name, B, H)) {
-      const hs = C / H, heads = this.#heads(B, T, C, H), scale = 1 / Math.sqrt(hs);
+    this.#need(name, dqkv, B * T * W, "dqkv (B,T,(H+2·kvHeads)·hs)");
+    if (this.#useGemm(name, B, kvHeads)) {
+      const s = this.#slices(B, T, C, H, kvHeads), scale = 1 / Math.sqrt(hs);
       // datt = dout·vᵀ (dL/d prob), then the softmax backward in place (dL/d score, 0 above the
-      // diagonal); dq = scale · datt·k, dk = scale · dattᵀ·q, dv = attᵀ·dout.
-      this.#matmul.gemm(batch, {
-        ...heads.scores,
-        a: dout,
-        lda: C,
-        strideA: [T * C, hs],
-        b: qkv,
-        c: datt,
-        offsetB: 2 * C,
-        transB: true,
-        lowerC: true, // the softmax backward writes 0 above the diagonal
-      });
+      // diagonal); dq = scale · datt·k, dk = scale · Σ_group dattᵀ·q, dv = Σ_group attᵀ·dout.
+      for (let i = 0; i < g; i++) {
+        this.#matmul.gemm(batch, {
+          ...s.scores,
+          a: dout,
+          ...asA(s.out(i)),
+          b: qkv,
+          ...asB(s.v),
+          c: datt,
+          ...asC(s.att(i)),
+          transB: true,
+          lowerC: true, // the softmax backward writes 0 above the diagonal
+        });
+      }
       batch.dispatch(this.#softmaxBackward, [att, datt], params, grid(B * H * T, WG));
-      this.#matmul.gemm(batch, {
-        ...heads.values,
-        a: datt,
-        b: qkv,
-        c: dqkv,
-        offsetB: C,
-        ldc: 3 * C,
-        strideC: [T * 3 * C, hs] as const,
-        alpha: scale,
-        triangularA: "lower",
-      });
-      const transposed = {
-        ...heads.values,
-        transA: true,
-        ldc: 3 * C,
-        strideC: [T * 3 * C, hs] as const,
-        triangularA: "upper" as const, // op(A) = dattᵀ or attᵀ: 0 below the diagonal
-      };
-      this.#matmul.gemm(batch, {
-        ...transposed,
-        a: datt,
-        b: qkv,
-        c: dqkv,
-        offsetC: C,
-        alpha: scale,
-      });
-      this.#matmul.gemm(batch, {
-        ...transposed,
-        a: att,
-        b: dout,
-        ldb: C,
-        strideB: [T * C, hs],
-        c: dqkv,
-        offsetC: 2 * C,
-      });
-    } else if (this.#useRows(name, T, C / H)) {
-      const groups = grid(B * H * T, WG);
-      batch.dispatch(this.#rows.backwardQuery, [att, datt, qkv, dout, dqkv], params, groups);
-      batch.dispatch(this.#rows.backwardKey, [att, datt, qkv, dout, dqkv], params, groups);
+      for (let i = 0; i < g; i++) {
+        this.#matmul.gemm(batch, {
+          ...s.values,
+          a: datt,
+          ...asA(s.att(i)),
+          b: qkv,
+          ...asB(s.k),
+          c: dqkv,
+          ...asC(s.q(i)),
+          alpha: scale,
+          triangularA: "lower",
+        });
+      }
+      // op(A) = dattᵀ or attᵀ: 0 below the diagonal. The group's heads add up in order.
+      const transposed = { ...s.values, transA: true, triangularA: "upper" as const };
+      for (let i = 0; i < g; i++) {
+        this.#matmul.gemm(batch, {
+          ...transposed,
+          a: datt,
+          ...asA(s.att(i)),
+          b: qkv,
+          ...asB(s.q(i)),
+          c: dqkv,
+          ...asC(s.k),
+          alpha: scale,
+          accumulate: i > 0,
+        });
+      }
+      for (let i = 0; i < g; i++) {
+        this.#matmul.gemm(batch, {
+          ...transposed,
+          a: att,
+          ...asA(s.att(i)),
+          b: dout,
+          ...asB(s.out(i)),
+          c: dqkv,
+          ...asC(s.v),
+          accumulate: i > 0,
+        });
+      }
+    } else if (this.#useRows(name, T, hs, g)) {
+      batch.dispatch(
+        this.#rows.backwardQuery,
+        [att, datt, qkv, dout, dqkv],
+        params,
+        grid(B * H * T, WG),
+      );
+      batch.dispatch(
+        this.#rows.backwardKey,
+        [att, datt, qkv, dout, dqkv],
+        params,
+        grid(B * kvHeads * T, WG),
+      );
     } else {
-      const groups = grid(B * H * T, 1);
-      batch.dispatch(this.#workgroup.backwardQuery, [qkv, dout, att, datt, dqkv], params, groups);
-      batch.dispatch(this.#workgroup.backwardKey, [qkv, dout, att, datt, dqkv], params, groups);
+      checkLoops(`${name} (backward_key)`, keyLoops(T, hs, g), `T=${T}, hs=${hs}, g=${g}`);
+      batch.dispatch(
+        this.#workgroup.backwardQuery,
+        [qkv, dout, att, datt, dqkv],
+        params,
+        grid(B * H * T, 1),
+      );
+      batch.dispatch(
+        this.#workgroup.backwardKey,
+        [qkv, dout, att, datt, dqkv],
+        params,
+        grid(B * kvHeads * T, 1),
+      );
     }
   }
 
-  /** Validates B, T, C, H and returns the uniform parameters. */
-  #check(kernel: string, B: number, T: number, C: number, H: number): ArrayBuffer {
-    for (const [what, v] of [["B", B], ["T", T], ["C", C], ["H", H]] as const) {
+  /** Validates B, T, C, H, kvHeads and returns the uniform parameters. */
+  #check(kernel: string, B: number, T: number, C: number, H: number, kvHeads: number): ArrayBuffer {
+    for (
+      const [what, v] of [["B", B], ["T", T], ["C", C], ["H", H], ["kvHeads", kvHeads]] as const
+    ) {
       if (!Number.isInteger(v) || v < 1) {
         throw new RangeError(
           `Cannot run kernel "${kernel}": ${what} must be a positive integer, got ${v}`,
@@ -317,6 +396,12 @@ export class Attention {
     if (C % H !== 0) {
       throw new RangeError(
         `Cannot run kernel "${kernel}": C=${C} is not divisible by the number of heads H=${H}`,
+      );
+    }
+    if (H % kvHeads !== 0) {
+      throw new RangeError(
+        `Cannot run kernel "${kernel}": the number of heads H=${H} is not divisible by the number ` +
+          `of key/value heads kvHeads=${kvHeads}`,
       );
     }
     const hs = C / H;
@@ -330,81 +415,89 @@ export class Attention {
         `Cannot run kernel "${kernel}": head size C/H=${hs} is over the largest ${Attention.maxHeadSize}`,
       );
     }
-    // The forward pass loops most; both backward passes loop less (see the WGSL header).
+    // The forward pass loops most; backward_query loops less, backward_key is checked where it
+    // runs (its loops grow with the group size; see the WGSL header).
     checkLoops(
       kernel,
       Math.ceil(hs / WG) * (T + 3) + Math.ceil(T / WG) * (hs + 4) + 24,
       `T=${T}, hs=${hs}`,
     );
-    return new Params().u32(B).u32(T).u32(C).u32(H).u32(hs).f32(1 / Math.sqrt(hs)).bytes;
+    return new Params().u32(B).u32(T).u32(C).u32(H).u32(hs).f32(1 / Math.sqrt(hs))
+      .u32(kvHeads).u32((H + 2 * kvHeads) * hs).bytes;
   }
 
   /**
    * The variant that runs for this shape (`"gemm"`, `"rows"` or `"workgroup"`); throws when a
-   * variant was forced on a shape it cannot run. `B` (default 1) matters only to `"gemm"`.
+   * variant was forced on a shape it cannot run. `B` (default 1) matters only to `"gemm"`;
+   * `kvHeads` defaults to H.
    */
-  variantFor(T: number, C: number, H: number, B = 1): "workgroup" | "rows" | "gemm" {
-    if (this.#useGemm("attention", B, H)) return "gemm";
-    return this.#useRows("attention", T, C / H) ? "rows" : "workgroup";
+  variantFor(
+    T: number,
+    C: number,
+    H: number,
+    B = 1,
+    kvHeads: number = H,
+  ): "workgroup" | "rows" | "gemm" {
+    if (this.#useGemm("attention", B, kvHeads)) return "gemm";
+    return this.#useRows("attention", T, C / H, H / kvHeads) ? "rows" : "workgroup";
   }
 
-  /** Whether the gemm variant runs B·H heads; throws when it is forced on more than it can. */
-  #useGemm(kernel: string, B: number, H: number): boolean {
-    const fits = B * H <= MAX_GEMM_BATCH;
+  /**
+   * Whether the gemm variant runs: each of its GEMMs is batched over the B·kvHeads (b, kv head)
+   * pairs. Throws when it is forced on more than one GEMM takes.
+   */
+  #useGemm(kernel: string, B: number, kvHeads: number): boolean {
+    const fits = B * kvHeads <= MAX_GEMM_BATCH;
     if (this.#variant === "auto") return fits;
     if (this.#variant !== "gemm") return false;
     if (!fits) {
       throw new RangeError(
-        `Cannot run kernel "${kernel} (gemm variant)": B·H=${B * H} heads exceed ${MAX_GEMM_BATCH}`,
+        `Cannot run kernel "${kernel} (gemm variant)": B·kvHeads=${
+          B * kvHeads
+        } heads exceed ${MAX_GEMM_BATCH}`,
       );
     }
     return true;
   }
 
   /**
-   * The per-head GEMM shapes: `scores` (T×T from two (T,hs) slices of rows of 3C, batched over
-   * [B, H]) and `values` ((T,T)·(T,hs) into rows of C).
+   * The gemm variant's per-head GEMM shapes, `scores` (T×T, k = hs) and `values` ((T,T)·(T,hs)),
+   * batched over the (b, kv head j) pairs, and where their operands sit for position i in the
+   * group (query head j·g + i): `q(i)` in qkv/dqkv, `k` and `v` there, `out(i)` in out/dout
+   * (rows of C), `att(i)` in att/datt. With kvHeads = H (g = 1) these are the [B, H] batches of
+   * plain multi-head attention.
    */
-  #heads(B: number, T: number, C: number, H: number) {
-    const hs = C / H, batch = [B, H] as const;
-    const qkvStride = [T * 3 * C, hs] as const, attStride = [H * T * T, T * T] as const;
+  #slices(B: number, T: number, C: number, H: number, kvHeads: number) {
+    const hs = C / H, g = H / kvHeads, W = (H + 2 * kvHeads) * hs, TT = T * T;
+    const inQkv = (offset: number, step: number): HeadSlices => ({
+      offset,
+      ld: W,
+      stride: [T * W, step],
+    });
+    const batch = [B, kvHeads] as const;
     return {
-      scores: {
-        m: T,
-        n: T,
-        k: hs,
-        batch,
-        lda: 3 * C,
-        ldb: 3 * C,
-        strideA: qkvStride,
-        strideB: qkvStride,
-        strideC: attStride,
-      },
-      values: {
-        m: T,
-        n: hs,
-        k: T,
-        batch,
-        strideA: attStride,
-        ldb: 3 * C,
-        strideB: qkvStride,
-        ldc: C,
-        strideC: [T * C, hs] as const,
-      },
+      g,
+      scores: { m: T, n: T, k: hs, batch },
+      values: { m: T, n: hs, k: T, batch },
+      q: (i: number) => inQkv(i * hs, g * hs),
+      k: inQkv(C, hs),
+      v: inQkv(C + kvHeads * hs, hs),
+      out: (i: number): HeadSlices => ({ offset: i * hs, ld: C, stride: [T * C, g * hs] }),
+      att: (i: number): HeadSlices => ({ offset: i * TT, ld: T, stride: [H * TT, g * TT] }),
     };
   }
 
   /** Whether the rows variant runs this shape; throws when it is forced on a shape it cannot run. */
-  #useRows(kernel: string, T: number, hs: number): boolean {
+  #useRows(kernel: string, T: number, hs: number, g: number): boolean {
     if (this.#variant === "workgroup" || this.#variant === "gemm") return false;
-    const fits = hs % 4 === 0 && rowsLoops(T, hs) <= LOOP_CAP;
+    const fits = hs % 4 === 0 && rowsLoops(T, hs, g) <= LOOP_CAP;
     if (this.#variant === "auto") return fits;
     if (hs % 4 !== 0) {
       throw new RangeError(
         `Cannot run kernel "${kernel} (rows variant)": head size C/H=${hs} is not a multiple of 4`,
       );
     }
-    checkLoops(`${kernel} (rows variant)`, rowsLoops(T, hs), `T=${T}, hs=${hs}`);
+    checkLoops(`${kernel} (rows variant)`, rowsLoops(T, hs, g), `T=${T}, hs=${hs}, g=${g}`);
     return true;
   }
 
@@ -418,4 +511,19 @@ export class Attention {
       );
     }
   }
+}
+
+/** `s` as a GEMM's A operand. */
+function asA(s: HeadSlices) {
+  return { offsetA: s.offset, lda: s.ld, strideA: s.stride };
+}
+
+/** `s` as a GEMM's B operand. */
+function asB(s: HeadSlices) {
+  return { offsetB: s.offset, ldb: s.ld, strideB: s.stride };
+}
+
+/** `s` as a GEMM's C operand. */
+function asC(s: HeadSlices) {
+  return { offsetC: s.offset, ldc: s.ld, strideC: s.stride };
 }

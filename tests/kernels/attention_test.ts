@@ -17,7 +17,9 @@ import { attentionBackward, attentionForward } from "../ref/attention.ts";
 // are f32 sums over up to T terms of magnitude ~1 that can cancel towards 0, so the error is absolute
 // rather than relative. Measured max errors on lavapipe: ≤ 1.8e-6 for T ≤ 97, 3.9e-6 at T = 1024
 // (values up to ~5); atol = rtol = 2e-5 leaves ≥ 5× headroom, while an indexing or masking error
-// is off by O(0.1).
+// is off by O(0.1). With grouped-query heads dk and dv sum the terms of g query heads (g ≤ 3
+// here), g times as many: measured ≤ 7e-7·(1 + |value|) on every variant over all 27
+// (H,kvHeads) × hs × T combinations of the GQA shapes below, so the same tolerance holds.
 const TOL = { rtol: 2e-5, atol: 2e-5 };
 
 type Variant = "workgroup" | "rows" | "gemm";
@@ -28,23 +30,35 @@ interface Run {
   dqkv: Float32Array;
 }
 
+/**
+ * A shape (B,T,C,H) or (B,T,C,H,kvHeads): C = H·hs is the width of q and out; kvHeads defaults
+ * to H (multi-head).
+ */
+type Shape = number[];
+
+/** The width W = (H + 2·kvHeads)·hs of a qkv row. */
+function qkvWidth([, , C, H, kvHeads = H]: Shape): number {
+  return C + 2 * kvHeads * (C / H);
+}
+
 /** Runs forward then backward on the GPU with every output (and the scratch) poisoned with NaN. */
 async function runGpu(
   variant: Variant,
   qkv: Float64Array,
   dout: Float64Array,
-  [B, T, C, H]: number[],
+  shape: Shape,
 ): Promise<Run> {
+  const [B, T, C, H, kvHeads = H] = shape, W = qkvWidth(shape);
   const g = await gpu();
   const k = await Attention.create(g, { variant });
-  const tqkv = upload(g, [B, T, 3 * C], qkv, "qkv"), tdout = upload(g, [B, T, C], dout, "dout");
+  const tqkv = upload(g, [B, T, W], qkv, "qkv"), tdout = upload(g, [B, T, C], dout, "dout");
   const tout = poisoned(g, [B, T, C], "out");
   const tatt = poisoned(g, Attention.scratchShape(B, T, H), "att");
   const tdatt = poisoned(g, Attention.scratchShape(B, T, H), "datt");
-  const tdqkv = poisoned(g, [B, T, 3 * C], "dqkv");
+  const tdqkv = poisoned(g, [B, T, W], "dqkv");
   const batch = g.batch();
-  k.forward(batch, tqkv, tout, tatt, B, T, C, H);
-  k.backward(batch, tdout, tqkv, tatt, tdatt, tdqkv, B, T, C, H);
+  k.forward(batch, tqkv, tout, tatt, B, T, C, H, kvHeads);
+  k.backward(batch, tdout, tqkv, tatt, tdatt, tdqkv, B, T, C, H, kvHeads);
   await batch.submit();
   const [out, att, dqkv] = await g.read([tout, tatt, tdqkv]);
   release(tqkv, tdout, tout, tatt, tdatt, tdqkv);
@@ -53,21 +67,26 @@ async function runGpu(
 
 async function checkAgainstReference(
   variant: Variant,
-  shape: number[],
+  shape: Shape,
   seed: number,
 ): Promise<void> {
-  const [B, T, C, H] = shape;
+  const [B, T, C, H, kvHeads = H] = shape;
   const rng = new Rng(seed);
-  const qkv = randn(rng, B * T * 3 * C), dout = randn(rng, B * T * C);
+  const qkv = randn(rng, B * T * qkvWidth(shape)), dout = randn(rng, B * T * C);
   const got = await runGpu(variant, qkv, dout, shape);
-  const ref = attentionForward(qkv, B, T, C, H);
+  const ref = attentionForward(qkv, B, T, C, H, kvHeads);
   assertClose(got.out, ref.out, TOL, "out");
   assertClose(got.att, ref.att, TOL, "att");
-  assertClose(got.dqkv, attentionBackward(dout, qkv, ref.att, B, T, C, H), TOL, "dqkv");
+  assertClose(
+    got.dqkv,
+    attentionBackward(dout, qkv, ref.att, B, T, C, H, kvHeads),
+    TOL,
+    "dqkv",
+  );
 }
 
 /** The variants that accept a shape: rows needs hs to be a multiple of 4. */
-function variantsFor([, , C, H]: number[]): Variant[] {
+function variantsFor([, , C, H]: Shape): Variant[] {
   return (C / H) % 4 === 0 ? ["workgroup", "rows", "gemm"] : ["workgroup", "gemm"];
 }
 
@@ -84,11 +103,31 @@ const SHAPES: [number[], string][] = [
   [[1, 1024, 64, 1], "a GPT-2-small row, T=1024, hs=64"],
 ];
 
+// Grouped-query and multi-query heads: each (H, kvHeads) meets each head size hs (5, 8, 12) and
+// each T (1, 7, 33) once (a Latin square); then a large group and a large head.
+SHAPES.push(
+  [[1, 20, 32, 8, 1], "multi-query, g=8"],
+  // Each workgroup thread owns two channels of dk and dv; the key column spans two strides of 64.
+  [[2, 70, 256, 2, 1], "multi-query, hs=128, T over one workgroup's 64 keys"],
+);
+const HEAD_GROUPS: [number, number, string][] = [
+  [4, 2, "grouped-query, g=2"],
+  [3, 1, "multi-query, g=3"],
+  [6, 3, "grouped-query, g=2 over 3 kv heads"],
+];
+const HEAD_SIZES = [5, 8, 12], LENGTHS = [1, 7, 33];
+HEAD_GROUPS.forEach(([H, kvHeads, what], i) => {
+  HEAD_SIZES.forEach((hs, j) => {
+    const T = LENGTHS[(i + j) % 3];
+    SHAPES.push([[T === 1 ? 3 : 2, T, H * hs, H, kvHeads], `${what}, hs=${hs}`]);
+  });
+});
+
 for (const [shape, why] of SHAPES) {
   for (const variant of variantsFor(shape)) {
     Deno.test(
       `\`Attention.forward()\` and \`backward()\` (${variant}) match the reference for ` +
-        `(B,T,C,H)=(${shape.join(",")}): ${why}`,
+        `(B,T,C,H${shape.length > 4 ? ",kvHeads" : ""})=(${shape.join(",")}): ${why}`,
       () => checkAgainstReference(variant, shape, shape[0] * 1000 + shape[1]),
     );
   }
@@ -101,19 +140,24 @@ Deno.test("`Attention` (rows) matches the reference just under the loop cap, (B,
   return checkAgainstReference("rows", [1, 933, 128, 1], 933);
 });
 
-for (const variant of ["workgroup", "rows", "gemm"] as const) {
-  Deno.test(`\`Attention.forward()\` (${variant}) is causal: a later token's k and v leave earlier outputs unchanged`, async () => {
-    const shape = [2, 9, 8, 2], [B, T, C] = shape;
+for (
+  const [variant, shape] of [
+    ...(["workgroup", "rows", "gemm"] as const).map((v) => [v, [2, 9, 8, 2]] as const),
+    ...(["workgroup", "rows", "gemm"] as const).map((v) => [v, [2, 9, 16, 4, 2]] as const),
+  ]
+) {
+  Deno.test(`\`Attention.forward()\` (${variant}) is causal for (B,T,C,H[,kvHeads])=(${shape}): a later token's k and v leave earlier outputs unchanged`, async () => {
+    const [B, T, C] = shape, W = qkvWidth([...shape]);
     const rng = new Rng(11);
-    const qkv = randn(rng, B * T * 3 * C), dout = randn(rng, B * T * C);
+    const qkv = randn(rng, B * T * W), dout = randn(rng, B * T * C);
     const changed = qkv.slice();
     const tChanged = 5;
     for (let b = 0; b < B; b++) {
-      const row = (b * T + tChanged) * 3 * C;
-      for (let c = C; c < 3 * C; c++) changed[row + c] += 1 + rng.normal();
+      const row = (b * T + tChanged) * W;
+      for (let c = C; c < W; c++) changed[row + c] += 1 + rng.normal();
     }
-    const before = await runGpu(variant, qkv, dout, shape);
-    const after = await runGpu(variant, changed, dout, shape);
+    const before = await runGpu(variant, qkv, dout, [...shape]);
+    const after = await runGpu(variant, changed, dout, [...shape]);
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) {
         const row = Array.from(before.out.subarray((b * T + t) * C, (b * T + t + 1) * C));
@@ -140,25 +184,80 @@ Deno.test("`Attention.variantFor()` picks rows only where the rows kernels fit, 
   assert.equal(gemm.variantFor(33, 20, 4), "gemm");
   assert.throws(
     () => gemm.variantFor(8, 8, 2, 40_000),
-    /gemm variant.*B·H=80000 heads exceed 65535/,
+    /gemm variant.*B·kvHeads=80000 heads exceed 65535/,
   );
+  // Each GEMM is batched over (b, kv head) pairs, so fewer kv heads fit more sequences.
+  assert.equal(gemm.variantFor(8, 8, 2, 40_000, 1), "gemm");
   const rows = await Attention.create(g, { variant: "rows" });
   assert.throws(() => rows.variantFor(934, 128, 1), /rows variant.*65,535|65535/);
+  // The key pass loops over the g query heads of a group: 8·(512·18 + 2) + 144 = 73,888 > 65,535.
+  assert.equal(rows.variantFor(512, 512, 8), "rows");
+  assert.throws(() => rows.variantFor(512, 512, 8, 1, 1), /rows variant.*g=8/);
   assert.throws(() => rows.variantFor(33, 20, 4), /rows variant.*C\/H=5 is not a multiple of 4/);
   const workgroup = await Attention.create(g, { variant: "workgroup" });
   assert.equal(workgroup.variantFor(7, 12, 3), "workgroup");
 });
 
-Deno.test("attention reference backward matches central finite differences", () => {
-  const [B, T, C, H] = [2, 4, 6, 2];
-  const rng = new Rng(5);
-  const qkv = randn(rng, B * T * 3 * C), w = randn(rng, B * T * C);
-  const dqkv = attentionBackward(w, qkv, attentionForward(qkv, B, T, C, H).att, B, T, C, H);
-  const loss = (x: Float64Array) => dot(attentionForward(x, B, T, C, H).out, w); // L = Σ out·w
-  const fd = Array.from(qkv, (_, i) => centralDiff(loss, qkv, i));
-  assertClose(dqkv, fd, { rtol: 1e-6, atol: 1e-8 }, "dqkv vs finite differences");
-  // k of token 0 in batch 0 reaches every query, so its gradient must be non-trivial.
-  assert.ok(Math.abs(dqkv[C]) > 1e-3, "dk[0,0] is ~0: the check would be vacuous");
+for (
+  const [B, T, C, H, kvHeads] of [[2, 4, 6, 2, 2], [2, 4, 12, 4, 2], [1, 5, 6, 3, 1]]
+) {
+  Deno.test(`attention reference backward matches central finite differences for (B,T,C,H,kvHeads)=(${[B, T, C, H, kvHeads]})`, () => {
+    const rng = new Rng(5);
+    const W = qkvWidth([B, T, C, H, kvHeads]);
+    const qkv = randn(rng, B * T * W), w = randn(rng, B * T * C);
+    const { att } = attentionForward(qkv, B, T, C, H, kvHeads);
+    const dqkv = attentionBackward(w, qkv, att, B, T, C, H, kvHeads);
+    // L = Σ out·w
+    const loss = (x: Float64Array) => dot(attentionForward(x, B, T, C, H, kvHeads).out, w);
+    const fd = Array.from(qkv, (_, i) => centralDiff(loss, qkv, i));
+    assertClose(dqkv, fd, { rtol: 1e-6, atol: 1e-8 }, "dqkv vs finite differences");
+    // k and v of token 0 in batch 0 reach every query of every head in the group, so their
+    // gradients must be non-trivial.
+    const largest = (from: number, to: number) =>
+      Math.max(...Array.from(dqkv.subarray(from, to), Math.abs));
+    const kv = kvHeads * (C / H);
+    assert.ok(largest(C, C + kv) > 1e-3, "dk of token 0 is ~0: the check would be vacuous");
+    assert.ok(largest(C + kv, W) > 1e-3, "dv of token 0 is ~0: the check would be vacuous");
+  });
+}
+
+Deno.test("attention reference with kvHeads < H is multi-head attention over repeat_kv-expanded keys and values", () => {
+  // Hugging Face's repeat_kv copies kv head j to query heads j·g … j·g+g−1; the gradient of a
+  // copied input is the sum of its copies' gradients.
+  const [B, T, H, kvHeads, hs] = [2, 5, 6, 2, 3], g = H / kvHeads, C = H * hs;
+  const W = C + 2 * kvHeads * hs;
+  const rng = new Rng(8);
+  const qkv = randn(rng, B * T * W), dout = randn(rng, B * T * C);
+  const expanded = new Float64Array(B * T * 3 * C);
+  for (let r = 0; r < B * T; r++) {
+    for (let h = 0; h < H; h++) {
+      const j = Math.floor(h / g);
+      for (let d = 0; d < hs; d++) {
+        expanded[r * 3 * C + h * hs + d] = qkv[r * W + h * hs + d];
+        expanded[r * 3 * C + C + h * hs + d] = qkv[r * W + C + j * hs + d];
+        expanded[r * 3 * C + 2 * C + h * hs + d] = qkv[r * W + C + (kvHeads + j) * hs + d];
+      }
+    }
+  }
+  const gqa = attentionForward(qkv, B, T, C, H, kvHeads),
+    mha = attentionForward(expanded, B, T, C, H);
+  assertClose(gqa.out, mha.out, { rtol: 0, atol: 0 }, "out");
+  assertClose(gqa.att, mha.att, { rtol: 0, atol: 0 }, "att");
+  const dGqa = attentionBackward(dout, qkv, gqa.att, B, T, C, H, kvHeads);
+  const dMha = attentionBackward(dout, expanded, mha.att, B, T, C, H);
+  const summed = new Float64Array(B * T * W);
+  for (let r = 0; r < B * T; r++) {
+    for (let h = 0; h < H; h++) {
+      const j = Math.floor(h / g);
+      for (let d = 0; d < hs; d++) {
+        summed[r * W + h * hs + d] = dMha[r * 3 * C + h * hs + d];
+        summed[r * W + C + j * hs + d] += dMha[r * 3 * C + C + h * hs + d];
+        summed[r * W + C + (kvHeads + j) * hs + d] += dMha[r * 3 * C + 2 * C + h * hs + d];
+      }
+    }
+  }
+  // Sums of the same terms in another order: float64 rounding only.
+  assertClose(dGqa, summed, { rtol: 1e-12, atol: 1e-14 }, "dqkv");
 });
 
 Deno.test("`Attention` rejects bad shapes with an error naming the tensor or dimension", async () => {
@@ -188,6 +287,25 @@ Deno.test("`Attention` rejects bad shapes with an error naming the tensor or dim
   assert.throws(() => k.forward(batch, qkv, out, att, B, 1025, C, H), /T=1025 is over/);
   assert.throws(() => k.forward(batch, qkv, out, att, B, T, 258, 1), /head size C\/H=258 is over/);
   assert.throws(() => k.forward(batch, qkv, out, att, 0, T, C, H), /B must be a positive integer/);
+  assert.throws(
+    () => k.forward(batch, qkv, out, att, B, T, 12, 6, 4),
+    /attention\.forward.*number of heads H=6 is not divisible by the number of key\/value heads kvHeads=4/,
+  );
+  assert.throws(
+    () => k.backward(batch, out, qkv, att, att, dqkv, B, T, 12, 6, 4),
+    /attention\.backward.*H=6 is not divisible by .*kvHeads=4/,
+  );
+  assert.throws(
+    () => k.forward(batch, qkv, out, att, B, T, C, H, 0),
+    /kvHeads must be a positive integer, got 0/,
+  );
+  // A qkv sized for one kv head (W = (2 + 2·1)·4 = 16) is too short for two (W = 24).
+  const narrow = g.tensor([B, T, 16], undefined, "narrow");
+  k.forward(g.batch(), narrow, out, att, B, T, C, H, 1);
+  assert.throws(
+    () => k.forward(batch, narrow, out, att, B, T, C, H, 2),
+    /"narrow" \(qkv \(B,T,\(H\+2·kvHeads\)·hs\)\) has 64 elements, needs 96/,
+  );
   assert.equal(batch.length, 0);
-  release(qkv, short, out, att, dqkv, tiny);
+  release(qkv, short, out, att, dqkv, tiny, narrow);
 });
