@@ -153,7 +153,8 @@ export class CausalSelfAttention implements AttentionModule {
   forward(ctx: Ctx, x: Tensor, a: BlockActs, B: number, T: number): void {
     const C = this.cProj.nOut, H = this.nHead;
     this.cAttn.forward(ctx, x, a.qkv, B * T);
-    this.virtual?.kvForward?.(ctx, this.layer, a.qkv, B, T);
+    // Under generation the virtual rows are already in the cache (written by the prefill).
+    if (!ctx.cache) this.virtual?.kvForward?.(ctx, this.layer, a.qkv, B, T);
     attentionCore(ctx, a, this.layer, B, T, { H, Hkv: H, d: C / H });
     this.cProj.forward(ctx, a.atty, a.attProj, B * T);
   }
@@ -256,7 +257,8 @@ export class LlamaAttention implements AttentionModule {
     const cache = ctx.cache;
     const offset = cache ? { starts: cache.start, host: cache.hostStart } : 0;
     ctx.k.rotary.forward(batch, a.qkv, this.rotary, B, T, H, Hkv, d, offset);
-    this.virtual?.kvForward?.(ctx, this.layer, a.qkv, B, T);
+    // Under generation the virtual rows are already in the cache (written by the prefill).
+    if (!ctx.cache) this.virtual?.kvForward?.(ctx, this.layer, a.qkv, B, T);
     attentionCore(ctx, a, this.layer, B, T, this.heads);
     this.oProj.forward(ctx, a.atty, a.attProj, M);
   }
