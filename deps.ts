@@ -6,6 +6,7 @@
  * @module
  */
 
+export { Template as JinjaTemplate } from "npm:@huggingface/jinja@0.5.13";
 export { Tokenizer as HFTokenizer } from "npm:@huggingface/tokenizers@0.2.0";
 export { Tiktoken } from "npm:js-tiktoken@1.0.21/lite";
 export { default as gpt2Ranks } from "npm:js-tiktoken@1.0.21/ranks/gpt2";

@@ -54,10 +54,11 @@ export interface GenerateOptions extends SamplingOptions {
   /** Seed of the sampling (ignored when greedy). Default 0. */
   seed?: number;
   /**
-   * End-of-text id: a row ends when it generates it (it is not included in the output). Default:
-   * the tokenizer's `eosId`, if any; `null` turns it off.
+   * End-of-text id, or ids (e.g. EOS and "<|im_end|>"): a row ends when it generates one (it is
+   * not included in the output). Default: the tokenizer's `stopIds`, else its `eosId`, if any;
+   * `null` turns it off.
    */
-  eosId?: number | null;
+  eosId?: number | readonly number[] | null;
   /** Stop sequences: token ids, or strings (these need `tokenizer`). A match ends the row and is removed. */
   stop?: readonly (string | readonly number[])[];
   /** Decodes the output into `text` and matches string stop sequences. */
@@ -266,7 +267,7 @@ export async function generate(
 interface Checked extends Required<SamplingOptions> {
   maxNewTokens: number;
   seed: number;
-  eosId: number | null;
+  eosIds: readonly number[];
   stopIds: number[][];
   stopStrings: string[];
   tokenizer: Tokenizer | undefined;
@@ -293,9 +294,14 @@ function checkOptions(options: GenerateOptions, V: number): Checked {
   const seed = options.seed ?? 0;
   if (!Number.isInteger(seed)) bad(`seed must be an integer, got ${seed}`);
   const tokenizer = options.tokenizer;
-  const eosId = options.eosId === undefined ? tokenizer?.eosId ?? null : options.eosId;
-  if (eosId !== null && !(Number.isInteger(eosId) && eosId >= 0 && eosId < V)) {
-    bad(`eosId ${eosId} is outside the vocabulary 0..${V - 1}`);
+  const eos = options.eosId === undefined
+    ? tokenizer?.stopIds ?? tokenizer?.eosId ?? null
+    : options.eosId;
+  const eosIds = eos === null ? [] : typeof eos === "number" ? [eos] : [...eos];
+  for (const id of eosIds) {
+    if (!(Number.isInteger(id) && id >= 0 && id < V)) {
+      bad(`eosId ${id} is outside the vocabulary 0..${V - 1}`);
+    }
   }
   const stopIds: number[][] = [], stopStrings: string[] = [];
   for (const s of options.stop ?? []) {
@@ -323,7 +329,7 @@ function checkOptions(options: GenerateOptions, V: number): Checked {
     topK,
     topP,
     seed,
-    eosId,
+    eosIds,
     stopIds,
     stopStrings,
     tokenizer,
@@ -334,7 +340,7 @@ function checkOptions(options: GenerateOptions, V: number): Checked {
 
 /** Records `token` (just sampled) in the row's output and decides whether the row is done. */
 function finish(r: Row, token: number, o: Checked): void {
-  if (token === o.eosId) {
+  if (o.eosIds.includes(token)) {
     r.done = "eos";
     return;
   }

@@ -6,7 +6,15 @@ import {
   HuggingFaceTokenizer,
   TiktokenTokenizer,
   type Tokenizer,
-} from "../../models/mod.ts";
+} from "../../models/tokenizer.ts";
+import {
+  byteFallbackJson,
+  byteId,
+  byteLevelJson,
+  charId,
+  CHAT_TEMPLATES,
+  SPECIAL,
+} from "./_llama_tokenizers.ts";
 
 /** Varied text: prose, code, numbers, whitespace runs, contractions, scripts, emoji, marks. */
 const SAMPLES = [
@@ -309,5 +317,231 @@ Deno.test("GPT-2 tokenizer.json built from js-tiktoken's ranks encodes exactly a
       () => (s = (s * 1103515245 + 12345) % 2 ** 31) % 50257,
     );
     assert.equal(hf.decode(ids), tt.decode(ids), `ids ${ids}`);
+  }
+});
+
+Deno.test("`HuggingFaceTokenizer` runs byte-level BPE in SmolLM2's, Qwen2's and Llama-3's styles", () => {
+  for (const style of ["smollm2", "qwen2", "llama3"] as const) {
+    const tok = HuggingFaceTokenizer.fromJSON(byteLevelJson(style), {}, style);
+    assert.equal(tok.vocabSize, style === "llama3" ? 276 : 274, style);
+    // "hello": (h e) (l l) (he ll) (hell o); " world": (Ġ w) (o r) (Ġw or) (l d) (Ġwor ld).
+    assert.deepEqual(tok.encode("hello world"), [261, 266], style);
+    assert.deepEqual(tok.encode(" the user"), [259, 32, 270], style);
+    // Characters outside ASCII are their UTF-8 bytes, one symbol (and id) per byte.
+    assert.deepEqual(tok.encode("é日"), [0xc3, 0xa9, 0xe6, 0x97, 0xa5], style);
+    // Added tokens are single ids, never split, even inside a word; encode adds no BOS.
+    for (const [content, id] of Object.entries(SPECIAL[style])) {
+      assert.deepEqual(tok.encode(`x${content}y`), [120, id, 121], `${style} ${content}`);
+      assert.deepEqual(tok.encode(content + content), [id, id], `${style} ${content}`);
+      assert.equal(tok.decode([id]), content);
+    }
+    const texts = [...SAMPLES, ...randomTexts(100, 7)];
+    for (const text of texts) {
+      const ids = tok.encode(text);
+      // Qwen2 normalises to NFC first, so decoding gives the composed form.
+      assert.equal(tok.decode(ids), style === "qwen2" ? text.normalize("NFC") : text, style);
+    }
+  }
+  const smollm2 = HuggingFaceTokenizer.fromJSON(byteLevelJson("smollm2"));
+  const qwen2 = HuggingFaceTokenizer.fromJSON(byteLevelJson("qwen2"));
+  const llama3 = HuggingFaceTokenizer.fromJSON(byteLevelJson("llama3"));
+  assert.deepEqual(
+    smollm2.encode("<|im_start|>user\nhi<|im_end|>\n"),
+    [272, 270, 10, 104, 105, 273, 10],
+  );
+  // Qwen2's and Llama-3's regex keep a run of newlines together ("\n\n" merges); GPT-2's splits it.
+  assert.deepEqual(qwen2.encode("a\n\nb"), [97, 267, 98]);
+  assert.deepEqual(llama3.encode("a\n\nb"), [97, 267, 98]);
+  assert.deepEqual(smollm2.encode("a\n\nb"), [97, 10, 10, 98]);
+  assert.deepEqual(qwen2.encode("e\u0301"), [0xc3, 0xa9], "NFC");
+  assert.deepEqual(llama3.encode("<|begin_of_text|>hi"), [271, 104, 105], "no second BOS");
+});
+
+Deno.test('`HuggingFaceTokenizer` runs byte-fallback BPE with TinyLlama\'s "▁" normalizer', () => {
+  const tok = HuggingFaceTokenizer.fromJSON(byteFallbackJson("normalizer"), {}, "tinyllama");
+  assert.equal(tok.vocabSize, 366);
+  // One word for BPE (no pre-tokenizer): "▁hello▁world" → (▁ hello) (▁ world).
+  assert.deepEqual(tok.encode("hello world"), [365, 364]);
+  assert.deepEqual(tok.encode(" the"), [259, 357]);
+  // "日" and "\n" are not in the vocabulary: their UTF-8 bytes, as "<0xNN>" tokens.
+  assert.deepEqual(tok.encode("日\n"), [259, byteId(0xe6), byteId(0x97), byteId(0xa5), byteId(10)]);
+  assert.equal(tok.decode([259, byteId(0xe6), byteId(0x97), byteId(0xa5), byteId(10)]), "日\n");
+  assert.deepEqual(tok.encode("hi!"), [259, charId("h"), charId("i"), charId("!")]);
+  assert.deepEqual(tok.encode(""), []);
+  roundTrips(tok, [...SAMPLES, ...randomTexts(200, 8)]);
+  // <s> and </s> are single ids; the text after a special token gets its own "▁" (transformers'
+  // legacy Llama behaviour), which decodes as a space.
+  assert.deepEqual(tok.encode("<s>hi</s>"), [1, 259, charId("h"), charId("i"), 2]);
+  assert.equal(tok.decode([1, 259, charId("h"), charId("i"), 2]), "<s> hi</s>");
+  assert.deepEqual(tok.encode("a</s></s>"), [259, charId("a"), 2, 2]);
+  assert.equal(tok.decode(tok.encode("a</s>")), "a</s>");
+});
+
+Deno.test("`HuggingFaceTokenizer` runs byte-fallback BPE with Mistral's Metaspace pre-tokenizer", () => {
+  const tok = HuggingFaceTokenizer.fromJSON(byteFallbackJson("metaspace"), {}, "mistral");
+  assert.deepEqual(tok.encode("hello world"), [365, 364]);
+  assert.deepEqual(tok.encode("日\n"), [259, byteId(0xe6), byteId(0x97), byteId(0xa5), byteId(10)]);
+  // prepend_scheme "first": only the text at the start gets "▁", so special tokens round-trip.
+  assert.deepEqual(tok.encode("<s>hi</s>"), [1, charId("h"), charId("i"), 2]);
+  assert.equal(tok.decode(tok.encode("<s>hi</s> x")), "<s>hi</s> x");
+  // A leading space is already a "▁", so nothing is prepended and the decoder drops it.
+  assert.deepEqual(tok.encode(" the"), [357]);
+  assert.equal(tok.decode([357]), "the");
+  roundTrips(tok, [...SAMPLES, ...randomTexts(200, 9)].filter((t) => !t.startsWith(" ")));
+});
+
+Deno.test("`HuggingFaceTokenizer.fromJSON()` rejects a byte-fallback vocabulary missing a byte token", () => {
+  const json = byteFallbackJson("normalizer");
+  const model = json.model as { vocab: Record<string, number>; unk_token: string | null };
+  delete model.vocab["<0x0A>"];
+  // With an unknown token the missing byte becomes <unk>, as in transformers.
+  assert.deepEqual(HuggingFaceTokenizer.fromJSON(json).encode("\n"), [259, 0]);
+  model.unk_token = null;
+  assert.throws(
+    () => HuggingFaceTokenizer.fromJSON(json, {}, "tl/tokenizer.json"),
+    /Cannot load tokenizer tl\/tokenizer\.json: its byte-fallback BPE vocabulary lacks the byte token <0x0A> and has no unknown token/,
+  );
+});
+
+Deno.test("`HuggingFaceTokenizer` reads special tokens, add_bos/eos_token and stop ids (SmolLM2, Qwen2.5, Llama-3, TinyLlama)", () => {
+  const template = (name: string) => CHAT_TEMPLATES[name].chat_template;
+  // SmolLM2-Instruct: eos <|im_end|>, generation_config eos_token_id 2 (its <|im_end|>).
+  const smollm2 = HuggingFaceTokenizer.fromJSON(
+    byteLevelJson("smollm2"),
+    {
+      bos_token: "<|im_start|>",
+      eos_token: "<|im_end|>",
+      pad_token: "<|im_end|>",
+      unk_token: "<|endoftext|>",
+      chat_template: template("SmolLM2-Instruct"),
+    },
+    "smollm2",
+    { bos_token_id: 272, eos_token_id: 273 },
+  );
+  assert.equal(smollm2.bosId, 272);
+  assert.equal(smollm2.eosId, 273);
+  assert.equal(smollm2.padId, 273);
+  assert.deepEqual(smollm2.stopIds, [273]);
+  assert.equal(smollm2.chatTemplate?.template, template("SmolLM2-Instruct"));
+  assert.equal(smollm2.chatTemplate?.specialTokens.eos_token, "<|im_end|>");
+  // Qwen2.5-Instruct: no BOS, eos <|im_end|>, generation_config lists <|im_end|> and <|endoftext|>.
+  const qwen = HuggingFaceTokenizer.fromJSON(
+    byteLevelJson("qwen2"),
+    {
+      bos_token: null,
+      eos_token: "<|im_end|>",
+      pad_token: "<|endoftext|>",
+      add_bos_token: false,
+      chat_template: template("Qwen2.5-Instruct"),
+    },
+    "qwen",
+    { eos_token_id: [273, 271] },
+  );
+  assert.equal(qwen.bosId, undefined);
+  assert.equal(qwen.padId, 271);
+  assert.deepEqual(qwen.stopIds, [273, 271]);
+  // Meta-Llama-3-8B-Instruct as first released: eos <|end_of_text|>, but the template closes
+  // turns with <|eot_id|>, which generation_config also lists.
+  const llama3 = HuggingFaceTokenizer.fromJSON(byteLevelJson("llama3"), {
+    bos_token: { content: "<|begin_of_text|>", special: true },
+    eos_token: { content: "<|end_of_text|>", special: true },
+    chat_template: template("Llama-3-Instruct"),
+  }, "llama3");
+  assert.equal(llama3.bosId, 271);
+  assert.equal(llama3.eosId, 272);
+  assert.deepEqual(llama3.stopIds, [272, 275], "<|eot_id|> from the template");
+  const withGeneration = HuggingFaceTokenizer.fromJSON(
+    byteLevelJson("llama3"),
+    { eos_token: "<|eot_id|>", chat_template: template("Llama-3.2-Instruct") },
+    "llama3.2",
+    { eos_token_id: [272, 275] },
+  );
+  assert.deepEqual(withGeneration.stopIds, [275, 272]);
+  // TinyLlama-Chat: <s>/</s>, add_bos_token; its template writes eos_token, so </s> alone.
+  const tiny = HuggingFaceTokenizer.fromJSON(
+    byteFallbackJson("normalizer"),
+    {
+      add_bos_token: true,
+      add_eos_token: false,
+      bos_token: "<s>",
+      eos_token: "</s>",
+      pad_token: "</s>",
+      unk_token: "<unk>",
+      chat_template: template("TinyLlama-Chat"),
+    },
+    "tinyllama",
+    { bos_token_id: 1, eos_token_id: 2 },
+  );
+  assert.deepEqual(
+    [tiny.bosId, tiny.eosId, tiny.padId, tiny.addBosToken, tiny.addEosToken],
+    [1, 2, 2, true, false],
+  );
+  assert.deepEqual(tiny.stopIds, [2]);
+  assert.deepEqual(tiny.encode("hi"), [259, charId("h"), charId("i")], "encode adds no BOS");
+  // Without a config: no template, no BOS, the flags off, EOS from "<|endoftext|>" if present.
+  const bare = HuggingFaceTokenizer.fromJSON(byteLevelJson("qwen2"));
+  assert.deepEqual(
+    [bare.bosId, bare.eosId, bare.addBosToken, bare.chatTemplate, bare.stopIds],
+    [undefined, 271, false, undefined, [271]],
+  );
+});
+
+Deno.test("`HuggingFaceTokenizer.fromJSON()` rejects bad special tokens, naming the file and key", () => {
+  const json = byteLevelJson("smollm2");
+  const load = (config: unknown, generation: unknown = {}) => () =>
+    HuggingFaceTokenizer.fromJSON(json, config, "m/tokenizer.json", generation);
+  assert.throws(
+    load({ eos_token: "<|eot_id|>" }),
+    /Cannot load tokenizer m\/tokenizer\.json: tokenizer_config\.json's eos_token "<\|eot_id\|>" is not in the vocabulary/,
+  );
+  assert.throws(
+    load({ bos_token: 5 }),
+    /tokenizer_config\.json's bos_token must be a string or \{content\}, got 5/,
+  );
+  assert.throws(
+    load({ add_bos_token: "yes" }),
+    /tokenizer_config\.json's add_bos_token must be true or false, got "yes"/,
+  );
+  assert.throws(
+    load({}, { eos_token_id: [273, 999] }),
+    /generation_config\.json's eos_token_id must be an id or a list of ids in \[0, 274\), got \[273,999\]/,
+  );
+  assert.throws(load({}, { eos_token_id: "2" }), /eos_token_id must be an id or a list of ids/);
+  assert.throws(load([]), /tokenizer_config\.json must hold a JSON object/);
+  assert.throws(
+    load({ chat_template: 1 }),
+    /Cannot read chat template of m\/tokenizer\.json: chat_template must be a string/,
+  );
+});
+
+Deno.test("`HuggingFaceTokenizer.fromFile()` reads a model folder: config, generation config and chat_template.jinja", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(byteLevelJson("qwen2")));
+    await Deno.writeTextFile(
+      `${dir}/tokenizer_config.json`,
+      JSON.stringify({
+        eos_token: "<|im_end|>",
+        chat_template: CHAT_TEMPLATES["Qwen2.5-Instruct"].chat_template,
+      }),
+    );
+    await Deno.writeTextFile(
+      `${dir}/generation_config.json`,
+      JSON.stringify({ eos_token_id: [273, 271] }),
+    );
+    const tok = await HuggingFaceTokenizer.fromFile(`${dir}/`);
+    assert.deepEqual([tok.eosId, tok.stopIds], [273, [273, 271]]);
+    assert.equal(tok.chatTemplate?.template, CHAT_TEMPLATES["Qwen2.5-Instruct"].chat_template);
+    // transformers saves templates to chat_template.jinja, which wins over the config's.
+    await Deno.writeTextFile(`${dir}/chat_template.jinja`, "{{ messages[0].content }}<|im_end|>");
+    const fromJinja = await HuggingFaceTokenizer.fromFile(`${dir}/tokenizer.json`);
+    assert.equal(fromJinja.chatTemplate?.render([{ role: "user", content: "x" }]), "x<|im_end|>");
+    await Deno.writeTextFile(`${dir}/generation_config.json`, "{");
+    await assert.rejects(
+      HuggingFaceTokenizer.fromFile(dir),
+      new RegExp(`Cannot load tokenizer ${dir}/generation_config\\.json: not valid JSON`),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
