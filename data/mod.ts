@@ -1,7 +1,8 @@
 /**
- * Training data: JSONL prompt/completion and chat files, tokenising with loss on completions only,
- * truncation, fixed-shape batches, train/dev/test splits, FLAN-style instruction templates,
- * multi-task mixing, and the embedded synthetic task suite.
+ * Training data: JSONL prompt/completion and chat files, tokenising with loss on completions only
+ * (chats with the model's own chat template when it has one), truncation, fixed-shape batches,
+ * train/dev/test splits, FLAN-style instruction templates, multi-task mixing, and the embedded
+ * synthetic task suite.
  *
  * @module
  */
@@ -72,6 +73,7 @@ export {
   type TemplateSpec,
 } from "./template.ts";
 export {
+  type ChatTemplateLike,
   type TokenizedExample,
   type TokenizedSet,
   tokenizeExample,

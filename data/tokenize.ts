@@ -9,12 +9,35 @@
  * the ids are concatenated, so the prompt/completion boundary is exact for any tokenizer (with BPE,
  * this can differ slightly from encoding the joined text).
  *
+ * A chat, when the tokenizer has a chat template (a model's own, e.g. SmolLM2's ChatML), is
+ * rendered by the template instead and encoded as one text, exactly what transformers'
+ * `apply_chat_template(tokenize=True)` gives and what the model sees at inference. Trained are
+ * the tokens the model must produce after each assistant turn's generation prompt: the content of
+ * the assistant message, as the template writes it, and the end-of-turn token that closes it
+ * (e.g. `<|im_end|>`, `<|eot_id|>`, `</s>`: the first of the tokenizer's `stopIds`, or its
+ * `eosId`). Everything else (system and user turns, role headers, what follows the end-of-turn
+ * token) is masked; the ids stop at the last end-of-turn token, as nothing after it is trained,
+ * and no EOS is appended (`addEos` applies to the plain rendering only).
+ *
+ * The boundaries come from rendering prefixes, not from searching the text: for assistant
+ * message i, the template renders messages 0..i−1 with the generation prompt (the text before
+ * the answer) and messages 0..i (the text through it), and each is encoded. This works for any
+ * template, whatever it does to the content (Llama-3's trims it) or around it, and it checks the
+ * two properties the labels rely on, failing with a message that says which one broke: each
+ * rendering is a prefix of the whole chat's text (a template that renders a turn differently
+ * once later turns follow is not prefix-stable), and the ids of each prefix are a prefix of the
+ * whole chat's ids (a tokenizer that merges across the boundary, e.g. a newline that ends the
+ * assistant header with one that starts the answer, has no token boundary there). Marking the
+ * content in the text instead would need markers the template cannot alter and the tokenizer
+ * cannot merge with, and would still need the second check.
+ *
  * @module
  */
 
 import { renderSegments } from "./chat.ts";
 import { DataError, type DataIssue, formatLocation } from "./errors.ts";
-import type { TextExample } from "./examples.ts";
+import type { ChatExample, ChatMessage, TextExample } from "./examples.ts";
+import { isChat } from "./examples.ts";
 
 /**
  * What the data layer needs of a tokenizer: structurally the models' `Tokenizer`, declared here so
@@ -40,10 +63,34 @@ export interface TokenizerLike {
   readonly vocabSize: number;
   /** The end-of-sequence id, appended after each completion when present. */
   readonly eosId?: number;
+  /** The ids that end a turn (EOS, "<|im_end|>", …); with a chat template, they close assistant turns. */
+  readonly stopIds?: readonly number[];
+  /** The model's chat template: when present, chats are rendered with it (see the module doc). */
+  readonly chatTemplate?: ChatTemplateLike;
   /** Text to token ids. */
   encode(text: string): number[];
   /** Token ids to text. */
   decode(ids: readonly number[]): string;
+}
+
+/**
+ * What the data layer needs of a chat template: structurally the models' `ChatTemplate`.
+ *
+ * @example
+ * ```ts
+ * import type { ChatTemplateLike } from "../mod.ts";
+ * const chatml: ChatTemplateLike = {
+ *   render: (messages, options = {}) =>
+ *     messages.map((m) => `<|im_start|>${m.role}\n${m.content}<|im_end|>\n`).join("") +
+ *     (options.addGenerationPrompt ? "<|im_start|>assistant\n" : ""),
+ * };
+ * const text = chatml.render([{ role: "user", content: "hi" }], { addGenerationPrompt: true });
+ * if (text !== "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n") throw new Error(text);
+ * ```
+ */
+export interface ChatTemplateLike {
+  /** The text of `messages`, ending with the assistant's header when `addGenerationPrompt`. */
+  render(messages: readonly ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
 }
 
 /**
@@ -66,7 +113,10 @@ export interface TokenizeOptions {
   maxLength: number;
   /** What to do with longer examples. Default `"error"`. */
   truncation?: TruncationPolicy;
-  /** Append the tokenizer's EOS after the completion. Default: true when it has one. */
+  /**
+   * Append the tokenizer's EOS after the completion. Default: true when it has one. Not used for
+   * chats rendered by a chat template, whose own end-of-turn token ends each assistant turn.
+   */
   addEos?: boolean;
   /** How many bad examples {@linkcode tokenizeExamples} lists before summarising. Default 20. */
   maxErrors?: number;
@@ -199,23 +249,11 @@ function tokenizeOne(
   tokenizer: TokenizerLike,
   opts: CheckedOptions,
 ): TokenizedExample | string {
-  const segments = renderSegments(example);
-  // Context: every segment before the last (an earlier assistant turn keeps its labels);
-  // completion: the last segment, always trained, plus EOS.
-  let contextIds: number[] = [], contextLabels: number[] = [];
-  for (const s of segments.slice(0, -1)) {
-    const ids = tokenizer.encode(s.text);
-    contextIds = contextIds.concat(ids);
-    contextLabels = contextLabels.concat(s.trained ? ids : ids.map(() => IGNORE_INDEX));
-  }
-  let completion = tokenizer.encode(segments[segments.length - 1].text);
-  const addEos = opts.addEos ?? tokenizer.eosId !== undefined;
-  if (addEos) {
-    if (tokenizer.eosId === undefined) {
-      return `addEos is set but tokenizer "${tokenizer.name}" has no EOS id`;
-    }
-    completion = completion.concat([tokenizer.eosId]);
-  }
+  const parts = isChat(example) && tokenizer.chatTemplate
+    ? templateParts(example, tokenizer, tokenizer.chatTemplate)
+    : plainParts(example, tokenizer, opts);
+  if (typeof parts === "string") return parts;
+  let { contextIds, contextLabels, completion } = parts;
   const length = contextIds.length + completion.length;
   let truncated = false;
   if (length > opts.maxLength) {
@@ -238,6 +276,134 @@ function tokenizeOne(
   const out: TokenizedExample = { ids, labels, truncated };
   if (example.task !== undefined) out.task = example.task;
   return out;
+}
+
+/**
+ * An example split for truncation: the context (ids and labels; earlier assistant turns keep
+ * their labels) and the completion, every token of which is trained.
+ */
+interface Parts {
+  contextIds: number[];
+  contextLabels: number[];
+  completion: number[];
+}
+
+/** The plain rendering: each segment encoded on its own, then EOS. */
+function plainParts(
+  example: TextExample,
+  tokenizer: TokenizerLike,
+  opts: CheckedOptions,
+): Parts | string {
+  const segments = renderSegments(example);
+  // Context: every segment before the last (an earlier assistant turn keeps its labels);
+  // completion: the last segment, always trained, plus EOS.
+  let contextIds: number[] = [], contextLabels: number[] = [];
+  for (const s of segments.slice(0, -1)) {
+    const ids = tokenizer.encode(s.text);
+    contextIds = contextIds.concat(ids);
+    contextLabels = contextLabels.concat(s.trained ? ids : ids.map(() => IGNORE_INDEX));
+  }
+  let completion = tokenizer.encode(segments[segments.length - 1].text);
+  const addEos = opts.addEos ?? tokenizer.eosId !== undefined;
+  if (addEos) {
+    if (tokenizer.eosId === undefined) {
+      return `addEos is set but tokenizer "${tokenizer.name}" has no EOS id`;
+    }
+    completion = completion.concat([tokenizer.eosId]);
+  }
+  return { contextIds, contextLabels, completion };
+}
+
+/**
+ * A chat rendered by the tokenizer's chat template, encoded as one text; the trained spans come
+ * from rendering and encoding prefixes (see the module doc).
+ */
+function templateParts(
+  chat: ChatExample,
+  tokenizer: TokenizerLike,
+  template: ChatTemplateLike,
+): Parts | string {
+  const messages = chat.messages;
+  const last = messages.length - 1;
+  if (last < 0 || messages[last].role !== "assistant") {
+    return "its last message must be from the assistant (only assistant messages are trained)";
+  }
+  const stops = new Set(
+    tokenizer.stopIds ?? (tokenizer.eosId === undefined ? [] : [tokenizer.eosId]),
+  );
+  if (stops.size === 0) {
+    return `tokenizer "${tokenizer.name}" has a chat template but no end-of-turn id ` +
+      "(stopIds or eosId) to close assistant turns with";
+  }
+  // A template may raise for a chat it cannot render (e.g. roles that do not alternate).
+  let full: string, turns: { i: number; prompt: string; turn: string }[];
+  try {
+    full = template.render(messages);
+    turns = messages.flatMap((m, i) =>
+      m.role === "assistant"
+        ? [{
+          i,
+          prompt: template.render(messages.slice(0, i), { addGenerationPrompt: true }),
+          turn: template.render(messages.slice(0, i + 1)),
+        }]
+        : []
+    );
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const ids = tokenizer.encode(full);
+  const labels = ids.map(() => IGNORE_INDEX);
+  let start = 0, end = 0;
+  for (const { i, prompt, turn } of turns) {
+    const before =
+      `the messages before assistant message ${i}, rendered with the generation prompt`;
+    const through = `the messages through assistant message ${i}`;
+    const unstable = (what: string, text: string) =>
+      `the chat template is not prefix-stable: ${what} (ending ${tail(text)}) are not the start ` +
+      "of the whole chat's text, so the assistant's tokens cannot be located in it";
+    if (!full.startsWith(prompt)) return unstable(before, prompt);
+    if (!full.startsWith(turn)) return unstable(through, turn);
+    if (prompt.length > turn.length) {
+      return `the chat template's generation prompt runs past assistant message ${i}: ${before} ` +
+        `(ending ${tail(prompt)}) are longer than ${through}`;
+    }
+    const promptIds = tokenizer.encode(prompt);
+    if (!isPrefix(promptIds, ids)) {
+      return `the tokens of the text before assistant message ${i} (ending ${tail(prompt)}) ` +
+        "are not a prefix of the whole chat's tokens: the tokenizer merges across the start of " +
+        `the answer ${JSON.stringify(turn.slice(prompt.length, prompt.length + 20))}, so no ` +
+        "token boundary separates prompt from answer";
+    }
+    const turnIds = tokenizer.encode(turn);
+    let close = promptIds.length;
+    while (close < turnIds.length && !stops.has(turnIds[close])) close++;
+    if (close === turnIds.length) {
+      return `the chat template closes assistant message ${i} with no end-of-turn token ` +
+        `(ids ${[...stops].join(", ")}) in ${JSON.stringify(turn.slice(prompt.length))}`;
+    }
+    if (!isPrefix(turnIds.slice(0, close + 1), ids)) {
+      return `the tokens of assistant message ${i} through its end-of-turn token are not a ` +
+        "prefix of the whole chat's tokens: the tokenizer merges across the end of the turn";
+    }
+    start = promptIds.length;
+    end = close + 1;
+    for (let t = start; t < end; t++) labels[t] = ids[t];
+  }
+  // The last assistant turn is the completion; tokens after its end-of-turn are dropped.
+  return {
+    contextIds: ids.slice(0, start),
+    contextLabels: labels.slice(0, start),
+    completion: ids.slice(start, end),
+  };
+}
+
+function isPrefix(prefix: readonly number[], ids: readonly number[]): boolean {
+  return prefix.length <= ids.length && prefix.every((id, t) => ids[t] === id);
+}
+
+/** The end of a text, for messages. */
+function tail(text: string): string {
+  return JSON.stringify(text.length > 40 ? "…" + text.slice(-40) : text);
 }
 
 function where(example: TextExample, index: number): string {
