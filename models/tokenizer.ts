@@ -198,7 +198,9 @@ export class HuggingFaceTokenizer implements Tokenizer {
    * `add_eos_token`, `chat_template`) and `generation_config.json` (`eos_token_id`). A special
    * token the vocabulary lacks, or a malformed value, is an error naming the file and key.
    *
-   * @param source where the JSON came from, for error messages
+   * @param tokenizerConfig the parsed `tokenizer_config.json` (`{}` when there is none)
+   * @param source where the JSON came from, for error messages (the chat template's too)
+   * @param generationConfig the parsed `generation_config.json` (`{}` when there is none)
    */
   static fromJSON(
     tokenizerJson: unknown,
