@@ -8,6 +8,7 @@
 
 import { Rng } from "../runtime/rng.ts";
 import { deriveSeed } from "./_hash.ts";
+import { countScoredLabels, PLAIN_SCORING } from "../models/scoring.ts";
 import { IGNORE_INDEX, type TokenizedExample } from "./tokenize.ts";
 
 /** One (B,T) batch, row-major: row b holds one example, padded on the right. */
@@ -169,7 +170,7 @@ export class Batcher {
       ids.set(e.ids, row * T);
       labels.set(e.labels, row * T);
       tokens += e.ids.length;
-      for (let t = 1; t < e.labels.length; t++) if (e.labels[t] !== IGNORE_INDEX) targets++;
+      targets += countScoredLabels(e.labels, e.labels.length, PLAIN_SCORING);
     });
     return { ids, labels, batchSize: B, seqLen: T, rows: indices.length, indices, tokens, targets };
   }

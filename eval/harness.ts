@@ -21,6 +21,7 @@ import type { SuiteTaskData } from "../data/suite.ts";
 import type { TaskMetric } from "../data/task.ts";
 import { generate } from "../models/generate.ts";
 import type { Decoder } from "../models/decoder.ts";
+import { predictorPosition } from "../models/scoring.ts";
 import type { Tokenizer } from "../models/tokenizer.ts";
 import {
   applyStopSequences,
@@ -104,7 +105,7 @@ async function tokenLosses(
   seqs: readonly Scored[],
   options: RunOptions,
 ): Promise<Float32Array[]> {
-  const V = model.config.vocab_size, n = model.virtual?.n ?? 0;
+  const V = model.shape.V, n = model.virtual?.n ?? 0;
   const batchSize = options.batchSize ?? 32;
   const maxBatchTokens = options.maxBatchTokens ?? 8192;
   // The logits (B·T, V) are one binding: cap B·T so that they fit.
@@ -143,8 +144,7 @@ async function tokenLosses(
       const [losses] = await model.gpu.read([acts.losses]);
       rows.forEach((s, r) => {
         const seq = seqs[s];
-        // Position t−1 (after the virtual tokens) predicts token t.
-        const from = r * acts.T + n + seq.start - 1;
+        const from = r * acts.T + predictorPosition(model.scoring, seq.start);
         out[s] = losses.slice(from, from + seq.ids.length - seq.start);
       });
     } finally {

@@ -116,6 +116,7 @@ export {
   firstScoredLabel,
   IGNORED_LABEL,
   PLAIN_SCORING,
+  predictorPosition,
   type ScoringRule,
   shiftLabels,
 } from "./scoring.ts";

@@ -45,6 +45,28 @@ export function firstScoredLabel(rule: ScoringRule): 0 | 1 {
 }
 
 /**
+ * The position (virtual ones included) whose logits predict label `t`: n + t − 1. Throws when
+ * label t is never scored under `rule` (label 0 without prompt tuning).
+ *
+ * @example
+ * ```ts
+ * import { predictorPosition } from "../mod.ts";
+ * if (predictorPosition({ nVirtual: 0, scoresFirstLabel: false }, 4) !== 3) throw new Error();
+ * if (predictorPosition({ nVirtual: 20, scoresFirstLabel: true }, 0) !== 19) throw new Error();
+ * ```
+ */
+export function predictorPosition(rule: ScoringRule, t: number): number {
+  if (!(Number.isInteger(t) && t >= firstScoredLabel(rule))) {
+    throw new RangeError(
+      `Cannot score label ${t}: the first label scored is ${
+        firstScoredLabel(rule)
+      } (no position comes before label 0 without prompt tuning)`,
+    );
+  }
+  return rule.nVirtual + t - 1;
+}
+
+/**
  * Counts the scored labels of rows of `T` labels each (flat, row-major).
  *
  * @example

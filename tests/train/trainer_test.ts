@@ -6,6 +6,7 @@ import {
   gptConfig,
   learningRate,
   lora,
+  prompt,
   Rng,
   type TrainBatch,
   Trainer,
@@ -16,6 +17,7 @@ import { f32Weights, isKeyBias, randomWeights, SMALL } from "../models/_fixtures
 import { adamwStep } from "../ref/adamw.ts";
 import { gpt2Ref } from "../ref/gpt2.ts";
 import { gradNorm } from "../ref/gradnorm.ts";
+import { gpt2PeftRef } from "../ref/peft.ts";
 
 /** A deterministic source of random (B,T) batches: batch (e, i) depends only on (seed, e, i). */
 function randomSource(
@@ -290,5 +292,34 @@ Deno.test("Trainer with gradientCheckpointing gives the same losses and weights 
     }),
     /option "gradientCheckpointing" must be a boolean/,
   );
+  model.release();
+});
+
+Deno.test("Trainer under prompt tuning scores label 0 from the last virtual token: its loss and loss scale match the float64 reference", async () => {
+  const g = await gpu();
+  const cfg = SMALL, B = 2, T = 5, n = 3;
+  const w = randomWeights(cfg, 13);
+  const model = await GPT.create(g, cfg, { weights: f32Weights(w, cfg) });
+  const inst = await prompt.apply(model, prompt.validate({ num_virtual_tokens: n }), 4);
+  const [P] = await g.read([inst.trainable()[0].value]);
+  const rng = new Rng(8);
+  const ids = Array.from({ length: B * T }, () => rng.int(cfg.vocab_size));
+  // Label 0 of each row is kept (it is what the last virtual position predicts); one is masked.
+  const labels = ids.map((id, i) => (i % T) === 2 ? -100 : id);
+  const source: BatchSource = {
+    batchesPerEpoch: 1,
+    batch: () => ({ ids, labels, batchSize: B, seqLen: T }),
+  };
+  const trainer = await Trainer.create(model, source, { steps: 1, lr: 1e-3, logEvery: 1 });
+  const result = await trainer.run();
+  const ref = gpt2PeftRef(cfg, w, ids, labels, B, T, { n, prompt: Float64Array.from(P) });
+  // The step's loss is the mean over all 2·(5 − 1) = 8 scored labels (label 0 included): a count
+  // that left label 0 out would divide by 6 and log 4/3 of it. f32 through two blocks: 1e-5.
+  assert.ok(
+    Math.abs(result.losses[0] - ref.loss) < 1e-5 * ref.loss,
+    `loss ${result.losses[0]} vs reference ${ref.loss}`,
+  );
+  assert.equal(model.countTargets(labels, T), 8);
+  trainer.release();
   model.release();
 });
