@@ -11,7 +11,7 @@
 import type { Tensor } from "../runtime/tensor.ts";
 import type { BlockActs, GradScratch } from "./activations.ts";
 import type { Ctx } from "./context.ts";
-import type { LinearLike } from "./linear.ts";
+import type { LinearField, LinearLike } from "./linear.ts";
 
 /**
  * Virtual tokens prepended to every sequence (prompt tuning, prefix tuning): the model runs on
@@ -61,16 +61,6 @@ export interface AttentionModule {
     B: number,
     T: number,
   ): void;
-}
-
-/** A linear layer held in a module field, as PEFT methods find and replace it. */
-export interface LinearField {
-  /** Hugging Face module name relative to the block, e.g. `attn.c_attn` or `self_attn.q_proj`. */
-  readonly name: string;
-  /** The layer now in the field. */
-  get(): LinearLike;
-  /** Puts another layer in the field. */
-  set(layer: LinearLike): void;
 }
 
 /**

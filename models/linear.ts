@@ -24,6 +24,16 @@ export interface LinearLike {
   backward(ctx: Ctx, x: Tensor, dy: Tensor, dx: Tensor | null, M: number): void;
 }
 
+/** A linear layer held in a module field, as PEFT methods find and replace it. */
+export interface LinearField {
+  /** Hugging Face module name relative to the block, e.g. `attn.c_attn` or `self_attn.q_proj`. */
+  readonly name: string;
+  /** The layer now in the field. */
+  get(): LinearLike;
+  /** Puts another layer in the field. */
+  set(layer: LinearLike): void;
+}
+
 /**
  * A linear layer over existing parameters: GPT-2's Conv1D (`fanInFanOut`, W stored (in, out)) or
  * `nn.Linear` (W stored (out, in)); the bias may be absent (most Llama projections).

@@ -7,9 +7,8 @@
 
 import type { Tensor } from "../runtime/tensor.ts";
 import type { BlockActs, GradScratch } from "./activations.ts";
-import type { LinearField } from "./attention.ts";
 import type { Ctx } from "./context.ts";
-import type { LinearLike } from "./linear.ts";
+import type { LinearField, LinearLike } from "./linear.ts";
 
 /** The feed-forward part of a block, whatever its family. */
 export interface MLPModule {

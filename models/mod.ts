@@ -1,6 +1,15 @@
 /**
- * Models: GPT-2 configuration, safetensors I/O, Hugging Face GPT-2 checkpoints, tokenizers and chat
- * templates.
+ * Models: the GPT-2 and Llama-family decoders built from one set of modules, their configs and
+ * Hugging Face checkpoints, safetensors I/O, tokenizers, chat templates and generation.
+ *
+ * Read the decoder top to bottom, one module a file, each with its forward and backward side by
+ * side: `param.ts` (a parameter), `context.ts` (kernels and what a pass carries), `linear.ts`,
+ * `norms.ts` (LayerNorm, RMSNorm), `attention.ts` (GPT-2's and the Llama family's), `mlp.ts` (GELU
+ * and gated), `block.ts`, `embeddings.ts` (embedding and head), `activations.ts`, `scoring.ts`
+ * (which label positions the loss scores), `decoder.ts` (forward, loss, backward), then the two
+ * families: `gpt.ts` and `llama.ts`. Configs and files: `config.ts`, `llama_config.ts`,
+ * `checkpoint.ts`, `llama_checkpoint.ts`, `safetensors.ts`; text: `tokenizer.ts`,
+ * `chat_template.ts`; `generate.ts` samples with or without the KV cache.
  *
  * @module
  */
@@ -92,12 +101,11 @@ export {
 } from "./generate.ts";
 export { isTrainable, type Param } from "./param.ts";
 export { type Ctx, Kernels, type KernelSet, type KvCache } from "./context.ts";
-export { Linear, type LinearLike } from "./linear.ts";
+export { Linear, type LinearField, type LinearLike } from "./linear.ts";
 export { LayerNormModule, type Norm, RMSNormModule } from "./norms.ts";
 export {
   type AttentionModule,
   CausalSelfAttention,
-  type LinearField,
   LlamaAttention,
   type VirtualTokens,
 } from "./attention.ts";
