@@ -17,21 +17,28 @@
  *
  * Files (a whet layout; Python's PEFT has no bottleneck adapters): `adapter_config.json`
  * (`"whet_method": "bottleneck"`, the configuration, `n_embd` and `bottleneck_size`; sorted
- * keys) + `adapter_model.safetensors` (metadata `{"format":"pt"}`) with tensors
- * `h.{i}.attn_adapter.down.weight` (r, C), `….down.bias` (r), `….up.weight` (C, r), `….up.bias`
- * (C), and the same under `h.{i}.mlp_adapter`.
+ * keys) + `adapter_model.safetensors` (metadata `{"format":"pt"}`) with tensors under the block's
+ * module path (`h.{i}` for GPT-2, `model.layers.{i}` for the Llama family):
+ * `….attn_adapter.down.weight` (r, C), `….down.bias` (r), `….up.weight` (C, r), `….up.bias` (C),
+ * and the same under `….mlp_adapter`.
  *
  * @module
  */
 
 import type { BranchAdapter } from "../models/block.ts";
 import type { Ctx } from "../models/context.ts";
-import type { GPT } from "../models/gpt.ts";
+import type { Decoder } from "../models/decoder.ts";
 import type { Param } from "../models/param.ts";
 import { ADAPTER_ACTIVATIONS, type AdapterActivation, PeftKernels } from "../kernels/peft.ts";
 import { Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
-import { checkConfig, freezeBase, type PeftInstance, type PeftMethod } from "./method.ts";
+import {
+  blockPath,
+  checkConfig,
+  freezeBase,
+  type PeftInstance,
+  type PeftMethod,
+} from "./method.ts";
 import { readAdapterConfig, readAdapterTensor, writeAdapterFiles } from "./prompt.ts";
 
 /** Bottleneck adapter configuration. */
@@ -70,7 +77,7 @@ const DEFAULTS: BottleneckConfig = {
  * ```
  */
 export class BottleneckAdapter implements BranchAdapter {
-  /** Path, e.g. `h.0.mlp_adapter`. */
+  /** Path, e.g. `h.0.mlp_adapter` or `model.layers.0.mlp_adapter`. */
   readonly path: string;
   /** Down-projection weight (r, C). */
   readonly downW: Param;
@@ -213,10 +220,10 @@ export class BottleneckInstance implements PeftInstance {
   readonly added: readonly Param[];
   /** The adapters, in block order (attention before feed-forward). */
   readonly adapters: readonly BottleneckAdapter[];
-  readonly #model: GPT;
+  readonly #model: Decoder;
 
   /** Use {@linkcode adapters}.apply. */
-  constructor(model: GPT, config: BottleneckConfig, list: BottleneckAdapter[]) {
+  constructor(model: Decoder, config: BottleneckConfig, list: BottleneckAdapter[]) {
     this.#model = model;
     this.config = config;
     this.adapters = list;
@@ -241,7 +248,7 @@ export class BottleneckInstance implements PeftInstance {
       bottleneck_size: this.adapters[0].r,
       init_weights: "mam_adapter",
       layers: c.layers,
-      n_embd: this.#model.config.n_embd,
+      n_embd: this.#model.shape.C,
       non_linearity: c.non_linearity,
       placement: c.placement,
       reduction_factor: c.reduction_factor,
@@ -270,9 +277,11 @@ export class BottleneckInstance implements PeftInstance {
   /** e.g. `bottleneck adapters (pfeiffer, r=48, relu) in 12 layers`. */
   describe(): string {
     const c = this.config;
-    return `bottleneck adapters (${c.placement}, r=${this.adapters[0].r}, ${c.non_linearity}) in ${
-      new Set(this.adapters.map((a) => a.path.split(".")[1])).size
-    } layers`;
+    // One block per distinct path without its last segment (`h.3`, `model.layers.3`).
+    const blocks = new Set(this.adapters.map((a) => a.path.slice(0, a.path.lastIndexOf("."))));
+    return `bottleneck adapters (${c.placement}, r=${
+      this.adapters[0].r
+    }, ${c.non_linearity}) in ${blocks.size} layers`;
   }
 }
 
@@ -321,7 +330,7 @@ export async function readBottleneckConfig(dir: string): Promise<BottleneckConfi
  * ```
  */
 export const adapters: Omit<PeftMethod<BottleneckConfig>, "apply"> & {
-  apply(model: GPT, config: BottleneckConfig, seed: number): Promise<BottleneckInstance>;
+  apply(model: Decoder, config: BottleneckConfig, seed: number): Promise<BottleneckInstance>;
 } = {
   name: "adapters",
   summary: "bottleneck adapters (Houlsby or Pfeiffer placement) on the blocks' branches",
@@ -349,9 +358,13 @@ export const adapters: Omit<PeftMethod<BottleneckConfig>, "apply"> & {
     }
     return cfg;
   },
-  async apply(model: GPT, config: BottleneckConfig, seed: number): Promise<BottleneckInstance> {
+  async apply(
+    model: Decoder,
+    config: BottleneckConfig,
+    seed: number,
+  ): Promise<BottleneckInstance> {
     const cfg = adapters.validate(config as unknown as Record<string, unknown>);
-    const C = model.config.n_embd, L = model.config.n_layer;
+    const { C, L } = model.shape;
     const r = Math.max(1, Math.floor(C / cfg.reduction_factor));
     for (const l of cfg.layers) {
       if (!Number.isInteger(l) || l < 0 || l >= L) {
@@ -387,12 +400,13 @@ export const adapters: Omit<PeftMethod<BottleneckConfig>, "apply"> & {
     };
     const list: BottleneckAdapter[] = [];
     for (const b of blocks) {
+      const at = blockPath(model, b.index);
       if (houlsby) {
-        const a = make(`h.${b.index}.attn_adapter`);
+        const a = make(`${at}.attn_adapter`);
         b.attnAdapter = a;
         list.push(a);
       }
-      const m = make(`h.${b.index}.mlp_adapter`);
+      const m = make(`${at}.mlp_adapter`);
       b.mlpAdapter = m;
       list.push(m);
     }

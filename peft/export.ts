@@ -1,20 +1,22 @@
 /**
- * Exporting a fine-tuned model as a plain Hugging Face GPT-2 checkpoint: mergeable methods (LoRA,
- * IA³) are folded into the base weights for the export and unfolded afterwards; methods that train
- * base weights in place (full, selective, BitFit) are exported as they are. Methods that add
- * modules (adapters) or virtual tokens (prompt, prefix tuning) have no plain-GPT-2 equivalent and
- * are refused with a clear error: save their adapter files instead.
+ * Exporting a fine-tuned model as a plain Hugging Face checkpoint of its family (GPT-2, Llama,
+ * Qwen2): mergeable methods (LoRA, IA³) are folded into the base weights for the export and
+ * unfolded afterwards; methods that train base weights in place (full, selective, BitFit) are
+ * exported as they are. Methods that add modules (adapters) or virtual tokens (prompt, prefix
+ * tuning) have no plain-checkpoint equivalent and are refused with a clear error: save their
+ * adapter files instead.
  *
  * @module
  */
 
-import { saveHFCheckpoint } from "../models/checkpoint.ts";
-import type { GPT } from "../models/gpt.ts";
+import { saveModelCheckpoint } from "../models/checkpoint.ts";
+import type { Decoder } from "../models/decoder.ts";
 import type { PeftInstance } from "./method.ts";
 
 /**
  * Writes `dir/config.json` + `dir/model.safetensors` holding the base model with `inst` merged in
- * (atomically, file by file). The model is left exactly as it was (unmerged, bit for bit).
+ * (atomically, file by file), in the layout of the model's family. The model is left exactly as
+ * it was (unmerged, bit for bit).
  *
  * @example
  * ```ts
@@ -30,18 +32,18 @@ import type { PeftInstance } from "./method.ts";
  * ```
  */
 export async function saveMergedCheckpoint(
-  model: GPT,
+  model: Decoder,
   inst: PeftInstance,
   dir: string,
 ): Promise<void> {
   const inPlace = inst.added.length === 0 && model.virtual === null;
   if (!inPlace && !inst.merge) {
     throw new Error(
-      `Cannot export a merged model for PEFT method "${inst.method}": it adds modules or virtual tokens that a plain GPT-2 checkpoint cannot hold; save its adapter files instead`,
+      `Cannot export a merged model for PEFT method "${inst.method}": it adds modules or virtual tokens that a plain checkpoint cannot hold; save its adapter files instead`,
     );
   }
   if (inPlace) {
-    await saveHFCheckpoint(dir, model.config, await model.exportWeights());
+    await saveModelCheckpoint(dir, model.config, await model.exportWeights());
     return;
   }
   // Unmerging subtracts what merging added, which is not exact in f32: keep the original values
@@ -49,7 +51,7 @@ export async function saveMergedCheckpoint(
   const original = await model.exportWeights();
   await inst.merge!();
   try {
-    await saveHFCheckpoint(dir, model.config, await model.exportWeights());
+    await saveModelCheckpoint(dir, model.config, await model.exportWeights());
   } finally {
     await inst.unmerge!();
     for (const [name, t] of original) model.params.get(name)!.value.write(t.data);

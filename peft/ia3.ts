@@ -1,61 +1,103 @@
 /**
  * IA³ (Liu et al., 2022) as Hugging Face PEFT implements it: learned vectors, initialised to 1,
- * that scale the output of attention targets and the input of feed-forward targets. GPT-2's
- * defaults (PEFT's `TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING`): `c_attn` — its whole
- * fused q,k,v output is scaled, a (3C) vector — and `mlp.c_proj`, a feed-forward module whose
- * (4C) input (the GELU output) is scaled. The base is frozen.
+ * that scale the output of attention targets and the input of feed-forward targets. Defaults by
+ * the config's `model_type`, from PEFT's `TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING` and
+ * `…_FEEDFORWARD_MODULES_MAPPING` (peft/utils/constants.py):
  *
- *   output scaling: y = (x·W + b) ⊙ l          dl += Σ_rows dy ⊙ (x·W + b),  d(x·W + b) = dy ⊙ l
- *   input scaling:  y = (x ⊙ l)·W + b          dl += Σ_rows d(x ⊙ l) ⊙ x,   dx = d(x ⊙ l) ⊙ l
+ * | model_type | target_modules | feedforward_modules |
+ * | --- | --- | --- |
+ * | gpt2 | `c_attn` (the whole fused q,k,v output, a (3C) vector), `mlp.c_proj` | `mlp.c_proj` (its (4C) input, the GELU output) |
+ * | llama | `k_proj`, `v_proj`, `down_proj` | `down_proj` (its (F) input, silu(gate)·up) |
+ * | qwen2 | `q_proj`, `v_proj`, `down_proj` | `down_proj` |
  *
- * Merging folds l into the Conv1D weight (stored (in, out)): output scaling multiplies W's
- * columns and the bias by l; input scaling multiplies W's rows. Unmerging divides them again
- * (exact division; a zero in l cannot be unmerged and is refused).
+ * The base is frozen.
  *
- * Files: Hugging Face PEFT's layout, `adapter_config.json` (`peft_type: "IA3"`, sorted keys) +
- * `adapter_model.safetensors` with keys `base_model.model.transformer.h.{i}.attn.c_attn.ia3_l` of
- * shape (out, 1) for attention targets and `….mlp.c_proj.ia3_l` of shape (1, in) for feed-forward
- * ones (PEFT's `IA3Layer.update_layer`; the adapter name is removed on save, and the parameter
- * lives in a ParameterDict, so the key has no `.weight`; `….ia3_l.weight` is accepted on load).
+ *   output scaling: y = base(x) ⊙ l          dl += Σ_rows dy ⊙ base(x),     d base(x) = dy ⊙ l
+ *   input scaling:  y = base(x ⊙ l)          dl += Σ_rows d(x ⊙ l) ⊙ x,   dx = d(x ⊙ l) ⊙ l
+ *
+ * Merging folds l into the base weight: output scaling multiplies each output's weights and its
+ * bias (if any) by l, input scaling each input's weights — the columns and rows of a Conv1D weight
+ * stored (in, out) (GPT-2), the rows and columns of an `nn.Linear` weight stored (out, in).
+ * Unmerging divides them again (exact division; a zero in l cannot be unmerged and is refused).
+ *
+ * Files: Hugging Face PEFT's layout, `adapter_config.json` (`peft_type: "IA3"`, sorted keys,
+ * `fan_in_fan_out` as the layers store their weights) + `adapter_model.safetensors` with keys
+ * `base_model.model.` + the module path from the Hugging Face model's root + `.ia3_l`
+ * (`base_model.model.transformer.h.{i}.attn.c_attn.ia3_l`,
+ * `base_model.model.model.layers.{i}.self_attn.k_proj.ia3_l`) of shape (out, 1) for attention
+ * targets and (1, in) for feed-forward ones (PEFT's `IA3Layer.update_layer`; the adapter name is
+ * removed on save, and the parameter lives in a ParameterDict, so the key has no `.weight`;
+ * `….ia3_l.weight` is accepted on load).
  *
  * @module
  */
 
 import type { Ctx } from "../models/context.ts";
-import type { GPT } from "../models/gpt.ts";
+import type { Decoder } from "../models/decoder.ts";
 import type { Linear, LinearLike } from "../models/linear.ts";
 import type { Param } from "../models/param.ts";
 import { PeftKernels } from "../kernels/peft.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import {
   checkConfig,
+  checkTargets,
   freezeBase,
+  hfModulePath,
   linearSlots,
   matchesTarget,
   type MergeReport,
+  modelType,
   type PeftInstance,
   type PeftMethod,
+  resolveTargets,
 } from "./method.ts";
 import { readAdapterConfig, readAdapterTensor, writeAdapterFiles } from "./prompt.ts";
 
-/** IA³ configuration (PEFT's `IA3Config` names and GPT-2 defaults). */
+/** IA³ configuration (PEFT's `IA3Config` names and defaults). */
 export interface IA3Config {
-  /** Modules to scale, matched exactly or as a dotted suffix. Default `["c_attn", "mlp.c_proj"]`. */
-  target_modules: string[];
-  /** Targets whose input (not output) is scaled. Default `["mlp.c_proj"]`. */
-  feedforward_modules: string[];
+  /**
+   * Modules to scale, matched exactly or as a dotted suffix, or `["all-linear"]`. Default null:
+   * PEFT's default for the model's family (see the module doc; `["c_attn", "mlp.c_proj"]` for
+   * GPT-2, `["k_proj", "v_proj", "down_proj"]` for Llama).
+   */
+  target_modules: string[] | null;
+  /**
+   * Targets whose input (not output) is scaled. Default null: PEFT's default for the family
+   * (`["mlp.c_proj"]` for GPT-2, `["down_proj"]` for Llama and Qwen2), kept to the targets.
+   */
+  feedforward_modules: string[] | null;
   /** Blocks to adapt (empty: all). */
   layers_to_transform: number[];
 }
 
 const DEFAULTS: IA3Config = {
-  target_modules: ["c_attn", "mlp.c_proj"],
-  feedforward_modules: ["mlp.c_proj"],
+  target_modules: null,
+  feedforward_modules: null,
   layers_to_transform: [],
 };
 
+/** PEFT's `TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING` for the families whet has. */
+const DEFAULT_TARGETS: Readonly<Record<string, readonly string[]>> = {
+  gpt2: ["c_attn", "mlp.c_proj"],
+  llama: ["k_proj", "v_proj", "down_proj"],
+  qwen2: ["q_proj", "v_proj", "down_proj"],
+};
+
+/** PEFT's `TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING` for the families whet has. */
+const DEFAULT_FEEDFORWARD: Readonly<Record<string, readonly string[]>> = {
+  gpt2: ["mlp.c_proj"],
+  llama: ["down_proj"],
+  qwen2: ["down_proj"],
+};
+
+/** Whether feed-forward name `f` and target name `t` can select the same module. */
+function overlaps(f: string, t: string): boolean {
+  return matchesTarget(f, [t]) || matchesTarget(t, [f]);
+}
+
 /**
- * A Conv1D layer with an IA³ scaling vector; replaces the base {@linkcode Linear} in its block.
+ * A linear layer (Conv1D or `nn.Linear`) with an IA³ scaling vector; replaces the base
+ * {@linkcode Linear} in its block.
  *
  * @example
  * ```ts
@@ -161,17 +203,24 @@ export class IA3Linear implements LinearLike {
 export class IA3Instance implements PeftInstance {
   /** `"ia3"`. */
   readonly method = "ia3";
-  /** The configuration. */
-  readonly config: Readonly<IA3Config>;
+  /** The configuration, its module lists resolved for the model. */
+  readonly config: Readonly<
+    IA3Config & { target_modules: string[]; feedforward_modules: string[] }
+  >;
   /** The scaling vectors. */
   readonly added: readonly Param[];
   /** The wrapped layers. */
   readonly layers: readonly IA3Linear[];
-  readonly #model: GPT;
+  readonly #model: Decoder;
   readonly #k: PeftKernels;
 
   /** Use {@linkcode ia3}.apply. */
-  constructor(model: GPT, config: IA3Config, layers: IA3Linear[], kernels: PeftKernels) {
+  constructor(
+    model: Decoder,
+    config: IA3Config & { target_modules: string[]; feedforward_modules: string[] },
+    layers: IA3Linear[],
+    kernels: PeftKernels,
+  ) {
     this.#model = model;
     this.config = config;
     this.layers = layers;
@@ -223,12 +272,15 @@ export class IA3Instance implements PeftInstance {
     const batch = gpu.batch(), temps: Tensor[] = [];
     const merged: string[] = [];
     for (const l of this.layers) {
-      const W = l.base.weight, b = l.base.bias, nIn = l.nIn, nOut = l.nOut;
+      const W = l.base.weight, b = l.base.bias, nOut = l.nOut;
+      const [rows, cols] = W.shape as [number, number];
       const w0 = gpu.tensor(W.shape, undefined, `${l.path}.ia3.merge`);
       temps.push(w0);
       batch.copy(W.value, w0);
-      // W (in, out): output scaling scales its columns, input scaling its rows.
-      this.#k.scale(batch, w0, l.l.value, W.value, nIn, nOut, { byRow: l.feedforward, divide });
+      // Conv1D's W (in, out): output scaling scales its columns, input scaling its rows;
+      // nn.Linear's W (out, in): the other way round.
+      const byRow = l.feedforward === l.base.fanInFanOut;
+      this.#k.scale(batch, w0, l.l.value, W.value, rows, cols, { byRow, divide });
       merged.push(W.name);
       if (!l.feedforward && b) {
         const b0 = gpu.tensor(b.shape, undefined, `${l.path}.ia3.merge.bias`);
@@ -249,7 +301,8 @@ export class IA3Instance implements PeftInstance {
     const c = this.config;
     return {
       base_model_name_or_path: baseModel,
-      fan_in_fan_out: true,
+      // As the layers store their weights: Conv1D (in, out) or nn.Linear (out, in).
+      fan_in_fan_out: this.layers[0].base.fanInFanOut,
       feedforward_modules: c.feedforward_modules,
       inference_mode: true,
       init_ia3_weights: true,
@@ -266,7 +319,7 @@ export class IA3Instance implements PeftInstance {
     await writeAdapterFiles(
       dir,
       this.adapterConfig(baseModel),
-      this.layers.map((l, i) => [peftKey(l.path), { shape: l.l.shape, data: data[i] }] as const),
+      this.layers.map((l, i) => [this.#key(l), { shape: l.l.shape, data: data[i] }] as const),
     );
   }
 
@@ -274,9 +327,14 @@ export class IA3Instance implements PeftInstance {
   async load(dir: string): Promise<void> {
     await readAdapterConfig(dir, "peft_type", "IA3");
     for (const l of this.layers) {
-      const key = peftKey(l.path);
+      const key = this.#key(l);
       l.l.value.write(await readAdapterTensor(dir, [key, key + ".weight"], l.l.shape, "IA³"));
     }
+  }
+
+  /** PEFT's file key: `base_model.model.` + the module path from the Hugging Face model's root. */
+  #key(l: IA3Linear): string {
+    return `base_model.model.${hfModulePath(this.#model, l.path)}.ia3_l`;
   }
 
   /** e.g. `IA³ on c_attn, mlp.c_proj (feed-forward: mlp.c_proj), 24 layers`. */
@@ -286,11 +344,6 @@ export class IA3Instance implements PeftInstance {
       c.feedforward_modules.join(", ") || "none"
     }), ${this.layers.length} layers`;
   }
-}
-
-/** whet's module path `h.0.attn.c_attn` → PEFT's file key. */
-function peftKey(path: string): string {
-  return `base_model.model.transformer.${path}.ia3_l`;
 }
 
 /**
@@ -310,13 +363,25 @@ function peftKey(path: string): string {
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function readIA3Config(dir: string): Promise<IA3Config> {
+export async function readIA3Config(
+  dir: string,
+): Promise<IA3Config & { target_modules: string[]; feedforward_modules: string[] }> {
   const json = await readAdapterConfig(dir, "peft_type", "IA3");
   const list = (v: unknown) => typeof v === "string" ? [v] : Array.isArray(v) ? v : [];
-  return ia3.validate({
+  const cfg = ia3.validate({
     target_modules: list(json.target_modules),
     feedforward_modules: list(json.feedforward_modules),
+    layers_to_transform: Array.isArray(json.layers_to_transform)
+      ? json.layers_to_transform
+      : typeof json.layers_to_transform === "number"
+      ? [json.layers_to_transform]
+      : [],
   });
+  return {
+    ...cfg,
+    target_modules: cfg.target_modules!,
+    feedforward_modules: cfg.feedforward_modules!,
+  };
 }
 
 /**
@@ -337,29 +402,52 @@ export async function readIA3Config(dir: string): Promise<IA3Config> {
  * ```
  */
 export const ia3: Omit<PeftMethod<IA3Config>, "apply"> & {
-  apply(model: GPT, config: IA3Config, seed: number): Promise<IA3Instance>;
+  apply(model: Decoder, config: IA3Config, seed: number): Promise<IA3Instance>;
 } = {
   name: "ia3",
-  summary: "IA³: learned scaling of c_attn's output and the feed-forward input; mergeable",
+  summary:
+    "IA³: learned scaling of attention projections' outputs and the feed-forward input; mergeable",
   defaults: DEFAULTS,
   validate(c: Record<string, unknown>): IA3Config {
     const cfg = checkConfig("ia3", DEFAULTS, c);
-    if (cfg.target_modules.length === 0) {
-      throw new RangeError(`Cannot configure IA³: "target_modules" is empty`);
+    const targets = checkTargets("IA³", "target_modules", cfg.target_modules);
+    const ff = cfg.feedforward_modules;
+    if (ff !== null && !(Array.isArray(ff) && ff.every((f: unknown) => typeof f === "string"))) {
+      throw new TypeError(
+        `Cannot configure IA³: key "feedforward_modules" must be a list of module names or null, got ${
+          JSON.stringify(ff)
+        }`,
+      );
     }
-    for (const f of cfg.feedforward_modules) {
-      if (!cfg.target_modules.some((t) => matchesTarget(f, [t]) || matchesTarget(t, [f]))) {
+    // Checked only when both are given, as PEFT's IA3Config does (a subset of the targets).
+    for (const f of targets && ff ? ff : []) {
+      if (!targets!.some((t) => overlaps(f, t))) {
         throw new RangeError(
           `Cannot configure IA³: feedforward module "${f}" is not among target_modules ${
-            JSON.stringify(cfg.target_modules)
+            JSON.stringify(targets)
           }`,
         );
       }
     }
-    return cfg;
+    return {
+      ...cfg,
+      target_modules: targets,
+      feedforward_modules: ff === null ? null : ff.slice(),
+    };
   },
-  async apply(model: GPT, config: IA3Config, _seed: number): Promise<IA3Instance> {
-    const cfg = ia3.validate(config as unknown as Record<string, unknown>);
+  async apply(model: Decoder, config: IA3Config, _seed: number): Promise<IA3Instance> {
+    const valid = ia3.validate(config as unknown as Record<string, unknown>);
+    const targets = resolveTargets(model, "IA³", valid.target_modules, DEFAULT_TARGETS);
+    // The family's feed-forward default keeps only names among the targets, so that the saved
+    // config passes PEFT's subset check.
+    const cfg = {
+      ...valid,
+      target_modules: targets,
+      feedforward_modules: valid.feedforward_modules ??
+        (DEFAULT_FEEDFORWARD[modelType(model)] ?? []).filter((f) =>
+          targets.some((t) => overlaps(f, t))
+        ),
+    };
     const k = await PeftKernels.create(model.gpu);
     // Find every target first, so a refusal leaves the model untouched.
     const found = linearSlots(model, "IA³", cfg.target_modules, cfg.layers_to_transform);

@@ -1,21 +1,32 @@
 /**
- * LoRA (Hu et al., 2021) as Hugging Face PEFT implements it: each targeted Conv1D layer gets
- * `y = x·W + b + scaling · dropout(x)·Aᵀ·Bᵀ`, A (r, in) initialised kaiming-uniform (a = √5, i.e.
+ * LoRA (Hu et al., 2021) as Hugging Face PEFT implements it: each targeted linear layer gets
+ * `y = base(x) + scaling · dropout(x)·Aᵀ·Bᵀ`, A (r, in) initialised kaiming-uniform (a = √5, i.e.
  * U(−1/√in, 1/√in)) and B (out, r) at zero, so the model is unchanged until trained; scaling is
- * `lora_alpha / r` (rsLoRA: `lora_alpha / √r`). Merging adds `scaling·(B·A)ᵀ` to W (PEFT's
- * `fan_in_fan_out` Conv1D case) and unmerging subtracts it. Several named adapters can live on one
- * base; one is active at a time, or none (disabled).
+ * `lora_alpha / r` (rsLoRA: `lora_alpha / √r`). Merging adds `scaling·B·A` to an `nn.Linear`
+ * weight stored (out, in) (the Llama family), or `scaling·(B·A)ᵀ` to a Conv1D weight stored
+ * (in, out) (GPT-2: PEFT's `fan_in_fan_out`); unmerging subtracts it. Several named adapters can
+ * live on one base; one is active at a time, or none (disabled).
+ *
+ * Targets follow PEFT: names match a module path exactly or as a dotted suffix; `["all-linear"]`
+ * is every linear layer of the blocks (never the head); unset, the family's default from PEFT's
+ * `TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING` — `c_attn` for GPT-2, `q_proj`, `v_proj`
+ * for Llama and Qwen2 (chosen by the config's `model_type`).
  *
  * Files: Hugging Face PEFT's layout, `adapter_config.json` (sorted keys, long-standing keys only) +
- * `adapter_model.safetensors` (metadata `{"format":"pt"}`, keys
- * `base_model.model.transformer.h.{i}.attn.c_attn.lora_A.weight` (r, in) and `….lora_B.weight`
- * (out, r)), so adapters move between whet and Python's PEFT both ways.
+ * `adapter_model.safetensors` (metadata `{"format":"pt"}`), keys `base_model.model.` + the module
+ * path from the root of the Hugging Face model + `.lora_A.weight` (r, in) / `.lora_B.weight`
+ * (out, r): `base_model.model.transformer.h.{i}.attn.c_attn.lora_A.weight` for GPT-2,
+ * `base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight` for the Llama family, so
+ * adapters move between whet and Python's PEFT both ways. `fan_in_fan_out` is written as the
+ * layers store their weights (true for Conv1D, false for `nn.Linear`); on load a file's value is
+ * corrected to the layer's, as PEFT does (it warns and overrides it): A and B are stored the same
+ * either way, so nothing else changes.
  *
  * @module
  */
 
 import type { Ctx } from "../models/context.ts";
-import type { GPT } from "../models/gpt.ts";
+import type { Decoder } from "../models/decoder.ts";
 import type { Linear, LinearLike } from "../models/linear.ts";
 import type { Param } from "../models/param.ts";
 import { readSafetensors, writeFileAtomic, writeSafetensors } from "../models/safetensors.ts";
@@ -23,11 +34,14 @@ import { Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import {
   checkConfig,
+  checkTargets,
   freezeBase,
+  hfModulePath,
   linearSlots,
   type MergeReport,
   type PeftInstance,
   type PeftMethod,
+  resolveTargets,
 } from "./method.ts";
 
 /** LoRA configuration (Hugging Face PEFT's `LoraConfig` names and defaults). */
@@ -38,8 +52,13 @@ export interface LoraConfig {
   lora_alpha: number;
   /** Dropout on the LoRA branch input. Default 0. */
   lora_dropout: number;
-  /** Module names matched exactly or as a dotted suffix (`c_attn`, `c_proj`, `c_fc`, `attn.c_proj`). Default `["c_attn"]`. */
-  target_modules: string[];
+  /**
+   * Module names matched exactly or as a dotted suffix (`c_attn`, `attn.c_proj`, `q_proj`,
+   * `mlp.down_proj`), or `["all-linear"]` (every linear layer of the blocks). Default null: PEFT's
+   * default for the model's family, `["c_attn"]` for GPT-2, `["q_proj", "v_proj"]` for Llama and
+   * Qwen2.
+   */
+  target_modules: string[] | null;
   /** rsLoRA: scaling = lora_alpha / √r. Default false. */
   use_rslora: boolean;
   /** Blocks to adapt (empty: all). */
@@ -52,10 +71,17 @@ const DEFAULTS: LoraConfig = {
   r: 8,
   lora_alpha: 8,
   lora_dropout: 0,
-  target_modules: ["c_attn"],
+  target_modules: null,
   use_rslora: false,
   layers_to_transform: [],
   adapter_name: "default",
+};
+
+/** PEFT's `TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING` for the families whet has. */
+const DEFAULT_TARGETS: Readonly<Record<string, readonly string[]>> = {
+  gpt2: ["c_attn"],
+  llama: ["q_proj", "v_proj"],
+  qwen2: ["q_proj", "v_proj"],
 };
 
 /** One named adapter of a {@linkcode LoRALinear}. */
@@ -75,7 +101,8 @@ export interface LoraAdapter {
 }
 
 /**
- * A Conv1D layer with LoRA adapters; replaces the base {@linkcode Linear} in its block.
+ * A linear layer (Conv1D or `nn.Linear`) with LoRA adapters; replaces the base {@linkcode Linear}
+ * in its block.
  *
  * @example
  * ```ts
@@ -94,7 +121,7 @@ export interface LoraAdapter {
 export class LoRALinear implements LinearLike {
   /** The wrapped base layer. */
   readonly base: Linear;
-  /** Module path, e.g. `h.0.attn.c_attn`. */
+  /** Module path, e.g. `h.0.attn.c_attn` or `model.layers.0.self_attn.q_proj`. */
   readonly path: string;
   /** Adapters by name. */
   readonly adapters: Map<string, LoraAdapter> = new Map();
@@ -206,7 +233,7 @@ export class LoRALinear implements LinearLike {
 }
 
 /** Finds (or creates) the LoRA wrapper of every targeted layer. */
-function targets(model: GPT, config: LoraConfig): LoRALinear[] {
+function targets(model: Decoder, config: LoraConfig & { target_modules: string[] }): LoRALinear[] {
   const slots = linearSlots(model, "LoRA", config.target_modules, config.layers_to_transform);
   for (const slot of slots) {
     if (!(slot.current instanceof LoRALinear) && !("weight" in slot.current)) {
@@ -246,16 +273,21 @@ function targets(model: GPT, config: LoraConfig): LoRALinear[] {
 export class LoraInstance implements PeftInstance {
   /** `"lora"`. */
   readonly method = "lora";
-  /** The configuration. */
-  readonly config: Readonly<LoraConfig>;
+  /** The configuration, its targets resolved for the model. */
+  readonly config: Readonly<LoraConfig & { target_modules: string[] }>;
   /** A and B of every targeted layer. */
   readonly added: readonly Param[];
   /** The wrapped layers. */
   readonly layers: readonly LoRALinear[];
-  readonly #model: GPT;
+  readonly #model: Decoder;
 
   /** Use {@linkcode lora}.apply. */
-  constructor(model: GPT, config: LoraConfig, layers: LoRALinear[], added: Param[]) {
+  constructor(
+    model: Decoder,
+    config: LoraConfig & { target_modules: string[] },
+    layers: LoRALinear[],
+    added: Param[],
+  ) {
     this.#model = model;
     this.config = config;
     this.layers = layers;
@@ -277,12 +309,15 @@ export class LoraInstance implements PeftInstance {
     for (const l of this.layers) l.active = null;
   }
 
-  /** W += scaling·(B·A)ᵀ on every adapted layer (the adapter then adds nothing at run time). */
+  /**
+   * W += scaling·B·A on every adapted layer (scaling·(B·A)ᵀ for Conv1D's (in, out) weights); the
+   * adapter then adds nothing at run time.
+   */
   merge(): Promise<MergeReport> {
     return this.#fold(+1);
   }
 
-  /** W −= scaling·(B·A)ᵀ: undoes {@linkcode merge}. */
+  /** W −= scaling·B·A (or its transpose): undoes {@linkcode merge}. */
   unmerge(): Promise<MergeReport> {
     return this.#fold(-1);
   }
@@ -299,19 +334,35 @@ export class LoraInstance implements PeftInstance {
           } merged`,
         );
       }
-      // W (in,out) += sign·scaling · Aᵀ (in,r) · Bᵀ (r,out)
-      this.#model.kernels.matmul.gemm(batch, {
-        a: a.A.value,
-        b: a.B.value,
-        c: l.base.weight.value,
-        m: l.nIn,
-        n: l.nOut,
-        k: a.r,
-        transA: true,
-        transB: true,
-        alpha: sign * a.scaling,
-        accumulate: true,
-      });
+      const W = l.base.weight.value, alpha = sign * a.scaling;
+      this.#model.kernels.matmul.gemm(
+        batch,
+        l.base.fanInFanOut
+          // W (in,out) += sign·scaling · Aᵀ (in,r) · Bᵀ (r,out)
+          ? {
+            a: a.A.value,
+            b: a.B.value,
+            c: W,
+            m: l.nIn,
+            n: l.nOut,
+            k: a.r,
+            transA: true,
+            transB: true,
+            alpha,
+            accumulate: true,
+          }
+          // W (out,in) += sign·scaling · B (out,r) · A (r,in)
+          : {
+            a: a.B.value,
+            b: a.A.value,
+            c: W,
+            m: l.nOut,
+            n: l.nIn,
+            k: a.r,
+            alpha,
+            accumulate: true,
+          },
+      );
       if (sign > 0) l.merged.add(name);
       else l.merged.delete(name);
       merged.push(l.base.weight.name);
@@ -327,7 +378,8 @@ export class LoraInstance implements PeftInstance {
       alpha_pattern: {},
       base_model_name_or_path: baseModel,
       bias: "none",
-      fan_in_fan_out: true,
+      // As the layers store their weights: Conv1D (in, out) or nn.Linear (out, in).
+      fan_in_fan_out: this.layers[0].base.fanInFanOut,
       inference_mode: true,
       init_lora_weights: true,
       layers_pattern: null,
@@ -349,11 +401,10 @@ export class LoraInstance implements PeftInstance {
   /** Writes adapter_config.json + adapter_model.safetensors in Hugging Face PEFT's layout. */
   async save(dir: string, baseModel = ""): Promise<void> {
     await Deno.mkdir(dir, { recursive: true });
-    const name = this.config.adapter_name;
     const tensors: [string, { shape: readonly number[]; data: Float32Array }][] = [];
-    const ps = this.layers.flatMap((l) => [l.adapters.get(name)!.A, l.adapters.get(name)!.B]);
-    const data = await this.#model.gpu.read(ps.map((p) => p.value));
-    ps.forEach((p, i) => tensors.push([peftKey(p.name, name), { shape: p.shape, data: data[i] }]));
+    const ps = this.#keyed();
+    const data = await this.#model.gpu.read(ps.map(([, p]) => p.value));
+    ps.forEach(([key, p], i) => tensors.push([key, { shape: p.shape, data: data[i] }]));
     await writeSafetensors(`${dir}/adapter_model.safetensors`, tensors, {
       metadata: { format: "pt" },
     });
@@ -367,23 +418,31 @@ export class LoraInstance implements PeftInstance {
   async load(dir: string): Promise<void> {
     const file = `${dir}/adapter_model.safetensors`;
     const st = await readSafetensors(file);
-    const name = this.config.adapter_name;
-    for (const l of this.layers) {
-      const a = l.adapters.get(name)!;
-      for (const p of [a.A, a.B]) {
-        const key = peftKey(p.name, name);
-        if (!st.names().includes(key)) {
-          throw new Error(`Cannot load LoRA from ${file}: tensor "${key}" is missing`);
-        }
-        const t = st.tensor(key);
-        if (t.shape.join() !== p.shape.join()) {
-          throw new Error(
-            `Cannot load LoRA from ${file}: tensor "${key}" has shape [${t.shape}], expected [${p.shape}]`,
-          );
-        }
-        p.value.write(t.data);
+    for (const [key, p] of this.#keyed()) {
+      if (!st.names().includes(key)) {
+        throw new Error(`Cannot load LoRA from ${file}: tensor "${key}" is missing`);
       }
+      const t = st.tensor(key);
+      if (t.shape.join() !== p.shape.join()) {
+        throw new Error(
+          `Cannot load LoRA from ${file}: tensor "${key}" has shape [${t.shape}], expected [${p.shape}]`,
+        );
+      }
+      p.value.write(t.data);
     }
+  }
+
+  /**
+   * A and B of every adapted layer with their PEFT file keys: `base_model.model.` + the module
+   * path from the Hugging Face model's root + `.lora_A.weight` (the adapter name is not in the key).
+   */
+  #keyed(): [string, Param][] {
+    const name = this.config.adapter_name;
+    return this.layers.flatMap((l) => {
+      const a = l.adapters.get(name)!,
+        key = `base_model.model.${hfModulePath(this.#model, l.path)}`;
+      return [[`${key}.lora_A.weight`, a.A], [`${key}.lora_B.weight`, a.B]] as [string, Param][];
+    });
   }
 
   /** e.g. `LoRA r=8 alpha=16 (scaling 2) on c_attn, 4 modules`. */
@@ -393,11 +452,6 @@ export class LoraInstance implements PeftInstance {
     return `LoRA r=${c.r} alpha=${c.lora_alpha}${c.use_rslora ? " (rsLoRA)" : ""} (scaling ${+s
       .toFixed(4)}) on ${c.target_modules.join(", ")}, ${this.layers.length} modules`;
   }
-}
-
-/** whet's parameter name `h.0.attn.c_attn.lora_A.default.weight` → PEFT's file key. */
-function peftKey(name: string, adapter: string): string {
-  return "base_model.model.transformer." + name.replace(`.${adapter}.weight`, ".weight");
 }
 
 /**
@@ -417,7 +471,9 @@ function peftKey(name: string, adapter: string): string {
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function readLoraConfig(dir: string): Promise<LoraConfig> {
+export async function readLoraConfig(
+  dir: string,
+): Promise<LoraConfig & { target_modules: string[] }> {
   const file = `${dir}/adapter_config.json`;
   let json: Record<string, unknown>;
   try {
@@ -432,17 +488,13 @@ export async function readLoraConfig(dir: string): Promise<LoraConfig> {
       }, expected "LORA"`,
     );
   }
-  if (json.fan_in_fan_out === false) {
-    throw new Error(
-      `Cannot load ${file}: field "fan_in_fan_out" is false, but GPT-2's Conv1D layers need true`,
-    );
-  }
+  // fan_in_fan_out is not read: the layers' own layout decides, as in PEFT (see the module doc).
   let targets = json.target_modules;
   if (typeof targets === "string") targets = [targets];
   if (!Array.isArray(targets)) {
     throw new Error(`Cannot load ${file}: field "target_modules" must be a list`);
   }
-  return lora.validate({
+  const cfg = lora.validate({
     r: json.r,
     lora_alpha: json.lora_alpha,
     lora_dropout: json.lora_dropout ?? 0,
@@ -454,6 +506,7 @@ export async function readLoraConfig(dir: string): Promise<LoraConfig> {
       ? [json.layers_to_transform]
       : [],
   });
+  return { ...cfg, target_modules: targets as string[] };
 }
 
 /**
@@ -491,13 +544,14 @@ export const lora: PeftMethod<LoraConfig, LoraInstance> = {
         `Cannot configure LoRA: "lora_dropout" must be in [0, 1), got ${cfg.lora_dropout}`,
       );
     }
-    if (cfg.target_modules.length === 0) {
-      throw new RangeError(`Cannot configure LoRA: "target_modules" is empty`);
-    }
-    return cfg;
+    return { ...cfg, target_modules: checkTargets("LoRA", "target_modules", cfg.target_modules) };
   },
-  async apply(model: GPT, config: LoraConfig, seed: number): Promise<LoraInstance> {
-    const cfg = lora.validate(config as unknown as Record<string, unknown>);
+  async apply(model: Decoder, config: LoraConfig, seed: number): Promise<LoraInstance> {
+    const valid = lora.validate(config as unknown as Record<string, unknown>);
+    const cfg = {
+      ...valid,
+      target_modules: resolveTargets(model, "LoRA", valid.target_modules, DEFAULT_TARGETS),
+    };
     freezeBase(model);
     const layers = targets(model, cfg);
     const rng = new Rng(seed);

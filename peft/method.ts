@@ -9,7 +9,6 @@
  */
 
 import type { Decoder, LinearSlot } from "../models/decoder.ts";
-import type { GPT } from "../models/gpt.ts";
 import type { Param } from "../models/param.ts";
 
 /** Largest |merged − unmerged| output difference a merge produced, and where. */
@@ -62,7 +61,7 @@ export interface PeftMethod<
    */
   validate(config: Record<string, unknown>): C;
   /** Freezes the base as the method requires, injects its parameters, and returns the instance. */
-  apply(model: GPT, config: C, seed: number): Promise<I>;
+  apply(model: Decoder, config: C, seed: number): Promise<I>;
 }
 
 /**
@@ -132,7 +131,7 @@ export function checkConfig<C extends object>(
  * model.release();
  * ```
  */
-export function freezeBase(model: GPT): void {
+export function freezeBase(model: Decoder): void {
   for (const p of model.params.values()) model.setTrainable(p, false);
 }
 
@@ -185,4 +184,86 @@ export function linearSlots(
     );
   }
   return out;
+}
+
+/**
+ * The `model_type` PEFT keys its per-family defaults by (`TRANSFORMERS_MODELS_TO_*_MAPPING` in
+ * peft/utils/constants.py): `"gpt2"`, or the Llama-family config's `"llama"` / `"qwen2"`.
+ */
+export function modelType(model: Decoder): string {
+  // Only a Llama-family config has model_type (GPTConfig is the config of the one GPT-2 type).
+  return "model_type" in model.config ? model.config.model_type : "gpt2";
+}
+
+/**
+ * A block module's path from the root of the Hugging Face model, as PEFT's file keys hold it
+ * after `base_model.model.`: GPT2LMHeadModel's blocks are under `transformer.` (whet's GPT-2
+ * paths start at `h.`), LlamaForCausalLM's paths (`model.layers.0.…`) are whet's as they are.
+ */
+export function hfModulePath(model: Decoder, path: string): string {
+  return modelType(model) === "gpt2" ? `transformer.${path}` : path;
+}
+
+/** PEFT's `target_modules` shorthand for every linear layer except the output head. */
+export const ALL_LINEAR = "all-linear";
+
+/**
+ * The module names a method targets on `model`: `targets` as given, PEFT's default for the
+ * model's family when null (`defaults[modelType(model)]`), or, for `["all-linear"]`, the name of
+ * every linear layer of the blocks (the head is not one of them), in model order — the names
+ * PEFT's `_maybe_include_all_linear_layers` expands the shorthand to.
+ */
+export function resolveTargets(
+  model: Decoder,
+  method: string,
+  targets: readonly string[] | null,
+  defaults: Readonly<Record<string, readonly string[]>>,
+): string[] {
+  if (targets === null) {
+    const d = defaults[modelType(model)];
+    if (!d) {
+      throw new RangeError(
+        `Cannot apply ${method}: no default target_modules for model_type "${
+          modelType(model)
+        }"; set target_modules`,
+      );
+    }
+    return d.slice();
+  }
+  if (targets.length === 1 && targets[0].toLowerCase() === ALL_LINEAR) {
+    return [...new Set(model.linearSlots().map((s) => s.name.split(".").pop()!))];
+  }
+  return targets.slice();
+}
+
+/**
+ * Checks a `target_modules` setting: null (the family's default), a non-empty list of names, or
+ * `"all-linear"` (alone; a string is accepted for it, as PEFT writes it). Returns it as a list.
+ */
+export function checkTargets(method: string, key: string, value: unknown): string[] | null {
+  if (value === null) return null;
+  if (typeof value === "string" && value.toLowerCase() === ALL_LINEAR) return [value];
+  if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) {
+    throw new TypeError(
+      `Cannot configure ${method}: key "${key}" must be a list of module names, "${ALL_LINEAR}" or null, got ${
+        JSON.stringify(value)
+      }`,
+    );
+  }
+  if (value.length === 0) throw new RangeError(`Cannot configure ${method}: "${key}" is empty`);
+  if (value.length > 1 && value.some((v) => v.toLowerCase() === ALL_LINEAR)) {
+    throw new RangeError(
+      `Cannot configure ${method}: "${key}" holds "${ALL_LINEAR}" beside other names; use it alone`,
+    );
+  }
+  return value.slice();
+}
+
+/**
+ * Module path of block `l` (`h.0`, `model.layers.0`): the common prefix of its linear layers' paths.
+ */
+export function blockPath(model: Decoder, l: number): string {
+  const slot = model.linearSlots().find((s) => s.layer === l);
+  if (!slot) throw new RangeError(`Cannot find block ${l}: the model has ${model.shape.L}`);
+  return slot.path.slice(0, slot.path.length - slot.name.length - 1);
 }

@@ -4,24 +4,32 @@
  * real token attends to before its own keys (keys [P_k; K], values [P_v; V]); the base is frozen.
  *
  * Parameter and file layout (PEFT's `PrefixEncoder` and `get_prompt`): one tensor
- * `prompt_embeddings` of shape (n, num_layers·2·n_embd). PEFT views each row as
- * (num_layers·2, n_head, head_dim) and splits the first axis into pairs, so column
- * `(2l + kv)·C + h·hd + d` holds layer l's key (kv = 0) or value (kv = 1) for head h, channel d —
- * which is exactly the layout of the key and value thirds of c_attn's output, so layer l's prefix
- * is the contiguous slice [2lC, 2lC + 2C) of each row. Initialisation N(0, 1), the default of the
- * `torch.nn.Embedding` PEFT uses. Files: `adapter_config.json` (`peft_type: "PREFIX_TUNING"`,
- * sorted keys) + `adapter_model.safetensors` (`prompt_embeddings`, metadata `{"format":"pt"}`).
+ * `prompt_embeddings` of shape (n, num_layers·2·token_dim). PEFT views each row as
+ * (num_layers·2, num_attention_heads, token_dim / num_attention_heads) and splits the first axis
+ * into pairs, so column `(2l + kv)·token_dim + h·d + i` holds layer l's key (kv = 0) or value
+ * (kv = 1) for key/value head h, channel i. With grouped-query attention PEFT sizes the prefix by
+ * the key/value heads (`_prepare_prompt_learning_config` in peft/utils/other.py: for
+ * PREFIX_TUNING on a config with `num_key_value_heads`, `token_dim = hidden_size / heads · kv_heads`
+ * and `num_attention_heads = kv_heads`), so token_dim = Hkv·d: C for GPT-2, Hkv·d for the Llama
+ * family. That is exactly the layout of the key and value heads in the packed
+ * (H + 2·Hkv)·d q,k,v rows (keys at column H·d, values at (H + Hkv)·d), so layer l's prefix is
+ * the contiguous slice [2l·Hkv·d, (2l + 2)·Hkv·d) of each row. Initialisation N(0, 1), the default
+ * of the `torch.nn.Embedding` PEFT uses. Files: `adapter_config.json` (`peft_type:
+ * "PREFIX_TUNING"`, sorted keys, `token_dim` = `encoder_hidden_size` = Hkv·d,
+ * `num_attention_heads` = Hkv as PEFT writes them after that adjustment) +
+ * `adapter_model.safetensors` (`prompt_embeddings`, metadata `{"format":"pt"}`).
  *
  * How it runs: like Hugging Face with `past_key_values` of length n, the real tokens take
  * positions n..n+T−1. whet runs the model on n+T positions with n dummy rows (id 0) in front;
- * after c_attn of layer l, `kvForward` overwrites the key and value parts of the dummy rows with
- * P_l (the query part is left as computed), so attention over all n+T rows sees [P_k; K] and
- * [P_v; V]. After the attention backward, `kvBackward` reads dP_l from the key/value parts of the
- * dummy rows' dqkv (summed over the batch) and then zeroes those rows entirely (q, k and v):
- * the dummy rows' own outputs are discarded, and without the zeroing their gradients would flow
- * through c_attn into the dummy rows' residual stream and from there into the attention of earlier
- * layers, leaking into earlier layers' prefixes a gradient that Hugging Face's computation, which
- * has no such rows, does not have.
+ * after the q,k,v projections of layer l (and, for the Llama family, after the rotary embedding:
+ * `past_key_values` hold keys as they are, never rotated), `kvForward` overwrites the key and
+ * value parts of the dummy rows with P_l (the query part is left as computed), so attention over
+ * all n+T rows sees [P_k; K] and [P_v; V]. After the attention backward, `kvBackward` reads dP_l
+ * from the key/value parts of the dummy rows' dqkv (summed over the batch) and then zeroes those
+ * rows entirely (q, k and v): the dummy rows' own outputs are discarded, and without the zeroing
+ * their gradients would flow through the projections into the dummy rows' residual stream and
+ * from there into the attention of earlier layers, leaking into earlier layers' prefixes a
+ * gradient that Hugging Face's computation, which has no such rows, does not have.
  *
  * One difference remains : the model scores the last virtual
  * position against the first real label (right for prompt tuning, where PEFT does the same);
@@ -33,7 +41,7 @@
 
 import type { VirtualTokens } from "../models/attention.ts";
 import type { Ctx } from "../models/context.ts";
-import type { GPT } from "../models/gpt.ts";
+import type { Decoder } from "../models/decoder.ts";
 import type { Param } from "../models/param.ts";
 import { PeftKernels, type RowsSpec } from "../kernels/peft.ts";
 import { Rng } from "../runtime/rng.ts";
@@ -53,7 +61,7 @@ export interface PrefixConfig {
 
 const DEFAULTS: PrefixConfig = { num_virtual_tokens: 20, prefix_projection: false, init_std: 1 };
 
-/** Name of the injected parameter (n, L·2C). */
+/** Name of the injected parameter (n, L·2·Hkv·d). */
 export const PREFIX_PARAM = "prefix_tuning.prompt_embeddings";
 
 /** The key/value hooks of prefix tuning (see the module doc). */
@@ -63,37 +71,36 @@ class PrefixTokens implements VirtualTokens {
   readonly scoresFirstLabel = false;
   readonly #P: Param;
   readonly #k: PeftKernels;
-  readonly #C: number;
-  readonly #L: number;
+  readonly #heads: { H: number; Hkv: number; d: number; L: number };
 
-  constructor(P: Param, C: number, L: number, k: PeftKernels) {
+  constructor(P: Param, heads: { H: number; Hkv: number; d: number; L: number }, k: PeftKernels) {
     this.n = P.shape[0];
     this.#P = P;
     this.#k = k;
-    this.#C = C;
-    this.#L = L;
+    this.#heads = heads;
   }
 
+  /** Keys and values of layer l: 2·Hkv·d columns from H·d in qkv, from 2l·Hkv·d in P. */
   #spec(layer: number, B: number, T: number): RowsSpec {
-    const C = this.#C;
+    const { H, Hkv, d, L } = this.#heads, kv = 2 * Hkv * d;
     return {
       B,
       T,
       n: this.n,
-      ldd: 3 * C,
-      doff: C,
-      w: 2 * C,
-      lds: this.#L * 2 * C,
-      soff: layer * 2 * C,
+      ldd: H * d + kv,
+      doff: H * d,
+      w: kv,
+      lds: L * kv,
+      soff: layer * kv,
     };
   }
 
-  /** qkv (B, n+T, 3C): k and v of rows 0..n−1 `= P[j, 2lC .. 2lC+2C)`. */
+  /** qkv (B, n+T, (H+2Hkv)·d): k and v of rows 0..n−1 `= P[j, 2l·Hkv·d .. (2l+2)·Hkv·d)`. */
   kvForward(ctx: Ctx, layer: number, qkv: Tensor, B: number, T: number): void {
     this.#k.setRows(ctx.batch, this.#P.value, null, qkv, this.#spec(layer, B, T));
   }
 
-  /** dP[j, 2lC..] `+=` Σ_b dqkv[b, j, C..3C); rows 0..n−1 of dqkv `= 0` (all of q, k, v). */
+  /** dP[j, 2l·Hkv·d..] `+=` Σ_b dqkv[b, j, H·d..); rows 0..n−1 of dqkv `= 0` (all of q, k, v). */
   kvBackward(ctx: Ctx, layer: number, dqkv: Tensor, B: number, T: number): void {
     const dP = this.#P.grad ?? ctx.acts.scratch("prefix_tuning.unused_grad", [...this.#P.shape]);
     this.#k.rowsGrad(ctx.batch, dqkv, dP, this.#spec(layer, B, T));
@@ -119,16 +126,16 @@ export class PrefixInstance implements PeftInstance {
   readonly method = "prefix";
   /** The configuration. */
   readonly config: Readonly<PrefixConfig>;
-  /** The prefixes (n, L·2C) in PEFT's layout. */
+  /** The prefixes (n, L·2·Hkv·d) in PEFT's layout. */
   readonly prefix: Param;
   /** `[prefix]`. */
   readonly added: readonly Param[];
   /** Prefix tuning changes the outputs from the start (the real tokens attend to the prefixes). */
   readonly identityAtInit = false;
-  readonly #model: GPT;
+  readonly #model: Decoder;
 
   /** Use {@linkcode prefix}.apply. */
-  constructor(model: GPT, config: PrefixConfig, P: Param) {
+  constructor(model: Decoder, config: PrefixConfig, P: Param) {
     this.#model = model;
     this.config = config;
     this.prefix = P;
@@ -140,25 +147,28 @@ export class PrefixInstance implements PeftInstance {
     return [this.prefix];
   }
 
-  /** PEFT's adapter_config.json. */
+  /**
+   * PEFT's adapter_config.json: token_dim and num_attention_heads as PEFT sets them for the
+   * model, by its key/value heads (n_embd and n_head for GPT-2; see the module doc).
+   */
   adapterConfig(baseModel = ""): Record<string, unknown> {
-    const m = this.#model.config;
+    const { Hkv, d, L } = this.#model.shape;
     return {
       base_model_name_or_path: baseModel,
-      encoder_hidden_size: m.n_embd,
+      encoder_hidden_size: Hkv * d,
       inference_mode: true,
-      num_attention_heads: m.n_head,
-      num_layers: m.n_layer,
+      num_attention_heads: Hkv,
+      num_layers: L,
       num_transformer_submodules: 1,
       num_virtual_tokens: this.config.num_virtual_tokens,
       peft_type: "PREFIX_TUNING",
       prefix_projection: false,
       task_type: "CAUSAL_LM",
-      token_dim: m.n_embd,
+      token_dim: Hkv * d,
     };
   }
 
-  /** Writes adapter_config.json + adapter_model.safetensors (`prompt_embeddings` (n, L·2C)). */
+  /** Writes adapter_config.json + adapter_model.safetensors (`prompt_embeddings` (n, L·2·Hkv·d)). */
   async save(dir: string, baseModel = ""): Promise<void> {
     const [data] = await this.#model.gpu.read([this.prefix.value]);
     await writeAdapterFiles(dir, this.adapterConfig(baseModel), [
@@ -185,7 +195,7 @@ export class PrefixInstance implements PeftInstance {
 
   /** e.g. `prefix tuning: 20 virtual tokens × 12 layers`. */
   describe(): string {
-    return `prefix tuning: ${this.config.num_virtual_tokens} virtual tokens × ${this.#model.config.n_layer} layers`;
+    return `prefix tuning: ${this.config.num_virtual_tokens} virtual tokens × ${this.#model.shape.L} layers`;
   }
 }
 
@@ -218,17 +228,22 @@ export async function readPrefixConfig(dir: string): Promise<PrefixConfig> {
  *
  * @example
  * ```ts
- * import { GPT, gptConfig, Gpu, prefix } from "../mod.ts";
+ * import { GPT, gptConfig, Gpu, Llama, llamaConfig, prefix } from "../mod.ts";
  * const gpu = await Gpu.get();
  * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
  * const inst = await prefix.apply(model, prefix.validate({ num_virtual_tokens: 4 }), 0);
  * // One tensor (n, n_layer·2·n_embd), PEFT's layout.
  * if (inst.prefix.shape.join() !== "4,128") throw new Error("prefix shape");
  * model.release();
+ * // Grouped-query attention: keys and values of the 2 kv heads of size 12 only.
+ * const llama = await Llama.create(gpu, llamaConfig("llama-tiny"), { seed: 1 });
+ * const gqa = await prefix.apply(llama, prefix.validate({ num_virtual_tokens: 4 }), 0);
+ * if (gqa.prefix.shape.join() !== `4,${2 * 2 * 2 * 12}`) throw new Error("GQA prefix shape");
+ * llama.release();
  * ```
  */
 export const prefix: Omit<PeftMethod<PrefixConfig>, "apply"> & {
-  apply(model: GPT, config: PrefixConfig, seed: number): Promise<PrefixInstance>;
+  apply(model: Decoder, config: PrefixConfig, seed: number): Promise<PrefixInstance>;
 } = {
   name: "prefix",
   summary: "prefix tuning: trainable key/value prefixes in every attention layer",
@@ -253,15 +268,15 @@ export const prefix: Omit<PeftMethod<PrefixConfig>, "apply"> & {
     }
     return cfg;
   },
-  async apply(model: GPT, config: PrefixConfig, seed: number): Promise<PrefixInstance> {
+  async apply(model: Decoder, config: PrefixConfig, seed: number): Promise<PrefixInstance> {
     const cfg = prefix.validate(config as unknown as Record<string, unknown>);
-    const n = cfg.num_virtual_tokens, C = model.config.n_embd, L = model.config.n_layer;
+    const n = cfg.num_virtual_tokens, { H, Hkv, d, L } = model.shape, width = L * 2 * Hkv * d;
     checkVirtual(model, n, "prefix tuning");
     const k = await PeftKernels.create(model.gpu);
     freezeBase(model);
-    const data = new Rng(seed).fillNormal(new Float32Array(n * L * 2 * C), cfg.init_std);
-    const P = model.addParam(PREFIX_PARAM, [n, L * 2 * C], data as Float32Array);
-    model.setVirtual(new PrefixTokens(P, C, L, k));
+    const data = new Rng(seed).fillNormal(new Float32Array(n * width), cfg.init_std);
+    const P = model.addParam(PREFIX_PARAM, [n, width], data as Float32Array);
+    model.setVirtual(new PrefixTokens(P, { H, Hkv, d, L }, k));
     return new PrefixInstance(model, cfg, P);
   },
 };

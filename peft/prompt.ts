@@ -2,24 +2,29 @@
  * Prompt tuning (Lester et al., 2021) as Hugging Face PEFT implements it for causal LMs: n
  * trainable virtual tokens P (n, C) are prepended to the input embeddings; the base stays frozen.
  *
- * Positions: PEFT concatenates P to `inputs_embeds` and GPT-2 then adds position embeddings over
- * the whole sequence (`GPT2Model.forward`: `position_ids = arange(past_length, past_length +
- * seq_len)`, `hidden = inputs_embeds + wpe(position_ids)`), so virtual token j sits at position j
- * and gets `P[j] + wpe[j]`, and the real tokens take positions n..n+T−1. The virtual positions
- * carry label −100, so the last virtual position is scored against the first real label, as in
- * PEFT. whet runs the model on n+T positions with dummy ids 0 in front; after the embedding,
- * `embedForward` overwrites rows 0..n−1 with `P[j] + wpe[j]`, and `embedBackward` takes
- * `dP[j] += Σ_b dEncoded[b, j]` and zeroes those rows so that no gradient reaches `wte[0]` (the
- * dummy id) or `wpe[0..n−1]` through them. (Embedding dropout, when configured, is applied before
- * the overwrite, so the virtual rows are not dropped out; PEFT drops them with the rest.)
+ * Positions: PEFT concatenates P to `inputs_embeds` and the model numbers positions over the
+ * whole sequence, so virtual token j sits at position j and the real tokens take positions
+ * n..n+T−1. GPT-2 adds position embeddings (`GPT2Model.forward`: `position_ids =
+ * arange(past_length, past_length + seq_len)`, `hidden = inputs_embeds + wpe(position_ids)`), so
+ * virtual row j is `P[j] + wpe[j]`; the Llama family has no position table (its rotary embedding
+ * rotates row j's query and key by position j inside attention), so virtual row j is `P[j]`. The
+ * virtual positions carry label −100, so the last virtual position is scored against the first
+ * real label, as in PEFT. whet runs the model on n+T positions with dummy ids 0 in front; after
+ * the embedding, `embedForward` overwrites rows 0..n−1 with `P[j] (+ wpe[j])`, and
+ * `embedBackward` takes `dP[j] += Σ_b dEncoded[b, j]` and zeroes those rows so that no gradient
+ * reaches the token table's row 0 (the dummy id) or `wpe[0..n−1]` through them. (Embedding
+ * dropout, when configured, is applied before the overwrite, so the virtual rows are not dropped
+ * out; PEFT drops them with the rest.)
  *
  * Initialisation (PEFT's `prompt_tuning_init`): `RANDOM` — N(0, 1), the default init of
- * `torch.nn.Embedding` that PEFT's `PromptEmbedding` uses; `SAMPLE_VOCAB` — rows of `wte` at
- * uniformly random ids; `TEXT` — the rows of `wte` at the ids of a text (`init_text_ids`, which the
- * caller tokenises), truncated or repeated to n.
+ * `torch.nn.Embedding` that PEFT's `PromptEmbedding` uses; `SAMPLE_VOCAB` — rows of the token table
+ * (`wte`, the Llama family's `model.embed_tokens`) at uniformly random ids; `TEXT` — its rows at
+ * the ids of a text (`init_text_ids`, which the caller tokenises), truncated or repeated to n.
  *
  * Files: Hugging Face PEFT's layout, `adapter_config.json` (`peft_type: "PROMPT_TUNING"`, sorted
- * keys) + `adapter_model.safetensors` holding one tensor `prompt_embeddings` (n, n_embd) with
+ * keys; `token_dim` the hidden size, `num_attention_heads` the query heads: PEFT adjusts them for
+ * grouped-query attention only for prefix tuning) + `adapter_model.safetensors` holding one
+ * tensor `prompt_embeddings` (n, hidden size) with
  * metadata `{"format":"pt"}`; loads from files written here or by Python's PEFT.
  *
  * @module
@@ -27,7 +32,7 @@
 
 import type { VirtualTokens } from "../models/attention.ts";
 import type { Ctx } from "../models/context.ts";
-import type { GPT } from "../models/gpt.ts";
+import type { Decoder } from "../models/decoder.ts";
 import type { Param } from "../models/param.ts";
 import {
   readSafetensors,
@@ -166,10 +171,10 @@ export function textInitIds(ids: readonly number[], n: number): number[] {
 class PromptTokens implements VirtualTokens {
   readonly n: number;
   readonly #P: Param;
-  readonly #wpe: Param;
+  readonly #wpe: Param | null;
   readonly #k: PeftKernels;
 
-  constructor(P: Param, wpe: Param, k: PeftKernels) {
+  constructor(P: Param, wpe: Param | null, k: PeftKernels) {
     this.n = P.shape[0];
     this.#P = P;
     this.#wpe = wpe;
@@ -181,9 +186,9 @@ class PromptTokens implements VirtualTokens {
     return { B, T, n: this.n, ldd: C, doff: 0, w: C, lds: C, soff: 0 };
   }
 
-  /** encoded (B, n+T, C): rows 0..n−1 of each sequence `= P[j] + wpe[j]`. */
+  /** encoded (B, n+T, C): rows 0..n−1 of each sequence `= P[j] + wpe[j]` (`= P[j]` without wpe). */
   embedForward(ctx: Ctx, encoded: Tensor, B: number, T: number): void {
-    this.#k.setRows(ctx.batch, this.#P.value, this.#wpe.value, encoded, this.#spec(B, T));
+    this.#k.setRows(ctx.batch, this.#P.value, this.#wpe?.value ?? null, encoded, this.#spec(B, T));
   }
 
   /** dP (n,C) `+=` Σ_b dEncoded[b, 0..n−1]; those rows of dEncoded `= 0`. */
@@ -222,11 +227,11 @@ export class PromptInstance implements PeftInstance {
   readonly initIds: readonly number[] | null;
   /** Prompt tuning changes the outputs from the start (the model sees n extra tokens). */
   readonly identityAtInit = false;
-  readonly #model: GPT;
+  readonly #model: Decoder;
 
   /** Use {@linkcode prompt}.apply. */
   constructor(
-    model: GPT,
+    model: Decoder,
     config: PromptConfig,
     P: Param,
     initial: Float32Array,
@@ -241,7 +246,7 @@ export class PromptInstance implements PeftInstance {
   }
 
   /** The model it was applied to. */
-  get model(): GPT {
+  get model(): Decoder {
     return this.#model;
   }
 
@@ -252,24 +257,24 @@ export class PromptInstance implements PeftInstance {
 
   /** PEFT's adapter_config.json for these virtual tokens. */
   adapterConfig(baseModel = ""): Record<string, unknown> {
-    const m = this.#model.config, c = this.config;
+    const m = this.#model.shape, c = this.config;
     return {
       base_model_name_or_path: baseModel,
       inference_mode: true,
-      num_attention_heads: m.n_head,
-      num_layers: m.n_layer,
+      num_attention_heads: m.H,
+      num_layers: m.L,
       num_transformer_submodules: 1,
       num_virtual_tokens: c.num_virtual_tokens,
       peft_type: "PROMPT_TUNING",
       prompt_tuning_init: c.prompt_tuning_init,
       prompt_tuning_init_text: c.prompt_tuning_init === "TEXT" ? c.prompt_tuning_init_text : null,
       task_type: "CAUSAL_LM",
-      token_dim: m.n_embd,
+      token_dim: m.C,
       tokenizer_name_or_path: c.tokenizer_name_or_path || null,
     };
   }
 
-  /** Writes adapter_config.json + adapter_model.safetensors (`prompt_embeddings`, (n, n_embd)). */
+  /** Writes adapter_config.json + adapter_model.safetensors (`prompt_embeddings`, (n, C)). */
   async save(dir: string, baseModel = ""): Promise<void> {
     const [data] = await this.#model.gpu.read([this.prompt.value]);
     await writeAdapterFiles(dir, this.adapterConfig(baseModel), [
@@ -316,7 +321,7 @@ export async function readPromptConfig(dir: string): Promise<PromptConfig> {
   const json = await readAdapterConfig(dir, "peft_type", "PROMPT_TUNING");
   if ((json.num_transformer_submodules ?? 1) !== 1) {
     throw new Error(
-      `Cannot load ${dir}/adapter_config.json: num_transformer_submodules is ${json.num_transformer_submodules}, but GPT-2 is a decoder (1)`,
+      `Cannot load ${dir}/adapter_config.json: num_transformer_submodules is ${json.num_transformer_submodules}, but whet's models are decoders (1)`,
     );
   }
   return prompt.validate({
@@ -331,13 +336,15 @@ export async function readPromptConfig(dir: string): Promise<PromptConfig> {
 }
 
 /** Checks the virtual-token count n against the model and reserves the model's virtual slot. */
-export function checkVirtual(model: GPT, n: number, what: string): void {
+export function checkVirtual(model: Decoder, n: number, what: string): void {
   if (model.virtual) {
     throw new RangeError(`Cannot apply ${what}: the model already has virtual tokens`);
   }
-  if (n >= model.config.n_positions) {
+  const max = model.shape.maxPositions;
+  if (n >= max) {
+    const name = "model_type" in model.config ? "max_position_embeddings" : "n_positions";
     throw new RangeError(
-      `Cannot apply ${what}: ${n} virtual tokens leave no position for real tokens (n_positions=${model.config.n_positions})`,
+      `Cannot apply ${what}: ${n} virtual tokens leave no position for real tokens (${name}=${max})`,
     );
   }
 }
@@ -361,7 +368,7 @@ export function checkVirtual(model: GPT, n: number, what: string): void {
  * ```
  */
 export const prompt: Omit<PeftMethod<PromptConfig>, "apply"> & {
-  apply(model: GPT, config: PromptConfig, seed: number): Promise<PromptInstance>;
+  apply(model: Decoder, config: PromptConfig, seed: number): Promise<PromptInstance>;
 } = {
   name: "prompt",
   summary: "prompt tuning: n trainable virtual tokens prepended to the input embeddings",
@@ -396,14 +403,14 @@ export const prompt: Omit<PeftMethod<PromptConfig>, "apply"> & {
     }
     return { ...cfg, prompt_tuning_init: init };
   },
-  async apply(model: GPT, config: PromptConfig, seed: number): Promise<PromptInstance> {
+  async apply(model: Decoder, config: PromptConfig, seed: number): Promise<PromptInstance> {
     const cfg = prompt.validate(config as unknown as Record<string, unknown>);
     if (cfg.prompt_tuning_init === "TEXT" && cfg.init_text_ids.length === 0) {
       throw new RangeError(
         `Cannot apply prompt tuning: TEXT initialisation needs "init_text_ids", the tokenised "prompt_tuning_init_text" (the train CLI fills it in)`,
       );
     }
-    const n = cfg.num_virtual_tokens, C = model.config.n_embd, V = model.config.vocab_size;
+    const n = cfg.num_virtual_tokens, { C, V } = model.shape;
     checkVirtual(model, n, "prompt tuning");
     const rng = new Rng(seed);
     let initIds: number[] | null = null;
@@ -426,7 +433,7 @@ export const prompt: Omit<PeftMethod<PromptConfig>, "apply"> & {
     const k = await PeftKernels.create(model.gpu);
     freezeBase(model);
     const P = model.addParam(PROMPT_PARAM, [n, C], data);
-    model.setVirtual(new PromptTokens(P, model.wpe, k));
+    model.setVirtual(new PromptTokens(P, model.embeddings.wpe, k));
     return new PromptInstance(model, cfg, P, data.slice(), initIds);
   },
 };

@@ -1,8 +1,9 @@
 /**
  * The interpretability report of prompt tuning: for each learned virtual token, its k nearest
- * vocabulary tokens by cosine similarity to the rows of `wte`, and how far it moved from its
- * initialisation (L2 distance and cosine distance 1 − cos), rendered as a Markdown table.
- * Computed on the CPU from one read-back of P and `wte`.
+ * vocabulary tokens by cosine similarity to the rows of the token table (`wte`, the Llama family's
+ * `model.embed_tokens`), and how far it moved from its initialisation (L2 distance and cosine
+ * distance 1 − cos), rendered as a Markdown table. Computed on the CPU from one read-back of P and
+ * the token table.
  *
  * @module
  */
@@ -63,7 +64,7 @@ export async function promptReport(
   tokenizer: Tokenizer | null,
   k = 5,
 ): Promise<PromptReportRow[]> {
-  const model = inst.model, C = model.config.n_embd, V = model.config.vocab_size;
+  const model = inst.model, { C, V } = model.shape;
   if (!(Number.isInteger(k) && k >= 1)) {
     throw new RangeError(`Cannot build the prompt report: k=${k} must be a positive integer`);
   }

@@ -1,9 +1,13 @@
 /**
  * Full fine-tuning and selective fine-tuning as gradient masks over the base parameters: by name
- * patterns (globs like `h.*.mlp.*` or `/regex/`), by block index (the last k blocks), BitFit (biases
- * only), LayerNorm only, and element masks inside a tensor (e.g. only the value third of GPT-2's
- * fused `c_attn`). Nothing is added to the model; frozen parameters have no gradient buffer, so
- * their weight gradients are never computed.
+ * patterns (globs like `h.*.mlp.*`, `model.layers.*.mlp.**` or `/regex/`), by block index (the last
+ * k blocks), BitFit (biases only), norms only (GPT-2's LayerNorms, the Llama family's RMSNorms),
+ * and q/k/v parts (element masks inside GPT-2's fused `c_attn`; the Llama family's separate
+ * `q_proj`, `k_proj`, `v_proj` are chosen whole). Nothing is added to the model; frozen parameters
+ * have no gradient buffer, so their weight gradients are never computed.
+ *
+ * BitFit on a model without biases (Llama and SmolLM2 have none; Qwen2 has q/k/v biases, and
+ * BitFit trains those) is refused with a clear error rather than training nothing.
  *
  * Saved in whet's layout: `whet_peft.json` (method and config) and `trainable.safetensors` (the
  * trained tensors by Hugging Face name, whole tensors even where only some elements were trained).
@@ -12,11 +16,14 @@
  */
 
 import { readSafetensors, writeFileAtomic, writeSafetensors } from "../models/safetensors.ts";
-import type { GPT } from "../models/gpt.ts";
+import type { Decoder } from "../models/decoder.ts";
 import type { Param } from "../models/param.ts";
 import { checkConfig, type PeftInstance, type PeftMethod } from "./method.ts";
 
-/** Which third of GPT-2's fused q,k,v projection (`c_attn`) stays trainable. */
+/**
+ * Which of q, k, v stays trainable: a third of GPT-2's fused `c_attn`, or the Llama family's
+ * `q_proj`, `k_proj`, `v_proj`.
+ */
 export type QkvPart = "q" | "k" | "v";
 
 /** Configuration of selective fine-tuning. */
@@ -28,9 +35,16 @@ export interface SelectiveConfig {
   include: string[];
   /** Train only blocks with index ≥ n_layer − lastLayers (0: every block); non-block parameters follow `include`. */
   lastLayers: number;
-  /** Preset added to `include`: `"bitfit"` (biases), `"layernorm"` (LayerNorm weights and biases), or `""`. */
+  /**
+   * Preset added to `include`: `"bitfit"` (biases), `"layernorm"` (the norms' weights and biases:
+   * GPT-2's `ln_1`, `ln_2`, `ln_f`; the Llama family's `input_layernorm`,
+   * `post_attention_layernorm`, `model.norm`), or `""`.
+   */
   preset: string;
-  /** Restrict `c_attn` weights and biases to these thirds (empty: all of them). */
+  /**
+   * Restrict q/k/v parameters to these parts (empty: all of them): the thirds of `c_attn`'s
+   * weight and bias (GPT-2), or which of `q_proj`, `k_proj`, `v_proj` (the Llama family).
+   */
   qkv: string[];
 }
 
@@ -38,7 +52,15 @@ const SELECTIVE_DEFAULTS: SelectiveConfig = { include: [], lastLayers: 0, preset
 
 const PRESETS: Record<string, string[]> = {
   bitfit: ["**.bias"],
-  layernorm: ["**.ln_*.weight", "**.ln_*.bias", "ln_f.weight", "ln_f.bias"],
+  layernorm: [
+    "**.ln_*.weight",
+    "**.ln_*.bias",
+    "ln_f.weight",
+    "ln_f.bias",
+    "**.input_layernorm.weight",
+    "**.post_attention_layernorm.weight",
+    "model.norm.weight",
+  ],
 };
 
 /**
@@ -72,8 +94,9 @@ export function namePattern(pattern: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
+/** The block of a parameter (`h.3.…`, `model.layers.3.…`), or null outside the blocks. */
 function blockIndex(name: string): number | null {
-  const m = /^h\.(\d+)\./.exec(name);
+  const m = /^(?:h|model\.layers)\.(\d+)\./.exec(name);
   return m ? Number(m[1]) : null;
 }
 
@@ -93,7 +116,7 @@ function blockIndex(name: string): number | null {
  * ```
  */
 export function selectParameters(
-  model: GPT,
+  model: Decoder,
   config: SelectiveConfig,
 ): { param: Param; mask: Float32Array | null }[] {
   const patterns = [...config.include, ...(config.preset ? PRESETS[config.preset] ?? [] : [])];
@@ -105,7 +128,7 @@ export function selectParameters(
     );
   }
   const res = patterns.map(namePattern);
-  const L = model.config.n_layer, C = model.config.n_embd;
+  const { L, C } = model.shape;
   if (!Number.isInteger(config.lastLayers) || config.lastLayers < 0 || config.lastLayers > L) {
     throw new RangeError(
       `Cannot select parameters: lastLayers must be an integer in 0..${L}, got ${config.lastLayers}`,
@@ -121,6 +144,8 @@ export function selectParameters(
     if (res.length > 0 && !res.some((r) => r.test(p.name))) continue;
     const layer = blockIndex(p.name);
     if (config.lastLayers > 0 && (layer === null ? false : layer < L - config.lastLayers)) continue;
+    const split = /\.self_attn\.([qkv])_proj\./.exec(p.name);
+    if (config.qkv.length > 0 && split && !config.qkv.includes(split[1])) continue;
     let mask: Float32Array | null = null;
     if (config.qkv.length > 0 && p.name.includes("attn.c_attn.")) {
       mask = new Float32Array(p.value.size);
@@ -142,12 +167,12 @@ export function selectParameters(
 
 class MaskInstance implements PeftInstance {
   readonly added: readonly Param[] = [];
-  readonly #model: GPT;
+  readonly #model: Decoder;
   readonly #selected: Param[];
   constructor(
     readonly method: string,
     readonly config: Readonly<Record<string, unknown>>,
-    model: GPT,
+    model: Decoder,
     selected: Param[],
   ) {
     this.#model = model;
@@ -208,7 +233,7 @@ export const full: PeftMethod<Record<string, never>> = {
   summary: "full fine-tuning: every weight is trained",
   defaults: {},
   validate: (c) => checkConfig("full", {}, c),
-  apply(model: GPT, config: Record<string, never>): Promise<PeftInstance> {
+  apply(model: Decoder, config: Record<string, never>): Promise<PeftInstance> {
     const all = [...model.params.values()];
     for (const p of all) model.setTrainable(p, true);
     return Promise.resolve(new MaskInstance("full", config, model, all));
@@ -238,7 +263,7 @@ export const selective: PeftMethod<SelectiveConfig> = {
     "train a chosen subset of the base weights (name patterns, last k blocks, presets, q/k/v thirds)",
   defaults: SELECTIVE_DEFAULTS,
   validate: (c) => checkConfig("selective", SELECTIVE_DEFAULTS, c),
-  apply(model: GPT, config: SelectiveConfig): Promise<PeftInstance> {
+  apply(model: Decoder, config: SelectiveConfig): Promise<PeftInstance> {
     return Promise.resolve(applySelection(model, "selective", config));
   },
 };
@@ -261,14 +286,22 @@ export const bitfit: PeftMethod<Record<string, never>> = {
   summary: "BitFit: train every bias, freeze everything else",
   defaults: {},
   validate: (c) => checkConfig("bitfit", {}, c),
-  apply(model: GPT): Promise<PeftInstance> {
+  apply(model: Decoder): Promise<PeftInstance> {
+    if (![...model.params.keys()].some((name) => name.endsWith(".bias"))) {
+      // Training nothing would look like a run that went wrong; say why instead.
+      return Promise.reject(
+        new RangeError(
+          "Cannot apply BitFit: the model has no bias parameters (Llama and SmolLM2 have none unless attention_bias or mlp_bias is set); train the norms (selective, preset layernorm) or use LoRA or IA³",
+        ),
+      );
+    }
     return Promise.resolve(
       applySelection(model, "bitfit", { ...SELECTIVE_DEFAULTS, preset: "bitfit" }),
     );
   },
 };
 
-function applySelection(model: GPT, method: string, config: SelectiveConfig): PeftInstance {
+function applySelection(model: Decoder, method: string, config: SelectiveConfig): PeftInstance {
   const chosen = selectParameters(model, config);
   const set = new Set(chosen.map((c) => c.param));
   for (const p of model.params.values()) model.setTrainable(p, set.has(p));
