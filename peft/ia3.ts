@@ -39,6 +39,7 @@ import type { Param } from "../models/param.ts";
 import { PeftKernels } from "../kernels/peft.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import {
+  ALL_LINEAR,
   checkConfig,
   checkTargets,
   freezeBase,
@@ -419,8 +420,9 @@ export const ia3: Omit<PeftMethod<IA3Config>, "apply"> & {
         }`,
       );
     }
-    // Checked only when both are given, as PEFT's IA3Config does (a subset of the targets).
-    for (const f of targets && ff ? ff : []) {
+    // Checked only when both are lists, as PEFT's IA3Config does (a subset of the targets).
+    const listed = targets !== null && targets[0].toLowerCase() !== ALL_LINEAR;
+    for (const f of listed && ff ? ff : []) {
       if (!targets!.some((t) => overlaps(f, t))) {
         throw new RangeError(
           `Cannot configure IA³: feedforward module "${f}" is not among target_modules ${
