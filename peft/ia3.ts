@@ -390,7 +390,7 @@ export async function readIA3Config(
  *
  * @example
  * ```ts
- * import { GPT, gptConfig, Gpu, ia3 } from "../mod.ts";
+ * import { GPT, gptConfig, Gpu, ia3, Llama, llamaConfig } from "../mod.ts";
  * const gpu = await Gpu.get();
  * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
  * const inst = await ia3.apply(model, ia3.validate({}), 0);
@@ -400,6 +400,13 @@ export async function readIA3Config(
  * }
  * await inst.merge(); // folded into the weights; unmerge() divides it out again
  * model.release();
+ * // Llama: k_proj and v_proj outputs (2 kv heads of 12), down_proj's input (F = 88).
+ * const llama = await Llama.create(gpu, llamaConfig("llama-tiny"), { seed: 1 });
+ * const li = await ia3.apply(llama, ia3.validate({}), 0);
+ * if (li.added.slice(0, 3).map((p) => p.shape.join("x")).join() !== "24x1,24x1,1x88") {
+ *   throw new Error("IA³ shapes on Llama");
+ * }
+ * llama.release();
  * ```
  */
 export const ia3: Omit<PeftMethod<IA3Config>, "apply"> & {

@@ -514,7 +514,7 @@ export async function readLoraConfig(
  *
  * @example
  * ```ts
- * import { GPT, gptConfig, Gpu, lora } from "../mod.ts";
+ * import { GPT, gptConfig, Gpu, Llama, llamaConfig, lora } from "../mod.ts";
  * const gpu = await Gpu.get();
  * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
  * const config = lora.validate({ r: 4, target_modules: ["c_attn", "c_proj"] }); // PEFT's names
@@ -523,6 +523,12 @@ export async function readLoraConfig(
  * const added = inst.trainable().reduce((n, p) => n + p.value.size, 0);
  * if (inst.layers.length !== 6 || model.countParameters().trainable !== added) throw new Error();
  * model.release();
+ * // The Llama family: PEFT's default targets q_proj and v_proj, nn.Linear weights (out, in).
+ * const llama = await Llama.create(gpu, llamaConfig("smollm-tiny"), { seed: 1 });
+ * const li = await lora.apply(llama, lora.validate({ r: 4 }), 0);
+ * if (li.layers[1].path !== "model.layers.0.self_attn.v_proj") throw new Error();
+ * if (li.adapterConfig().fan_in_fan_out !== false) throw new Error("nn.Linear layout");
+ * llama.release();
  * ```
  */
 export const lora: PeftMethod<LoraConfig, LoraInstance> = {
