@@ -56,7 +56,9 @@ Options:
   --profile-mode M  auto (default), replay or timestamps
   --checkpoint      also run every training and profile row with activation checkpointing
                     (rows marked +ckpt)
-  --models LIST     models to train, comma-separated: A, B (default A,B; --quick: tiny)
+  --models LIST     models to train, comma-separated: A, B, LA (model A's size, Llama-style:
+                    RMSNorm, rotary grouped-query attention, gated MLP; no TF.js peer or
+                    plain-TS baseline) (default A,B,LA; --quick: tiny)
   --methods LIST    full, lora, adapters, prompt (default all four)
   --steps N         timed training steps after one warm-up step (default 3)
   --no-cpu          skip the plain-TypeScript training baseline
@@ -147,8 +149,8 @@ function parse() {
   const profileMode = ["auto", "replay", "timestamps"].includes(values["profile-mode"])
     ? values["profile-mode"] as "auto" | "replay" | "timestamps"
     : fail(`--profile-mode must be auto, replay or timestamps, got "${values["profile-mode"]}"`);
-  const models = (values.models ?? (values.quick ? "tiny" : "A,B")).split(",").map((m) =>
-    ["A", "B", "tiny"].includes(m) ? m as BenchModel : fail(`--models: unknown model "${m}"`)
+  const models = (values.models ?? (values.quick ? "tiny" : "A,B,LA")).split(",").map((m) =>
+    ["A", "B", "tiny", "LA"].includes(m) ? m as BenchModel : fail(`--models: unknown model "${m}"`)
   );
   const methods = values.methods.split(",").map((m) =>
     ["full", "lora", "adapters", "prompt"].includes(m)
@@ -421,7 +423,7 @@ async function trainSection(gpu: Gpu, opts: Opts) {
         rows.push(await benchTrain(gpu, model, method, opts.steps, { checkpoint }));
         if (!opts.json) printTrain([rows[rows.length - 1]], rows.length === 1);
       }
-      if (tfjs && (!opts.quick || model === "tiny")) {
+      if (tfjs && model !== "LA" && (!opts.quick || model === "tiny")) {
         const own = rows.findLast((r) =>
           r.model === model && r.method === method && !r.checkpoint
         )!;
@@ -432,6 +434,7 @@ async function trainSection(gpu: Gpu, opts: Opts) {
   const cpu: (CpuBaseline & { fullRatio: number | null })[] = [];
   if (opts.cpu) {
     for (const model of opts.models) {
+      if (model === "LA") continue; // the plain-TS reference is GPT-2's
       const b = cpuBaseline(
         model,
         model === "tiny" ? 1 : model === "A" ? 2 : 1,

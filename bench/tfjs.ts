@@ -31,6 +31,7 @@ import {
   benchData,
   type BenchMethod,
   type BenchModel,
+  type GPT2BenchModel,
   type TrainRow,
 } from "./train.ts";
 
@@ -348,7 +349,7 @@ function targets(ids: number[], B: number, realT: number, n: number, V: number):
  * the webgpu backend has no synchronous read of GPU tensors; one GPU wait).
  */
 export async function benchTfjs(
-  which: BenchModel,
+  which: GPT2BenchModel,
   method: BenchMethod,
   steps: number,
 ): Promise<PeerRow> {

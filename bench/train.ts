@@ -10,10 +10,14 @@
 import process from "node:process";
 import {
   adapters,
+  type Decoder,
   GPT,
   type GPTConfig,
   gptConfig,
   type Gpu,
+  Llama,
+  type LlamaConfig,
+  llamaConfig,
   lora,
   prompt,
   Trainer,
@@ -22,14 +26,22 @@ import type { Param } from "../models/param.ts";
 import { replayProfile } from "./replay.ts";
 import { gpt2Ref, type Weights } from "../tests/ref/gpt2.ts";
 
-/** A model the benchmark trains. */
-export type BenchModel = "A" | "B" | "tiny";
+/**
+ * A model the benchmark trains: GPT-2 models A and B (and tiny for quick runs), and LA, a
+ * Llama-style model of model A's size.
+ */
+export type BenchModel = "A" | "B" | "tiny" | "LA";
+/** The GPT-2 models (those the TF.js peer and the plain-TS baseline also run). */
+export type GPT2BenchModel = Exclude<BenchModel, "LA">;
 /** A fine-tuning method the benchmark runs. */
 export type BenchMethod = "full" | "lora" | "adapters" | "prompt";
 
 /** One measured (model, method) pair. */
 export interface TrainRow {
-  /** Model A (d 128, 4 layers, 4 heads), model B (d 256, 6 layers, 8 heads) or tiny (quick runs). */
+  /**
+   * Model A (d 128, 4 layers, 4 heads), model B (d 256, 6 layers, 8 heads), tiny (quick runs) or
+   * LA (Llama-style, model A's size).
+   */
   model: BenchModel;
   /** Fine-tuning method. */
   method: BenchMethod;
@@ -86,13 +98,34 @@ export interface CpuBaseline {
 }
 
 /** The benchmark models' configurations (shared with the TF.js peer, bench/tfjs.ts). */
-export const BENCH_CONFIGS: Record<BenchModel, () => GPTConfig> = {
+export const BENCH_CONFIGS: Record<GPT2BenchModel, () => GPTConfig> = {
   A: () => gptConfig("modelA"),
   B: () => gptConfig("modelB"),
   tiny: () => gptConfig("tiny"),
 };
-/** LoRA of the benchmark: r 8 on `c_attn`. */
+/**
+ * Model LA: model A's size in the Llama family's shape: d 128, 4 layers, 4 query heads on 2
+ * key/value heads, a gated MLP of 344 (three matrices of 128×344 hold as many weights as GPT-2's
+ * two of 128×512, to within 1%), context 128, byte vocabulary, tied head.
+ */
+export const BENCH_LLAMA: () => LlamaConfig = () =>
+  llamaConfig("llama-tiny", {
+    hidden_size: 128,
+    intermediate_size: 344,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    max_position_embeddings: 128,
+    vocab_size: 256,
+    tie_word_embeddings: true,
+  });
+/** LoRA of the benchmark: r 8 on `c_attn` (GPT-2) or on q, k and v (Llama-style: the same weights). */
 export const BENCH_LORA = lora.validate({ r: 8, target_modules: ["c_attn"] });
+/** LoRA of the benchmark on model LA: r 8 on `q_proj`, `k_proj`, `v_proj`. */
+export const BENCH_LORA_LLAMA = lora.validate({
+  r: 8,
+  target_modules: ["q_proj", "k_proj", "v_proj"],
+});
 /** Adapters of the benchmark: the method's defaults. */
 export const BENCH_ADAPTERS = adapters.validate({});
 /** Virtual tokens of the prompt-tuning benchmark. */
@@ -108,15 +141,18 @@ async function build(
   gpu: Gpu,
   which: BenchModel,
   method: BenchMethod,
-): Promise<{ model: GPT; params: Param[] | undefined; nVirtual: number }> {
-  const model = await GPT.create(gpu, BENCH_CONFIGS[which](), { seed: 1 });
+): Promise<{ model: Decoder; params: Param[] | undefined; nVirtual: number }> {
+  const model = which === "LA"
+    ? await Llama.create(gpu, BENCH_LLAMA(), { seed: 1 })
+    : await GPT.create(gpu, BENCH_CONFIGS[which](), { seed: 1 });
   switch (method) {
     case "full":
       return { model, params: undefined, nVirtual: 0 };
     case "lora":
       return {
         model,
-        params: (await lora.apply(model, BENCH_LORA, 1)).trainable(),
+        params: (await lora.apply(model, which === "LA" ? BENCH_LORA_LLAMA : BENCH_LORA, 1))
+          .trainable(),
         nVirtual: 0,
       };
     case "adapters":
@@ -135,8 +171,10 @@ async function build(
 
 /** Shape of the benchmark batch for a model: batch 16 × its context (less the virtual tokens). */
 function shape(which: BenchModel, nVirtual: number): { B: number; T: number } {
-  const cfg = BENCH_CONFIGS[which]();
-  return { B: which === "tiny" ? 2 : 16, T: cfg.n_positions - nVirtual };
+  const context = which === "LA"
+    ? BENCH_LLAMA().max_position_embeddings
+    : BENCH_CONFIGS[which]().n_positions;
+  return { B: which === "tiny" ? 2 : 16, T: context - nVirtual };
 }
 
 function source(B: number, T: number, V: number) {
@@ -167,7 +205,7 @@ export async function benchTrain(
   gpu.trimMemory();
   const { model, params, nVirtual } = await build(gpu, which, method);
   const { B, T } = shape(which, nVirtual);
-  const src = source(B, T, model.config.vocab_size);
+  const src = source(B, T, model.shape.V);
   const checkpoint = options.checkpoint ?? false;
   const opts = { lr: 1e-3, warmupSteps: 0, gradientCheckpointing: checkpoint };
   const warm = await Trainer.create(model, src, { ...opts, steps: 1, logEvery: 1 }, { params });
@@ -232,7 +270,7 @@ export async function profileTrain(
   }
   const { model, params } = await build(gpu, which, method);
   const { B, T } = shape(which, model.virtual?.n ?? 0);
-  const src = source(B, T, model.config.vocab_size);
+  const src = source(B, T, model.shape.V);
   const opts = { lr: 1e-3, warmupSteps: 0, gradientCheckpointing: options.checkpoint ?? false };
   const warm = await Trainer.create(model, src, { ...opts, steps: 1, logEvery: 1 }, { params });
   await warm.run();
@@ -298,7 +336,11 @@ export async function profileTrain(
  * (every part of the step is linear in the batch at a fixed context). A float32 version of the same
  * loops would be somewhat faster; the reference is what the repository has.
  */
-export function cpuBaseline(which: BenchModel, measuredBatch: number, trials: number): CpuBaseline {
+export function cpuBaseline(
+  which: GPT2BenchModel,
+  measuredBatch: number,
+  trials: number,
+): CpuBaseline {
   const cfg = BENCH_CONFIGS[which]();
   const { B: fullB, T } = shape(which, 0);
   const B = measuredBatch;

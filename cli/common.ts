@@ -5,9 +5,11 @@
  * @module
  */
 
-import { loadHFCheckpoint } from "../models/checkpoint.ts";
+import { loadModelCheckpoint, type ModelCheckpoint } from "../models/checkpoint.ts";
 import { gptConfig, type PresetName } from "../models/config.ts";
+import type { Decoder, DecoderOptions } from "../models/decoder.ts";
 import { GPT } from "../models/gpt.ts";
+import { Llama } from "../models/llama.ts";
 import {
   ByteTokenizer,
   HuggingFaceTokenizer,
@@ -94,22 +96,46 @@ export async function tokenizerFor(
 }
 
 /**
- * A frozen model for inference: a Hugging Face GPT-2 folder (`dir`) or a preset with random
- * weights. Inference runs no dropout, so a checkpoint's attention dropout (which whet cannot
- * train) is set to 0.
+ * Builds the model of a checkpoint read by `loadModelCheckpoint`, GPT-2 or Llama family by its
+ * `model_type`. Attention-probability dropout, which whet cannot train yet, is set to 0 (with a
+ * note through `log` when the checkpoint asks for it).
+ */
+export async function modelFromCheckpoint(
+  gpu: Gpu,
+  ckpt: ModelCheckpoint,
+  options: DecoderOptions,
+  log?: (line: string) => void,
+): Promise<Decoder> {
+  const opts = { ...options, weights: ckpt.weights };
+  if (ckpt.family === "gpt2") {
+    if (ckpt.config.attn_pdrop > 0) {
+      log?.(
+        `note: attention-probability dropout is not implemented; training with attn_pdrop 0 instead of ${ckpt.config.attn_pdrop}`,
+      );
+    }
+    return await GPT.create(gpu, { ...ckpt.config, attn_pdrop: 0 }, opts);
+  }
+  if (ckpt.config.attention_dropout > 0) {
+    log?.(
+      `note: attention-probability dropout is not implemented; training with attention_dropout 0 instead of ${ckpt.config.attention_dropout}`,
+    );
+  }
+  return await Llama.create(gpu, { ...ckpt.config, attention_dropout: 0 }, opts);
+}
+
+/**
+ * A frozen model for inference: a Hugging Face model folder (`dir`: GPT-2, Llama, Qwen2) or a
+ * GPT-2 preset with random weights. Inference runs no dropout.
  */
 export async function loadInferenceModel(
   gpu: Gpu,
   dir: string | undefined,
   preset: string | undefined,
   seed: number,
-): Promise<GPT> {
+): Promise<Decoder> {
   if (dir !== undefined) {
-    const ckpt = await reading("model", dir, () => loadHFCheckpoint(dir));
-    return await GPT.create(gpu, { ...ckpt.config, attn_pdrop: 0 }, {
-      weights: ckpt.tensors,
-      trainable: false,
-    });
+    const ckpt = await reading("model", dir, () => loadModelCheckpoint(dir));
+    return await modelFromCheckpoint(gpu, ckpt, { trainable: false });
   }
   return await GPT.create(gpu, gptConfig(preset as PresetName, { attn_pdrop: 0 }), {
     seed,
@@ -118,7 +144,7 @@ export async function loadInferenceModel(
 }
 
 /** Applies a LoRA adapter saved in PEFT's layout; returns its description. */
-export async function applyLoraAdapter(model: GPT, dir: string): Promise<string> {
+export async function applyLoraAdapter(model: Decoder, dir: string): Promise<string> {
   const config = await reading("adapter", dir, () => readLoraConfig(dir));
   const instance = await lora.apply(model, config, 0);
   await reading("adapter", dir, () => instance.load(dir));

@@ -18,12 +18,15 @@ export interface RunConfig {
   seed: number;
   /** The base model. */
   model: {
-    /** A Hugging Face GPT-2 folder (config.json + model.safetensors); "" to use `preset`. */
+    /** A Hugging Face model folder (config.json + model.safetensors; GPT-2, Llama, Qwen2); "" to use `preset`. */
     path: string;
     /** A built-in size with random weights (tiny, modelA, modelB, gpt2) when `path` is "". */
     preset: string;
   };
-  /** The tokenizer: "bytes" (the default base model's), "tiktoken-gpt2", or a tokenizer.json path. */
+  /**
+   * The tokenizer: "auto" (the model folder's tokenizer.json, else what its vocabulary implies:
+   * bytes for 256, GPT-2's for 50,257), "bytes", "tiktoken-gpt2", or a tokenizer.json path.
+   */
   tokenizer: { kind: string };
   /** Training and evaluation data. */
   data: {
@@ -98,7 +101,7 @@ export const DEFAULT_CONFIG: Readonly<RunConfig> = Object.freeze({
   name: "default",
   seed: 0,
   model: { path: "models/base", preset: "" },
-  tokenizer: { kind: "bytes" },
+  tokenizer: { kind: "auto" },
   data: {
     train_file: "",
     dev_file: "",

@@ -21,6 +21,7 @@ import {
   corpusBleu,
   corpusChrf,
   DataError,
+  type Decoder,
   evaluateHelm,
   evaluateSuite,
   evaluateTask,
@@ -28,7 +29,6 @@ import {
   forgettingMarkdown,
   forgettingReport,
   type GlueTaskName,
-  type GPT,
   Gpu,
   HELD_OUT_TASKS,
   helmMarkdown,
@@ -289,7 +289,7 @@ async function metricsMain(values: Values, io: Io): Promise<number> {
 
 // --- benchmarks over a model ------------------------------------------------------------------
 
-async function applyAdapter(model: GPT, dir: string, io: Io): Promise<void> {
+async function applyAdapter(model: Decoder, dir: string, io: Io): Promise<void> {
   io.err(`whet eval: adapter ${dir}: ${await applyLoraAdapter(model, dir)}`);
 }
 
@@ -383,7 +383,7 @@ async function modelMain(values: Values, io: Io): Promise<number> {
       sizes: { train: 0, dev: 0, test: suiteSize },
       tasks: HELD_OUT_TASKS.map((t) => t.name),
     });
-    const score = async (model: GPT, tok: Tokenizer) => {
+    const score = async (model: Decoder, tok: Tokenizer) => {
       const scores: Record<string, number> = {};
       for (const s of await evaluateSuite(model, tok, suite, options)) scores[s.task] = s.score;
       for (const t of tasks) scores[t.name] = (await evaluateTask(model, tok, t, options)).score;
@@ -394,7 +394,7 @@ async function modelMain(values: Values, io: Io): Promise<number> {
     };
     const model = await loadInferenceModel(gpu, values.model, values.preset, seed);
     try {
-      const tok = await tokenizerFor(values.tokenizer, values.model, model.config.vocab_size);
+      const tok = await tokenizerFor(values.tokenizer, values.model, model.shape.V);
       let base, tuned;
       if (values.base !== undefined) {
         const baseModel = await loadInferenceModel(gpu, values.base, undefined, seed);
@@ -430,7 +430,7 @@ async function modelMain(values: Values, io: Io): Promise<number> {
 
   const model = await loadInferenceModel(gpu, values.model, values.preset, seed);
   try {
-    const tok = await tokenizerFor(values.tokenizer, values.model, model.config.vocab_size);
+    const tok = await tokenizerFor(values.tokenizer, values.model, model.shape.V);
     if (values.adapter !== undefined) await applyAdapter(model, values.adapter, io);
     if (values.helm) {
       if (values.suite) {

@@ -113,7 +113,7 @@ export async function main(args: string[]): Promise<number> {
       const tokenizer = await tokenizerFor(
         values.tokenizer,
         values.model,
-        model.config.vocab_size,
+        model.shape.V,
       );
       if (values.adapter !== undefined) {
         const described = await applyLoraAdapter(model, values.adapter);

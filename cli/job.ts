@@ -16,12 +16,13 @@ import { type TokenizedExample, tokenizeExamples } from "../data/tokenize.ts";
 import { Batcher } from "../data/batch.ts";
 import { isChat, type PromptCompletion, type TextExample } from "../data/examples.ts";
 import { chatToPromptCompletion } from "../data/chat.ts";
-import { loadHFCheckpoint } from "../models/checkpoint.ts";
-import { type GPTConfig, gptConfig, type PresetName, PRESETS } from "../models/config.ts";
+import { loadModelCheckpoint } from "../models/checkpoint.ts";
+import { gptConfig, type PresetName, PRESETS } from "../models/config.ts";
+import type { Decoder } from "../models/decoder.ts";
 import { GPT } from "../models/gpt.ts";
 import { writeFileAtomic } from "../models/safetensors.ts";
 import type { Tokenizer } from "../models/tokenizer.ts";
-import { tokenizerFor } from "./common.ts";
+import { modelFromCheckpoint, tokenizerFor } from "./common.ts";
 import type { PeftInstance } from "../peft/method.ts";
 import { peftMethod } from "../peft/registry.ts";
 import { Gpu } from "../runtime/gpu.ts";
@@ -82,35 +83,33 @@ export interface JobResult {
   seconds: number;
 }
 
-/** The tokenizer a config names (`bytes`, `tiktoken-gpt2` or a tokenizer.json path). */
-export function makeTokenizer(kind: string): Promise<Tokenizer> {
-  return tokenizerFor(kind, undefined, 0);
+/**
+ * The tokenizer a config names (`bytes`, `tiktoken-gpt2` or a tokenizer.json path), or with
+ * `auto` the model folder's own (see {@linkcode tokenizerFor}); `vocab` is the model's.
+ */
+export function makeTokenizer(c: RunConfig, vocab: number): Promise<Tokenizer> {
+  const kind = c.tokenizer.kind === "auto" ? undefined : c.tokenizer.kind;
+  return tokenizerFor(kind, c.model.path || undefined, vocab);
 }
 
-/** Loads the base model of a config (attention dropout, which whet lacks, is turned off with a note). */
-export async function loadBase(gpu: Gpu, c: RunConfig, log: (s: string) => void): Promise<GPT> {
-  let config: GPTConfig, weights;
+/**
+ * Loads the base model of a config: a Hugging Face folder of any supported family, or a GPT-2
+ * preset (attention dropout, which whet lacks, is turned off with a note).
+ */
+export async function loadBase(gpu: Gpu, c: RunConfig, log: (s: string) => void): Promise<Decoder> {
   if (c.model.path) {
-    const ckpt = await loadHFCheckpoint(c.model.path);
-    config = ckpt.config;
-    weights = ckpt.tensors;
-  } else {
-    if (!(c.model.preset in PRESETS)) {
-      throw new Error(
-        `Cannot use config key "model.preset": "${c.model.preset}" is not one of ${
-          Object.keys(PRESETS).join(", ")
-        }`,
-      );
-    }
-    config = gptConfig(c.model.preset as PresetName);
+    const ckpt = await loadModelCheckpoint(c.model.path);
+    return await modelFromCheckpoint(gpu, ckpt, { seed: c.seed, trainable: false }, log);
   }
-  if (config.attn_pdrop > 0) {
-    log(
-      `note: attention-probability dropout is not implemented; training with attn_pdrop 0 instead of ${config.attn_pdrop}`,
+  if (!(c.model.preset in PRESETS)) {
+    throw new Error(
+      `Cannot use config key "model.preset": "${c.model.preset}" is not one of ${
+        Object.keys(PRESETS).join(", ")
+      }`,
     );
-    config = { ...config, attn_pdrop: 0 };
   }
-  return await GPT.create(gpu, config, { weights, seed: c.seed, trainable: false });
+  const config = gptConfig(c.model.preset as PresetName);
+  return await GPT.create(gpu, { ...config, attn_pdrop: 0 }, { seed: c.seed, trainable: false });
 }
 
 function toPromptCompletion(e: TextExample): PromptCompletion {
@@ -194,7 +193,7 @@ export async function buildData(c: RunConfig, tok: Tokenizer, T: number): Promis
 }
 
 async function score(
-  model: GPT,
+  model: Decoder,
   tok: Tokenizer,
   tasks: SuiteTaskData[],
   c: RunConfig,
@@ -226,12 +225,12 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
   await Deno.mkdir(dir, { recursive: true });
   await writeFileAtomic(`${dir}/config.json`, JSON.stringify(c, null, 2) + "\n");
   const gpu = await Gpu.get();
-  const tok = await makeTokenizer(c.tokenizer.kind);
   const model = await loadBase(gpu, c, log);
+  const tok = await makeTokenizer(c, model.shape.V);
   log(
     `whet: ${c.name}: ${c.model.path || c.model.preset} on ${gpu.adapterName}${
       gpu.isSoftware ? " (software)" : ""
-    }`,
+    }, tokenizer ${tok.name}`,
   );
   try {
     const method = peftMethod(c.peft.method);
@@ -247,7 +246,7 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
     const nVirtual = typeof validated.num_virtual_tokens === "number"
       ? validated.num_virtual_tokens
       : 0;
-    const T = Math.min(c.data.max_length, model.config.n_positions - nVirtual);
+    const T = Math.min(c.data.max_length, model.shape.maxPositions - nVirtual);
     const data = await buildData(c, tok, T);
     for (const n of data.notes) log(n);
 
