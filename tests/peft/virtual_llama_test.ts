@@ -9,7 +9,9 @@
  */
 import assert from "node:assert/strict";
 import {
+  generate,
   llamaConfig,
+  peftMethod,
   prefix,
   prompt,
   readPrefixConfig,
@@ -193,6 +195,31 @@ Deno.test("prompt tuning on Llama: TEXT init copies model.embed_tokens rows; fil
     other.release();
   } finally {
     await Deno.remove(dir, { recursive: true });
+    model.release();
+  }
+});
+
+Deno.test("generate() with prefix or prompt tuning on a grouped-query Llama: the KV cache equals the uncached forward", async () => {
+  for (const method of ["prefix", "prompt"]) {
+    const { model } = await llamaSetup("llama-tiny", 16);
+    const m = peftMethod(method);
+    await m.apply(model, m.validate({ num_virtual_tokens: 3 }), 2);
+    const run = async (cache: boolean) => {
+      const logits: Float32Array[] = [];
+      const out = await generate(model, [[5, 60, 11], [1, 2, 3, 40, 66]], {
+        maxNewTokens: 5,
+        cache,
+        eosId: null,
+        onLogits: (_step, _row, l) => logits.push(l.slice()),
+      });
+      return { ids: out.ids, logits };
+    };
+    const cached = await run(true), full = await run(false);
+    assert.deepEqual(cached.ids, full.ids, `${method}: greedy tokens`);
+    // Same positions and keys/values, a different order of f32 operations (one row vs all).
+    cached.logits.forEach((l, i) =>
+      assertClose(l, full.logits[i], { rtol: 1e-4, atol: 1e-4 }, `${method} logits ${i}`)
+    );
     model.release();
   }
 });
