@@ -115,7 +115,7 @@ export const DEFAULT_CONFIG: Readonly<RunConfig> = Object.freeze({
     truncation: "error",
     mixing_cap: 3000,
   },
-  peft: { method: "lora", r: 16, lora_alpha: 32, target_modules: ["c_attn", "c_proj", "c_fc"] },
+  peft: { method: "lora", r: 16, lora_alpha: 32, target_modules: ["all-linear"] },
   optimizer: { lr: 3e-3, weight_decay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, grad_clip: 1.0 },
   schedule: {
     steps: 400,
