@@ -16,7 +16,7 @@
  * @module
  */
 
-import { CrossEntropy, Embedding } from "../kernels/mod.ts";
+import { CrossEntropy, Embedding, IGNORE_INDEX } from "../kernels/mod.ts";
 import type { Batch, Gpu } from "../runtime/gpu.ts";
 import { Rng } from "../runtime/rng.ts";
 import { Activations, type DecoderShape } from "./activations.ts";
@@ -452,7 +452,7 @@ export abstract class Decoder {
     const [losses] = await this.gpu.read([acts.losses]);
     let sum = 0, count = 0;
     for (let i = 0; i < losses.length; i++) {
-      if (acts.hostTargets[i] !== -100) {
+      if (acts.hostTargets[i] !== IGNORE_INDEX) {
         sum += losses[i];
         count++;
       }

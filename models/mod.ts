@@ -122,7 +122,6 @@ export {
 export {
   countScoredLabels,
   firstScoredLabel,
-  IGNORED_LABEL,
   PLAIN_SCORING,
   predictorPosition,
   type ScoringRule,

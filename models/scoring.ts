@@ -12,8 +12,7 @@
  * @module
  */
 
-/** The label ignored by the loss, as in PyTorch's `CrossEntropyLoss(ignore_index=-100)`. */
-export const IGNORED_LABEL = -100;
+import { IGNORE_INDEX } from "../kernels/crossentropy.ts";
 
 /**
  * What decides which labels are scored: the number of virtual tokens in front of each sequence
@@ -87,7 +86,7 @@ export function countScoredLabels(
   const first = firstScoredLabel(rule);
   let n = 0;
   for (let i = 0; i < labels.length; i++) {
-    if (i % T >= first && labels[i] !== IGNORED_LABEL) n++;
+    if (i % T >= first && labels[i] !== IGNORE_INDEX) n++;
   }
   return n;
 }
@@ -121,7 +120,7 @@ export function shiftLabels(
     for (let p = 0; p < width; p++) {
       const next = p + 1 - n;
       const scored = next >= first && next < T;
-      targets[b * width + p] = scored ? labels[b * T + next] : IGNORED_LABEL;
+      targets[b * width + p] = scored ? labels[b * T + next] : IGNORE_INDEX;
     }
   }
 }

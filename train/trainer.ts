@@ -10,7 +10,7 @@
  * @module
  */
 
-import { IGNORED_LABEL } from "../models/scoring.ts";
+import { IGNORE_INDEX } from "../kernels/crossentropy.ts";
 import { HF_CONFIG_FILE, saveModelCheckpoint } from "../models/checkpoint.ts";
 import type { Activations } from "../models/activations.ts";
 import type { Decoder } from "../models/decoder.ts";
@@ -356,7 +356,7 @@ export class Trainer {
       await batch.submit();
       const [losses] = await this.model.gpu.read([this.#acts.losses]);
       for (let r = 0; r < losses.length; r++) {
-        if (this.#acts.hostTargets[r] !== IGNORED_LABEL) {
+        if (this.#acts.hostTargets[r] !== IGNORE_INDEX) {
           sum += losses[r];
           count++;
         }
