@@ -28,7 +28,7 @@ one task alone, and writes runs/compare/compare.{md,json,svg}.
 const METHOD_SETTINGS: Record<string, Record<string, unknown>> = {
   full: { lr: 1e-3 },
   bitfit: { lr: 1e-2 },
-  lora: { lr: 3e-3, peft: { r: 16, lora_alpha: 32, target_modules: ["c_attn", "c_proj", "c_fc"] } },
+  lora: { lr: 3e-3, peft: { r: 16, lora_alpha: 32, target_modules: ["all-linear"] } },
   adapters: { lr: 3e-3 },
   prompt: { lr: 3e-2, peft: { num_virtual_tokens: 20 } },
   prefix: { lr: 1e-2 },
@@ -116,6 +116,7 @@ if (import.meta.main) {
     ]);
     await checkFiles(base);
     const runs: ComparedRun[] = [];
+    const skipped: string[] = [];
     const settings: [string, string[]][] = [["multi-task", base.data.tasks]];
     if (single) settings.push([`single: ${single}`, [single]]);
     let before: number[] | undefined, beforePerplexity: number | undefined;
@@ -149,13 +150,24 @@ if (import.meta.main) {
           ...overrides,
         ]);
         console.log(`\n== ${m}, ${setting}`);
-        const job = await runJob(cfg, { before, beforePerplexity, progress: true });
+        let job;
+        try {
+          job = await runJob(cfg, { before, beforePerplexity, progress: true });
+        } catch (e) {
+          // A method the model cannot take (BitFit on a model without biases) is reported and
+          // skipped; every other failure ends the comparison.
+          if (!(e instanceof RangeError && e.message.startsWith("Cannot apply "))) throw e;
+          console.log(`skipped: ${e.message}`);
+          skipped.push(`${m} (${setting}): ${e.message}`);
+          continue;
+        }
         before = job.tasks.map((t) => t.before);
         beforePerplexity = job.generalPerplexity.before;
         runs.push({ setting, job });
       }
     }
-    const md = compareMarkdown(runs, base.schedule.steps, base.schedule.batch_size);
+    const md = compareMarkdown(runs, base.schedule.steps, base.schedule.batch_size) +
+      skipped.map((line) => `\nSkipped: ${line}\n`).join("");
     const dir = `${base.output.dir}/compare`;
     await Deno.mkdir(dir, { recursive: true });
     await writeFileAtomic(`${dir}/compare.md`, md);
