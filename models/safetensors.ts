@@ -10,7 +10,11 @@
  * dtypes, each tensor's byte span equal to its element count × dtype size, tensors (sorted by
  * offsets) tiling the data area from 0 with no gap and no overlap, and the last one ending exactly
  * at the end of the file. Every error names the file (when known) and the tensor. Unknown fields
- * inside a tensor entry are ignored, as serde does there.
+ * inside a tensor entry are ignored, as serde does there. Beyond the crate, a key that appears
+ * twice in one JSON object of the header is refused (JSON.parse would silently keep the last one,
+ * so a second tensor of the same name would replace the first), and decoding refuses NaN and
+ * ±Infinity unless the reader is told to allow them. {@linkcode readSafetensors} reads and checks
+ * the header against the file's size before it reads (and allocates) the data.
  *
  * The writer stores every tensor of a file in one dtype (F32, F16 or BF16) and produces the bytes
  * that the Rust crate's `serialize` (and so the Python `safetensors.torch.save_file`) produces for
@@ -97,6 +101,8 @@ export class Safetensors {
   readonly metadata: Readonly<Record<string, string>>;
   /** Header entries, in data-offset order. */
   readonly entries: ReadonlyMap<string, SafetensorsEntry>;
+  /** Whether {@linkcode tensor} returns NaN and ±Infinity values instead of refusing them. */
+  readonly allowNonFinite: boolean;
   readonly #data: Uint8Array;
 
   /** Use {@linkcode parseSafetensors} or {@linkcode readSafetensors}. */
@@ -105,11 +111,13 @@ export class Safetensors {
     entries: ReadonlyMap<string, SafetensorsEntry>,
     metadata: Record<string, string>,
     file?: string,
+    allowNonFinite = false,
   ) {
     this.#data = data;
     this.entries = entries;
     this.metadata = metadata;
     this.file = file;
+    this.allowNonFinite = allowNonFinite;
   }
 
   /** Tensor names, in data-offset order. */
@@ -134,9 +142,31 @@ export class Safetensors {
 
   /**
    * `name` decoded to float32 (a fresh copy): F32 as is, F16 and BF16 exactly, F64 rounded.
-   * Other dtypes are an error naming the tensor.
+   * Other dtypes are an error naming the tensor; so are NaN and ±Infinity values (a corrupt or
+   * diverged file) unless the file was read with `allowNonFinite`.
    */
   tensor(name: string): TensorData {
+    const t = this.#decode(name);
+    if (!this.allowNonFinite) {
+      const bits = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+      let count = 0, first = -1;
+      for (let i = 0; i < bits.length; i++) {
+        if ((bits[i] & 0x7f800000) === 0x7f800000) { // exponent all ones: ±Infinity or NaN
+          if (count++ === 0) first = i;
+        }
+      }
+      if (count > 0) {
+        throw new Error(
+          `Cannot decode tensor "${name}" in ${where(this.file)}: ${count} of its ${bits.length} ` +
+            `values are not finite (first: element ${first} = ${t.data[first]}); the weights are ` +
+            `corrupt or diverged (read with allowNonFinite: true to load them anyway)`,
+        );
+      }
+    }
+    return t;
+  }
+
+  #decode(name: string): TensorData {
     const e = this.entry(name);
     const raw = this.bytes(name);
     const n = raw.length / DTYPE_SIZES[e.dtype];
@@ -177,6 +207,8 @@ export class Safetensors {
  *
  * @param bytes the whole file
  * @param file its path, for error messages
+ * @param options `allowNonFinite`: let {@linkcode Safetensors.tensor} return NaN and ±Infinity
+ * values instead of refusing them (default false)
  *
  * @example
  * ```ts
@@ -186,25 +218,106 @@ export class Safetensors {
  * if (parseSafetensors(bytes).names().length !== 0) throw new Error("expected no tensors");
  * ```
  */
-export function parseSafetensors(bytes: Uint8Array, file?: string): Safetensors {
-  const fail = (why: string): never => {
+export function parseSafetensors(
+  bytes: Uint8Array,
+  file?: string,
+  options: { allowNonFinite?: boolean } = {},
+): Safetensors {
+  const fail = failure(file);
+  const n = headerLength(bytes, bytes.length, fail);
+  const { entries, metadata } = parseHeader(bytes.subarray(8, 8 + n), bytes.length - 8 - n, fail);
+  return new Safetensors(bytes.subarray(8 + n), entries, metadata, file, options.allowNonFinite);
+}
+
+/**
+ * Reads and validates a safetensors file (needs read permission for `path`). The header is read
+ * and checked against the file's size first, so a file whose header does not fit its size fails
+ * before its data is read.
+ *
+ * @param path the file
+ * @param options `allowNonFinite`: let {@linkcode Safetensors.tensor} return NaN and ±Infinity
+ * values instead of refusing them (default false)
+ *
+ * @example
+ * ```ts
+ * import { readSafetensors, writeSafetensors } from "../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * const w = { shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) };
+ * await writeSafetensors(`${dir}/w.safetensors`, [["w", w]], { metadata: { format: "pt" } });
+ * const st = await readSafetensors(`${dir}/w.safetensors`);
+ * if (st.names().join() !== "w" || st.metadata.format !== "pt" || st.tensor("w").data[3] !== 4) {
+ *   throw new Error("round trip failed");
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function readSafetensors(
+  path: string,
+  options: { allowNonFinite?: boolean } = {},
+): Promise<Safetensors> {
+  const fail = failure(path);
+  const io = (e: unknown): never => {
+    throw new Error(`Cannot read safetensors file ${path}: ${(e as Error).message}`, { cause: e });
+  };
+  let f: Deno.FsFile | undefined;
+  try {
+    f = await Deno.open(path).catch(io);
+    const size = (await f.stat().catch(io)).size;
+    const start = await readExactly(f, Math.min(8, size)).catch(io);
+    const n = headerLength(start, size, fail);
+    const header = await readExactly(f, n).catch(io);
+    const { entries, metadata } = parseHeader(header, size - 8 - n, fail);
+    const data = await readExactly(f, size - 8 - n).catch(io);
+    if ((await f.read(new Uint8Array(1)).catch(io)) !== null) fail("it grew while being read");
+    return new Safetensors(data, entries, metadata, path, options.allowNonFinite);
+  } finally {
+    f?.close();
+  }
+}
+
+/** Reads exactly `n` bytes from the file's current position (fewer means it shrank). */
+async function readExactly(f: Deno.FsFile, n: number): Promise<Uint8Array> {
+  const out = new Uint8Array(n);
+  let at = 0;
+  while (at < n) {
+    const got = await f.read(out.subarray(at));
+    if (got === null) throw new Error(`the file ended after ${at} of ${n} bytes being read`);
+    at += got;
+  }
+  return out;
+}
+
+/** The error thrower of a file: "Cannot read safetensors file X: why". */
+function failure(file: string | undefined): (why: string) => never {
+  return (why) => {
     throw new Error(`Cannot read safetensors ${where(file)}: ${why}`);
   };
-  if (bytes.length < 8) {
-    fail(`it is ${bytes.length} bytes long, shorter than the 8-byte header length`);
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLen = view.getBigUint64(0, true);
+}
+
+/** The header length N from the first 8 bytes, checked against the file's size. */
+function headerLength(start: Uint8Array, size: number, fail: (why: string) => never): number {
+  if (size < 8) fail(`it is ${size} bytes long, shorter than the 8-byte header length`);
+  const headerLen = new DataView(start.buffer, start.byteOffset, 8).getBigUint64(0, true);
   if (headerLen > BigInt(MAX_HEADER_BYTES)) {
     fail(`header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   }
   const n = Number(headerLen);
-  if (8 + n > bytes.length) {
-    fail(`header length ${n} runs past the end of the file (${bytes.length} bytes)`);
-  }
+  if (8 + n > size) fail(`header length ${n} runs past the end of the file (${size} bytes)`);
+  return n;
+}
+
+/**
+ * Parses the header JSON and checks it against a data area of `dataLen` bytes: entries well
+ * formed, no key twice, tensors tiling the data area exactly.
+ */
+function parseHeader(
+  bytes: Uint8Array,
+  dataLen: number,
+  fail: (why: string) => never,
+): { entries: Map<string, SafetensorsEntry>; metadata: Record<string, string> } {
   let text = "";
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + n));
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     fail("header is not valid UTF-8");
   }
@@ -216,6 +329,20 @@ export function parseSafetensors(bytes: Uint8Array, file?: string): Safetensors 
   }
   if (typeof header !== "object" || header === null || Array.isArray(header)) {
     fail(`header must be a JSON object, got ${jsonType(header)}`);
+  }
+  const twice = repeatedKey(text);
+  if (twice !== undefined) {
+    const [key, ...path] = twice;
+    fail(
+      path.length === 0
+        ? `${key === "__metadata__" ? '"__metadata__"' : `tensor ${JSON.stringify(key)}`} ` +
+          `appears twice in the header (a JSON reader keeps only the last)`
+        : `key ${JSON.stringify(key)} appears twice in ${
+          path[0] === "__metadata__"
+            ? '"__metadata__"'
+            : `the entry of tensor ${JSON.stringify(path[0])}`
+        } (a JSON reader keeps only the last)`,
+    );
   }
 
   let metadata: Record<string, string> = {};
@@ -255,7 +382,6 @@ export function parseSafetensors(bytes: Uint8Array, file?: string): Safetensors 
     start = e.end;
     previous = name;
   }
-  const dataLen = bytes.length - 8 - n;
   if (start > dataLen) {
     fail(
       `tensor "${previous}" ends at data offset ${start}, past the end of the data area ` +
@@ -266,33 +392,43 @@ export function parseSafetensors(bytes: Uint8Array, file?: string): Safetensors 
     const last = previous === undefined ? "the header" : `the last tensor "${previous}"`;
     fail(`${dataLen - start} bytes follow ${last} (the data area must end with the last tensor)`);
   }
-  return new Safetensors(bytes.subarray(8 + n), new Map(list), metadata, file);
+  return { entries: new Map(list), metadata };
 }
 
 /**
- * Reads and validates a safetensors file (needs read permission for `path`).
- *
- * @example
- * ```ts
- * import { readSafetensors, writeSafetensors } from "../mod.ts";
- * const dir = await Deno.makeTempDir();
- * const w = { shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) };
- * await writeSafetensors(`${dir}/w.safetensors`, [["w", w]], { metadata: { format: "pt" } });
- * const st = await readSafetensors(`${dir}/w.safetensors`);
- * if (st.names().join() !== "w" || st.metadata.format !== "pt" || st.tensor("w").data[3] !== 4) {
- *   throw new Error("round trip failed");
- * }
- * await Deno.remove(dir, { recursive: true });
- * ```
+ * The first key that appears twice in one object of valid JSON `text`, followed by the keys of
+ * the objects it is nested in (innermost last), or undefined. JSON.parse keeps the last of
+ * repeated keys silently, so they are found in the text: one pass, strings skipped whole.
  */
-export async function readSafetensors(path: string): Promise<Safetensors> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new Error(`Cannot read safetensors file ${path}: ${(e as Error).message}`, { cause: e });
+function repeatedKey(text: string): string[] | undefined {
+  // One frame per open container: the keys seen (null for an array) and the key it sits under.
+  const frames: { keys: Set<string> | null; under: string }[] = [];
+  let expectKey = false;
+  let lastKey = "";
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
+      const keys = frames.at(-1)?.keys;
+      if (expectKey && keys) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (keys.has(key)) return [key, ...frames.slice(1).map((f) => f.under)];
+        keys.add(key);
+        lastKey = key;
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === "{" || c === "[") {
+      frames.push({ keys: c === "{" ? new Set() : null, under: lastKey });
+      expectKey = c === "{";
+    } else if (c === "}" || c === "]") {
+      frames.pop();
+    } else if (c === ",") {
+      expectKey = frames.at(-1)?.keys != null;
+    }
   }
-  return parseSafetensors(bytes, path);
+  return undefined;
 }
 
 /** Options for {@linkcode serializeSafetensors} and {@linkcode writeSafetensors}. */
@@ -580,7 +716,7 @@ function parseEntry(
   const v = value as Record<string, unknown>;
   if (typeof v.dtype !== "string") bad(`has no string "dtype" (got ${jsonType(v.dtype)})`);
   const dtype = v.dtype as string;
-  if (!(dtype in DTYPE_SIZES)) {
+  if (!Object.hasOwn(DTYPE_SIZES, dtype)) {
     bad(`has unsupported dtype ${JSON.stringify(dtype)} (known: ${Object.keys(DTYPE_SIZES)})`);
   }
   if (!Array.isArray(v.shape) || !v.shape.every(isCount)) {

@@ -113,7 +113,9 @@ Deno.test("`parseSafetensors()` round-trips F32 tensors, scalars, empty tensors 
     ["nan", t([1], [NaN])],
   ]);
   const meta = { format: "pt", "__proto__": "kept as data", note: "ünïcode ✓" };
-  const st = parseSafetensors(serializeSafetensors(tensors, { metadata: meta }), "rt.safetensors");
+  const st = parseSafetensors(serializeSafetensors(tensors, { metadata: meta }), "rt.safetensors", {
+    allowNonFinite: true, // Infinity and NaN round-trip bit-exactly when allowed
+  });
   assert.equal(st.file, "rt.safetensors");
   assert.deepEqual({ ...st.metadata }, { ...meta });
   assert.equal(Object.getPrototypeOf(st.metadata), Object.prototype);
@@ -146,7 +148,8 @@ Deno.test("`parseSafetensors()` decodes F16 bit patterns exactly, including subn
   ];
   const bits = [...cases.map(([b]) => b), 0x7e00, 0xfe01];
   const header = { x: { dtype: "F16", shape: [bits.length], data_offsets: [0, 2 * bits.length] } };
-  const got = parseSafetensors(file(header, u16le(bits))).tensor("x").data;
+  const got = parseSafetensors(file(header, u16le(bits)), undefined, { allowNonFinite: true })
+    .tensor("x").data;
   cases.forEach(([b, v], i) => assert.ok(Object.is(got[i], v), `0x${b.toString(16)}: ${got[i]}`));
   assert.ok(Number.isNaN(got[cases.length]) && Number.isNaN(got[cases.length + 1]), "NaNs");
 });
@@ -164,7 +167,8 @@ Deno.test("`parseSafetensors()` decodes BF16 as the top half of a float32", () =
   ];
   const bits = [...cases.map(([b]) => b), 0x7fc0];
   const header = { x: { dtype: "BF16", shape: [3, 3], data_offsets: [0, 18] } };
-  const got = parseSafetensors(file(header, u16le(bits))).tensor("x").data;
+  const got = parseSafetensors(file(header, u16le(bits)), undefined, { allowNonFinite: true })
+    .tensor("x").data;
   cases.forEach(([b, v], i) => assert.ok(Object.is(got[i], v), `0x${b.toString(16)}: ${got[i]}`));
   assert.ok(Number.isNaN(got[8]));
   cases.forEach(([b, v]) => assert.ok(Object.is(decodeBF16(b), v)));
@@ -219,7 +223,7 @@ Deno.test("`serializeSafetensors()` stores F16 and BF16 rounded to nearest even"
   const values = [1, -2.5, 1 / 3, 65504, 70000, 2 ** -24, 1e-9, NaN, -Infinity];
   for (const dtype of ["F16", "BF16"] as const) {
     const bytes = serializeSafetensors(new Map([["v", t([9], values)]]), { dtype });
-    const st = parseSafetensors(bytes);
+    const st = parseSafetensors(bytes, undefined, { allowNonFinite: true });
     assert.equal(st.entry("v").dtype, dtype);
     assert.deepEqual([st.entry("v").begin, st.entry("v").end], [0, 18]);
     const encode = dtype === "F16" ? encodeF16 : encodeBF16;
@@ -232,9 +236,11 @@ Deno.test("`serializeSafetensors()` stores F16 and BF16 rounded to nearest even"
   }
   assert.deepEqual(
     [
-      ...parseSafetensors(serializeSafetensors([["v", t([3], [70000, 2 ** -24, 1e-9])]], {
-        dtype: "F16",
-      })).tensor("v").data,
+      ...parseSafetensors(
+        serializeSafetensors([["v", t([3], [70000, 2 ** -24, 1e-9])]], { dtype: "F16" }),
+        undefined,
+        { allowNonFinite: true },
+      ).tensor("v").data,
     ],
     [Infinity, 2 ** -24, 0],
   );
@@ -475,6 +481,117 @@ Deno.test("`writeFileAtomic()` leaves a readable file (0644), not the temporary 
     await writeFileAtomic(`${dir}/x.json`, "{}\n");
     const mode = (await Deno.stat(`${dir}/x.json`)).mode! & 0o777;
     if (mode !== 0o644) throw new Error(`mode ${mode.toString(8)}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("`parseSafetensors()` refuses a tensor name or entry key that appears twice", () => {
+  // JSON.parse keeps the last of repeated keys: without this check the second "w" replaced the
+  // first silently.
+  const w = '{"dtype":"F32","shape":[1],"data_offsets":[0,4]}';
+  rejects(
+    file(`{"w":${w},"w":${w}}`, 4),
+    /tensor "w" appears twice in the header \(a JSON reader keeps only the last\)/,
+  );
+  // The same name spelt with an escape is the same key.
+  rejects(file(`{"w":${w},"\\u0077":${w}}`, 4), /tensor "w" appears twice/);
+  rejects(
+    file(`{"__metadata__":{},"__metadata__":{"format":"pt"}}`),
+    /"__metadata__" appears twice in the header/,
+  );
+  rejects(
+    file(`{"__metadata__":{"format":"pt","format":"np"}}`),
+    /key "format" appears twice in "__metadata__"/,
+  );
+  rejects(
+    file(`{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"dtype":"F16"}}`, 4),
+    /key "dtype" appears twice in the entry of tensor "w"/,
+  );
+  // Keys that look alike inside strings, arrays and different objects are not repeats.
+  const ok = parseSafetensors(file(
+    `{"__metadata__":{"a":"\\"b\\":{","b":"}"},"a":{"dtype":"F32","shape":[1],` +
+      `"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`,
+    8,
+  ));
+  assert.deepEqual(ok.names(), ["a", "b"]);
+});
+
+Deno.test("`parseSafetensors()` refuses inherited property names as dtypes", () => {
+  rejects(
+    file({ w: { dtype: "toString", shape: [1], data_offsets: [0, 4] } }, 4),
+    /tensor "w" has unsupported dtype "toString"/,
+  );
+});
+
+Deno.test("`Safetensors.tensor()` refuses NaN and ±Infinity naming the tensor unless allowNonFinite", () => {
+  const f64 = new Uint8Array(new Float64Array([1, 1e300]).buffer); // 1e300 overflows float32
+  const bytes = file(
+    {
+      ok: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+      f32: { dtype: "F32", shape: [3], data_offsets: [8, 20] },
+      f16: { dtype: "F16", shape: [2], data_offsets: [20, 24] },
+      bf16: { dtype: "BF16", shape: [2], data_offsets: [24, 28] },
+      f64: { dtype: "F64", shape: [2], data_offsets: [28, 44] },
+    },
+    concat(f32le([1, 2]), f32le([0, NaN, -Infinity]), u16le([0x7c00, 0]), u16le([0, 0x7fc0]), f64),
+  );
+  const st = parseSafetensors(bytes, "w.safetensors");
+  assert.deepEqual([...st.tensor("ok").data], [1, 2]);
+  const refused: [string, RegExp][] = [
+    [
+      "f32",
+      /"f32" in file w\.safetensors: 2 of its 3 values are not finite \(first: element 1 = NaN\)/,
+    ],
+    ["f16", /"f16" .*1 of its 2 values are not finite \(first: element 0 = Infinity\)/],
+    ["bf16", /"bf16" .*1 of its 2 values .*element 1 = NaN/],
+    ["f64", /"f64" .*1 of its 2 values .*element 1 = Infinity/],
+  ];
+  for (const [name, pattern] of refused) {
+    assert.throws(() => st.tensor(name), (e: Error) => {
+      assert.match(e.message, /^Cannot decode tensor /);
+      assert.match(e.message, pattern);
+      assert.match(e.message, /allowNonFinite: true/);
+      return true;
+    });
+  }
+  const allowed = parseSafetensors(bytes, "w.safetensors", { allowNonFinite: true });
+  assert.ok(Number.isNaN(allowed.tensor("f32").data[1]));
+  assert.equal(allowed.tensor("f64").data[1], Infinity);
+});
+
+Deno.test("`readSafetensors()` checks the header against the file size before reading the data", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A 4 GiB file (sparse: it costs no disk) whose header describes 4 bytes. Reading it whole
+    // first, as before, took seconds and 4 GiB of memory before the size error.
+    const path = `${dir}/big.safetensors`;
+    await Deno.writeFile(path, file({ w: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, 4));
+    await Deno.truncate(path, 2 ** 32);
+    const started = performance.now();
+    await assert.rejects(
+      readSafetensors(path),
+      new RegExp(
+        `^Error: Cannot read safetensors file ${path}: \\d+ bytes follow the last tensor "w"`,
+      ),
+    );
+    assert.ok(performance.now() - started < 1000, "failed before reading the data");
+    // A header that promises more data than the file holds.
+    await Deno.writeFile(path, file({ w: { dtype: "F32", shape: [4], data_offsets: [0, 16] } }, 4));
+    await assert.rejects(readSafetensors(path), /"w" ends at data offset 16, past the end/);
+    // Non-finite values are refused when read from a file too, unless allowed.
+    await Deno.writeFile(
+      path,
+      file({ w: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, f32le([NaN])),
+    );
+    const st = await readSafetensors(path);
+    assert.equal(st.allowNonFinite, false);
+    assert.throws(
+      () => st.tensor("w"),
+      /Cannot decode tensor "w" in file .*big\.safetensors: 1 of/,
+    );
+    const allowed = await readSafetensors(path, { allowNonFinite: true });
+    assert.ok(Number.isNaN(allowed.tensor("w").data[0]));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
