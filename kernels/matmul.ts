@@ -1046,13 +1046,15 @@ function layoutKey(transA: boolean, transB: boolean, vecA: boolean, vecB: boolea
 
 /**
  * A tensor bound as `array<vec4f>` covers its bytes rounded up to 16 (pool buffers are 256-byte
- * granules, so the range exists). The extra lanes of a partial last vec4 only ever feed outputs
+ * granules, so the range exists; a view's extra bytes are its owner's next elements). The extra lanes of a partial last vec4 only ever feed outputs
  * past the matrix edge, which are not stored; along K the kernel never reads past K.
  */
 function vec4Range(t: Tensor, vec: boolean): Binding {
   if (!vec) return t;
   const size = Math.ceil(t.byteLength / 16) * 16;
-  return size <= t.buffer.size ? { buffer: t.buffer, offset: 0, size } : t;
+  return t.byteOffset + size <= t.buffer.size
+    ? { buffer: t.buffer, offset: t.byteOffset, size }
+    : t;
 }
 
 function exact(kernel: string, t: Tensor, n: number, what: string): void {

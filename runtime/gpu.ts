@@ -98,6 +98,29 @@ export interface GpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Ask for `shader-f16` when the adapter has it (default true). */
   f16?: boolean;
+  /**
+   * A storage-binding limit below the device's own (`maxStorageBufferBindingSize`), a positive
+   * multiple of 4 bytes: {@linkcode Gpu.maxBindingBytes} reports it and every dispatch is held to
+   * it. Tests force a small one so that the chunked paths for tensors over the limit run on small
+   * models. Default: the device's limit.
+   */
+  maxBindingBytes?: number;
+}
+
+/** A range of rows, from {@linkcode Gpu.rowChunks}. */
+export interface RowChunk {
+  /** First row. */
+  start: number;
+  /** Rows in the chunk. */
+  count: number;
+}
+
+/** Options of {@linkcode Gpu.rowChunks}. */
+export interface RowChunkOptions {
+  /** At most this many rows per chunk (default: as many as fit one binding). */
+  maxRows?: number;
+  /** Every chunk but the last holds a multiple of this many rows (default 1). */
+  multiple?: number;
 }
 
 /**
@@ -257,7 +280,7 @@ export class Batch {
         const name = b instanceof Tensor ? `tensor "${b.label}"` : "a buffer range";
         throw new GpuError(
           kernel.name,
-          `Cannot dispatch kernel "${kernel.name}": ${name} is ${size} bytes, over this device's ${limit}-byte storage binding limit (maxStorageBufferBindingSize; chunked bindings are not implemented)`,
+          `Cannot dispatch kernel "${kernel.name}": ${name} is ${size} bytes, over this device's ${limit}-byte storage binding limit (maxStorageBufferBindingSize); bind it in chunks (Tensor.view over gpu.rowChunks)`,
         );
       }
     }
@@ -324,16 +347,23 @@ export class Batch {
     return this;
   }
 
-  /** Records filling a tensor with one value (0 uses `clearBuffer`, others a small kernel). */
+  /**
+   * Records filling a tensor with one value (0 uses `clearBuffer`, others a small kernel, over
+   * chunks of a tensor larger than one binding).
+   */
   fill(dst: Tensor, value: number): this {
     if (value === 0 && !Object.is(value, -0)) {
       this.#ops.push({ kind: "fill", dst });
       return this;
     }
-    const params = new ArrayBuffer(8);
-    new Uint32Array(params)[0] = dst.size;
-    new Float32Array(params)[1] = value;
-    return this.dispatch(this.#gpu.fillKernel, [dst], params, fillGroups(dst.size));
+    for (const { start, count } of this.#gpu.rowChunks(dst.size, 1)) {
+      const part = count === dst.size ? dst : dst.view(start, [count]);
+      const params = new ArrayBuffer(8);
+      new Uint32Array(params)[0] = count;
+      new Float32Array(params)[1] = value;
+      this.dispatch(this.#gpu.fillKernel, [part], params, fillGroups(count));
+    }
+    return this;
   }
 
   /**
@@ -381,12 +411,19 @@ function rangeSize(b: Binding): number {
 }
 
 function bindingResource(b: Binding): GPUBufferBinding {
-  if (b instanceof Tensor) return { buffer: b.buffer, offset: 0, size: b.byteLength };
+  if (b instanceof Tensor) return { buffer: b.buffer, offset: b.byteOffset, size: b.byteLength };
   if ("texture" in b) throw new TypeError("a texture view is not a buffer range");
   return { buffer: b.buffer, offset: b.offset ?? 0, size: b.size };
 }
 
 let shared: Promise<Gpu> | undefined;
+/** The instance `shared` resolved to, so that destroying another instance leaves it alone. */
+let sharedGpu: Gpu | undefined;
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
 
 /**
  * The WebGPU device and everything that runs on it.
@@ -418,6 +455,7 @@ export class Gpu {
   #fill: Kernel | undefined;
   #destroyed = false;
   #pendingUploadBytes = 0;
+  readonly #maxBindingBytes: number;
   #profiles: { kernels: string[]; read: GPUBuffer }[] = [];
   readonly #afterSubmit: (() => void)[] = [];
 
@@ -437,9 +475,10 @@ export class Gpu {
    */
   recorder: RecordedDispatch[] | null = null;
 
-  private constructor(adapter: GPUAdapter, device: GPUDevice) {
+  private constructor(adapter: GPUAdapter, device: GPUDevice, maxBindingBytes: number) {
     this.adapter = adapter;
     this.device = device;
+    this.#maxBindingBytes = maxBindingBytes;
     const info = adapter.info;
     this.adapterName = info.description || info.device || info.vendor || "unknown adapter";
     this.isSoftware = info.isFallbackAdapter ||
@@ -461,6 +500,12 @@ export class Gpu {
    * is no WebGPU adapter.
    */
   static async create(options: GpuOptions = {}): Promise<Gpu> {
+    const forced = options.maxBindingBytes;
+    if (forced !== undefined && !(Number.isInteger(forced) && forced > 0 && forced % 4 === 0)) {
+      throw new RangeError(
+        `Cannot start WebGPU: maxBindingBytes ${forced} is not a positive multiple of 4`,
+      );
+    }
     const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
     if (!gpu) {
       throw new GpuError(
@@ -491,7 +536,8 @@ export class Gpu {
     }
     if (adapter.features.has("timestamp-query")) requiredFeatures.push("timestamp-query");
     const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: "whet" });
-    const g = new Gpu(adapter, device);
+    const limit = device.limits.maxStorageBufferBindingSize;
+    const g = new Gpu(adapter, device, Math.min(limit, forced ?? limit));
     g.#fill = await g.kernel({
       name: "fill",
       code: FILL_WGSL,
@@ -503,7 +549,7 @@ export class Gpu {
 
   /** The process-wide shared instance, created on first use. */
   static get(): Promise<Gpu> {
-    shared ??= Gpu.create().catch((e) => {
+    shared ??= Gpu.create().then((g) => sharedGpu = g, (e) => {
       shared = undefined;
       throw e;
     });
@@ -561,9 +607,62 @@ export class Gpu {
     return out;
   }
 
-  /** Largest buffer range one storage binding may cover on this device. */
+  /**
+   * Largest buffer range one storage binding may cover on this device (or the smaller limit
+   * forced with {@linkcode GpuOptions.maxBindingBytes}).
+   */
   get maxBindingBytes(): number {
-    return this.device.limits.maxStorageBufferBindingSize;
+    return this.#maxBindingBytes;
+  }
+
+  /**
+   * Byte alignment of a storage binding's offset: the device's `minStorageBufferOffsetAlignment`,
+   * and at least 16 so that a view starts on a vec4.
+   */
+  get offsetAlignment(): number {
+    return Math.max(16, this.device.limits.minStorageBufferOffsetAlignment);
+  }
+
+  /**
+   * Splits `rows` rows of `rowElems` 4-byte elements into consecutive chunks that each fit one
+   * storage binding ({@linkcode maxBindingBytes}) and start on the binding offset alignment, so
+   * that `t.view(start · rowElems, [count, rowElems])` of a (rows, rowElems) tensor can be bound.
+   * One chunk when everything fits. Throws when not even the alignment's worth of rows fits.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "../mod.ts";
+   * const gpu = await Gpu.create({ maxBindingBytes: 4096 });
+   * // 100 rows of 16 floats (64 bytes): 64 rows fit 4,096 bytes.
+   * const chunks = gpu.rowChunks(100, 16);
+   * if (chunks.length !== 2 || chunks[0].count !== 64 || chunks[1].start !== 64) throw new Error();
+   * gpu.destroy();
+   * ```
+   */
+  rowChunks(rows: number, rowElems: number, options: RowChunkOptions = {}): RowChunk[] {
+    const rowBytes = rowElems * 4, align = this.offsetAlignment;
+    const multiple = options.multiple ?? 1;
+    let per = Math.floor(this.#maxBindingBytes / rowBytes);
+    if (options.maxRows !== undefined) per = Math.min(per, options.maxRows);
+    if (per >= rows) return [{ start: 0, count: rows }];
+    // Rows per chunk: a multiple of `multiple` and of the rows that make a whole alignment unit.
+    const unit = align / gcd(rowBytes, align);
+    const step = unit * multiple / gcd(unit, multiple);
+    per = Math.floor(per / step) * step;
+    if (!(per > 0)) {
+      throw new RangeError(
+        `Cannot bind rows of ${rowBytes} bytes in chunks: ${step} rows (the binding offset alignment of ${align} bytes${
+          multiple > 1 ? ` and a multiple of ${multiple}` : ""
+        }) exceed the ${this.#maxBindingBytes}-byte storage binding limit${
+          options.maxRows !== undefined ? ` or ${options.maxRows} rows` : ""
+        }`,
+      );
+    }
+    const out: RowChunk[] = [];
+    for (let start = 0; start < rows; start += per) {
+      out.push({ start, count: Math.min(per, rows - start) });
+    }
+    return out;
   }
 
   /** Throws if the device was lost or an uncaptured error is pending. */
@@ -769,7 +868,7 @@ export class Gpu {
     this.#destroyed = true;
     this.#pool.clear();
     this.device.destroy();
-    if (shared) shared = undefined;
+    if (sharedGpu === this) shared = sharedGpu = undefined;
   }
 
   /** @internal Encodes and submits a batch's operations. */
@@ -888,13 +987,17 @@ export class Gpu {
         } else if (op.kind === "texture") {
           for (const c of op.copies) {
             enc.copyBufferToTexture(
-              { buffer: op.src.buffer, offset: c.offset, bytesPerRow: c.bytesPerRow },
+              {
+                buffer: op.src.buffer,
+                offset: op.src.byteOffset + c.offset,
+                bytesPerRow: c.bytesPerRow,
+              },
               { texture: op.dst, origin: [0, c.y] },
               [c.width, c.height],
             );
           }
         } else {
-          enc.clearBuffer(op.dst.buffer, 0, op.dst.byteLength);
+          enc.clearBuffer(op.dst.buffer, op.dst.byteOffset, op.dst.byteLength);
         }
       }
     }

@@ -15,6 +15,8 @@ export {
   type KernelSpec,
   type ProfileEntry,
   type RecordedDispatch,
+  type RowChunk,
+  type RowChunkOptions,
   type TextureCopy,
 } from "./gpu.ts";
 export { BufferPool, type PoolStats } from "./pool.ts";
