@@ -119,11 +119,84 @@ interface TrainerState {
   losses: number[];
   evalLosses: { step: number; loss: number }[];
   options: TrainOptions;
+  /**
+   * Byte size of every other file of the checkpoint. The state is written last, so a folder whose
+   * state parses and whose files have these sizes is complete. Absent in checkpoints written before
+   * it existed: those are checked by parsing their two safetensors files only.
+   */
+  files?: Record<string, number>;
 }
+
+/** The stages of a checkpoint save, in order (see {@linkcode Trainer.create}). */
+type CheckpointStage = "created" | "partial" | "verified" | "moved" | "renamed";
+type CheckpointHook = (stage: CheckpointStage, step: number) => void | Promise<void>;
 
 const STATE_FILE = "trainer_state.json";
 const TRAINABLE_FILE = "trainable.safetensors";
 const OPTIMIZER_FILE = "optimizer.safetensors";
+/** The checkpoint folder inside `outDir`. */
+const CHECKPOINT_DIR = "checkpoint";
+/** Every other folder a save creates starts with this: its temporary folders and the old copy. */
+const CHECKPOINT_PREFIX = ".checkpoint.";
+/** Where the previous checkpoint waits while the new one is renamed into place. */
+const OLD_CHECKPOINT_DIR = `${CHECKPOINT_PREFIX}old`;
+
+/**
+ * Checks that `dir` holds a complete checkpoint and returns its step, or the reason it is not one.
+ */
+async function inspectCheckpoint(dir: string): Promise<{ step: number } | { problem: string }> {
+  let state: TrainerState;
+  try {
+    state = JSON.parse(await Deno.readTextFile(`${dir}/${STATE_FILE}`));
+  } catch (e) {
+    return { problem: `${dir}/${STATE_FILE} cannot be read: ${(e as Error).message}` };
+  }
+  if (typeof state !== "object" || state === null || !Number.isInteger(state.step)) {
+    return { problem: `${dir}/${STATE_FILE} has no integer "step"` };
+  }
+  for (const [name, size] of Object.entries(state.files ?? {})) {
+    const actual = await Deno.stat(`${dir}/${name}`).then((s) => s.size, () => undefined);
+    if (actual !== size) {
+      return {
+        problem: `${dir}/${name} ${
+          actual === undefined ? "is missing" : `has ${actual} bytes`
+        }, the state lists ${size}`,
+      };
+    }
+  }
+  for (const file of [TRAINABLE_FILE, OPTIMIZER_FILE]) {
+    try {
+      await readSafetensors(`${dir}/${file}`);
+    } catch (e) {
+      return { problem: (e as Error).message };
+    }
+  }
+  return { step: state.step };
+}
+
+async function removeIfPresent(path: string): Promise<void> {
+  try {
+    await Deno.remove(path, { recursive: true });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+/** Names of the folders in `outDir` that hold or held a checkpoint (the final one first). */
+async function checkpointFolders(outDir: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(outDir)) {
+      if (
+        e.isDirectory && (e.name === CHECKPOINT_DIR || e.name.startsWith(CHECKPOINT_PREFIX))
+      ) names.push(e.name);
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  return names.sort();
+}
 
 /**
  * Trains `params` (default: every trainable parameter of the model) on batches from `train`.
@@ -159,6 +232,7 @@ export class Trainer {
   #losses: number[] = [];
   #evalLosses: { step: number; loss: number }[] = [];
   #lastCheckpoint: string | undefined;
+  readonly #checkpointHook: CheckpointHook | undefined;
 
   private constructor(
     model: Decoder,
@@ -166,11 +240,13 @@ export class Trainer {
     train: BatchSource,
     dev: BatchSource | undefined,
     options: TrainOptions,
+    checkpointHook: CheckpointHook | undefined,
   ) {
     this.model = model;
     this.optimizer = optimizer;
     this.#train = train;
     this.#dev = dev;
+    this.#checkpointHook = checkpointHook;
     this.options = {
       warmupSteps: 0,
       minLrRatio: 0.1,
@@ -197,13 +273,24 @@ export class Trainer {
 
   /**
    * A trainer for `model` on `train` (and `dev` for evaluation). `params` defaults to the model's
-   * trainable parameters; PEFT methods pass their own list.
+   * trainable parameters; PEFT methods pass their own list. `checkpointHook` is awaited at each
+   * stage of every checkpoint save, in this order: "created" (empty temporary folder), "partial"
+   * (some files written), "verified" (temporary folder complete, previous checkpoint still in
+   * place), "moved" (previous checkpoint renamed to `.checkpoint.old`), "renamed" (new checkpoint
+   * in place, old one not yet removed); the kill tests stop the process there.
    */
   static async create(
     model: Decoder,
     train: BatchSource,
     options: TrainOptions,
-    extra: { dev?: BatchSource; params?: Param[] } = {},
+    extra: {
+      dev?: BatchSource;
+      params?: Param[];
+      checkpointHook?: (
+        stage: "created" | "partial" | "verified" | "moved" | "renamed",
+        step: number,
+      ) => void | Promise<void>;
+    } = {},
   ): Promise<Trainer> {
     validate(options);
     const optimizer = await Optimizer.create(
@@ -211,7 +298,7 @@ export class Trainer {
       extra.params ?? model.parameters(),
       options.optimizer,
     );
-    return new Trainer(model, optimizer, train, extra.dev, options);
+    return new Trainer(model, optimizer, train, extra.dev, options, extra.checkpointHook);
   }
 
   /** Optimizer steps done. */
@@ -366,17 +453,25 @@ export class Trainer {
   }
 
   /**
-   * Writes `outDir/checkpoint/` atomically (a temporary folder renamed into place): the trainable
-   * parameters, the optimizer moments, the trainer state and, when every model parameter is
-   * trainable, a Hugging Face checkpoint (config.json + model.safetensors) loadable on its own.
+   * Writes `outDir/checkpoint/`: the trainable parameters, the optimizer moments, the trainer state
+   * and, when every model parameter is trainable, a Hugging Face checkpoint (config.json +
+   * model.safetensors) loadable on its own. The files go to a temporary `.checkpoint.*` folder that
+   * is read back and verified before the previous checkpoint is moved aside, so that a process
+   * stopped at any moment leaves at least one complete checkpoint for
+   * {@linkcode Trainer.recoverCheckpoint} to find.
    */
   async saveCheckpoint(): Promise<string> {
     const outDir = this.options.outDir;
     if (!outDir) throw new Error("Cannot save a checkpoint: no outDir was given");
     await Deno.mkdir(outDir, { recursive: true });
-    const final = `${outDir}/checkpoint`;
-    const tmp = await Deno.makeTempDir({ dir: outDir, prefix: ".checkpoint." });
+    const final = `${outDir}/${CHECKPOINT_DIR}`, old = `${outDir}/${OLD_CHECKPOINT_DIR}`;
+    const step = this.#step;
+    const stage = async (s: CheckpointStage) => await this.#checkpointHook?.(s, step);
+    const tmp = await Deno.makeTempDir({ dir: outDir, prefix: CHECKPOINT_PREFIX });
+    // Until the previous checkpoint is moved aside, a failed save only has its own folder to remove.
+    let moved = false;
     try {
+      await stage("created");
       const params = this.optimizer.params;
       const values = await this.model.gpu.read(params.map((p) => p.value));
       const trainable = new Map(
@@ -390,14 +485,8 @@ export class Trainer {
         }
       }
       await writeSafetensors(`${tmp}/${TRAINABLE_FILE}`, trainable);
+      await stage("partial");
       await writeSafetensors(`${tmp}/${OPTIMIZER_FILE}`, await this.optimizer.exportState());
-      const state: TrainerState = {
-        step: this.#step,
-        losses: this.#losses.map((l) => (Number.isFinite(l) ? l : null)) as number[],
-        evalLosses: this.#evalLosses,
-        options: this.options,
-      };
-      await writeFileAtomic(`${tmp}/${STATE_FILE}`, JSON.stringify(state, null, 2) + "\n");
       if (this.model.injected.size === 0 && params.length === this.model.params.size) {
         await saveModelCheckpoint(tmp, this.model.config, trainable);
       } else {
@@ -406,20 +495,105 @@ export class Trainer {
           JSON.stringify(this.model.configJson(), null, 2) + "\n",
         );
       }
-      // Swap into place: the old checkpoint is removed only after the new one is complete.
-      const old = `${outDir}/.checkpoint.old`;
-      await Deno.remove(old, { recursive: true }).catch(() => {});
-      await Deno.rename(final, old).catch((e) => {
+      const files: Record<string, number> = {};
+      for await (const e of Deno.readDir(tmp)) {
+        if (e.isFile) files[e.name] = (await Deno.stat(`${tmp}/${e.name}`)).size;
+      }
+      const state: TrainerState = {
+        step,
+        losses: this.#losses.map((l) => (Number.isFinite(l) ? l : null)) as number[],
+        evalLosses: this.#evalLosses,
+        options: this.options,
+        files,
+      };
+      // The state goes last: a folder with a readable state is a finished one.
+      await writeFileAtomic(`${tmp}/${STATE_FILE}`, JSON.stringify(state, null, 2) + "\n");
+      const check = await inspectCheckpoint(tmp);
+      if (!("step" in check) || check.step !== step) {
+        throw new Error(
+          `Cannot save a checkpoint: ${tmp} did not verify after writing (${
+            "problem" in check ? check.problem : `step ${check.step}, expected ${step}`
+          })`,
+        );
+      }
+      await stage("verified");
+      // POSIX cannot swap two folders in one step: the previous checkpoint is renamed aside first,
+      // and while neither name holds it, the verified temporary folder is the one resume takes.
+      await removeIfPresent(old);
+      try {
+        await Deno.rename(final, old);
+      } catch (e) {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
-      });
+      }
+      moved = true;
+      await stage("moved");
       await Deno.rename(tmp, final);
-      await Deno.remove(old, { recursive: true }).catch(() => {});
+      await stage("renamed");
     } catch (e) {
-      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+      if (!moved) await removeIfPresent(tmp);
       throw e;
+    }
+    // The new checkpoint is in place: the previous one and what interrupted saves left can go.
+    for (const name of await checkpointFolders(outDir)) {
+      if (name !== CHECKPOINT_DIR) await removeIfPresent(`${outDir}/${name}`);
     }
     this.#lastCheckpoint = final;
     return final;
+  }
+
+  /**
+   * Finds the last complete checkpoint in `outDir` after a process was stopped at any moment, even
+   * inside {@linkcode Trainer.saveCheckpoint}: `checkpoint/`, or a verified `.checkpoint.*`
+   * temporary folder (newer than it), or `.checkpoint.old` (older). The one found is renamed to
+   * `outDir/checkpoint` and the other checkpoint folders are removed (unfinished temporary ones
+   * included). Returns undefined when there is none; throws, removing nothing, when the only
+   * checkpoint there is incomplete.
+   *
+   * @example
+   * ```ts
+   * import { Trainer } from "../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await Deno.mkdir(`${dir}/.checkpoint.x1y2`); // a save stopped just after it began
+   * if ((await Trainer.recoverCheckpoint(dir)) !== undefined) throw new Error("nothing to resume");
+   * for await (const e of Deno.readDir(dir)) throw new Error(`${e.name} left behind`);
+   * await Deno.remove(dir);
+   * ```
+   */
+  static async recoverCheckpoint(
+    outDir: string,
+  ): Promise<{ path: string; step: number; from: string } | undefined> {
+    const names = await checkpointFolders(outDir);
+    // Most recent first: a verified temporary folder exists only between its verification and its
+    // rename into place, when it is newer than checkpoint/, which is newer than .checkpoint.old.
+    const rank = (n: string) => n === CHECKPOINT_DIR ? 1 : n === OLD_CHECKPOINT_DIR ? 2 : 0;
+    const found = await Promise.all(
+      names.map(async (name) => ({ name, ...(await inspectCheckpoint(`${outDir}/${name}`)) })),
+    );
+    const complete = found.filter((f): f is { name: string; step: number } => "step" in f)
+      .sort((a, b) => rank(a.name) - rank(b.name) || b.step - a.step);
+    if (complete.length === 0) {
+      const kept = found.filter((f) => rank(f.name) > 0);
+      if (kept.length > 0) {
+        throw new Error(
+          `Cannot resume from ${outDir}: no complete checkpoint; ${
+            kept.map((f) => "problem" in f ? f.problem : f.name).join("; ")
+          }`,
+        );
+      }
+      for (const name of names) await removeIfPresent(`${outDir}/${name}`);
+      return undefined;
+    }
+    const best = complete[0], final = `${outDir}/${CHECKPOINT_DIR}`;
+    if (best.name !== CHECKPOINT_DIR) {
+      // checkpoint/ is older or incomplete; stopped halfway through removing it, it is incomplete
+      // and the next recovery still ranks `best` first.
+      await removeIfPresent(final);
+      await Deno.rename(`${outDir}/${best.name}`, final);
+    }
+    for (const name of names) {
+      if (name !== best.name && name !== CHECKPOINT_DIR) await removeIfPresent(`${outDir}/${name}`);
+    }
+    return { path: final, step: best.step, from: best.name };
   }
 
   /**
@@ -435,8 +609,13 @@ export class Trainer {
         cause: e,
       });
     }
-    if (!Number.isInteger(state.step) || state.step < 0 || state.step > this.options.steps) {
+    if (!Number.isInteger(state.step) || state.step < 0) {
       throw new Error(`Cannot resume from ${dir}/${STATE_FILE}: field "step" is ${state.step}`);
+    }
+    if (state.step > this.options.steps) {
+      throw new Error(
+        `Cannot resume from ${dir}: the checkpoint is at step ${state.step}, past this run's ${this.options.steps} steps`,
+      );
     }
     const weights = await readSafetensors(`${dir}/${TRAINABLE_FILE}`);
     for (const p of this.optimizer.params) {
