@@ -1,6 +1,8 @@
 /**
  * AdamW with decoupled weight decay, in torch.optim.AdamW's operation order, with per-element
- * gradient and weight-decay masks and a gradient-clipping scale read from the GPU.
+ * gradient and weight-decay masks and a gradient-clipping scale read from the GPU. A parameter
+ * larger than one storage binding (a GPT-2 token table on lavapipe or in a browser) is updated
+ * chunk by chunk, with the same result.
  *
  * @module
  */
@@ -66,9 +68,11 @@ export interface AdamWTensors {
  * ```
  */
 export class AdamW {
+  readonly #gpu: Gpu;
   readonly #kernel: Kernel;
 
-  private constructor(kernel: Kernel) {
+  private constructor(gpu: Gpu, kernel: Kernel) {
+    this.#gpu = gpu;
     this.#kernel = kernel;
   }
 
@@ -81,7 +85,7 @@ export class AdamW {
       entry: "step",
       bindings: ["uniform", "read", "read", "read", "read", "write", "write", "write"],
     });
-    return new AdamW(kernel);
+    return new AdamW(gpu, kernel);
   }
 
   /**
@@ -133,16 +137,24 @@ export class AdamW {
       .u32(clip ? 1 : 0)
       .u32(clip ? clip.size - 1 : 0)
       .bytes;
-    // An absent mask or clip binds grad in its place (flagged off): a binding cannot be empty.
-    const bindings = [
-      t.grad,
-      t.gradMask ?? t.grad,
-      t.wdMask ?? t.grad,
-      clip ?? t.grad,
-      t.param,
-      t.m,
-      t.v,
-    ];
-    batch.dispatch(this.#kernel, bindings, params, grid(n, 256));
+    // A tensor over one storage binding is updated chunk by chunk (views of the same elements
+    // of each tensor): element-wise, so the result is the same.
+    for (const { start, count } of this.#gpu.rowChunks(n, 1)) {
+      const part = (x: Tensor) => count === n ? x : x.view(start, [count]);
+      const grad = part(t.grad);
+      // An absent mask or clip binds grad in its place (flagged off): a binding cannot be empty.
+      const bindings = [
+        grad,
+        t.gradMask ? part(t.gradMask) : grad,
+        t.wdMask ? part(t.wdMask) : grad,
+        clip ?? grad,
+        part(t.param),
+        part(t.m),
+        part(t.v),
+      ];
+      const chunkParams = new Uint32Array(params.slice(0));
+      chunkParams[0] = count;
+      batch.dispatch(this.#kernel, bindings, chunkParams, grid(count, 256));
+    }
   }
 }

@@ -2,7 +2,8 @@
  * Global gradient-norm clipping on the GPU: the L2 norm over a list of gradient tensors (each
  * optionally masked) and `clipScale = min(1, maxNorm / (norm + 1e-6))`
  * (torch.nn.utils.clip_grad_norm_), written to a small tensor that {@linkcode AdamW.step} reads,
- * so a training step needs no readback to clip.
+ * so a training step needs no readback to clip. Gradients larger than one storage binding are
+ * summed chunk by chunk, with the same partial sums.
  *
  * @module
  */
@@ -100,12 +101,24 @@ export class GradNorm {
     }
     if (Number.isNaN(maxNorm)) throw new RangeError(`Cannot run kernel "${name}": maxNorm is NaN`);
     const list = grads.map((g) => "grad" in g ? g : { grad: g, mask: null });
-    const slots = list.reduce((s, { grad }) => s + Math.ceil(grad.size / CHUNK), 0);
-    checkLoops("gradnorm.finish", Math.ceil(slots / 256) + 10, `${slots} partial sums`);
     for (const { grad, mask } of list) if (mask) sameSize(name, grad, mask);
+    // A tensor over one storage binding is summed chunk by chunk (views). Chunks of whole
+    // workgroups' elements give each workgroup the same elements as without chunks, so the same
+    // partial sums; only a binding limit under CHUNK·4 bytes (32 KiB) splits a workgroup's share.
+    const multiple = this.#gpu.maxBindingBytes >= CHUNK * 4 ? CHUNK : 1;
+    const parts = list.flatMap(({ grad, mask }) =>
+      this.#gpu.rowChunks(grad.size, 1, { multiple }).map(({ start, count }) =>
+        count === grad.size ? { grad, mask } : {
+          grad: grad.view(start, [count]),
+          mask: mask ? mask.view(start, [count]) : null,
+        }
+      )
+    );
+    const slots = parts.reduce((s, { grad }) => s + Math.ceil(grad.size / CHUNK), 0);
+    checkLoops("gradnorm.finish", Math.ceil(slots / 256) + 10, `${slots} partial sums`);
     const scratch = this.#scratchFor(Math.max(slots, 1));
     let offset = 0;
-    for (const { grad, mask } of list) {
+    for (const { grad, mask } of parts) {
       const groups = Math.ceil(grad.size / CHUNK);
       if (groups === 0) continue;
       const params =

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { AdamW, type AdamWHyper, Rng } from "../../mod.ts";
+import { AdamW, type AdamWHyper, Gpu, Rng } from "../../mod.ts";
 import { assertClose, gpu, randn, release, upload } from "../helpers.ts";
 import { adamwStep } from "../ref/adamw.ts";
 
@@ -200,4 +200,38 @@ Deno.test("AdamW.step() rejects bad sizes and hyperparameters naming the tensor 
     /beta2 1 is outside \[0, 1\)/,
   );
   release(p, gr, m, v, shortMask, clip3);
+});
+
+Deno.test("AdamW.step() updates tensors over the storage-binding limit chunk by chunk, bit for bit as unchunked", async () => {
+  const n = 3001; // 12,004 bytes: four chunks of a forced 4,096-byte limit, the last one partial
+  const rng = new Rng(77);
+  const host = {
+    param: randn(rng, n),
+    grad: randn(rng, n),
+    m: randn(rng, n, 0.1),
+    v: randn(rng, n, 0.1).map((x) => Math.fround(x * x)),
+    gradMask: mask(rng, n, 0.7),
+    wdMask: mask(rng, n, 0.5),
+  };
+  const h: AdamWHyper = { lr: LR, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 3 };
+  const run = async (g: Awaited<ReturnType<typeof gpu>>) => {
+    const k = await AdamW.create(g);
+    const t = Object.fromEntries(
+      Object.entries(host).map(([name, data]) => [name, upload(g, [n], data, name)]),
+    ) as Record<keyof typeof host, ReturnType<typeof upload>>;
+    const clip = upload(g, [2], [5, 0.37], "clip");
+    const batch = g.batch();
+    k.step(batch, t, h, clip);
+    await batch.submit();
+    const out = await g.read([t.param, t.m, t.v]);
+    release(...Object.values(t), clip);
+    return out;
+  };
+  const small = await Gpu.create({ maxBindingBytes: 4096 });
+  try {
+    assert.ok(small.rowChunks(n, 1).length > 1, "the forced limit splits the tensors");
+    assert.deepEqual(await run(small), await run(await gpu()));
+  } finally {
+    small.destroy();
+  }
 });

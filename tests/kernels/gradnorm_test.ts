@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { AdamW, GradNorm, Rng } from "../../mod.ts";
+import { AdamW, Gpu, GradNorm, Rng } from "../../mod.ts";
 import { assertClose, gpu, poisoned, randn, release, upload } from "../helpers.ts";
 import { adamwStep } from "../ref/adamw.ts";
 import { gradNorm } from "../ref/gradnorm.ts";
@@ -123,4 +123,43 @@ Deno.test("GradNorm.compute() rejects a bad out or mask naming the tensor", asyn
   assert.throws(() => k.compute(b, [grad], out, NaN), /maxNorm is NaN/);
   k.release();
   release(grad, mask, out, out3);
+});
+
+Deno.test("GradNorm.compute() sums tensors over the storage-binding limit chunk by chunk", async () => {
+  const rng = new Rng(21);
+  const sizes = [40_000, 7, 20_000];
+  const host = sizes.map((n, i) => ({
+    grad: randn(rng, n, 0.5),
+    mask: i !== 1 ? Float64Array.from({ length: n }, () => rng.float() < 0.6 ? 1 : 0) : null,
+  }));
+  const run = async (g: Awaited<ReturnType<typeof gpu>>) => {
+    const k = await GradNorm.create(g);
+    const tensors = host.map(({ grad, mask }, i) => ({
+      grad: upload(g, [grad.length], grad, `grad${i}`),
+      mask: mask && upload(g, [mask.length], mask, `mask${i}`),
+    }));
+    const out = poisoned(g, [2], "out");
+    const batch = g.batch();
+    k.compute(batch, tensors, out, 1);
+    await batch.submit();
+    const [result] = await g.read([out]);
+    k.release();
+    release(out, ...tensors.flatMap(({ grad, mask }) => mask ? [grad, mask] : [grad]));
+    return result;
+  };
+  const whole = await run(await gpu());
+  // 64 KiB: chunks of two workgroups' elements, so every partial sum is the one without chunks.
+  const wide = await Gpu.create({ maxBindingBytes: 65536 });
+  // 4 KiB: under one workgroup's 32 KiB, so the sums are split differently (reference tolerance).
+  const narrow = await Gpu.create({ maxBindingBytes: 4096 });
+  try {
+    assert.deepEqual(await run(wide), whole, "same bits with chunks of whole workgroups");
+    const [refNorm, refScale] = gradNorm(host, 1);
+    const [n, s] = await run(narrow);
+    assertClose([n], [refNorm], NORM_TOL, "norm (4 KiB chunks)");
+    assertClose([s], [refScale], SCALE_TOL, "clipScale (4 KiB chunks)");
+  } finally {
+    wide.destroy();
+    narrow.destroy();
+  }
 });
