@@ -23,6 +23,18 @@
  * two-level batch over all (b, h) cannot name the kv head: its offset j·hs = ⌊h/g⌋·hs is not
  * linear in h, and (b, j) cannot be one level either (b steps T·W, j steps hs).
  *
+ * Attention-probability dropout ({@linkcode AttentionDropout}, Hugging Face's `attn_dropout` /
+ * `attention_dropout`, training only): `out = drop(att)·v`, where drop zeroes each probability with
+ * probability p and scales the rest by 1/(1 − p). The mask is the counter-based hash of
+ * (seed, att index ((b·H + h)·T + t)·T + t2), as in kernels/dropout.ts, recomputed wherever it is
+ * used instead of stored, so backward needs only the seed: dL/d att = drop(dout·vᵀ), then the
+ * softmax backward with the undropped `att` (which is what `att` keeps), dv = drop(att)ᵀ·dout.
+ * The workgroup and rows variants apply it inside their kernels (pipelines compiled with the WGSL
+ * override `DROPOUT`); the gemm variant's softmax kernel also writes drop(att) to a scratch tensor
+ * for the ·V GEMM, and its backward rewrites `datt` with drop(att) for the dv GEMM once dq and dk
+ * have read the score gradients. With p = 0 (or no dropout) the kernels and dispatches are exactly
+ * those without dropout.
+ *
  * @module
  */
 
@@ -51,6 +63,43 @@ const WG = 64;
  */
 export type AttentionVariant = "auto" | "workgroup" | "rows" | "gemm";
 
+/**
+ * Dropout on the attention probabilities for {@linkcode Attention.forward} and
+ * {@linkcode Attention.backward}: give backward the forward's `p` and `seed`.
+ *
+ * @example
+ * ```ts
+ * import { Attention, Gpu } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const attn = await Attention.create(gpu);
+ * // One head of size 2 over two tokens with q = 0: token 1 averages v0 = (1, 0) and v1 = (0, 1).
+ * const qkv = gpu.tensor([1, 2, 6], new Float32Array([0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1]));
+ * const out = gpu.tensor([1, 2, 2]);
+ * const att = gpu.tensor(Attention.scratchShape(1, 2, 1));
+ * const scratch = gpu.tensor(Attention.scratchShape(1, 2, 1));
+ * const batch = gpu.batch();
+ * attn.forward(batch, qkv, out, att, 1, 2, 2, 1, 1, { p: 0.5, seed: 7, scratch });
+ * await batch.submit();
+ * const [y, a] = await gpu.read([out, att]);
+ * // att keeps the undropped probabilities; each kept one is doubled in out, a dropped one is 0.
+ * if (a[2] !== 0.5 || a[3] !== 0.5) throw new Error(`att ${a}`);
+ * if (!(y[2] === 0 || y[2] === 1) || !(y[3] === 0 || y[3] === 1)) throw new Error(`out ${y}`);
+ * for (const t of [qkv, out, att, scratch]) t.release();
+ * ```
+ */
+export interface AttentionDropout {
+  /** Drop probability in [0, 1); 0 runs the kernels without dropout. */
+  p: number;
+  /** An integer in [0, 2³²) naming the mask. */
+  seed: number;
+  /**
+   * A (B,H,T,T) tensor that forward may overwrite (the gemm variant keeps drop(att) there for its
+   * ·V GEMM), needed by forward when p > 0 on every variant, so that a caller works on every
+   * adapter; backward ignores it. It may be backward's `datt`, which is free during a forward.
+   */
+  scratch?: Tensor;
+}
+
 /** Options for {@linkcode Attention.create}. */
 export interface AttentionOptions {
   /** Which kernels run (default `"auto"`). */
@@ -77,7 +126,11 @@ const LAYOUTS = {
   backward_key_rows: layout([5, "read"], [7, "read"], [9, "read"], [11, "read"], [12, "write"]),
   softmax_rows: layout([3, "write"]),
   softmax_backward_rows: layout([5, "read"], [6, "write"]),
+  softmax_dropout_rows: layout([3, "write"], [13, "write"]),
+  dropout_rows: layout([5, "read"], [6, "write"]),
 };
+
+const TWO_32 = 2 ** 32;
 
 /** Most (b, h) heads one batched GEMM takes. */
 const MAX_GEMM_BATCH = 65535;
@@ -86,6 +139,15 @@ interface Kernels {
   forward: Kernel;
   backwardQuery: Kernel;
   backwardKey: Kernel;
+}
+
+/** The kernels of one mode, without attention dropout or with it. */
+interface Pipelines {
+  workgroup: Kernels;
+  rows: Kernels;
+  /** The gemm variant's softmax (with dropout: softmax_dropout_rows, which also writes drop(att)). */
+  softmax: Kernel;
+  softmaxBackward: Kernel;
 }
 
 /**
@@ -146,26 +208,23 @@ export class Attention {
   /** Largest head size hs = C/H the kernels accept. */
   static readonly maxHeadSize = 128;
 
-  readonly #workgroup: Kernels;
-  readonly #rows: Kernels;
-  readonly #softmax: Kernel;
-  readonly #softmaxBackward: Kernel;
+  readonly #plain: Pipelines;
+  readonly #dropout: Pipelines;
+  /** The gemm backward's dropout_rows: datt = drop(att) for the dv GEMM. */
+  readonly #dropoutRows: Kernel;
   readonly #matmul: Matmul;
   readonly #variant: AttentionVariant;
   readonly #maxBindingBytes: number;
 
   private constructor(
-    workgroup: Kernels,
-    rows: Kernels,
-    gemm: { softmax: Kernel; softmaxBackward: Kernel; matmul: Matmul },
+    kernels: { plain: Pipelines; dropout: Pipelines; dropoutRows: Kernel; matmul: Matmul },
     variant: AttentionVariant,
     maxBindingBytes: number,
   ) {
-    this.#workgroup = workgroup;
-    this.#rows = rows;
-    this.#softmax = gemm.softmax;
-    this.#softmaxBackward = gemm.softmaxBackward;
-    this.#matmul = gemm.matmul;
+    this.#plain = kernels.plain;
+    this.#dropout = kernels.dropout;
+    this.#dropoutRows = kernels.dropoutRows;
+    this.#matmul = kernels.matmul;
     this.#variant = variant;
     this.#maxBindingBytes = maxBindingBytes;
   }
@@ -175,28 +234,50 @@ export class Attention {
    * use it to check both); the default picks per adapter and shape.
    */
   static async create(gpu: Gpu, options: AttentionOptions = {}): Promise<Attention> {
-    const k = (entry: keyof typeof LAYOUTS) =>
-      gpu.kernel({ name: `attention.${entry}`, file: FILE, code, entry, bindings: LAYOUTS[entry] });
-    const [forward, backwardQuery, backwardKey] = await Promise.all([
-      k("forward"),
-      k("backward_query"),
-      k("backward_key"),
-    ]);
-    const [forwardRows, backwardQueryRows, backwardKeyRows] = await Promise.all([
-      k("forward_rows"),
-      k("backward_query_rows"),
-      k("backward_key_rows"),
-    ]);
-    const [softmax, softmaxBackward, matmul] = await Promise.all([
-      k("softmax_rows"),
-      k("softmax_backward_rows"),
+    // With dropout: the same entry points compiled with DROPOUT = true.
+    const k = (entry: keyof typeof LAYOUTS, dropout = false) =>
+      gpu.kernel({
+        name: `attention.${entry}${dropout ? " (dropout)" : ""}`,
+        file: FILE,
+        code,
+        entry,
+        bindings: LAYOUTS[entry],
+        ...(dropout ? { constants: { DROPOUT: 1 } } : {}),
+      });
+    const pipelines = async (dropout: boolean): Promise<Pipelines> => {
+      const [forward, backwardQuery, backwardKey, forwardRows, backwardQueryRows, backwardKeyRows] =
+        await Promise.all([
+          k("forward", dropout),
+          k("backward_query", dropout),
+          k("backward_key", dropout),
+          k("forward_rows", dropout),
+          k("backward_query_rows", dropout),
+          k("backward_key_rows", dropout),
+        ]);
+      const [softmax, softmaxBackward] = await Promise.all([
+        dropout ? k("softmax_dropout_rows") : k("softmax_rows"),
+        k("softmax_backward_rows", dropout),
+      ]);
+      return {
+        workgroup: { forward, backwardQuery, backwardKey },
+        rows: {
+          forward: forwardRows,
+          backwardQuery: backwardQueryRows,
+          backwardKey: backwardKeyRows,
+        },
+        softmax,
+        softmaxBackward,
+      };
+    };
+    const [plain, dropout, dropoutRows, matmul] = await Promise.all([
+      pipelines(false),
+      pipelines(true),
+      k("dropout_rows"),
       Matmul.create(gpu),
     ]);
     const variant = options.variant ?? "auto";
     return new Attention(
-      { forward, backwardQuery, backwardKey },
-      { forward: forwardRows, backwardQuery: backwardQueryRows, backwardKey: backwardKeyRows },
-      { softmax, softmaxBackward, matmul },
+      { plain, dropout, dropoutRows, matmul },
       variant === "auto" && !gpu.isSoftware ? "workgroup" : variant,
       gpu.maxBindingBytes,
     );
@@ -210,7 +291,9 @@ export class Attention {
   /**
    * qkv is (B,T,(H+2·kvHeads)·C/H); writes out (B,T,C) `=` and att (B,H,T,T) `=` (the causal
    * softmax probabilities, every element written: 0 above the diagonal). C = H·hs; `kvHeads`
-   * (default H) must divide H. Keep `att` for {@linkcode backward}.
+   * (default H) must divide H. Keep `att` for {@linkcode backward}. With `dropout` (p > 0) the
+   * values are weighted by the dropped probabilities while `att` keeps the undropped ones, and
+   * `dropout.scratch` (B,H,T,T) may be overwritten.
    */
   forward(
     batch: Batch,
@@ -222,13 +305,18 @@ export class Attention {
     C: number,
     H: number,
     kvHeads: number = H,
+    dropout?: AttentionDropout,
   ): void {
     const name = "attention.forward";
-    const params = this.#check(name, B, T, C, H, kvHeads);
+    const params = this.#check(name, B, T, C, H, kvHeads, dropout);
     const hs = C / H, W = (H + 2 * kvHeads) * hs;
     this.#need(name, qkv, B * T * W, "qkv (B,T,(H+2·kvHeads)·hs)");
     this.#need(name, out, B * T * C, "out (B,T,C)");
     this.#need(name, att, B * H * T * T, "att (B,H,T,T)");
+    const scratch = dropout && dropout.p > 0
+      ? this.#scratch(name, dropout, att, B * H * T * T)
+      : null;
+    const k = scratch ? this.#dropout : this.#plain;
     if (this.#useGemm(name, B, kvHeads)) {
       const s = this.#slices(B, T, C, H, kvHeads);
       // att = scale · q·kᵀ per head, softmax in place, out = att·v.
@@ -246,11 +334,12 @@ export class Attention {
           lowerC: true, // the softmax writes the masked upper triangle
         });
       }
-      batch.dispatch(this.#softmax, [att], params, grid(B * H * T, WG));
+      // With dropout the softmax also writes drop(att) to the scratch, which the GEMM then reads.
+      batch.dispatch(k.softmax, scratch ? [att, scratch] : [att], params, grid(B * H * T, WG));
       for (let i = 0; i < s.g; i++) {
         this.#matmul.gemm(batch, {
           ...s.values,
-          a: att,
+          a: scratch ?? att,
           ...asA(s.att(i)),
           b: qkv,
           ...asB(s.v),
@@ -260,9 +349,9 @@ export class Attention {
         });
       }
     } else if (this.#useRows(name, T, hs, H / kvHeads)) {
-      batch.dispatch(this.#rows.forward, [att, qkv, out], params, grid(B * H * T, WG));
+      batch.dispatch(k.rows.forward, [att, qkv, out], params, grid(B * H * T, WG));
     } else {
-      batch.dispatch(this.#workgroup.forward, [qkv, out, att], params, grid(B * H * T, 1));
+      batch.dispatch(k.workgroup.forward, [qkv, out, att], params, grid(B * H * T, 1));
     }
   }
 
@@ -271,7 +360,7 @@ export class Attention {
    * read; writes dqkv (same shape as qkv) `=` (every element; a key/value head's dk and dv are
    * summed over the query heads of its group). datt (B,H,T,T) is scratch: its causal part
    * (t2 ≤ t) is overwritten with the score gradients, the rest is left as it was. One `datt` can
-   * serve every layer of a model.
+   * serve every layer of a model. `dropout` must be the forward's (its `scratch` is not used).
    */
   backward(
     batch: Batch,
@@ -285,9 +374,11 @@ export class Attention {
     C: number,
     H: number,
     kvHeads: number = H,
+    dropout?: AttentionDropout,
   ): void {
     const name = "attention.backward";
-    const params = this.#check(name, B, T, C, H, kvHeads);
+    const params = this.#check(name, B, T, C, H, kvHeads, dropout);
+    const drop = dropout !== undefined && dropout.p > 0, k = drop ? this.#dropout : this.#plain;
     const hs = C / H, W = (H + 2 * kvHeads) * hs, g = H / kvHeads;
     this.#need(name, dout, B * T * C, "dout (B,T,C)");
     this.#need(name, qkv, B * T * W, "qkv (B,T,(H+2·kvHeads)·hs)");
@@ -296,8 +387,10 @@ export class Attention {
     this.#need(name, dqkv, B * T * W, "dqkv (B,T,(H+2·kvHeads)·hs)");
     if (this.#useGemm(name, B, kvHeads)) {
       const s = this.#slices(B, T, C, H, kvHeads), scale = 1 / Math.sqrt(hs);
-      // datt = dout·vᵀ (dL/d prob), then the softmax backward in place (dL/d score, 0 above the
-      // diagonal); dq = scale · datt·k, dk = scale · Σ_group dattᵀ·q, dv = Σ_group attᵀ·dout.
+      // datt = dout·vᵀ (dL/d prob; with dropout, dL/d drop(prob) until the softmax backward
+      // drops it), then the softmax backward in place (dL/d score, 0 above the diagonal);
+      // dq = scale · datt·k, dk = scale · Σ_group dattᵀ·q, dv = Σ_group attᵀ·dout (with dropout
+      // drop(att)ᵀ·dout, drop(att) written over datt once dq and dk have read it).
       for (let i = 0; i < g; i++) {
         this.#matmul.gemm(batch, {
           ...s.scores,
@@ -311,7 +404,7 @@ export class Attention {
           lowerC: true, // the softmax backward writes 0 above the diagonal
         });
       }
-      batch.dispatch(this.#softmaxBackward, [att, datt], params, grid(B * H * T, WG));
+      batch.dispatch(k.softmaxBackward, [att, datt], params, grid(B * H * T, WG));
       for (let i = 0; i < g; i++) {
         this.#matmul.gemm(batch, {
           ...s.values,
@@ -340,10 +433,11 @@ export class Attention {
           accumulate: i > 0,
         });
       }
+      if (drop) batch.dispatch(this.#dropoutRows, [att, datt], params, grid(B * H * T, WG));
       for (let i = 0; i < g; i++) {
         this.#matmul.gemm(batch, {
           ...transposed,
-          a: att,
+          a: drop ? datt : att,
           ...asA(s.att(i)),
           b: dout,
           ...asB(s.out(i)),
@@ -354,13 +448,13 @@ export class Attention {
       }
     } else if (this.#useRows(name, T, hs, g)) {
       batch.dispatch(
-        this.#rows.backwardQuery,
+        k.rows.backwardQuery,
         [att, datt, qkv, dout, dqkv],
         params,
         grid(B * H * T, WG),
       );
       batch.dispatch(
-        this.#rows.backwardKey,
+        k.rows.backwardKey,
         [att, datt, qkv, dout, dqkv],
         params,
         grid(B * kvHeads * T, WG),
@@ -368,13 +462,13 @@ export class Attention {
     } else {
       checkLoops(`${name} (backward_key)`, keyLoops(T, hs, g), `T=${T}, hs=${hs}, g=${g}`);
       batch.dispatch(
-        this.#workgroup.backwardQuery,
+        k.workgroup.backwardQuery,
         [qkv, dout, att, datt, dqkv],
         params,
         grid(B * H * T, 1),
       );
       batch.dispatch(
-        this.#workgroup.backwardKey,
+        k.workgroup.backwardKey,
         [qkv, dout, att, datt, dqkv],
         params,
         grid(B * kvHeads * T, 1),
@@ -382,8 +476,16 @@ export class Attention {
     }
   }
 
-  /** Validates B, T, C, H, kvHeads and returns the uniform parameters. */
-  #check(kernel: string, B: number, T: number, C: number, H: number, kvHeads: number): ArrayBuffer {
+  /** Validates B, T, C, H, kvHeads and the dropout, and returns the uniform parameters. */
+  #check(
+    kernel: string,
+    B: number,
+    T: number,
+    C: number,
+    H: number,
+    kvHeads: number,
+    dropout: AttentionDropout | undefined,
+  ): ArrayBuffer {
     for (
       const [what, v] of [["B", B], ["T", T], ["C", C], ["H", H], ["kvHeads", kvHeads]] as const
     ) {
@@ -422,8 +524,38 @@ export class Attention {
       Math.ceil(hs / WG) * (T + 3) + Math.ceil(T / WG) * (hs + 4) + 24,
       `T=${T}, hs=${hs}`,
     );
+    const { p = 0, seed = 0 } = dropout ?? {};
+    if (!(p >= 0 && p < 1)) {
+      throw new RangeError(
+        `Cannot run kernel "${kernel}": the dropout probability p must be in [0, 1), got ${p}`,
+      );
+    }
+    if (!Number.isInteger(seed) || seed < 0 || seed >= TWO_32) {
+      throw new RangeError(
+        `Cannot run kernel "${kernel}": the dropout seed must be an integer in [0, 2^32), got ${seed}`,
+      );
+    }
+    // The mask of kernels/dropout.ts: keep where the hash is ≥ round(p·2³²), scaled by 1/(1 − p).
+    const threshold = Math.min(Math.round(p * TWO_32), TWO_32 - 1);
     return new Params().u32(B).u32(T).u32(C).u32(H).u32(hs).f32(1 / Math.sqrt(hs))
-      .u32(kvHeads).u32((H + 2 * kvHeads) * hs).bytes;
+      .u32(kvHeads).u32((H + 2 * kvHeads) * hs).u32(seed).u32(threshold).f32(1 / (1 - p)).bytes;
+  }
+
+  /** Forward's dropout scratch, checked: (B,H,T,T) like `att`, and another buffer. */
+  #scratch(kernel: string, dropout: AttentionDropout, att: Tensor, n: number): Tensor {
+    const scratch = dropout.scratch;
+    if (!scratch) {
+      throw new RangeError(
+        `Cannot run kernel "${kernel}": dropout p=${dropout.p} needs dropout.scratch, a (B,H,T,T) tensor`,
+      );
+    }
+    this.#need(kernel, scratch, n, "dropout.scratch (B,H,T,T)");
+    if (scratch.buffer === att.buffer) {
+      throw new RangeError(
+        `Cannot run kernel "${kernel}": dropout.scratch "${scratch.label}" is att's buffer; it must be another tensor`,
+      );
+    }
+    return scratch;
   }
 
   /**

@@ -18,6 +18,16 @@
 //   atomics, fixed order: the g query heads of the group one after another, each over t):
 //                 dk_j[t2] = scale * Σ_{h: h/g=j} Σ_{t>=t2} datt[b,h,t,t2]·q_h[t]   [writes =]
 //                 dv_j[t2] = Σ_{h: h/g=j} Σ_{t>=t2} att[b,h,t,t2]·dout_h[t]         [writes =]
+// Attention-probability dropout (pipelines compiled with DROPOUT = true): the values are weighted by
+// drop(att) instead of att, drop(x)[i] = x[i]·keep(i)·keepScale with keep(i) = counter_hash(seed, i)
+// >= threshold for the att index i = ((b*H + h)*T + t)*T + t2 (Hugging Face's attn_dropout after the
+// softmax). att keeps the undropped probabilities, which the softmax backward needs; the mask is
+// recomputed from (seed, i) wherever it is used, so every pass sees the same one:
+//   forward:        out[b,t,h*hs+d] = Σ_{t2<=t} drop(att)[b,h,t,t2]·v_{h/g}[t2,d]
+//   backward_query: dL/datt = drop(dout·v) (the dropout's backward), then the softmax backward with
+//                   the undropped att as without dropout
+//   backward_key:   dv_j[t2] = Σ_h Σ_{t>=t2} drop(att)[b,h,t,t2]·dout_h[t]; dk as without dropout
+// With DROPOUT = false (the default) the kernels are exactly those without dropout.
 // Mesa counts each execution of a loop as its iterations plus one (the exit test) and the 8 or 16
 // invocations it runs in lockstep share one count, so the bounds below take the longest row.
 // Two variants of each entry point, checked by the same tests:
@@ -43,7 +53,11 @@ const MAX_HS: u32 = 128u;
 const PER_THREAD: u32 = 2u;
 
 // C = H*hs; W = (H + 2*Hkv)*hs, the row width of qkv.
-struct Params { B: u32, T: u32, C: u32, H: u32, hs: u32, scale: f32, Hkv: u32, W: u32 }
+// seed, threshold and keepScale describe the dropout mask (read only where it is applied).
+struct Params {
+  B: u32, T: u32, C: u32, H: u32, hs: u32, scale: f32, Hkv: u32, W: u32,
+  seed: u32, threshold: u32, keepScale: f32,
+}
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
@@ -58,6 +72,12 @@ struct Params { B: u32, T: u32, C: u32, H: u32, hs: u32, scale: f32, Hkv: u32, W
 @group(0) @binding(10) var<storage, read_write> out4: array<vec4f>;
 @group(0) @binding(11) var<storage, read> dout4: array<vec4f>;
 @group(0) @binding(12) var<storage, read_write> dqkv4: array<vec4f>;
+// The dropped probabilities drop(att) (B,H,T,T), written by softmax_dropout_rows for the gemm
+// variant's ·V GEMM.
+@group(0) @binding(13) var<storage, read_write> dropped_out: array<f32>;
+
+// Whether this pipeline applies attention-probability dropout.
+override DROPOUT: bool = false;
 
 // One row of scores/probabilities (and a second row in the backward passes), indexed by token.
 var<workgroup> rowA: array<f32, MAX_T>;
@@ -88,6 +108,34 @@ fn headOf(b: u32, h: u32) -> Head {
     bT * p.W + p.C + kvh * p.hs,
     bT * p.C + h * p.hs,
   );
+}
+
+// One round of the "lowbias32" integer hash. mix32 and counter_hash are copies of those in
+// kernels/dropout.wgsl and must stay bit-identical to mix32/counterHash in runtime/rng.ts (the tests
+// compare the masks with the TS reference).
+fn mix32(v: u32) -> u32 {
+  var h = v;
+  h = h ^ (h >> 16u);
+  h = h * 0x7feb352du;
+  h = h ^ (h >> 15u);
+  h = h * 0x846ca68bu;
+  return h ^ (h >> 16u);
+}
+
+// 32 random bits for element `index` of stream `seed`.
+fn counter_hash(seed: u32, index: u32) -> u32 {
+  return mix32(mix32(index + seed * 0x9e3779b9u) ^ seed);
+}
+
+// keepScale where att element i is kept, 0 where it is dropped.
+fn keep_scale(i: u32) -> f32 {
+  return select(0.0, p.keepScale, counter_hash(p.seed, i) >= p.threshold);
+}
+
+// x·keep_scale(i) in a DROPOUT pipeline, x itself otherwise.
+fn drop(x: f32, i: u32) -> f32 {
+  if (DROPOUT) { return x * keep_scale(i); }
+  return x;
 }
 
 fn reduceMax(lid: u32, v: f32) -> f32 {
@@ -150,7 +198,7 @@ fn forward(
     var prob = 0.0;
     if (j <= t) {
       prob = rowA[j] * inv;
-      rowA[j] = prob;
+      rowA[j] = drop(prob, attRow + j); // what the values are weighted by
     }
     att_out[attRow + j] = prob;
   }
@@ -183,6 +231,7 @@ fn backward_query(
     let v0 = r.kvHead + j * p.W + p.Hkv * p.hs;
     var dprob = 0.0;
     for (var d = 0u; d < p.hs; d++) { dprob += headVec[d] * qkv[v0 + d]; }
+    dprob = drop(dprob, attRow + j);
     let prob = att[attRow + j];
     rowA[j] = prob;
     rowB[j] = dprob;
@@ -222,8 +271,9 @@ fn backward_key(
     let r = headOf(b, h0 + i);
     // Column t2 of this query head's att and datt, over the queries t >= t2 that saw this key.
     for (var j = t2 + lid; j < p.T; j += WG) {
-      rowA[j] = att[r.bhStart + j * p.T + t2];
-      rowB[j] = datt[r.bhStart + j * p.T + t2];
+      let i = r.bhStart + j * p.T + t2;
+      rowA[j] = drop(att[i], i);
+      rowB[j] = datt[i];
     }
     workgroupBarrier();
     for (var d = lid; d < p.hs; d += WG) {
@@ -297,8 +347,9 @@ fn forward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
   for (var j = 0u; j <= t; j++) {
     let prob = att_out[row + j] * inv;
     att_out[row + j] = prob;
+    let weight = drop(prob, row + j);
     let v0 = r.kvHead + j * W4 + V4;
-    for (var c = 0u; c < n4; c++) { acc[c] += prob * qkv4[v0 + c]; }
+    for (var c = 0u; c < n4; c++) { acc[c] += weight * qkv4[v0 + c]; }
   }
   for (var j = t + 1u; j < p.T; j++) { att_out[row + j] = 0.0; }
   for (var c = 0u; c < n4; c++) { out4[r.outHead + t * C4 + c] = acc[c]; }
@@ -325,7 +376,7 @@ fn backward_query_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_w
     let v0 = r.kvHead + j * W4 + V4;
     var s = vec4f(0.0);
     for (var c = 0u; c < n4; c++) { s += g[c] * qkv4[v0 + c]; }
-    let dprob = hsum(s);
+    let dprob = drop(hsum(s), row + j);
     datt_out[row + j] = dprob;
     dot += att[row + j] * dprob;
   }
@@ -357,7 +408,7 @@ fn backward_key_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
     // Column t2 of this query head's att and datt, over the queries t >= t2 that saw this key.
     let col = r.bhStart + t2;
     for (var j = t2; j < p.T; j++) {
-      let prob = att[col + j * p.T];
+      let prob = drop(att[col + j * p.T], col + j * p.T);
       let dscore = datt[col + j * p.T];
       let q0 = r.qHead + j * W4;
       let o0 = r.outHead + j * C4;
@@ -378,18 +429,30 @@ fn backward_key_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
 // Scores, outputs and every gradient are batched GEMMs over the heads (kernels/matmul.ts, run by
 // the wrapper: one GEMM per position in the group, batched over (b, kv head)); these two kernels
 // do the row-wise softmax parts in place, one invocation per (b, h, t) row (flat index
-// gid.x + gid.y * num_workgroups.x * 64), at most 3*T + 3 loop iterations.
+// gid.x + gid.y * num_workgroups.x * 64), at most 4*T + 5 loop iterations
+// (softmax_dropout_rows; T ≤ 1024 keeps every kernel far under Mesa's cap).
 //   softmax_rows:          att[row, j] = softmax over j <= t of att[row, j] (the scaled scores
 //                          written by the GEMM), 0 for j > t                          [in place, =]
 //   softmax_backward_rows: datt[row, j] = att·(datt − Σ_{j2<=t} att·datt) for j <= t (datt holds
 //                          dL/d prob = dout·v from the GEMM), 0 for j > t            [in place, =]
+// With dropout the ·V GEMMs read drop(att) from a second tensor, and dL/d prob is drop(dout·v):
+//   softmax_dropout_rows:  softmax_rows, then dropped[row, j] = drop(att)[row, j], 0 for j > t
+//                                                                     [in place; dropped writes =]
+//   softmax_backward_rows (DROPOUT): as above with drop(datt) for datt             [in place, =]
+//   dropout_rows:          datt[row, j] = drop(att)[row, j], 0 for j > t (for the dv GEMM, after
+//                          dq and dk have read the score gradients)                   [writes =]
 
-@compute @workgroup_size(64)
-fn softmax_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
+// The (b, h, t) row of a gemm-variant row kernel: its query position t and first att index, or
+// valid = false past the last row.
+struct Row { valid: bool, t: u32, start: u32 }
+
+fn rowOf(gid: vec3u, nw: vec3u) -> Row {
   let flat = gid.x + gid.y * nw.x * 64u;
-  if (flat >= p.B * p.H * p.T) { return; }
-  let t = flat % p.T;
-  let row = flat * p.T;
+  return Row(flat < p.B * p.H * p.T, flat % p.T, flat * p.T);
+}
+
+// Softmax over j <= t of att_out[row + j] in place, 0 for j > t.
+fn softmax_row(row: u32, t: u32) {
   var m = -3.0e38;
   for (var j = 0u; j <= t; j++) { m = max(m, att_out[row + j]); }
   var sum = 0.0;
@@ -404,13 +467,39 @@ fn softmax_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
 }
 
 @compute @workgroup_size(64)
+fn softmax_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let r = rowOf(gid, nw);
+  if (!r.valid) { return; }
+  softmax_row(r.start, r.t);
+}
+
+@compute @workgroup_size(64)
+fn softmax_dropout_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let r = rowOf(gid, nw);
+  if (!r.valid) { return; }
+  softmax_row(r.start, r.t);
+  // att_out is 0 above the diagonal, so dropped_out is too.
+  for (var j = 0u; j < p.T; j++) { dropped_out[r.start + j] = att_out[r.start + j] * keep_scale(r.start + j); }
+}
+
+@compute @workgroup_size(64)
+fn dropout_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
+  let r = rowOf(gid, nw);
+  if (!r.valid) { return; }
+  // att is 0 above the diagonal (forward wrote it), so datt_out is too.
+  for (var j = 0u; j < p.T; j++) { datt_out[r.start + j] = att[r.start + j] * keep_scale(r.start + j); }
+}
+
+@compute @workgroup_size(64)
 fn softmax_backward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
-  let flat = gid.x + gid.y * nw.x * 64u;
-  if (flat >= p.B * p.H * p.T) { return; }
-  let t = flat % p.T;
-  let row = flat * p.T;
+  let r = rowOf(gid, nw);
+  if (!r.valid) { return; }
+  let t = r.t;
+  let row = r.start;
   var dot = 0.0;
-  for (var j = 0u; j <= t; j++) { dot += att[row + j] * datt_out[row + j]; }
-  for (var j = 0u; j <= t; j++) { datt_out[row + j] = att[row + j] * (datt_out[row + j] - dot); }
+  for (var j = 0u; j <= t; j++) { dot += att[row + j] * drop(datt_out[row + j], row + j); }
+  for (var j = 0u; j <= t; j++) {
+    datt_out[row + j] = att[row + j] * (drop(datt_out[row + j], row + j) - dot);
+  }
   for (var j = t + 1u; j < p.T; j++) { datt_out[row + j] = 0.0; }
 }

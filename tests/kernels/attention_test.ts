@@ -10,7 +10,12 @@ import {
   release,
   upload,
 } from "../helpers.ts";
-import { attentionBackward, attentionForward } from "../ref/attention.ts";
+import {
+  attentionBackward,
+  attentionDropFactors,
+  attentionForward,
+  type DropoutSpec,
+} from "../ref/attention.ts";
 
 // f32 against float64 with unit-normal inputs: each score is an f32 dot product over hs terms
 // (error ~ √hs·2⁻²⁴ of Σ|q·k|), softmax adds exp and a normalisation (a few ulps), and out/dq/dk/dv
@@ -41,12 +46,16 @@ function qkvWidth([, , C, H, kvHeads = H]: Shape): number {
   return C + 2 * kvHeads * (C / H);
 }
 
-/** Runs forward then backward on the GPU with every output (and the scratch) poisoned with NaN. */
+/**
+ * Runs forward then backward on the GPU with every output (and the scratch) poisoned with NaN;
+ * with `dropout`, the same p and seed in both, and a poisoned dropout scratch.
+ */
 async function runGpu(
   variant: Variant,
   qkv: Float64Array,
   dout: Float64Array,
   shape: Shape,
+  dropout?: DropoutSpec,
 ): Promise<Run> {
   const [B, T, C, H, kvHeads = H] = shape, W = qkvWidth(shape);
   const g = await gpu();
@@ -56,12 +65,13 @@ async function runGpu(
   const tatt = poisoned(g, Attention.scratchShape(B, T, H), "att");
   const tdatt = poisoned(g, Attention.scratchShape(B, T, H), "datt");
   const tdqkv = poisoned(g, [B, T, W], "dqkv");
+  const scratch = poisoned(g, Attention.scratchShape(B, T, H), "dropout.scratch");
   const batch = g.batch();
-  k.forward(batch, tqkv, tout, tatt, B, T, C, H, kvHeads);
-  k.backward(batch, tdout, tqkv, tatt, tdatt, tdqkv, B, T, C, H, kvHeads);
+  k.forward(batch, tqkv, tout, tatt, B, T, C, H, kvHeads, dropout && { ...dropout, scratch });
+  k.backward(batch, tdout, tqkv, tatt, tdatt, tdqkv, B, T, C, H, kvHeads, dropout);
   await batch.submit();
   const [out, att, dqkv] = await g.read([tout, tatt, tdqkv]);
-  release(tqkv, tdout, tout, tatt, tdatt, tdqkv);
+  release(tqkv, tdout, tout, tatt, tdatt, tdqkv, scratch);
   return { out, att, dqkv };
 }
 
@@ -69,17 +79,18 @@ async function checkAgainstReference(
   variant: Variant,
   shape: Shape,
   seed: number,
+  dropout?: DropoutSpec,
 ): Promise<void> {
   const [B, T, C, H, kvHeads = H] = shape;
   const rng = new Rng(seed);
   const qkv = randn(rng, B * T * qkvWidth(shape)), dout = randn(rng, B * T * C);
-  const got = await runGpu(variant, qkv, dout, shape);
-  const ref = attentionForward(qkv, B, T, C, H, kvHeads);
+  const got = await runGpu(variant, qkv, dout, shape, dropout);
+  const ref = attentionForward(qkv, B, T, C, H, kvHeads, dropout);
   assertClose(got.out, ref.out, TOL, "out");
   assertClose(got.att, ref.att, TOL, "att");
   assertClose(
     got.dqkv,
-    attentionBackward(dout, qkv, ref.att, B, T, C, H, kvHeads),
+    attentionBackward(dout, qkv, ref.att, B, T, C, H, kvHeads, dropout),
     TOL,
     "dqkv",
   );
@@ -130,6 +141,124 @@ for (const [shape, why] of SHAPES) {
         `(B,T,C,H${shape.length > 4 ? ",kvHeads" : ""})=(${shape.join(",")}): ${why}`,
       () => checkAgainstReference(variant, shape, shape[0] * 1000 + shape[1]),
     );
+  }
+}
+
+// Attention-probability dropout on every shape and variant: GPT-2's p = 0.1 and a heavy p = 0.5
+// in turn. The kept probabilities are scaled by up to 2 and dL/d prob with them, one more f32
+// rounding each: measured max error ≤ 2.0e-6·(1 + |value|) on every variant over all these shapes
+// at p = 0.1 and 0.5, so TOL keeps ≥ 10× headroom, while a mask differing from the reference at
+// one element is off by a whole probability times v, O(0.01–1).
+SHAPES.forEach(([shape, why], i) => {
+  const dropout = { p: i % 2 ? 0.5 : 0.1, seed: 1000 + i };
+  for (const variant of variantsFor(shape)) {
+    Deno.test(
+      `\`Attention.forward()\` and \`backward()\` (${variant}) with dropout p=${dropout.p} match the ` +
+        `reference for (B,T,C,H${shape.length > 4 ? ",kvHeads" : ""})=(${shape.join(",")}): ${why}`,
+      () => checkAgainstReference(variant, shape, shape[0] * 1000 + shape[1], dropout),
+    );
+  }
+});
+
+for (const variant of ["workgroup", "rows", "gemm"] as const) {
+  Deno.test(`\`Attention\` (${variant}) with dropout p = 0 is bit-identical to no dropout, and a scratch is not needed`, async () => {
+    const shape = [2, 9, 16, 4, 2], [B, T, C] = shape;
+    const rng = new Rng(21);
+    const qkv = randn(rng, B * T * qkvWidth(shape)), dout = randn(rng, B * T * C);
+    const plain = await runGpu(variant, qkv, dout, shape);
+    const zero = await runGpu(variant, qkv, dout, shape, { p: 0, seed: 99 });
+    assert.deepEqual(zero, plain);
+    // The same dispatches as without dropout (no scratch given).
+    const g = await gpu();
+    const k = await Attention.create(g, { variant });
+    const t = g.tensor([B, T, qkvWidth(shape)], undefined, "qkv"), out = g.tensor([B, T, C]);
+    const dt = g.tensor([B, T, qkvWidth(shape)], undefined, "dqkv");
+    const att = g.tensor(Attention.scratchShape(B, T, 4));
+    const datt = g.tensor(Attention.scratchShape(B, T, 4));
+    const [withZero, without] = [g.batch(), g.batch()];
+    k.forward(withZero, t, out, att, B, T, C, 4, 2, { p: 0, seed: 99 });
+    k.backward(withZero, out, t, att, datt, dt, B, T, C, 4, 2, { p: 0, seed: 99 });
+    k.forward(without, t, out, att, B, T, C, 4, 2);
+    k.backward(without, out, t, att, datt, dt, B, T, C, 4, 2);
+    assert.equal(withZero.length, without.length, "dispatches");
+    release(t, out, dt, att, datt);
+  });
+}
+
+/**
+ * The dropped probabilities as forward and backward see them, read from the outputs of one
+ * forward/backward on the GPU: with q = 0 every row is uniform (att[t, s] = 1/(t+1)); with T = hs
+ * and v_s = e_s, out[b,t,h·hs + s] = drop(att)[b,h,t,s]; with dout[t] = e_t, dv_j[s] = Σ_h∈group
+ * drop(att)[b,h,t=c,s] at channel c (one kv head per query head here, so no sum).
+ */
+async function gpuDropped(variant: Variant, B: number, T: number, H: number, dropout: DropoutSpec) {
+  const C = H * T, W = 3 * C;
+  const qkv = new Float64Array(B * T * W), dout = new Float64Array(B * T * C);
+  for (let b = 0; b < B; b++) {
+    for (let s = 0; s < T; s++) {
+      for (let h = 0; h < H; h++) {
+        qkv[(b * T + s) * W + 2 * C + h * T + s] = 1;
+        dout[(b * T + s) * C + h * T + s] = 1;
+      }
+    }
+  }
+  const got = await runGpu(variant, qkv, dout, [B, T, C, H], dropout);
+  const forward = new Float32Array(B * H * T * T), backward = new Float32Array(B * H * T * T);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let t = 0; t < T; t++) {
+        for (let s = 0; s < T; s++) {
+          const i = ((b * H + h) * T + t) * T + s;
+          forward[i] = got.out[(b * T + t) * C + h * T + s];
+          backward[i] = got.dqkv[(b * T + s) * W + 2 * C + h * T + t];
+        }
+      }
+    }
+  }
+  return { forward, backward, att: got.att };
+}
+
+// (B,H,T) = (2,4,128): 8 · 128·129/2 = 66,048 causal probabilities. The kept count is
+// Binomial(n, 1 − p), σ = √(n·p·(1 − p)) ≈ 77 at p = 0.1, 128 at p = 0.5; a 5σ bound fails by
+// chance with probability < 6e-7, while a mask applied twice, or not at all, misses it by far.
+for (const variant of ["workgroup", "rows", "gemm"] as const) {
+  for (const p of [0.1, 0.5]) {
+    Deno.test(`\`Attention\` (${variant}) dropout p=${p}: keeps 1 − p of the probabilities, forward and backward use the same mask, and it is the reference's`, async () => {
+      const [B, H, T, seed] = [2, 4, 128, 31];
+      const { forward, backward, att } = await gpuDropped(variant, B, T, H, { p, seed });
+      const factors = attentionDropFactors(B * H * T * T, { p, seed });
+      let kept = 0, n = 0;
+      for (let b = 0; b < B; b++) {
+        for (let h = 0; h < H; h++) {
+          for (let t = 0; t < T; t++) {
+            for (let s = 0; s < T; s++) {
+              const i = ((b * H + h) * T + t) * T + s;
+              // q = 0: the undropped probabilities are 1/(t+1) on the causal part, 0 above it.
+              const want = s <= t ? Math.fround(1 / (t + 1)) : 0;
+              assertClose([att[i]], [want], { rtol: 2e-7, atol: 0 }, `att[${i}]`);
+              // One product att·scale rounded to f32: exact in forward and backward alike.
+              const dropped = Math.fround(att[i] * factors[i]);
+              if (forward[i] !== dropped || backward[i] !== dropped) {
+                throw new Error(
+                  `drop(att)[${i}] (b ${b}, h ${h}, t ${t}, s ${s}): forward ${forward[i]}, ` +
+                    `backward ${backward[i]}, reference ${dropped}`,
+                );
+              }
+              if (s <= t) {
+                n++;
+                if (forward[i] !== 0) kept++;
+              }
+            }
+          }
+        }
+      }
+      const sigma = Math.sqrt(n * p * (1 - p));
+      assert.ok(
+        Math.abs(kept - n * (1 - p)) <= 5 * sigma,
+        `kept ${kept} of ${n}, expected ${n * (1 - p)} ± ${5 * sigma}`,
+      );
+      console.log(`  ${variant} p=${p}: kept ${kept} of ${n} = ${(kept / n).toFixed(4)}`);
+    });
   }
 }
 
@@ -221,6 +350,34 @@ for (
   });
 }
 
+for (
+  const [B, T, C, H, kvHeads, p] of [[2, 4, 6, 2, 2, 0.3], [2, 5, 12, 4, 2, 0.5], [
+    1,
+    6,
+    6,
+    3,
+    1,
+    0.1,
+  ]]
+) {
+  Deno.test(`attention reference backward with dropout p=${p} matches central finite differences for (B,T,C,H,kvHeads)=(${[B, T, C, H, kvHeads]})`, () => {
+    const rng = new Rng(15), dropout = { p, seed: 77 };
+    const W = qkvWidth([B, T, C, H, kvHeads]);
+    const qkv = randn(rng, B * T * W), w = randn(rng, B * T * C);
+    const { att } = attentionForward(qkv, B, T, C, H, kvHeads, dropout);
+    const dqkv = attentionBackward(w, qkv, att, B, T, C, H, kvHeads, dropout);
+    // L = Σ out·w; the mask depends on the seed and the position only, so it is fixed.
+    const loss = (x: Float64Array) => dot(attentionForward(x, B, T, C, H, kvHeads, dropout).out, w);
+    const fd = Array.from(qkv, (_, i) => centralDiff(loss, qkv, i));
+    assertClose(dqkv, fd, { rtol: 1e-6, atol: 1e-8 }, "dqkv vs finite differences");
+    // The mask drops some and keeps some probabilities, and changes the gradient.
+    const factors = attentionDropFactors(B * H * T * T, dropout);
+    assert.ok(factors.includes(0) && factors.some((f) => f > 1), "the mask has both values");
+    const undropped = attentionBackward(w, qkv, att, B, T, C, H, kvHeads);
+    assert.ok(undropped.some((v, i) => Math.abs(v - dqkv[i]) > 1e-3), "dropout changes dqkv");
+  });
+}
+
 Deno.test("attention reference with kvHeads < H is multi-head attention over repeat_kv-expanded keys and values", () => {
   // Hugging Face's repeat_kv copies kv head j to query heads j·g … j·g+g−1; the gradient of a
   // copied input is the sum of its copies' gradients.
@@ -305,6 +462,34 @@ Deno.test("`Attention` rejects bad shapes with an error naming the tensor or dim
   assert.throws(
     () => k.forward(batch, narrow, out, att, B, T, C, H, 2),
     /"narrow" \(qkv \(B,T,\(H\+2·kvHeads\)·hs\)\) has 64 elements, needs 96/,
+  );
+  for (const p of [1, -0.1, NaN]) {
+    assert.throws(
+      () => k.forward(batch, qkv, out, att, B, T, C, H, H, { p, seed: 1, scratch: dqkv }),
+      new RegExp(
+        `attention\\.forward": the dropout probability p must be in \\[0, 1\\), got ${p}`,
+      ),
+    );
+  }
+  assert.throws(
+    () => k.backward(batch, out, qkv, att, att, dqkv, B, T, C, H, H, { p: 0.1, seed: -1 }),
+    /attention\.backward": the dropout seed must be an integer in \[0, 2\^32\), got -1/,
+  );
+  assert.throws(
+    () => k.forward(batch, qkv, out, att, B, T, C, H, H, { p: 0.1, seed: 2 ** 32 }),
+    /dropout seed must be an integer/,
+  );
+  assert.throws(
+    () => k.forward(batch, qkv, out, att, B, T, C, H, H, { p: 0.1, seed: 1 }),
+    /attention\.forward": dropout p=0\.1 needs dropout\.scratch, a \(B,H,T,T\) tensor/,
+  );
+  assert.throws(
+    () => k.forward(batch, qkv, out, att, B, T, C, H, H, { p: 0.1, seed: 1, scratch: tiny }),
+    /"tiny" \(dropout\.scratch \(B,H,T,T\)\) has 3 elements, needs 32/,
+  );
+  assert.throws(
+    () => k.forward(batch, qkv, out, att, B, T, C, H, H, { p: 0.1, seed: 1, scratch: att }),
+    /dropout\.scratch "att" is att's buffer/,
   );
   assert.equal(batch.length, 0);
   release(qkv, short, out, att, dqkv, tiny, narrow);

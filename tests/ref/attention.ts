@@ -5,7 +5,27 @@
  * g = H/Hkv. qkv is (B,T,W), W = (H + 2·Hkv)·hs: q heads at channels [0,C), k heads at
  * [C, C + Hkv·hs), v heads at [C + Hkv·hs, W), head j at j·hs of its part (with Hkv = H: (B,T,3C)
  * as GPT-2's `c_attn` writes it); out and dout are (B,T,C); att is (B,H,T,T).
+ * With `dropout` the values are weighted by drop(att) = att·mask·scale, the mask of
+ * tests/ref/dropout.ts over the flat att index ((b·H + h)·T + t)·T + t2; att stays undropped.
  */
+
+import { dropoutMask, dropoutScale } from "./dropout.ts";
+
+/** Attention-probability dropout: drop probability p, mask seed. */
+export interface DropoutSpec {
+  p: number;
+  seed: number;
+}
+
+/**
+ * The factor of each att element under dropout (mask·scale: 0 or 1/(1 − p) rounded to f32, as the
+ * kernel receives it), or all ones without.
+ */
+export function attentionDropFactors(n: number, dropout?: DropoutSpec): Float64Array {
+  if (!dropout || dropout.p === 0) return new Float64Array(n).fill(1);
+  const scale = dropoutScale(dropout.p);
+  return Float64Array.from(dropoutMask(n, dropout.p, dropout.seed), (m) => m * scale);
+}
 
 /** Channel offsets of query head h's q and of its key/value head's k and v within a qkv row. */
 function heads(C: number, H: number, kvHeads: number, h: number) {
@@ -21,10 +41,12 @@ export function attentionForward(
   C: number,
   H: number,
   kvHeads = H,
+  dropout?: DropoutSpec,
 ): { out: Float64Array; att: Float64Array } {
   const hs = C / H, scale = 1 / Math.sqrt(hs), W = C + 2 * kvHeads * hs;
   const out = new Float64Array(B * T * C);
   const att = new Float64Array(B * H * T * T);
+  const keep = attentionDropFactors(att.length, dropout);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const at = heads(C, H, kvHeads, h);
@@ -47,8 +69,8 @@ export function attentionForward(
         for (let t2 = 0; t2 <= t; t2++) att[row + t2] /= sum;
         const o = (b * T + t) * C + h * hs;
         for (let t2 = 0; t2 <= t; t2++) {
-          const v = (b * T + t2) * W + at.v;
-          for (let d = 0; d < hs; d++) out[o + d] += att[row + t2] * qkv[v + d];
+          const v = (b * T + t2) * W + at.v, weight = att[row + t2] * keep[row + t2];
+          for (let d = 0; d < hs; d++) out[o + d] += weight * qkv[v + d];
         }
       }
     }
@@ -57,8 +79,8 @@ export function attentionForward(
 }
 
 /**
- * Backward: dqkv (B,T,W) from dout (B,T,C), the inputs qkv and forward's att; a key/value head's
- * dk and dv sum over the query heads that read it.
+ * Backward: dqkv (B,T,W) from dout (B,T,C), the inputs qkv and forward's (undropped) att; a
+ * key/value head's dk and dv sum over the query heads that read it. `dropout` must be the forward's.
  */
 export function attentionBackward(
   dout: Float64Array,
@@ -69,10 +91,12 @@ export function attentionBackward(
   C: number,
   H: number,
   kvHeads = H,
+  dropout?: DropoutSpec,
 ): Float64Array {
   const hs = C / H, scale = 1 / Math.sqrt(hs), W = C + 2 * kvHeads * hs;
   const dqkv = new Float64Array(B * T * W);
   const dprob = new Float64Array(T);
+  const keep = attentionDropFactors(att.length, dropout);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const at = heads(C, H, kvHeads, h);
@@ -80,17 +104,17 @@ export function attentionBackward(
         const row = ((b * H + h) * T + t) * T;
         const o = (b * T + t) * C + h * hs;
         const q = (b * T + t) * W + at.q;
-        // out = Σ att·v: dv += att·dout, dprob = dout·v.
+        // out = Σ drop(att)·v: dv += drop(att)·dout, dprob = dL/d att = keep·(dout·v).
         let dot = 0;
         for (let t2 = 0; t2 <= t; t2++) {
-          const v = (b * T + t2) * W + at.v;
+          const v = (b * T + t2) * W + at.v, k = keep[row + t2];
           let s = 0;
           for (let d = 0; d < hs; d++) {
             s += dout[o + d] * qkv[v + d];
-            dqkv[v + d] += att[row + t2] * dout[o + d];
+            dqkv[v + d] += att[row + t2] * k * dout[o + d];
           }
-          dprob[t2] = s;
-          dot += att[row + t2] * s;
+          dprob[t2] = s * k;
+          dot += att[row + t2] * dprob[t2];
         }
         // Softmax backward, then the scaled dot product q·k.
         for (let t2 = 0; t2 <= t; t2++) {
