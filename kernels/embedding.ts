@@ -8,6 +8,11 @@
  * value) and builds the backward's index there: {@linkcode Embedding.prepareBackward} sorts the
  * positions by token id so that each row of `dwte` is summed by one writer in a fixed order.
  *
+ * A token table larger than one storage binding (GPT-2 small's 154 MB `wte` on lavapipe or in a
+ * browser) is bound in row chunks (`Gpu.rowChunks`): the forward runs once per chunk and writes
+ * the positions whose ids fall in it; the backward runs each chunk's segments of the index. Every
+ * output element is computed by the same arithmetic as without chunks (the same bits).
+ *
  * @module
  */
 
@@ -58,6 +63,8 @@ export class EmbeddingIndex {
   readonly longCount: number;
   /** Positions of the longest segment. */
   readonly longest: number;
+  /** The short and long segments on the CPU, to find a vocabulary chunk's segments. */
+  readonly #host: { short: Uint32Array; long: Uint32Array };
 
   /** Use {@linkcode Embedding.prepareBackward}. */
   constructor(gpu: Gpu, ids: ArrayLike<number>, vocab: number) {
@@ -80,6 +87,7 @@ export class EmbeddingIndex {
     this.longest = longest;
     this.shortCount = short.length / 3;
     this.longCount = long.length / 3;
+    this.#host = { short: Uint32Array.from(short), long: Uint32Array.from(long) };
     // An empty batch still gets a 1-element order tensor: a binding cannot be empty.
     this.order = gpu.tensor(
       [Math.max(n, 1)],
@@ -92,6 +100,24 @@ export class EmbeddingIndex {
     this.long = long.length > 0
       ? gpu.tensor([long.length], Uint32Array.from(long), "embedding.long")
       : null;
+  }
+
+  /**
+   * The segments of `kind` whose token ids lie in `[v0, v1)`: `[first, end)` segment indices
+   * (segments are sorted by id, so they are consecutive).
+   */
+  segments(kind: "short" | "long", v0: number, v1: number): [number, number] {
+    const seg = this.#host[kind];
+    const firstAtLeast = (v: number) => {
+      let lo = 0, hi = seg.length / 3;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (seg[3 * mid] < v) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    };
+    return [firstAtLeast(v0), firstAtLeast(v1)];
   }
 
   /** Returns the index's tensors to the pool. */
@@ -174,7 +200,8 @@ export class Embedding {
   /**
    * `out (B,T,C) = wte[ids[b,t]] (V,C) + wpe[t] (≥T,C)` (writes), or `wte[ids[b,t]]` alone when
    * `wpe` is null (models with rotary positions). `ids` is a u32 tensor of shape (B,T) and
-   * `hostIds` the same ids on the CPU, checked against `V = wte.size / C` here.
+   * `hostIds` the same ids on the CPU, checked against `V = wte.size / C` here. A `wte` larger
+   * than one storage binding is read chunk by chunk.
    */
   forward(
     batch: Batch,
@@ -194,15 +221,17 @@ export class Embedding {
       );
     }
     if (wpe) needSize(name, wpe, T * C, "wpe, (≥T, C)");
-    this.#fitsBinding(name, wte);
     Embedding.checkIds(hostIds, V, T);
     const n = B * T * C;
-    batch.dispatch(
-      wpe ? this.#fwd : this.#fwdTokens,
-      wpe ? [ids, wte, wpe, out] : [ids, wte, out],
-      new Params().u32(n).u32(T).u32(C).u32(V).u32(B).bytes,
-      grid(n, 256),
-    );
+    for (const { start, count } of this.#gpu.rowChunks(V, C)) {
+      const table = count === V ? wte : wte.view(start * C, [count, C]);
+      batch.dispatch(
+        wpe ? this.#fwd : this.#fwdTokens,
+        wpe ? [ids, table, wpe, out] : [ids, table, out],
+        new Params().u32(n).u32(T).u32(C).u32(V).u32(B).u32(start).u32(start + count).bytes,
+        grid(n, 256),
+      );
+    }
   }
 
   /**
@@ -216,7 +245,8 @@ export class Embedding {
 
   /**
    * `dwte (V,C) += scatter of dout (B,T,C) by id`; `dwpe (≥T,C) rows 0..T-1 += Σ_b dout[b,t]`
-   * (accumulate). Either gradient may be null (frozen), and its kernel is skipped.
+   * (accumulate). Either gradient may be null (frozen), and its kernel is skipped. A `dwte` larger
+   * than one storage binding is accumulated chunk by chunk.
    */
   backward(
     batch: Batch,
@@ -238,31 +268,29 @@ export class Embedding {
       if (dwte.size !== index.vocab * C) {
         throw shapeError(name, dwte, `${dwte.size} elements, expected V·C = ${index.vocab}·${C}`);
       }
-      this.#fitsBinding(name, dwte);
-      if (index.short) {
-        const params =
-          new Params().u32(index.shortCount).u32(T).u32(C).u32(index.vocab).u32(B).bytes;
-        batch.dispatch(
-          this.#bwdShort,
-          [dout, index.order, index.short, dwte],
-          params,
-          grid(index.shortCount * C, 256),
-        );
-      }
       if (index.long) {
         checkLoops(
           "embedding.backward_wte_long",
           Math.ceil(index.longest / 256) + 10, // + exit tests and the 8-level tree
           `a token repeated ${index.longest} times`,
         );
-        const params =
-          new Params().u32(index.longCount).u32(T).u32(C).u32(index.vocab).u32(B).bytes;
-        batch.dispatch(
-          this.#bwdLong,
-          [dout, index.order, index.long, dwte],
-          params,
-          grid(index.longCount * C, 1),
-        );
+      }
+      const V = index.vocab;
+      for (const { start, count } of this.#gpu.rowChunks(V, C)) {
+        const table = count === V ? dwte : dwte.view(start * C, [count, C]);
+        for (const kind of ["short", "long"] as const) {
+          const segments = index[kind];
+          const [first, end] = index.segments(kind, start, start + count);
+          if (!segments || end === first) continue;
+          const params = new Params().u32(end - first).u32(T).u32(C).u32(V).u32(B)
+            .u32(start).u32(start + count).u32(first).bytes;
+          batch.dispatch(
+            kind === "short" ? this.#bwdShort : this.#bwdLong,
+            [dout, index.order, segments, table],
+            params,
+            kind === "short" ? grid((end - first) * C, 256) : grid((end - first) * C, 1),
+          );
+        }
       }
     }
     if (dwpe) {
@@ -273,14 +301,6 @@ export class Embedding {
         [dout, dwpe],
         new Params().u32(T * C).u32(T).u32(C).u32(0).u32(B).bytes,
         grid(T * C, 256),
-      );
-    }
-  }
-
-  #fitsBinding(name: string, t: Tensor): void {
-    if (t.byteLength > this.#gpu.maxBindingBytes) {
-      throw new RangeError(
-        `Cannot run kernel "${name}": tensor "${t.label}" is ${t.byteLength} bytes, over this device's ${this.#gpu.maxBindingBytes}-byte storage binding limit`,
       );
     }
   }

@@ -9,6 +9,10 @@
 // invocation per (segment, channel) (backward_wte_short); longer ones take one workgroup per
 // (segment, channel) that strides over the positions and reduces in workgroup memory
 // (backward_wte_long), so no invocation loops more than SHORT + 1 or ceil(len/256) + 10 times (exit tests counted).
+// A token table larger than one storage binding is bound in row chunks [v0, v1): `wte` and `dwte`
+// are then that chunk's rows, the forward writes only the positions whose id falls in it (a
+// dispatch per chunk), and the backward takes the chunk's segments (ids are sorted, so they are
+// consecutive, from segStart on). One chunk (v0 = 0, v1 = V) is the whole table.
 
 struct Params {
   n: u32,   // forward: B·T·C; backward_wte_*: number of segments; backward_wpe: T·C
@@ -16,6 +20,9 @@ struct Params {
   C: u32,
   V: u32,   // forward: vocabulary size (ids ≥ V give NaN; the wrapper rejects them on the CPU first)
   B: u32,   // backward_wpe: batch size
+  v0: u32,  // forward, backward_wte_*: first row of the table chunk bound as wte / dwte
+  v1: u32,  // forward: end of the chunk's rows (V for the last chunk)
+  segStart: u32, // backward_wte_*: index of the chunk's first segment
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
@@ -39,7 +46,12 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   let t = pos % p.T;
   let id = ids[pos];
   let nan = bitcast<f32>(0x7fc00000u | (i & 0u)); // a runtime NaN (a constant NaN does not compile)
-  out[i] = select(nan, wte[id * p.C + c] + wpe[t * p.C + c], id < p.V);
+  if (id >= p.V) {
+    if (p.v1 == p.V) { out[i] = nan; } // the last chunk marks a bad id
+    return;
+  }
+  if (id < p.v0 || id >= p.v1) { return; }
+  out[i] = wte[(id - p.v0) * p.C + c] + wpe[t * p.C + c];
 }
 
 // forward without positions (the Llama family's rotary models): out = wte[ids[b,t]]   [writes =]
@@ -50,14 +62,20 @@ fn forward_tokens(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
   let pos = i / p.C;
   let id = ids[pos];
   let nan = bitcast<f32>(0x7fc00000u | (i & 0u));
-  out[i] = select(nan, wte[id * p.C + i % p.C], id < p.V);
+  if (id >= p.V) {
+    if (p.v1 == p.V) { out[i] = nan; }
+    return;
+  }
+  if (id < p.v0 || id >= p.v1) { return; }
+  out[i] = wte[(id - p.v0) * p.C + i % p.C];
 }
 
 @compute @workgroup_size(256)
 fn backward_wte_short(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
   let i = gid.x + gid.y * nw.x * 256u;
-  let seg = i / p.C;
-  if (seg >= p.n) { return; }
+  let local = i / p.C;
+  if (local >= p.n) { return; }
+  let seg = p.segStart + local;
   let c = i % p.C;
   let id = segments[3u * seg];
   let end = segments[3u * seg + 2u];
@@ -65,7 +83,7 @@ fn backward_wte_short(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wo
   for (var k = segments[3u * seg + 1u]; k < end; k++) {
     sum += dout[order[k] * p.C + c];
   }
-  dwte[id * p.C + c] += sum;
+  dwte[(id - p.v0) * p.C + c] += sum;
 }
 
 @compute @workgroup_size(256)
@@ -75,8 +93,9 @@ fn backward_wte_long(
   @builtin(local_invocation_index) lid: u32,
 ) {
   let g = wid.x + wid.y * nw.x;
-  let seg = g / p.C;
-  if (seg >= p.n) { return; }
+  let local = g / p.C;
+  if (local >= p.n) { return; }
+  let seg = p.segStart + local;
   let c = g % p.C;
   let id = segments[3u * seg];
   let end = segments[3u * seg + 2u];
@@ -90,7 +109,7 @@ fn backward_wte_long(
     if (lid < s) { partial[lid] += partial[lid + s]; }
     workgroupBarrier();
   }
-  if (lid == 0u) { dwte[id * p.C + c] += partial[0]; }
+  if (lid == 0u) { dwte[(id - p.v0) * p.C + c] += partial[0]; }
 }
 
 @compute @workgroup_size(256)

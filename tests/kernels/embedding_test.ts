@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Embedding, Rng } from "../../mod.ts";
+import { Embedding, Gpu, Rng } from "../../mod.ts";
 import {
   assertClose,
   centralDiff,
@@ -198,5 +198,55 @@ Deno.test("Embedding.forward() without a position table writes the token rows al
     // A copy: exact.
     assertClose(y, embeddingForward(ids, wte, null, B, T, C), { rtol: 0, atol: 0 }, "out");
     release(tids, twte, out);
+  }
+});
+
+Deno.test("Embedding.forward() and backward() bind a token table over the storage-binding limit in row chunks, bit for bit as unchunked", async () => {
+  // wte (5000, 3) is 60,000 bytes; a forced 16 KiB limit splits it into chunks of 1,360 rows
+  // (the last partial), while ids, dout and the index stay under the limit.
+  const [B, T, C, V] = [2, 600, 3, 5000];
+  const rng = new Rng(3);
+  const ids = new Uint32Array(B * T);
+  for (let i = 0; i < ids.length; i++) ids[i] = rng.int(V);
+  for (let i = 0; i < 1100; i++) ids[i] = 2000; // a long segment (> 1,024 positions) in chunk 1
+  ids[1150] = 1359; // the last row of chunk 0 and the first of chunk 1
+  ids[1151] = 1360;
+  ids[1152] = V - 1;
+  const maxT = T + 3;
+  const wte = randn(rng, V * C), wpe = randn(rng, maxT * C), dout = randn(rng, B * T * C);
+  const dwte0 = randn(rng, V * C), dwpe0 = randn(rng, maxT * C);
+  const run = async (g: Awaited<ReturnType<typeof gpu>>, withWpe: boolean) => {
+    const k = await Embedding.create(g);
+    const tids = g.tensor([B, T], ids, "ids");
+    const twte = upload(g, [V, C], wte, "wte"), twpe = upload(g, [maxT, C], wpe, "wpe");
+    const tout = poisoned(g, [B, T, C]), tdout = upload(g, [B, T, C], dout, "dout");
+    const tdwte = upload(g, [V, C], dwte0, "dwte"), tdwpe = upload(g, [maxT, C], dwpe0, "dwpe");
+    const index = k.prepareBackward(ids, V);
+    assert.ok(index.longCount === 1 && index.shortCount > 0);
+    const batch = g.batch();
+    k.forward(batch, tids, ids, twte, withWpe ? twpe : null, tout);
+    k.backward(batch, index, tdout, tdwte, withWpe ? tdwpe : null);
+    await batch.submit();
+    const out = await g.read([tout, tdwte, tdwpe]);
+    index.release();
+    release(tids, twte, twpe, tout, tdout, tdwte, tdwpe);
+    return out;
+  };
+  const small = await Gpu.create({ maxBindingBytes: 16384 });
+  try {
+    assert.equal(small.rowChunks(V, C).length, 4);
+    for (const withWpe of [true, false]) {
+      const [out, dwte, dwpe] = await run(small, withWpe);
+      assert.deepEqual([out, dwte, dwpe], await run(await gpu(), withWpe), "same bits");
+      const refDwte = dwte0.slice(), refDwpe = dwpe0.slice();
+      embeddingBackward(ids, dout, refDwte, withWpe ? refDwpe : null, B, T, C);
+      assertClose(out, embeddingForward(ids, wte, withWpe ? wpe : null, B, T, C), FWD_TOL, "out");
+      // Row 2000 sums 1,100 N(0,1) terms over a 256-lane tree: ≤ 5 + 8 f32 additions on any path,
+      // each losing ≤ 2⁻²⁴ of the partial sums (Σ|terms| ≈ 900): 13·2⁻²⁴·900 ≈ 7e-4.
+      assertClose(dwte, refDwte, { rtol: 1e-6, atol: 1e-3 }, "dwte");
+      assertClose(dwpe, refDwpe, BWD_TOL, "dwpe");
+    }
+  } finally {
+    small.destroy();
   }
 });
