@@ -23,6 +23,7 @@ import {
   configToHF,
   type GPTConfig,
   innerSize,
+  type ModelConfig,
   readModelConfig,
   validateConfig,
 } from "./config.ts";
@@ -30,6 +31,7 @@ import type { LlamaConfig } from "./llama_config.ts";
 import { llamaTensorsFromSafetensors, serializeLlamaCheckpoint } from "./llama_checkpoint.ts";
 import {
   parseSafetensors,
+  readSafetensors,
   type Safetensors,
   serializeSafetensors,
   type TensorData,
@@ -97,9 +99,11 @@ export function gpt2ParameterShapes(cfg: GPTConfig): Map<string, readonly number
 
 /**
  * Reads a Hugging Face GPT-2 checkpoint folder (`config.json` + `model.safetensors`); needs read
- * permission for it. F32, F16 and BF16 weights are decoded to float32. Errors name the file and
- * the tensor: a missing parameter, a wrong shape (with the expected one), a tensor whet does not
- * know, or an untied `lm_head.weight`.
+ * permission for it. F32, F16 and BF16 weights are decoded to float32. The config (every field
+ * and its range) is checked first, then the weights file's header against its size and the
+ * config, and only then are the weights read. Errors name the file and the field or tensor: a
+ * missing parameter, a wrong shape (with the expected one), a tensor whet does not know, an
+ * untied `lm_head.weight`, or NaN/±Infinity values (unless `options.allowNonFinite`).
  *
  * @example
  * ```ts
@@ -118,15 +122,24 @@ export function gpt2ParameterShapes(cfg: GPTConfig): Map<string, readonly number
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function loadHFCheckpoint(dir: string): Promise<Checkpoint> {
-  const files = await readCheckpointFiles(dir);
-  return parseHFCheckpoint(files.json, files.weights, files.source);
+export async function loadHFCheckpoint(
+  dir: string,
+  options: { allowNonFinite?: boolean } = {},
+): Promise<Checkpoint> {
+  const { config, st } = await readCheckpointFiles(dir, configFromHF, options);
+  return { config, tensors: gpt2TensorsFromSafetensors(st, config) };
 }
 
-/** The parsed `config.json` and the `model.safetensors` bytes of a checkpoint folder. */
-async function readCheckpointFiles(
+/**
+ * A checkpoint folder's `config.json`, read by `readConfig` (which checks every field and its
+ * range), then its `model.safetensors` header, checked against the file's size: in this order,
+ * so that a bad config or header fails before the weights are read.
+ */
+async function readCheckpointFiles<C>(
   dir: string,
-): Promise<{ json: unknown; weights: Uint8Array; source: Required<CheckpointSource> }> {
+  readConfig: (json: unknown, file: string) => C,
+  options: { allowNonFinite?: boolean },
+): Promise<{ config: C; st: Safetensors }> {
   const configPath = join(dir, HF_CONFIG_FILE);
   const weightsPath = join(dir, HF_WEIGHTS_FILE);
   let configText: string;
@@ -137,15 +150,6 @@ async function readCheckpointFiles(
       cause: e,
     });
   }
-  let weights: Uint8Array;
-  try {
-    weights = await Deno.readFile(weightsPath);
-  } catch (e) {
-    throw new Error(
-      `Cannot load checkpoint ${dir}: cannot read ${weightsPath}: ${message(e)}${await hint(dir)}`,
-      { cause: e },
-    );
-  }
   let json: unknown;
   try {
     json = JSON.parse(configText);
@@ -154,7 +158,16 @@ async function readCheckpointFiles(
       `Cannot load checkpoint ${dir}: ${configPath} is not valid JSON: ${message(e)}`,
     );
   }
-  return { json, weights, source: { configFile: configPath, weightsFile: weightsPath } };
+  const config = readConfig(json, configPath);
+  try {
+    await Deno.stat(weightsPath);
+  } catch (e) {
+    throw new Error(
+      `Cannot load checkpoint ${dir}: cannot read ${weightsPath}: ${message(e)}${await hint(dir)}`,
+      { cause: e },
+    );
+  }
+  return { config, st: await readSafetensors(weightsPath, options) };
 }
 
 /** File names used in {@linkcode parseHFCheckpoint}'s error messages. */
@@ -167,7 +180,9 @@ export interface CheckpointSource {
 
 /**
  * The in-memory half of {@linkcode loadHFCheckpoint}: a parsed `config.json` and the bytes of
- * `model.safetensors` to a checked {@linkcode Checkpoint}.
+ * `model.safetensors` to a checked {@linkcode Checkpoint}. The config is checked first, then the
+ * file's header against it, then the weights are decoded; NaN or ±Infinity weights are refused
+ * naming the tensor unless `options.allowNonFinite`.
  *
  * @example
  * ```ts
@@ -188,16 +203,19 @@ export function parseHFCheckpoint(
   configJson: unknown,
   weights: Uint8Array,
   source: CheckpointSource = {},
+  options: { allowNonFinite?: boolean } = {},
 ): Checkpoint {
   const weightsFile = source.weightsFile ?? HF_WEIGHTS_FILE;
   const config = configFromHF(configJson, source.configFile ?? HF_CONFIG_FILE);
-  const st = parseSafetensors(weights, weightsFile);
+  const st = parseSafetensors(weights, weightsFile, options);
   return { config, tensors: gpt2TensorsFromSafetensors(st, config) };
 }
 
 /**
  * Picks, checks and decodes the GPT-2 parameters of a parsed safetensors file (see the module
- * doc for the naming rules). The map follows {@linkcode gpt2ParameterShapes} order.
+ * doc for the naming rules). The map follows {@linkcode gpt2ParameterShapes} order. Every name
+ * and shape is checked before any tensor is decoded; NaN or ±Infinity values are refused naming
+ * the tensor unless the file was parsed with `allowNonFinite`.
  *
  * @example
  * ```ts
@@ -257,14 +275,16 @@ export function gpt2TensorsFromSafetensors(
   const missing = [...expected.keys()].filter((name) => !found.has(name));
   if (missing.length > 0) fail(`missing tensor${missing.length > 1 ? "s" : ""} ${list(missing)}`);
 
-  const tensors = new Map<string, TensorData>();
   for (const [name, shape] of expected) {
     const key = found.get(name)!;
     checkShape(`tensor "${key}"`, st.entry(key).shape, shape, fail);
-    tensors.set(name, st.tensor(key));
   }
   if (lmHead !== undefined) {
     checkShape(`tensor "${lmHead}"`, st.entry(lmHead).shape, expected.get("wte.weight")!, fail);
+  }
+  const tensors = new Map<string, TensorData>();
+  for (const name of expected.keys()) tensors.set(name, st.tensor(found.get(name)!));
+  if (lmHead !== undefined) {
     const head = st.tensor(lmHead).data;
     const wte = tensors.get("wte.weight")!.data;
     const a = new Uint32Array(head.buffer, head.byteOffset, head.length);
@@ -403,9 +423,15 @@ export function parseModelCheckpoint(
   configJson: unknown,
   weights: Uint8Array,
   source: CheckpointSource = {},
+  options: { allowNonFinite?: boolean } = {},
 ): ModelCheckpoint {
   const model = readModelConfig(configJson, source.configFile ?? HF_CONFIG_FILE);
-  const st = parseSafetensors(weights, source.weightsFile ?? HF_WEIGHTS_FILE);
+  const st = parseSafetensors(weights, source.weightsFile ?? HF_WEIGHTS_FILE, options);
+  return tensorsOf(model, st);
+}
+
+/** The weights of a checked config's family from a parsed safetensors file. */
+function tensorsOf(model: ModelConfig, st: Safetensors): ModelCheckpoint {
   return model.family === "gpt2"
     ? {
       family: "gpt2",
@@ -422,8 +448,10 @@ export function parseModelCheckpoint(
 /**
  * Reads a Hugging Face checkpoint folder (`config.json` + `model.safetensors`) of any family
  * whet implements: GPT-2 as {@linkcode loadHFCheckpoint} reads it, Llama and Qwen2 as
- * {@linkcode llamaTensorsFromSafetensors} does. Needs read permission for the folder. Sharded
- * checkpoints (`model.safetensors.index.json`) are not supported, and the error says so.
+ * {@linkcode llamaTensorsFromSafetensors} does, in the same order as {@linkcode loadHFCheckpoint}
+ * (config, then header, then weights; NaN/±Infinity refused unless `options.allowNonFinite`).
+ * Needs read permission for the folder. Sharded checkpoints (`model.safetensors.index.json`) are
+ * not supported, and the error says so.
  *
  * @example
  * ```ts
@@ -444,9 +472,12 @@ export function parseModelCheckpoint(
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function loadModelCheckpoint(dir: string): Promise<ModelCheckpoint> {
-  const files = await readCheckpointFiles(dir);
-  return parseModelCheckpoint(files.json, files.weights, files.source);
+export async function loadModelCheckpoint(
+  dir: string,
+  options: { allowNonFinite?: boolean } = {},
+): Promise<ModelCheckpoint> {
+  const { config, st } = await readCheckpointFiles(dir, readModelConfig, options);
+  return tensorsOf(config, st);
 }
 
 /**

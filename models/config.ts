@@ -128,9 +128,135 @@ export function gptConfig(preset: PresetName, overrides: Partial<GPTConfig> = {}
 }
 
 /**
+ * The range of a numeric config field: `[min, max]` (a bound is excluded when `minOpen` /
+ * `maxOpen`), integers only when `integer`.
+ */
+export interface NumberRange {
+  /** Smallest value (or the bound above it when `minOpen`). */
+  readonly min: number;
+  /** Largest value (or the bound below it when `maxOpen`). */
+  readonly max: number;
+  /** Whether only whole numbers are allowed. */
+  readonly integer?: boolean;
+  /** Whether `min` itself is excluded. */
+  readonly minOpen?: boolean;
+  /** Whether `max` itself is excluded. */
+  readonly maxOpen?: boolean;
+}
+
+/**
+ * The range of every numeric {@linkcode GPTConfig} field. The upper bounds are far above any
+ * published GPT-2-style model (GPT-2 XL: d 1600, 48 layers) yet small enough that a typo cannot
+ * make whet size tables or loops by it before failing; `n_head` is bounded by `n_embd`, which it
+ * must divide.
+ *
+ * @example
+ * ```ts
+ * import { GPT_LIMITS, gptConfig } from "./config.ts";
+ * let message = "";
+ * try {
+ *   gptConfig("tiny", { n_layer: GPT_LIMITS.n_layer.max + 1 });
+ * } catch (e) {
+ *   message = (e as Error).message;
+ * }
+ * if (!message.includes('"n_layer" must be an integer in [1, 1024]')) throw new Error(message);
+ * ```
+ */
+export const GPT_LIMITS: Readonly<
+  Record<
+    Exclude<keyof GPTConfig, "bos_token_id" | "eos_token_id">,
+    NumberRange
+  >
+> = Object.freeze({
+  vocab_size: { min: 1, max: 2 ** 21, integer: true },
+  n_positions: { min: 1, max: 2 ** 20, integer: true },
+  n_embd: { min: 1, max: 65536, integer: true },
+  n_layer: { min: 1, max: 1024, integer: true },
+  n_head: { min: 1, max: 65536, integer: true },
+  n_inner: { min: 1, max: 2 ** 20, integer: true },
+  layer_norm_epsilon: { min: 0, max: 1, minOpen: true },
+  resid_pdrop: { min: 0, max: 1, maxOpen: true },
+  embd_pdrop: { min: 0, max: 1, maxOpen: true },
+  attn_pdrop: { min: 0, max: 1, maxOpen: true },
+  initializer_range: { min: 0, max: 1, minOpen: true },
+});
+
+/**
+ * What is wrong with `v` as a value in `range` ("must be an integer in [1, 1024]"), or undefined
+ * when it is in range.
+ *
+ * @example
+ * ```ts
+ * import { rangeProblem } from "./config.ts";
+ * const dropout = { min: 0, max: 1, maxOpen: true };
+ * if (rangeProblem(0.1, dropout) !== undefined) throw new Error("0.1 is a dropout rate");
+ * if (rangeProblem(1, dropout) !== "must be a number in [0, 1)") throw new Error("1 is not");
+ * ```
+ */
+export function rangeProblem(v: unknown, range: NumberRange): string | undefined {
+  const { min, max, integer = false, minOpen = false, maxOpen = false } = range;
+  const ok = typeof v === "number" && Number.isFinite(v) && (!integer || Number.isInteger(v)) &&
+    (minOpen ? v > min : v >= min) && (maxOpen ? v < max : v <= max);
+  if (ok) return undefined;
+  return `must be ${integer ? "an integer" : "a number"} in ${minOpen ? "(" : "["}${min}, ${max}${
+    maxOpen ? ")" : "]"
+  }`;
+}
+
+/**
+ * ` (did you mean "x"?)` when a known name is a likely typo of `name`, else "". Likely: at most
+ * one edit per three characters (at least one), counting a swap of neighbours as one edit and
+ * ignoring case; the closest wins, the first of equals.
+ *
+ * @example
+ * ```ts
+ * import { didYouMean } from "./config.ts";
+ * if (didYouMean("n_layers", ["n_layer", "n_head"]) !== ' (did you mean "n_layer"?)') throw new Error();
+ * if (didYouMean("rank", ["r", "lora_alpha"]) !== "") throw new Error("too far from every key");
+ * ```
+ */
+export function didYouMean(name: string, known: Iterable<string>): string {
+  const limit = Math.max(1, Math.floor(name.length / 3));
+  let best: string | undefined, bestDistance = limit + 1;
+  for (const k of known) {
+    const d = editDistance(name.toLowerCase(), k.toLowerCase(), bestDistance);
+    if (d < bestDistance && k !== name) [best, bestDistance] = [k, d];
+  }
+  return best === undefined ? "" : ` (did you mean ${JSON.stringify(best)}?)`;
+}
+
+/**
+ * Optimal-string-alignment distance (insertions, deletions, substitutions and swaps of
+ * neighbours), or `cap` when it is at least `cap` (names can be long; typos are short).
+ */
+function editDistance(a: string, b: string, cap: number): number {
+  if (Math.abs(a.length - b.length) >= cap) return cap;
+  let before = new Array<number>(b.length + 1).fill(0);
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    let rowMin = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d = Math.min(d, before[j - 2] + 1);
+      }
+      row.push(d);
+      rowMin = Math.min(rowMin, d);
+    }
+    if (rowMin >= cap) return cap;
+    [before, prev] = [prev, row];
+  }
+  return Math.min(prev[b.length], cap);
+}
+
+/**
  * Checks that `value` is a complete, consistent {@linkcode GPTConfig} and returns a copy of it.
- * Unknown keys, missing keys and wrong types are errors that name the key; so are a width that
- * the heads do not divide and special token ids outside the vocabulary.
+ * Unknown keys (with the closest known key when there is one), missing keys, wrong types and
+ * values out of range are errors that name the key; so are a width that the heads do not divide
+ * and special token ids outside the vocabulary. Ranges ({@linkcode GPT_LIMITS}) are checked before
+ * anything is sized from the config, so a typo such as `n_layer: 2000000` fails at once.
  *
  * @param value the candidate config (e.g. a preset merged with YAML overrides)
  * @param source where it came from, for error messages (a file name, "preset tiny" …)
@@ -157,45 +283,30 @@ export function validateConfig(value: unknown, source = "config"): GPTConfig {
   const obj = value as Record<string, unknown>;
   for (const key of Object.keys(obj)) {
     if (!(FIELDS as readonly string[]).includes(key)) {
-      fail(`unknown key "${key}" (known keys: ${FIELDS.join(", ")})`);
+      fail(`unknown key "${key}"${didYouMean(key, FIELDS)} (known keys: ${FIELDS.join(", ")})`);
     }
   }
   for (const key of FIELDS) {
-    if (!(key in obj)) fail(`missing key "${key}"`);
+    if (!Object.hasOwn(obj, key)) fail(`missing key "${key}"`);
   }
-  const positiveInt = (key: keyof GPTConfig): number => {
+  const inRange = (key: keyof typeof GPT_LIMITS): number => {
     const v = obj[key];
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) {
-      fail(`"${key}" must be a positive integer, got ${describe(v)}`);
-    }
-    return v as number;
-  };
-  const probability = (key: keyof GPTConfig): number => {
-    const v = obj[key];
-    if (typeof v !== "number" || !(v >= 0 && v < 1)) {
-      fail(`"${key}" must be a number in [0, 1), got ${describe(v)}`);
-    }
-    return v as number;
-  };
-  const positiveNumber = (key: keyof GPTConfig): number => {
-    const v = obj[key];
-    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) {
-      fail(`"${key}" must be a positive finite number, got ${describe(v)}`);
-    }
+    const why = rangeProblem(v, GPT_LIMITS[key]);
+    if (why !== undefined) fail(`"${key}" ${why}, got ${describe(v)}`);
     return v as number;
   };
   const cfg: GPTConfig = {
-    vocab_size: positiveInt("vocab_size"),
-    n_positions: positiveInt("n_positions"),
-    n_embd: positiveInt("n_embd"),
-    n_layer: positiveInt("n_layer"),
-    n_head: positiveInt("n_head"),
-    n_inner: obj.n_inner === null ? null : positiveInt("n_inner"),
-    layer_norm_epsilon: positiveNumber("layer_norm_epsilon"),
-    resid_pdrop: probability("resid_pdrop"),
-    embd_pdrop: probability("embd_pdrop"),
-    attn_pdrop: probability("attn_pdrop"),
-    initializer_range: positiveNumber("initializer_range"),
+    vocab_size: inRange("vocab_size"),
+    n_positions: inRange("n_positions"),
+    n_embd: inRange("n_embd"),
+    n_layer: inRange("n_layer"),
+    n_head: inRange("n_head"),
+    n_inner: obj.n_inner === null ? null : inRange("n_inner"),
+    layer_norm_epsilon: inRange("layer_norm_epsilon"),
+    resid_pdrop: inRange("resid_pdrop"),
+    embd_pdrop: inRange("embd_pdrop"),
+    attn_pdrop: inRange("attn_pdrop"),
+    initializer_range: inRange("initializer_range"),
     bos_token_id: null,
     eos_token_id: null,
   };

@@ -89,7 +89,9 @@ export function llamaParameterShapes(cfg: LlamaConfig): Map<string, readonly num
  * Picks, checks and decodes the parameters of a Llama-family model from a parsed safetensors
  * file (F32, F16 or BF16 in; float32 out). The map follows {@linkcode llamaParameterShapes}
  * order. Errors name the file and the tensor: a missing parameter, a wrong shape (with the
- * expected one), a tensor the config does not have, a non-float dtype.
+ * expected one), a tensor the config does not have, a non-float dtype, NaN or ±Infinity values
+ * (unless the file was parsed with `allowNonFinite`). Every name and shape is checked before
+ * any tensor is decoded.
  *
  * @example
  * ```ts
@@ -138,15 +140,12 @@ export function llamaTensorsFromSafetensors(
       : "";
     fail(`missing tensor${missing.length > 1 ? "s" : ""} ${list(missing)}${untied}`);
   }
-  const tensors = new Map<string, TensorData>();
-  for (const [name, shape] of expected) {
-    checkShape(name, st.entry(name).shape, shape, fail);
-    tensors.set(name, st.tensor(name));
-  }
+  for (const [name, shape] of expected) checkShape(name, st.entry(name).shape, shape, fail);
   if (config.tie_word_embeddings && names.has(LM_HEAD)) {
     checkShape(LM_HEAD, st.entry(LM_HEAD).shape, expected.get("model.embed_tokens.weight")!, fail);
   }
-  return tensors;
+  // Decoded only once every name and shape is known to fit.
+  return new Map([...expected.keys()].map((name) => [name, st.tensor(name)]));
 }
 
 /**

@@ -12,6 +12,8 @@
  * @module
  */
 
+import { didYouMean, type NumberRange, rangeProblem } from "./config.ts";
+
 /** The `model_type` values this config covers. */
 export type LlamaModelType = "llama" | "qwen2";
 
@@ -253,6 +255,56 @@ const FIELDS: readonly (keyof LlamaConfig)[] = [
 ];
 
 /**
+ * The range of every numeric {@linkcode LlamaConfig} field. The upper bounds are far above any
+ * published Llama-family model (Llama 3.1 405B: C 16384, 126 layers, 128 heads, vocabulary
+ * 128,256) yet small enough that a typo cannot make whet size tables or loops by it before
+ * failing; `num_key_value_heads` is bounded by the query heads, which it must divide.
+ *
+ * @example
+ * ```ts
+ * import { LLAMA_LIMITS, llamaConfig } from "./llama_config.ts";
+ * let message = "";
+ * try {
+ *   llamaConfig("llama-tiny", { num_hidden_layers: LLAMA_LIMITS.num_hidden_layers.max + 1 });
+ * } catch (e) {
+ *   message = (e as Error).message;
+ * }
+ * if (!message.includes('"num_hidden_layers" must be an integer in [1, 1024]')) throw new Error(message);
+ * ```
+ */
+export const LLAMA_LIMITS: Readonly<
+  Record<
+    | "vocab_size"
+    | "hidden_size"
+    | "intermediate_size"
+    | "num_hidden_layers"
+    | "num_attention_heads"
+    | "num_key_value_heads"
+    | "head_dim"
+    | "max_position_embeddings"
+    | "rms_norm_eps"
+    | "rope_theta"
+    | "initializer_range"
+    | "attention_dropout",
+    NumberRange
+  >
+> = Object.freeze({
+  vocab_size: { min: 1, max: 2 ** 21, integer: true },
+  hidden_size: { min: 1, max: 65536, integer: true },
+  intermediate_size: { min: 1, max: 2 ** 20, integer: true },
+  num_hidden_layers: { min: 1, max: 1024, integer: true },
+  num_attention_heads: { min: 1, max: 4096, integer: true },
+  num_key_value_heads: { min: 1, max: 4096, integer: true },
+  head_dim: { min: 1, max: 4096, integer: true },
+  // Rotary positions have no table, so only the KV cache grows with this.
+  max_position_embeddings: { min: 1, max: 2 ** 24, integer: true },
+  rms_norm_eps: { min: 0, max: 1, minOpen: true },
+  rope_theta: { min: 0, max: 1e12, minOpen: true },
+  initializer_range: { min: 0, max: 1 },
+  attention_dropout: { min: 0, max: 1, maxOpen: true },
+});
+
+/**
  * A validated copy of a preset with some fields overridden. Unless `head_dim` is overridden it
  * is hidden_size / num_attention_heads, as in every preset, so that overriding the width or the
  * head count keeps the heads covering the width.
@@ -288,9 +340,10 @@ export function llamaConfig(
 
 /**
  * Checks that `value` is a complete, consistent {@linkcode LlamaConfig} and returns a copy of it.
- * Unknown keys, missing keys and wrong types are errors that name the key; so are key/value heads
- * that do not divide the query heads, an odd head size, special token ids outside the vocabulary,
- * and a Qwen2 config without q/k/v biases or with MLP biases.
+ * Unknown keys (with the closest known key when there is one), missing keys, wrong types and
+ * values out of range ({@linkcode LLAMA_LIMITS}) are errors that name the key; so are key/value
+ * heads that do not divide the query heads, an odd head size, special token ids outside the
+ * vocabulary, and a Qwen2 config without q/k/v biases or with MLP biases.
  *
  * @param value the candidate config (e.g. a preset merged with YAML overrides)
  * @param source where it came from, for error messages (a file name, "preset llama-tiny" …)
@@ -317,23 +370,17 @@ export function validateLlamaConfig(value: unknown, source = "config"): LlamaCon
   const obj = value as Record<string, unknown>;
   for (const key of Object.keys(obj)) {
     if (!(FIELDS as readonly string[]).includes(key)) {
-      fail(`unknown key "${key}" (known keys: ${FIELDS.join(", ")})`);
+      fail(`unknown key "${key}"${didYouMean(key, FIELDS)} (known keys: ${FIELDS.join(", ")})`);
     }
   }
   const get = (key: keyof LlamaConfig): unknown => {
     if (!Object.hasOwn(obj, key)) fail(`missing key "${key}"`);
     return obj[key];
   };
-  const positiveInt = (key: keyof LlamaConfig): number => {
+  const inRange = (key: keyof typeof LLAMA_LIMITS): number => {
     const v = get(key);
-    if (!isPositiveInt(v)) fail(`"${key}" must be a positive integer, got ${describe(v)}`);
-    return v as number;
-  };
-  const positiveNumber = (key: keyof LlamaConfig): number => {
-    const v = get(key);
-    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) {
-      fail(`"${key}" must be a positive finite number, got ${describe(v)}`);
-    }
+    const why = rangeProblem(v, LLAMA_LIMITS[key]);
+    if (why !== undefined) fail(`"${key}" ${why}, got ${describe(v)}`);
     return v as number;
   };
   const boolean = (key: keyof LlamaConfig): boolean => {
@@ -346,38 +393,32 @@ export function validateLlamaConfig(value: unknown, source = "config"): LlamaCon
   if (modelType !== "llama" && modelType !== "qwen2") {
     fail(`"model_type" must be "llama" or "qwen2", got ${describe(modelType)}`);
   }
-  const vocab = positiveInt("vocab_size");
-  const hidden = positiveInt("hidden_size");
-  const intermediate = positiveInt("intermediate_size");
-  const layers = positiveInt("num_hidden_layers");
-  const heads = positiveInt("num_attention_heads");
-  const kvHeads = positiveInt("num_key_value_heads");
+  const vocab = inRange("vocab_size");
+  const hidden = inRange("hidden_size");
+  const intermediate = inRange("intermediate_size");
+  const layers = inRange("num_hidden_layers");
+  const heads = inRange("num_attention_heads");
+  const kvHeads = inRange("num_key_value_heads");
   if (heads % kvHeads !== 0) {
     fail(
       `"num_key_value_heads" (${kvHeads}) must divide "num_attention_heads" (${heads}): each ` +
         `key/value head serves a whole group of query heads`,
     );
   }
-  const headDim = positiveInt("head_dim");
+  const headDim = inRange("head_dim");
   if (headDim % 2 !== 0) {
     fail(`"head_dim" (${headDim}) must be even: rotary embeddings rotate its two halves`);
   }
-  const maxPositions = positiveInt("max_position_embeddings");
-  const eps = positiveNumber("rms_norm_eps");
-  const theta = positiveNumber("rope_theta");
+  const maxPositions = inRange("max_position_embeddings");
+  const eps = inRange("rms_norm_eps");
+  const theta = inRange("rope_theta");
   const tie = boolean("tie_word_embeddings");
   const attentionBias = boolean("attention_bias");
   const mlpBias = boolean("mlp_bias");
   const act = get("hidden_act");
   if (act !== "silu") fail(`"hidden_act" ${describe(act)} is not supported (only "silu")`);
-  const init = get("initializer_range");
-  if (typeof init !== "number" || !(init >= 0) || !Number.isFinite(init)) {
-    fail(`"initializer_range" must be a non-negative finite number, got ${describe(init)}`);
-  }
-  const dropout = get("attention_dropout");
-  if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1)) {
-    fail(`"attention_dropout" must be a number in [0, 1), got ${describe(dropout)}`);
-  }
+  const init = inRange("initializer_range");
+  const dropout = inRange("attention_dropout");
   const isTokenId = (v: unknown) =>
     Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < vocab;
   const bos = get("bos_token_id");
@@ -417,8 +458,8 @@ export function validateLlamaConfig(value: unknown, source = "config"): LlamaCon
     attention_bias: attentionBias,
     mlp_bias: mlpBias,
     hidden_act: "silu",
-    initializer_range: init as number,
-    attention_dropout: dropout as number,
+    initializer_range: init,
+    attention_dropout: dropout,
     bos_token_id: bos as number | null,
     eos_token_id: Array.isArray(eos) ? [...eos] : eos as number | null,
   };

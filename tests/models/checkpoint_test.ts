@@ -3,8 +3,13 @@ import {
   configToHF,
   gpt2ParameterShapes,
   type GPTConfig,
+  LLAMA_PRESETS,
+  llamaConfigToHF,
+  llamaParameterShapes,
   loadHFCheckpoint,
+  loadModelCheckpoint,
   parseHFCheckpoint,
+  parseModelCheckpoint,
   parseSafetensors,
   PRESETS,
   saveHFCheckpoint,
@@ -272,19 +277,19 @@ Deno.test("`loadHFCheckpoint()` names the file that is missing or broken", async
       loadHFCheckpoint(dir),
       new RegExp(`Cannot load checkpoint ${dir}: cannot read ${dir}/config\\.json: `),
     );
+    // The config is read and checked before the weights are looked at.
     await Deno.writeTextFile(`${dir}/config.json`, "{ not json");
+    await assert.rejects(
+      loadHFCheckpoint(dir),
+      new RegExp(`${dir}/config\\.json is not valid JSON`),
+    );
+    const files = serializeHFCheckpoint(tiny, params(tiny));
+    await Deno.writeTextFile(`${dir}/config.json`, files.config);
     await Deno.writeTextFile(`${dir}/pytorch_model.bin`, "");
     await assert.rejects(
       loadHFCheckpoint(dir),
       /cannot read .*model\.safetensors: .*\(pytorch_model\.bin exists: only safetensors weights are supported/,
     );
-    const files = serializeHFCheckpoint(tiny, params(tiny));
-    await Deno.writeFile(`${dir}/model.safetensors`, files.weights);
-    await assert.rejects(
-      loadHFCheckpoint(dir),
-      new RegExp(`${dir}/config\\.json is not valid JSON`),
-    );
-    await Deno.writeTextFile(`${dir}/config.json`, files.config);
     await Deno.writeFile(
       `${dir}/model.safetensors`,
       files.weights.subarray(0, files.weights.length - 4),
@@ -296,4 +301,108 @@ Deno.test("`loadHFCheckpoint()` names the file that is missing or broken", async
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("`loadHFCheckpoint()` and `loadModelCheckpoint()` check config ranges before reading the weights", async () => {
+  // Issue 14: `n_layer: 2000000` cost 30 s and 3 GB before "Map maximum size exceeded", naming
+  // neither file nor field. The weights here are a 4 GiB sparse file: reading them first would
+  // show in the time.
+  const dir = await Deno.makeTempDir();
+  try {
+    const files = serializeHFCheckpoint(tiny, params(tiny));
+    await Deno.writeFile(`${dir}/model.safetensors`, files.weights);
+    await Deno.truncate(`${dir}/model.safetensors`, 2 ** 32);
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [
+        { ...json(tiny), n_layer: 2_000_000 },
+        /"n_layer" must be an integer in \[1, 1024\], got 2000000/,
+      ],
+      [{ ...json(tiny), n_embd: 1e9, n_head: 1 }, /"n_embd" must be an integer in \[1, 65536\]/],
+      [{ ...json(tiny), vocab_size: 2 ** 40 }, /"vocab_size" must be an integer in \[1, 2097152\]/],
+      [
+        { ...llamaConfigToHF(LLAMA_PRESETS["llama-tiny"]), num_hidden_layers: 2_000_000 },
+        /"num_hidden_layers" must be an integer in \[1, 1024\], got 2000000/,
+      ],
+      [
+        { ...llamaConfigToHF(LLAMA_PRESETS["llama-tiny"]), max_position_embeddings: 1e300 },
+        /"max_position_embeddings" must be an integer in \[1, 16777216\]/,
+      ],
+    ];
+    for (const [config, pattern] of cases) {
+      await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config));
+      for (
+        const load of [
+          loadModelCheckpoint,
+          ...(config.model_type === "gpt2" ? [loadHFCheckpoint] : []),
+        ]
+      ) {
+        const started = performance.now();
+        await assert.rejects(load(dir), (e: Error) => {
+          assert.ok(e.message.includes(`${dir}/config.json`), e.message); // names the file
+          assert.match(e.message, pattern); // and the field with its range
+          return true;
+        });
+        assert.ok(
+          performance.now() - started < 1000,
+          `${pattern}: failed before reading the weights`,
+        );
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("checkpoint loaders refuse NaN/±Infinity weights naming the tensor unless allowNonFinite", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const tensors = params(tiny);
+    tensors.get("h.1.mlp.c_fc.bias")!.data[3] = NaN;
+    const files = serializeHFCheckpoint(tiny, tensors);
+    await Deno.writeFile(`${dir}/model.safetensors`, files.weights);
+    await Deno.writeTextFile(`${dir}/config.json`, files.config);
+    const refused =
+      /Cannot decode tensor "transformer\.h\.1\.mlp\.c_fc\.bias" in file .*model\.safetensors: 1 of its 40 values are not finite \(first: element 3 = NaN\)/;
+    await assert.rejects(loadHFCheckpoint(dir), refused);
+    await assert.rejects(loadModelCheckpoint(dir), refused);
+    assert.throws(() => parseHFCheckpoint(json(tiny), files.weights), refused);
+    const allowed = await loadHFCheckpoint(dir, { allowNonFinite: true });
+    assert.ok(Number.isNaN(allowed.tensors.get("h.1.mlp.c_fc.bias")!.data[3]));
+    const model = await loadModelCheckpoint(dir, { allowNonFinite: true });
+    assert.ok(Number.isNaN(model.weights.get("h.1.mlp.c_fc.bias")!.data[3]));
+
+    // Llama: an Infinity in an F16 file.
+    const config = LLAMA_PRESETS["smollm-tiny"];
+    const llama = new Map(
+      [...llamaParameterShapes(config)].map(([name, shape]) => [
+        name,
+        { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5) },
+      ]),
+    );
+    llama.get("model.norm.weight")!.data[0] = 1e6; // past F16's largest finite value: Infinity
+    const bytes = serializeSafetensors(llama, { dtype: "F16" });
+    assert.throws(
+      () => parseModelCheckpoint(llamaConfigToHF(config), bytes),
+      /Cannot decode tensor "model\.norm\.weight" .*element 0 = Infinity/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("checkpoint loaders refuse a tensor stored twice under one name", () => {
+  // JSON.parse kept the second entry; now the header is refused naming the tensor.
+  const bytes = weights(params(tiny), (n) => n);
+  const headerLen = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const text = new TextDecoder().decode(bytes.subarray(8, 8 + headerLen));
+  const entry = /"ln_f\.bias":\{[^}]*\}/.exec(text)![0];
+  const doubled = new TextEncoder().encode(text.trimEnd().slice(0, -1) + "," + entry + "}");
+  const out = new Uint8Array(8 + doubled.length + bytes.length - 8 - headerLen);
+  new DataView(out.buffer).setBigUint64(0, BigInt(doubled.length), true);
+  out.set(doubled, 8);
+  out.set(bytes.subarray(8 + headerLen), 8 + doubled.length);
+  assert.throws(
+    () => parseModelCheckpoint(json(tiny), out, { weightsFile: "ck/model.safetensors" }),
+    /Cannot read safetensors file ck\/model\.safetensors: tensor "ln_f\.bias" appears twice/,
+  );
 });

@@ -10,6 +10,7 @@ import {
   PRESETS,
   validateConfig,
 } from "../../models/mod.ts";
+import { didYouMean, GPT_LIMITS } from "../../models/config.ts";
 
 Deno.test("`PRESETS` hold the documented sizes and all validate", () => {
   const sizes = Object.entries(PRESETS).map(([name, c]) => {
@@ -61,16 +62,16 @@ Deno.test("`gptConfig()` copies a preset with overrides and validates the result
 Deno.test("`validateConfig()` rejects bad fields naming each one", () => {
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ n_head: 3 }, /"n_embd" \(32\) must be divisible by "n_head" \(3\)/],
-    [{ n_layer: 0 }, /"n_layer" must be a positive integer, got 0/],
-    [{ n_embd: 32.5 }, /"n_embd" must be a positive integer, got 32.5/],
-    [{ vocab_size: "256" }, /"vocab_size" must be a positive integer, got "256"/],
-    [{ n_inner: -1 }, /"n_inner" must be a positive integer, got -1/],
+    [{ n_layer: 0 }, /"n_layer" must be an integer in \[1, 1024\], got 0/],
+    [{ n_embd: 32.5 }, /"n_embd" must be an integer in \[1, 65536\], got 32.5/],
+    [{ vocab_size: "256" }, /"vocab_size" must be an integer in \[1, 2097152\], got "256"/],
+    [{ n_inner: -1 }, /"n_inner" must be an integer in \[1, 1048576\], got -1/],
     [{ attn_pdrop: 1 }, /"attn_pdrop" must be a number in \[0, 1\), got 1/],
     [{ resid_pdrop: -0.1 }, /"resid_pdrop" must be a number in \[0, 1\)/],
-    [{ layer_norm_epsilon: 0 }, /"layer_norm_epsilon" must be a positive finite number/],
+    [{ layer_norm_epsilon: 0 }, /"layer_norm_epsilon" must be a number in \(0, 1\]/],
     [
       { initializer_range: Infinity },
-      /"initializer_range" must be a positive finite number, got Infinity/,
+      /"initializer_range" must be a number in \(0, 1\], got Infinity/,
     ],
     [
       { eos_token_id: 256 },
@@ -132,7 +133,7 @@ Deno.test("`configFromHF()` rejects unsupported or inconsistent configs naming t
     ],
     [{ n_positions: 64, n_ctx: 32 }, /"n_ctx" \(32\) differs from "n_positions" \(64\)/],
     [{ n_head: 5 }, /"n_embd" \(768\) must be divisible by "n_head" \(5\)/],
-    [{ n_layer: "12" }, /"n_layer" must be a positive integer/],
+    [{ n_layer: "12" }, /"n_layer" must be an integer in \[1, 1024\]/],
   ];
   for (const [json, pattern] of cases) {
     assert.throws(() => configFromHF(json, "ckpt/config.json"), (e: Error) => {
@@ -178,4 +179,52 @@ Deno.test("`configToHF()` writes a GPT2Config config.json that reads back to the
     })
   ) assert.equal(gpt2[k], v, k);
   assert.throws(() => configToHF({ ...PRESETS.tiny, n_head: 7 }), /"n_head" \(7\)/);
+});
+
+Deno.test("`validateConfig()` bounds every numeric field, naming it and its range", () => {
+  for (const [key, range] of Object.entries(GPT_LIMITS)) {
+    const above = range.maxOpen ? range.max : range.integer ? range.max + 1 : range.max * 2;
+    const below = range.minOpen ? range.min : range.min - 1;
+    for (const bad of [above, below, NaN, Infinity]) {
+      assert.throws(
+        () => validateConfig({ ...PRESETS.tiny, [key]: bad }, "c.json"),
+        (e: Error) => {
+          assert.match(e.message, /^Invalid GPT config \(c\.json\): /);
+          assert.ok(e.message.includes(`"${key}" must be `), e.message);
+          assert.match(e.message, /in [[(]\d.*, \d+[\])]/); // states the range
+          return true;
+        },
+        `${key} = ${bad}`,
+      );
+    }
+  }
+  // The bounds themselves are accepted where the config allows them.
+  validateConfig({ ...PRESETS.tiny, n_layer: 1024, vocab_size: 2 ** 21, n_inner: 2 ** 20 });
+  validateConfig({ ...PRESETS.tiny, layer_norm_epsilon: 1, initializer_range: 1 });
+});
+
+Deno.test("`validateConfig()` suggests the known key closest to an unknown one", () => {
+  assert.throws(
+    () => validateConfig({ ...PRESETS.tiny, n_layers: 2 }),
+    /unknown key "n_layers" \(did you mean "n_layer"\?\) \(known keys: vocab_size,/,
+  );
+  assert.throws(
+    () => validateConfig({ ...PRESETS.tiny, layer_norm_epsilno: 1e-5 }),
+    /unknown key "layer_norm_epsilno" \(did you mean "layer_norm_epsilon"\?\)/,
+  );
+  // Nothing close: no suggestion, only the list.
+  assert.throws(
+    () => validateConfig({ ...PRESETS.tiny, rotary: true }),
+    /unknown key "rotary" \(known keys: /,
+  );
+});
+
+Deno.test("`didYouMean()` counts a swap as one edit, ignores case and stays quiet when far", () => {
+  const keys = ["steps", "warmup_steps", "min_lr_ratio", "batch_size"];
+  assert.equal(didYouMean("setps", keys), ' (did you mean "steps"?)');
+  assert.equal(didYouMean("Batch_Size", keys), ' (did you mean "batch_size"?)');
+  assert.equal(didYouMean("min_lr_rato", keys), ' (did you mean "min_lr_ratio"?)');
+  assert.equal(didYouMean("warmup", keys), "");
+  assert.equal(didYouMean("x", ["y"]), ' (did you mean "y"?)'); // one edit is always allowed
+  assert.equal(didYouMean("steps", keys), ""); // a known key is not a typo
 });

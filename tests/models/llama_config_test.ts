@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { configFromHF, modelFamilyOf, readModelConfig } from "../../models/config.ts";
 import {
+  LLAMA_LIMITS,
   LLAMA_PRESETS,
   type LlamaConfig,
   llamaConfig,
@@ -236,14 +237,14 @@ Deno.test("`llamaConfigFromHF()` rejects unsupported or inconsistent configs nam
     ],
     [{ head_dim: 63 }, /"head_dim" \(63\) must be even/],
     [{ hidden_act: "gelu" }, /"hidden_act" "gelu" is not supported \(only "silu"\)/],
-    [{ hidden_size: "2048" }, /"hidden_size" must be a positive integer, got "2048"/],
-    [{ num_hidden_layers: 0 }, /"num_hidden_layers" must be a positive integer, got 0/],
-    [{ rms_norm_eps: null }, /"rms_norm_eps" must be a positive finite number, got null/],
-    [{ rope_theta: -1 }, /"rope_theta" must be a positive finite number, got -1/],
+    [{ hidden_size: "2048" }, /"hidden_size" must be an integer in \[1, 65536\], got "2048"/],
+    [{ num_hidden_layers: 0 }, /"num_hidden_layers" must be an integer in \[1, 1024\], got 0/],
+    [{ rms_norm_eps: null }, /"rms_norm_eps" must be a number in \(0, 1\], got null/],
+    [{ rope_theta: -1 }, /"rope_theta" must be a number in \(0, 1000000000000\], got -1/],
     [{ tie_word_embeddings: "false" }, /"tie_word_embeddings" must be true or false/],
     [{ attention_bias: 1 }, /"attention_bias" must be true or false, got 1/],
     [{ attention_dropout: 1 }, /"attention_dropout" must be a number in \[0, 1\)/],
-    [{ initializer_range: -0.02 }, /"initializer_range" must be a non-negative finite number/],
+    [{ initializer_range: -0.02 }, /"initializer_range" must be a number in \[0, 1\]/],
     [
       { bos_token_id: 32000 },
       /"bos_token_id" must be null or an integer in \[0, vocab_size=32000\), got 32000/,
@@ -301,7 +302,10 @@ Deno.test("`llamaConfigToHF()` writes LlamaConfig / Qwen2Config keys that read b
   const wide = llamaConfig("qwen2-tiny", { head_dim: 16 });
   assert.equal(llamaConfigToHF(wide).head_dim, 16);
   assert.deepEqual(llamaConfigFromHF(llamaConfigToHF(wide)), wide);
-  assert.throws(() => llamaConfigToHF({ ...tiny, head_dim: 0 }), /"head_dim" must be a positive/);
+  assert.throws(
+    () => llamaConfigToHF({ ...tiny, head_dim: 0 }),
+    /"head_dim" must be an integer in \[1, 4096\]/,
+  );
 });
 
 Deno.test("`llamaConfig()` copies a preset with overrides; head_dim follows C / H", () => {
@@ -327,10 +331,13 @@ Deno.test("`validateLlamaConfig()` rejects unknown, missing and ill-typed keys n
     [{ n_embd: 32 }, /unknown key "n_embd"/],
     [{ rope_scaling: null }, /unknown key "rope_scaling"/],
     [{ model_type: "gpt2" }, /"model_type" must be "llama" or "qwen2", got "gpt2"/],
-    [{ vocab_size: 1.5 }, /"vocab_size" must be a positive integer, got 1\.5/],
+    [{ vocab_size: 1.5 }, /"vocab_size" must be an integer in \[1, 2097152\], got 1\.5/],
     [{ num_key_value_heads: 3 }, /"num_key_value_heads" \(3\) must divide/],
     [{ head_dim: 7 }, /"head_dim" \(7\) must be even/],
-    [{ rope_theta: Infinity }, /"rope_theta" must be a positive finite number, got Infinity/],
+    [
+      { rope_theta: Infinity },
+      /"rope_theta" must be a number in \(0, 1000000000000\], got Infinity/,
+    ],
     [{ hidden_act: "relu" }, /"hidden_act" "relu" is not supported/],
     [{ eos_token_id: 256 }, /"eos_token_id" must be null, an integer in \[0, vocab_size=256\)/],
   ];
@@ -526,4 +533,40 @@ Deno.test("`readModelConfig()` under seeded random values never fails with a Typ
       );
     }
   }
+});
+
+Deno.test("`validateLlamaConfig()` bounds every numeric field, naming it and its range", () => {
+  const tiny = LLAMA_PRESETS["llama-tiny"];
+  for (const [key, range] of Object.entries(LLAMA_LIMITS)) {
+    const above = range.maxOpen ? range.max : range.integer ? range.max + 1 : range.max * 2;
+    const below = range.minOpen ? range.min : range.min - 1;
+    for (const bad of [above, below, NaN, -Infinity]) {
+      assert.throws(
+        () => validateLlamaConfig({ ...tiny, [key]: bad }, "c.json"),
+        (e: Error) => {
+          assert.match(e.message, /^Invalid Llama config \(c\.json\): /);
+          assert.ok(e.message.includes(`"${key}" must be `), e.message);
+          assert.match(e.message, /in [[(]\d.*, \d+[\])]/); // states the range
+          return true;
+        },
+        `${key} = ${bad}`,
+      );
+    }
+  }
+  validateLlamaConfig({ ...tiny, num_hidden_layers: 1024, max_position_embeddings: 2 ** 24 });
+  assert.throws(
+    () => llamaConfigFromHF({ model_type: "llama", num_hidden_layers: 2e6 }, "m/config.json"),
+    /^Error: Invalid Llama config \(m\/config\.json\): "num_hidden_layers" must be an integer in \[1, 1024\], got 2000000$/,
+  );
+});
+
+Deno.test("`validateLlamaConfig()` suggests the known key closest to an unknown one", () => {
+  assert.throws(
+    () => validateLlamaConfig({ ...LLAMA_PRESETS["llama-tiny"], num_kv_heads: 2 }),
+    /unknown key "num_kv_heads" \(known keys: /,
+  );
+  assert.throws(
+    () => validateLlamaConfig({ ...LLAMA_PRESETS["llama-tiny"], rope_thetta: 1e4 }),
+    /unknown key "rope_thetta" \(did you mean "rope_theta"\?\)/,
+  );
 });
