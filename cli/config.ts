@@ -1,13 +1,16 @@
 /**
  * The run configuration of `deno task train` / `compare`: typed defaults with comments, a YAML file
  * validated against them, and `--key=value` overrides (`--peft.method=lora --peft.r=16
- * --steps=300`). Unknown keys, wrong types and missing files are errors that name the key, and the
- * file and line when it came from a file.
+ * --steps=300`). Unknown keys (with the closest known key), wrong types, values out of range
+ * ({@linkcode RUN_LIMITS}) and missing files are errors that name the key, and the file and line
+ * when it came from a file. YAML aliases are bounded ({@linkcode MAX_YAML_ALIASES},
+ * {@linkcode MAX_YAML_VALUES}), so a small file cannot expand into a huge document.
  *
  * @module
  */
 
 import { parseYaml, YAMLException } from "../deps.ts";
+import { closestName, type NumberRange, rangeProblem } from "../models/config.ts";
 import { peftMethod } from "../peft/registry.ts";
 
 /** Everything a run needs. Sections mirror the YAML files in configs/. */
@@ -140,6 +143,47 @@ export const ALIASES: Readonly<Record<string, string>> = {
   out: "output.dir",
 };
 
+/**
+ * The range of every numeric key of {@linkcode RunConfig} (the peft section's keys are checked by
+ * their method). `schedule.warmup_steps` must also not exceed `schedule.steps`.
+ */
+export const RUN_LIMITS: Readonly<Record<string, NumberRange>> = Object.freeze({
+  seed: { min: 0, max: 2 ** 32 - 1, integer: true }, // the generators take 32-bit seeds
+  "data.train_size": { min: 1, max: 1_000_000, integer: true },
+  "data.dev_size": { min: 0, max: 1_000_000, integer: true },
+  "data.test_size": { min: 0, max: 1_000_000, integer: true },
+  "data.max_length": { min: 1, max: 2 ** 20, integer: true }, // the model's context bounds it too
+  "data.mixing_cap": { min: 1, max: 1e9, integer: true },
+  "optimizer.lr": { min: 0, max: 1, minOpen: true },
+  "optimizer.weight_decay": { min: 0, max: 1 },
+  "optimizer.beta1": { min: 0, max: 1, maxOpen: true },
+  "optimizer.beta2": { min: 0, max: 1, maxOpen: true },
+  "optimizer.eps": { min: 0, max: 1, minOpen: true },
+  "optimizer.grad_clip": { min: 0, max: 1e6 }, // 0: no clipping
+  "schedule.steps": { min: 1, max: 1e8, integer: true },
+  "schedule.warmup_steps": { min: 0, max: 1e8, integer: true },
+  "schedule.min_lr_ratio": { min: 0, max: 1 }, // the floor is lr × this: above 1 it is no floor
+  "schedule.batch_size": { min: 1, max: 65536, integer: true },
+  "schedule.grad_accum": { min: 1, max: 65536, integer: true },
+  "eval.every": { min: 0, max: 1e8, integer: true }, // 0: only at the end
+  "eval.batches": { min: 0, max: 1_000_000, integer: true }, // 0: the whole dev set
+  "eval.max_new_tokens": { min: 1, max: 65536, integer: true },
+  "output.checkpoint_every": { min: 0, max: 1e8, integer: true }, // 0: only at the end
+});
+
+/** Most aliases (`*name`) one YAML document may use: anchors are for reuse, not for growth. */
+export const MAX_YAML_ALIASES = 100;
+
+/**
+ * Most values (scalars, list items and mapping entries, each alias counted as what it stands
+ * for) and most characters of text one YAML document may expand to: far above any run config,
+ * far below what an alias bomb (each level doubling the last) reaches in 30 lines.
+ */
+export const MAX_YAML_VALUES = 10_000;
+
+/** See {@linkcode MAX_YAML_VALUES}. */
+export const MAX_YAML_CHARS = 1_000_000;
+
 /** A config error naming the key (and where it came from). */
 export class ConfigError extends Error {
   /** Creates the error. */
@@ -196,15 +240,21 @@ function mergeChecked(
   for (const [key, v] of Object.entries(value)) {
     const p = [...path, key];
     const name = p.join(".");
-    if (!(key in defaults)) {
+    if (!Object.hasOwn(defaults, key)) {
       if (open) {
-        target[key] = v; // peft settings: checked by the method below
+        // peft settings, checked by the method below; defined, so that "__proto__" stays a key.
+        Object.defineProperty(target, key, {
+          value: v,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
         continue;
       }
       throw new ConfigError(
-        `Cannot use config key "${name}" (${origin(p)}): unknown key; known keys here: ${
-          Object.keys(defaults).join(", ")
-        }`,
+        `Cannot use config key "${name}" (${origin(p)}): unknown key${
+          suggestKey(key, defaults)
+        }; known keys here: ${Object.keys(defaults).join(", ")}`,
       );
     }
     const d = defaults[key];
@@ -224,11 +274,69 @@ function mergeChecked(
       throw new ConfigError(
         `Cannot use config key "${name}" (${origin(p)}): expected ${typeName(d)}, got ${
           typeName(v)
-        } ${JSON.stringify(v)}`,
+        } ${short(JSON.stringify(v))}`,
       );
     }
     target[key] = v;
   }
+}
+
+/**
+ * ` (did you mean "x"?)` for an unknown key: the closest key of its own section, else the key of
+ * another section (or a top-level name) whose last part is closest, written in full.
+ */
+function suggestKey(key: string, section: Record<string, unknown>): string {
+  const here = closestName(key, Object.keys(section));
+  if (here !== undefined) return ` (did you mean "${here}"?)`;
+  const byLeaf = new Map<string, string>();
+  for (const path of leafPaths(DEFAULT_CONFIG as unknown as Record<string, unknown>, [])) {
+    if (path[0] !== "peft" && !byLeaf.has(path.at(-1)!)) byLeaf.set(path.at(-1)!, path.join("."));
+  }
+  const leaf = closestName(key, byLeaf.keys());
+  return leaf === undefined ? "" : ` (did you mean "${byLeaf.get(leaf)}"?)`;
+}
+
+/** Every path from `obj` to a value that is not a section. */
+function leafPaths(obj: Record<string, unknown>, path: string[]): string[][] {
+  return Object.entries(obj).flatMap(([k, v]) =>
+    isPlainObject(v) ? leafPaths(v, [...path, k]) : [[...path, k]]
+  );
+}
+
+/** At most 60 characters of `s`, for quoting values in messages. */
+function short(s: string | undefined): string {
+  const text = s ?? "undefined";
+  return text.length > 60 ? text.slice(0, 57) + "..." : text;
+}
+
+/**
+ * Parses YAML with its aliases bounded: at most {@linkcode MAX_YAML_ALIASES} of them, and the
+ * document they expand to at most {@linkcode MAX_YAML_VALUES} values and
+ * {@linkcode MAX_YAML_CHARS} characters of text (measured by a walk that stops at the limit, so an
+ * alias that contains itself fails too). Throws YAMLException for syntax errors and the alias
+ * count; returns the reason for an oversized document as a string.
+ */
+function parseYamlBounded(text: string): { value: unknown } | { tooBig: string } {
+  const value = parseYaml(text, { maxAliases: MAX_YAML_ALIASES });
+  let values = 0, chars = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (++values > MAX_YAML_VALUES) {
+      return { tooBig: `it expands to more than ${MAX_YAML_VALUES} values through its aliases` };
+    }
+    if (typeof v === "string") chars += v.length;
+    else if (typeof v === "object" && v !== null) {
+      for (const [k, x] of Object.entries(v)) {
+        chars += k.length;
+        stack.push(x);
+      }
+    }
+    if (chars > MAX_YAML_CHARS) {
+      return { tooBig: `it expands to more than ${MAX_YAML_CHARS} characters through its aliases` };
+    }
+  }
+  return { value };
 }
 
 function clone<T>(v: T): T {
@@ -243,12 +351,17 @@ export function parseOverride(arg: string): { path: string[]; value: unknown } {
       `Cannot parse override "${arg}": expected --key=value (e.g. --peft.r=16)`,
     );
   }
-  const key = ALIASES[m[1]] ?? m[1];
+  const key = Object.hasOwn(ALIASES, m[1]) ? ALIASES[m[1]] : m[1];
   let value: unknown = m[2];
   try {
-    value = parseYaml(m[2]);
-  } catch {
-    // Not YAML: keep the string as it is.
+    const parsed = parseYamlBounded(m[2]);
+    if ("tooBig" in parsed) {
+      throw new ConfigError(`Cannot parse override "${short(arg)}": ${parsed.tooBig}`);
+    }
+    value = parsed.value;
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    // Not YAML (or too many aliases): keep the string as it is.
   }
   if (value === null || value === undefined) value = m[2];
   return { path: key.split("."), value };
@@ -271,7 +384,8 @@ export async function loadConfig(
 ): Promise<RunConfig> {
   const cfg = clone(DEFAULT_CONFIG) as unknown as Record<string, unknown>;
   const defaults = DEFAULT_CONFIG as unknown as Record<string, unknown>;
-  const origins = new Map<string, string>();
+  // Where each key was set, computed only for a message (finding a YAML line scans the file).
+  const origins = new Map<string, () => string>();
   if (file) {
     let source: string;
     try {
@@ -279,20 +393,29 @@ export async function loadConfig(
     } catch (e) {
       throw new ConfigError(`Cannot read config file ${file}: ${(e as Error).message}`);
     }
-    let parsed: unknown;
+    let bounded: ReturnType<typeof parseYamlBounded>;
     try {
-      parsed = parseYaml(source);
+      bounded = parseYamlBounded(source);
     } catch (e) {
       if (e instanceof YAMLException) {
         const line = (e as unknown as { mark?: { line: number } }).mark?.line;
+        const why = e.message.includes("maxAliases")
+          ? `more than ${MAX_YAML_ALIASES} aliases (*name); whet bounds them so that a small ` +
+            `file cannot expand into a huge one`
+          : e.message.split("\n")[0];
         throw new ConfigError(
-          `Cannot parse config file ${file}${line !== undefined ? `:${line + 1}` : ""}: ${
-            e.message.split("\n")[0]
-          }`,
+          `Cannot parse config file ${file}${line !== undefined ? `:${line + 1}` : ""}: ${why}`,
         );
       }
       throw e;
     }
+    if ("tooBig" in bounded) {
+      throw new ConfigError(
+        `Cannot parse config file ${file}: ${bounded.tooBig} (at most ${MAX_YAML_VALUES} values ` +
+          `and ${MAX_YAML_CHARS} characters; an alias bomb or an alias inside its own anchor)`,
+      );
+    }
+    const parsed = bounded.value;
     if (parsed !== undefined && parsed !== null) {
       if (!isPlainObject(parsed)) {
         throw new ConfigError(
@@ -312,7 +435,7 @@ export async function loadConfig(
       const record = (obj: Record<string, unknown>, path: string[]) => {
         for (const [k, v] of Object.entries(obj)) {
           const p = [...path, k];
-          origins.set(p.join("."), origin(p));
+          origins.set(p.join("."), () => origin(p));
           if (isPlainObject(v)) record(v, p);
         }
       };
@@ -324,14 +447,10 @@ export async function loadConfig(
     if (
       path.join(".") === "peft.method" && value !== (cfg.peft as Record<string, unknown>).method
     ) cfg.peft = { method: value };
-    let nested: Record<string, unknown> = {};
-    const root = nested;
-    path.forEach((k, i) => {
-      if (i === path.length - 1) nested[k] = value;
-      else nested = (nested[k] = {}) as Record<string, unknown>;
-    });
-    mergeChecked(cfg, defaults, root, [], () => arg, false);
-    origins.set(path.join("."), arg);
+    // {a: {b: value}} for a.b, with own properties even for a key "__proto__".
+    const root = path.reduceRight<unknown>((v, k) => Object.fromEntries([[k, v]]), value);
+    mergeChecked(cfg, defaults, root as Record<string, unknown>, [], () => arg, false);
+    origins.set(path.join("."), () => arg);
   }
   const run = cfg as unknown as RunConfig;
   // The method validates its own keys; name where the bad key came from.
@@ -343,8 +462,7 @@ export async function loadConfig(
     const msg = (e as Error).message;
     const key = /key "([^"]+)"/.exec(msg) ?? /: "([a-z_]+)"/.exec(msg);
     const name = key ? `peft.${key[1]}` : "peft.method";
-    const where = origins.get(name) ??
-      (name === "peft.method" ? origins.get("peft.method") : undefined) ?? "default";
+    const where = origins.get(name)?.() ?? "default";
     throw new ConfigError(`Cannot use config key "${name}" (${where}): ${(e as Error).message}`);
   }
   run.peft = { method, ...settings };
@@ -353,43 +471,32 @@ export async function loadConfig(
   return run;
 }
 
-function checkRanges(c: RunConfig, origins: Map<string, string>): void {
-  const where = (k: string) => origins.get(k) ?? "default";
-  const positive: [string, number][] = [
-    ["schedule.steps", c.schedule.steps],
-    ["schedule.batch_size", c.schedule.batch_size],
-    ["schedule.grad_accum", c.schedule.grad_accum],
-    ["data.max_length", c.data.max_length],
-    ["data.train_size", c.data.train_size],
-    ["eval.max_new_tokens", c.eval.max_new_tokens],
-  ];
-  for (const [k, v] of positive) {
-    if (!Number.isInteger(v) || v < 1) {
-      throw new ConfigError(
-        `Cannot use config key "${k}" (${where(k)}): must be a positive integer, got ${v}`,
-      );
-    }
+function checkRanges(c: RunConfig, origins: Map<string, () => string>): void {
+  const where = (k: string) => origins.get(k)?.() ?? "default";
+  const fail = (key: string, why: string): never => {
+    throw new ConfigError(`Cannot use config key "${key}" (${where(key)}): ${why}`);
+  };
+  const config = c as unknown as Record<string, unknown>;
+  for (const path of leafPaths(config, [])) {
+    const key = path.join(".");
+    const v = path.reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], config);
+    if (path[0] === "peft" || typeof v !== "number") continue;
+    const range = RUN_LIMITS[key];
+    if (range === undefined) throw new Error(`Cannot check config key "${key}": it has no range`);
+    const why = rangeProblem(v, range);
+    if (why !== undefined) fail(key, `${why}, got ${v}`);
   }
-  if (!(c.optimizer.lr > 0)) {
-    throw new ConfigError(
-      `Cannot use config key "optimizer.lr" (${
-        where("optimizer.lr")
-      }): must be positive, got ${c.optimizer.lr}`,
+  if (c.schedule.warmup_steps > c.schedule.steps) {
+    fail(
+      "schedule.warmup_steps",
+      `must not exceed "schedule.steps" (${c.schedule.steps}), got ${c.schedule.warmup_steps}`,
     );
   }
   if (!["error", "truncate"].includes(c.data.truncation)) {
-    throw new ConfigError(
-      `Cannot use config key "data.truncation" (${
-        where("data.truncation")
-      }): must be "error" or "truncate", got "${c.data.truncation}"`,
-    );
+    fail("data.truncation", `must be "error" or "truncate", got "${short(c.data.truncation)}"`);
   }
   if (!/^[A-Za-z0-9_.-]+$/.test(c.name)) {
-    throw new ConfigError(
-      `Cannot use config key "name" (${
-        where("name")
-      }): use letters, digits, "_", "-" or "." only, got "${c.name}"`,
-    );
+    fail("name", `use letters, digits, "_", "-" or "." only, got "${short(c.name)}"`);
   }
 }
 

@@ -204,9 +204,30 @@ export function rangeProblem(v: unknown, range: NumberRange): string | undefined
 }
 
 /**
- * ` (did you mean "x"?)` when a known name is a likely typo of `name`, else "". Likely: at most
- * one edit per three characters (at least one), counting a swap of neighbours as one edit and
- * ignoring case; the closest wins, the first of equals.
+ * The known name closest to `name` when it is a likely typo of it, else undefined. Likely: at
+ * most one edit per three characters (at least one), counting a swap of neighbours as one edit
+ * and ignoring case; the closest wins, the first of equals.
+ *
+ * @example
+ * ```ts
+ * import { closestName } from "./config.ts";
+ * if (closestName("setps", ["steps", "seed"]) !== "steps") throw new Error("a swap is one edit");
+ * if (closestName("rank", ["r", "lora_alpha"]) !== undefined) throw new Error("too far from both");
+ * ```
+ */
+export function closestName(name: string, known: Iterable<string>): string | undefined {
+  const limit = Math.max(1, Math.floor(name.length / 3));
+  let best: string | undefined, bestDistance = limit + 1;
+  for (const k of known) {
+    const d = editDistance(name.toLowerCase(), k.toLowerCase(), bestDistance);
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best;
+}
+
+/**
+ * ` (did you mean "x"?)` when {@linkcode closestName} finds a likely intended name, else "": the
+ * tail of an "unknown key" message.
  *
  * @example
  * ```ts
@@ -216,12 +237,7 @@ export function rangeProblem(v: unknown, range: NumberRange): string | undefined
  * ```
  */
 export function didYouMean(name: string, known: Iterable<string>): string {
-  const limit = Math.max(1, Math.floor(name.length / 3));
-  let best: string | undefined, bestDistance = limit + 1;
-  for (const k of known) {
-    const d = editDistance(name.toLowerCase(), k.toLowerCase(), bestDistance);
-    if (d < bestDistance && k !== name) [best, bestDistance] = [k, d];
-  }
+  const best = closestName(name, known);
   return best === undefined ? "" : ` (did you mean ${JSON.stringify(best)}?)`;
 }
 

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { didYouMean } from "../models/config.ts";
 import type { Decoder, LinearSlot } from "../models/decoder.ts";
 import type { Param } from "../models/param.ts";
 
@@ -67,7 +68,8 @@ export interface PeftMethod<
 /**
  * Validates `config` against `defaults`: every key must exist in the defaults with a value of the
  * same type (numbers, strings, booleans, arrays of strings or numbers, or null where the default
- * is null). Errors name the method and the key.
+ * is null). Errors name the method and the key (and, for an unknown key, the known key it is
+ * likely a typo of).
  *
  * @example
  * ```ts
@@ -93,11 +95,11 @@ export function checkConfig<C extends object>(
   const out: Record<string, unknown> = { ...defaults };
   const known = defaults as Record<string, unknown>;
   for (const [key, value] of Object.entries(config)) {
-    if (!(key in known)) {
+    if (!Object.hasOwn(known, key)) {
       throw new TypeError(
-        `Cannot configure PEFT method "${method}": unknown key "${key}" (known: ${
-          Object.keys(known).join(", ")
-        })`,
+        `Cannot configure PEFT method "${method}": unknown key "${key}"${
+          didYouMean(key, Object.keys(known))
+        } (known: ${Object.keys(known).join(", ")})`,
       );
     }
     const d = known[key];

@@ -3,7 +3,10 @@ import {
   ConfigError,
   DEFAULT_CONFIG,
   loadConfig,
+  MAX_YAML_ALIASES,
+  MAX_YAML_VALUES,
   parseOverride,
+  RUN_LIMITS,
   yamlLine,
 } from "../../cli/config.ts";
 
@@ -76,7 +79,7 @@ Deno.test("loadConfig() names wrong types, bad method settings and YAML syntax e
   );
   await assert.rejects(
     loadConfig(undefined, ["--steps=0"]),
-    /"schedule\.steps" \(--steps=0\): must be a positive integer/,
+    /"schedule\.steps" \(--steps=0\): must be an integer in \[1, 100000000\], got 0/,
   );
   await assert.rejects(
     loadConfig("/nonexistent/run.yaml"),
@@ -105,4 +108,172 @@ Deno.test("parseOverride() types values as YAML and yamlLine() finds nested keys
   assert.equal(yamlLine(src, ["b", "d", "e"]), 5);
   assert.equal(yamlLine(src, ["f"]), 6);
   assert.equal(yamlLine(src, ["b", "f"]), undefined);
+});
+
+/** The issue's alias bomb: `depth` anchors, each a mapping of two aliases of the one before. */
+function aliasBomb(depth: number, indent = "  "): string {
+  let yaml = `${indent}l0: &a0 {x: 1, y: 1}\n`;
+  for (let i = 1; i < depth; i++) yaml += `${indent}l${i}: &a${i} {x: *a${i - 1}, y: *a${i - 1}}\n`;
+  return yaml;
+}
+
+Deno.test("loadConfig() refuses a YAML alias bomb at once, naming the file", async () => {
+  // Issue 14: 40 lines under peft (an open section) hung config loading; depth 20 took 44 s.
+  for (const depth of [20, 40]) {
+    await withFile(`peft:\n  method: lora\n${aliasBomb(depth)}`, async (f) => {
+      const started = performance.now();
+      await assert.rejects(loadConfig(f), (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.ok(e.message.startsWith(`Cannot parse config file ${f}: `), e.message);
+        assert.match(e.message, /expands to more than 10000 values through its aliases/);
+        return true;
+      });
+      assert.ok(performance.now() - started < 1000, `depth ${depth} took too long`);
+    });
+  }
+  // Many aliases, each small: refused by count, with the line of the first one over.
+  const many = "data:\n  tasks: &t [arithmetic]\n" +
+    Array.from({ length: MAX_YAML_ALIASES + 1 }, (_, i) => `x${i}: *t\n`).join("");
+  await withFile(many, async (f) => {
+    await assert.rejects(
+      loadConfig(f),
+      new RegExp(`^ConfigError: Cannot parse config file ${f}:\\d+: more than 100 aliases`),
+    );
+  });
+  // Long text repeated through aliases.
+  const long = `name: &s ${"a".repeat(20_000)}\npeft:\n  method: lora\n  t: [${
+    Array(60).fill("*s").join(", ")
+  }]\n`;
+  await withFile(long, async (f) => {
+    await assert.rejects(loadConfig(f), /expands to more than 1000000 characters/);
+  });
+  // An alias inside its own anchor is a cycle: refused the same way, not a stack overflow.
+  await withFile("peft: &p\n  method: lora\n  again: *p\n", async (f) => {
+    await assert.rejects(loadConfig(f), /Cannot parse config file .*: it expands to more than/);
+  });
+  // Overrides are YAML too.
+  const bomb = `[${"&a0 [1, 1]"}, ${
+    Array.from({ length: 30 }, (_, i) => `&a${i + 1} [*a${i}, *a${i}]`).join(", ")
+  }]`;
+  await assert.rejects(
+    loadConfig(undefined, [`--peft.x=${bomb}`]),
+    /^ConfigError: Cannot parse override "--peft\.x=.*": it expands to more than 10000 values/,
+  );
+  // Ordinary reuse of anchors still works.
+  await withFile(
+    "data:\n  tasks: &t [arithmetic, sentiment]\n  held_out: *t\n",
+    async (f) => assert.deepEqual((await loadConfig(f)).data.held_out, ["arithmetic", "sentiment"]),
+  );
+  assert.ok(MAX_YAML_VALUES >= 1000);
+});
+
+Deno.test("loadConfig() bounds every numeric key, naming it, its range and where it was set", async () => {
+  // Issue 14: --schedule.min_lr_ratio=5 was accepted (a floor five times the peak rate).
+  await assert.rejects(
+    loadConfig(undefined, ["--schedule.min_lr_ratio=5"]),
+    /^ConfigError: Cannot use config key "schedule\.min_lr_ratio" \(--schedule\.min_lr_ratio=5\): must be a number in \[0, 1\], got 5$/,
+  );
+  const numeric: string[] = [];
+  const walk = (o: Record<string, unknown>, path: string[]) => {
+    for (const [k, v] of Object.entries(o)) {
+      if (path.length === 0 && k === "peft") continue; // checked by the method
+      if (typeof v === "number") numeric.push([...path, k].join("."));
+      else if (typeof v === "object" && v !== null && !Array.isArray(v)) {
+        walk(v as Record<string, unknown>, [...path, k]);
+      }
+    }
+  };
+  walk(DEFAULT_CONFIG as unknown as Record<string, unknown>, []);
+  assert.deepEqual(numeric.toSorted(), Object.keys(RUN_LIMITS).toSorted(), "every key has a range");
+  for (const key of numeric) {
+    const r = RUN_LIMITS[key];
+    const bad = [
+      r.maxOpen ? r.max : r.integer ? r.max + 1 : r.max * 2,
+      r.minOpen ? r.min : r.min - 1,
+      ...(r.integer ? [r.min + 0.5] : []),
+      ".nan",
+      ".inf",
+    ];
+    for (const v of bad) {
+      await assert.rejects(loadConfig(undefined, [`--${key}=${v}`]), (e: Error) => {
+        assert.ok(
+          e.message.startsWith(`Cannot use config key "${key}" (--${key}=${v}): must be `),
+          e.message,
+        );
+        return true;
+      });
+    }
+  }
+  await withFile("optimizer:\n  beta2: 1\n", async (f) => {
+    await assert.rejects(
+      loadConfig(f),
+      /"optimizer\.beta2" \(.*run\.yaml:2\): must be a number in \[0, 1\), got 1/,
+    );
+  });
+  await assert.rejects(
+    loadConfig(undefined, ["--steps=10", "--schedule.warmup_steps=11"]),
+    /"schedule\.warmup_steps" \(--schedule\.warmup_steps=11\): must not exceed "schedule\.steps" \(10\)/,
+  );
+  // The bounds themselves are accepted.
+  const edge = await loadConfig(undefined, [
+    "--schedule.min_lr_ratio=1",
+    "--seed=4294967295",
+    "--optimizer.grad_clip=0",
+    "--steps=5",
+    "--schedule.warmup_steps=5",
+  ]);
+  assert.equal(edge.schedule.min_lr_ratio, 1);
+});
+
+Deno.test("loadConfig() suggests the key a typo meant", async () => {
+  await assert.rejects(
+    loadConfig(undefined, ["--schedule.min_lr_rato=0.1"]),
+    /"schedule\.min_lr_rato" \(--schedule\.min_lr_rato=0\.1\): unknown key \(did you mean "min_lr_ratio"\?\); known keys here: steps,/,
+  );
+  // A key put in the wrong section: its full name elsewhere.
+  await assert.rejects(
+    loadConfig(undefined, ["--optimizer.steps=3"]),
+    /unknown key \(did you mean "schedule\.steps"\?\)/,
+  );
+  await assert.rejects(
+    loadConfig(undefined, ["--step=3"]),
+    /"step" \(--step=3\): unknown key \(did you mean "schedule\.steps"\?\)/,
+  );
+  await withFile("schedule:\n  batchsize: 4\n", async (f) => {
+    await assert.rejects(
+      loadConfig(f),
+      /"schedule\.batchsize" \(.*run\.yaml:2\): unknown key \(did you mean "batch_size"\?\)/,
+    );
+  });
+  // Method settings are checked by the method, which suggests too.
+  await assert.rejects(
+    loadConfig(undefined, ["--peft.lora_alpa=8"]),
+    /"peft\.lora_alpa" .*unknown key "lora_alpa" \(did you mean "lora_alpha"\?\)/,
+  );
+  // Nothing close: the list only.
+  await assert.rejects(
+    loadConfig(undefined, ["--schedule.zzzzzz=1"]),
+    /"schedule\.zzzzzz" \(--schedule\.zzzzzz=1\): unknown key; known keys here:/,
+  );
+});
+
+Deno.test("loadConfig() treats inherited property names as unknown keys", async () => {
+  // `key in defaults` saw Object.prototype: "constructor" was "expected a function", and
+  // "__proto__" set a prototype instead of a key, dropping the setting silently.
+  for (const key of ["constructor", "toString", "__proto__"]) {
+    await assert.rejects(
+      loadConfig(undefined, [`--schedule.${key}=1`]),
+      new RegExp(`"schedule\\.${key}" \\(--schedule\\.${key}=1\\): unknown key`),
+    );
+    await assert.rejects(
+      loadConfig(undefined, [`--peft.${key}=1`]),
+      new RegExp(`"peft\\.${key}" .*Cannot configure PEFT method "lora": unknown key "${key}"`),
+    );
+  }
+  await withFile("peft:\n  method: lora\n  __proto__: {r: 3}\n", async (f) => {
+    await assert.rejects(
+      loadConfig(f),
+      /"peft\.__proto__" \(.*run\.yaml:3\).*unknown key "__proto__"/,
+    );
+  });
 });
