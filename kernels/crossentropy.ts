@@ -8,6 +8,11 @@
  * (0 rows for ignored rows). Targets are known on the CPU when a batch is built:
  * {@linkcode CrossEntropy.meanScale} checks them there and returns that scale.
  *
+ * The same loss and gradient also come chunk by chunk over the vocabulary, for an LM head that
+ * never holds the (N,V) logits (kernels/headloss.ts): {@linkcode CrossEntropy.chunkStats} keeps an
+ * online log-sum-exp per row over chunks of columns, {@linkcode CrossEntropy.chunkGrad} turns a
+ * chunk of logits into its gradient with the final statistics.
+ *
  * @module
  */
 
@@ -35,6 +40,19 @@ export type CrossEntropyVariant = "auto" | "workgroup" | "rows";
 export interface CrossEntropyOptions {
   /** Which kernels run (default `"auto"`). */
   variant?: CrossEntropyVariant;
+}
+
+/**
+ * One chunk of vocabulary columns of a chunked cross-entropy: columns `[start, start + width)` of
+ * a vocabulary of `V`, held in columns `[0, width)` of a (N, ld) scratch.
+ */
+export interface VocabChunk {
+  /** Vocabulary id of the chunk's first column. */
+  start: number;
+  /** Columns in the chunk (≤ the scratch's row stride). */
+  width: number;
+  /** The whole vocabulary size V (targets are checked against it). */
+  V: number;
 }
 
 /** The target value that marks a row as ignored (PyTorch's and Hugging Face's default). */
@@ -67,11 +85,14 @@ export class CrossEntropy {
   readonly #inplace: Kernel;
 
   readonly #rows: Kernel[];
+  /** chunk_stats, chunk_grad, chunk_stats_rows, chunk_grad_rows. */
+  readonly #chunk: Kernel[];
   readonly #variant: CrossEntropyVariant;
 
   private constructor(kernels: Kernel[], variant: CrossEntropyVariant) {
     [this.#loss, this.#grad, this.#inplace] = kernels;
-    this.#rows = kernels.slice(3);
+    this.#rows = kernels.slice(3, 6);
+    this.#chunk = kernels.slice(6);
     this.#variant = variant;
   }
 
@@ -89,6 +110,10 @@ export class CrossEntropy {
       k("forward_rows", ["uniform", null, "read", "write", null, "write"]),
       k("forward_grad_rows", ["uniform", null, "read", "write", null, "write", "write"]),
       k("forward_grad_inplace_rows", ["uniform", null, "read", "write", null, "write"]),
+      k("chunk_stats", ["uniform", "write", "read", "write", null, null, null, "write"]),
+      k("chunk_grad", ["uniform", "write", "read", null, null, null, null, "write"]),
+      k("chunk_stats_rows", ["uniform", null, "read", "write", null, "write", null, "write"]),
+      k("chunk_grad_rows", ["uniform", null, "read", null, null, "write", null, "write"]),
     ]);
     const variant = options.variant ?? "auto";
     return new CrossEntropy(kernels, variant === "auto" && !gpu.isSoftware ? "workgroup" : variant);
@@ -178,7 +203,7 @@ export class CrossEntropy {
     if (!Number.isFinite(scale)) {
       throw new RangeError(`Cannot run kernel "${name}": scale ${scale} is not finite`);
     }
-    const params = new Params().u32(N).u32(V).f32(scale).bytes;
+    const params = new Params(7).u32(N).u32(V).f32(scale).u32(0).u32(0).u32(0).u32(0).bytes;
     if (this.#useRows(name, V)) {
       const [loss, grad, inplace] = this.#rows, groups = grid(N, ROWS_GROUP);
       if (!dlogits) batch.dispatch(loss, [targets, losses, logits], params, groups);
@@ -195,5 +220,120 @@ export class CrossEntropy {
     } else {
       batch.dispatch(this.#grad, [logits, targets, losses, dlogits], params, grid(N, 1));
     }
+  }
+
+  /**
+   * One chunk of the online log-sum-exp (`chunk (N, ld)` holds the logits of vocabulary columns
+   * `c.start … c.start + c.width` in its columns `0 … c.width`; `targets (N)` i32): updates
+   * `stats (N,3) = [running max, running Σ exp(x − max), target logit]` in place (`first` starts
+   * them) and, for the `last` chunk, writes `losses (N) = logsumexp − target logit` (0 for
+   * ignored rows, NaN for a target outside `[0, V)`). Run the chunks in any order, first to last.
+   */
+  chunkStats(
+    batch: Batch,
+    chunk: Tensor,
+    targets: Tensor,
+    stats: Tensor,
+    losses: Tensor,
+    c: VocabChunk,
+    first: boolean,
+    last: boolean,
+  ): void {
+    const name = "crossentropy.chunkStats";
+    const [N, ld] = this.#checkChunk(name, chunk, targets, stats, c);
+    if (losses.size !== N) {
+      throw new RangeError(
+        `Cannot run kernel "${name}": tensor "${losses.label}" (losses, (N)) has ${losses.size} elements, expected ${N}`,
+      );
+    }
+    const params = new Params(7).u32(N).u32(c.V).f32(0).u32(c.width).u32(ld).u32(c.start)
+      .u32((first ? 1 : 0) | (last ? 2 : 0)).bytes;
+    const [stat, , statRows] = this.#chunk;
+    if (this.#useChunkRows(name, ld, 2 * (Math.ceil(c.width / 4) + 1))) {
+      batch.dispatch(statRows, [targets, losses, chunk, stats], params, grid(N, ROWS_GROUP));
+    } else {
+      checkLoops(name, 3 * Math.ceil(c.width / 256) + 21, `a chunk of ${c.width} logits`);
+      batch.dispatch(stat, [chunk, targets, losses, stats], params, grid(N, 1));
+    }
+  }
+
+  /**
+   * Overwrites `chunk (N, ld)`'s columns `0 … c.width` (the logits of vocabulary columns
+   * `c.start …`) with their gradient `(softmax − onehot) · scale`, the softmax from the final
+   * `stats (N,3)` of {@linkcode chunkStats} (0 rows for ignored rows; the rows variant also
+   * writes 0 to the columns it rounds up to a multiple of 4).
+   */
+  chunkGrad(
+    batch: Batch,
+    chunk: Tensor,
+    targets: Tensor,
+    stats: Tensor,
+    c: VocabChunk,
+    scale: number,
+  ): void {
+    const name = "crossentropy.chunkGrad";
+    const [N, ld] = this.#checkChunk(name, chunk, targets, stats, c);
+    if (!Number.isFinite(scale)) {
+      throw new RangeError(`Cannot run kernel "${name}": scale ${scale} is not finite`);
+    }
+    const params = new Params(7).u32(N).u32(c.V).f32(scale).u32(c.width).u32(ld).u32(c.start)
+      .u32(0).bytes;
+    const [, grad, , gradRows] = this.#chunk;
+    if (this.#useChunkRows(name, ld, Math.ceil(c.width / 4) + 1)) {
+      batch.dispatch(gradRows, [targets, chunk, stats], params, grid(N, ROWS_GROUP));
+    } else {
+      checkLoops(name, Math.ceil(c.width / 256) + 1, `a chunk of ${c.width} logits`);
+      batch.dispatch(grad, [chunk, targets, stats], params, grid(N, 1));
+    }
+  }
+
+  /** Whether the rows variant runs a chunk scratch of row stride `ld`. */
+  #useChunkRows(kernel: string, ld: number, loops: number): boolean {
+    if (this.#variant === "workgroup") return false;
+    if (this.#variant === "auto") return ld % 4 === 0 && loops + ROWS_SLACK <= LOOP_CAP;
+    if (ld % 4 !== 0) {
+      throw new RangeError(
+        `Cannot run kernel "${kernel} (rows variant)": the chunk's row stride ${ld} is not a multiple of 4`,
+      );
+    }
+    checkLoops(`${kernel} (rows variant)`, loops + ROWS_SLACK, `a chunk row of ${ld} logits`);
+    return true;
+  }
+
+  /** Checks a chunk's tensors; returns [N, ld]. */
+  #checkChunk(
+    name: string,
+    chunk: Tensor,
+    targets: Tensor,
+    stats: Tensor,
+    c: VocabChunk,
+  ): [number, number] {
+    const N = targets.size;
+    const ld = chunk.shape[chunk.shape.length - 1] ?? 0;
+    if (chunk.shape.length !== 2 || chunk.shape[0] !== N) {
+      throw new RangeError(
+        `Cannot run kernel "${name}": tensor "${chunk.label}" has shape [${
+          chunk.shape.join(", ")
+        }], expected (N, ld) with N = ${N} targets`,
+      );
+    }
+    if (stats.size !== 3 * N) {
+      throw new RangeError(
+        `Cannot run kernel "${name}": tensor "${stats.label}" (stats, (N, 3)) has ${stats.size} elements, expected ${
+          3 * N
+        }`,
+      );
+    }
+    if (
+      !(Number.isInteger(c.width) && c.width >= 1 && c.width <= ld && Number.isInteger(c.start) &&
+        c.start >= 0 && c.start + c.width <= c.V)
+    ) {
+      throw new RangeError(
+        `Cannot run kernel "${name}": chunk of columns ${c.start}..${
+          c.start + c.width
+        } does not fit a vocabulary of ${c.V} in rows of ${ld}`,
+      );
+    }
+    return [N, ld];
   }
 }

@@ -12,12 +12,19 @@ export {
   type CrossEntropyOptions,
   type CrossEntropyVariant,
   IGNORE_INDEX,
+  type VocabChunk,
 } from "./crossentropy.ts";
 export { DecodeAttention } from "./decode.ts";
 export { Dropout } from "./dropout.ts";
 export { Embedding, EmbeddingIndex } from "./embedding.ts";
 export { Gelu } from "./gelu.ts";
 export { GradNorm, type MaskedGrad } from "./gradnorm.ts";
+export {
+  HEAD_CHUNK_BYTES,
+  HeadLoss,
+  type HeadLossGrads,
+  type HeadLossTensors,
+} from "./headloss.ts";
 export { LayerNorm, type LayerNormOptions, type LayerNormVariant } from "./layernorm.ts";
 export {
   type GemmSpec,
