@@ -3,7 +3,8 @@
  * a prompt/completion pair `{"prompt": "...", "completion": "...", "task": "..."}` (`task`
  * optional) or a chat `{"messages": [{"role": "user", "content": "..."}, ...], "task": "..."}`.
  * Blank lines are skipped. Malformed lines are collected (up to a limit) and reported together in
- * one {@linkcode DataError}, each with its file and line.
+ * one {@linkcode DataError}, each with its file and line; so are lines of a file that are not
+ * valid UTF-8 (unless the reader is told to replace such bytes).
  *
  * @module
  */
@@ -76,6 +77,12 @@ export interface ParseJsonlOptions {
   file?: string;
   /** How many malformed lines to list in the error before summarising the rest. Default 20. */
   maxErrors?: number;
+  /**
+   * What {@linkcode readJsonl} does with bytes that are not valid UTF-8: "error" (the default)
+   * lists every line that has them; "replace" reads each bad sequence as U+FFFD, as a lenient
+   * decoder does (the text then differs from the file without a word).
+   */
+  invalidUtf8?: "error" | "replace";
 }
 
 const ROLES: readonly string[] = ["system", "user", "assistant"];
@@ -99,12 +106,7 @@ const ROLES: readonly string[] = ["system", "user", "assistant"];
  */
 export function parseJsonl(text: string, options: ParseJsonlOptions = {}): TextExample[] {
   const file = options.file ?? "<string>";
-  const maxErrors = options.maxErrors ?? 20;
-  if (!Number.isInteger(maxErrors) || maxErrors < 1) {
-    throw new RangeError(
-      `Cannot parse ${file}: maxErrors must be a positive integer, got ${maxErrors}`,
-    );
-  }
+  const maxErrors = checkMaxErrors(options, file);
   const examples: TextExample[] = [];
   const issues: DataIssue[] = [];
   let total = 0;
@@ -132,7 +134,8 @@ export function parseJsonl(text: string, options: ParseJsonlOptions = {}): TextE
 
 /**
  * Reads and parses a JSONL file (see {@linkcode parseJsonl}); errors name the path and line.
- * Needs `--allow-read` for the path.
+ * Bytes that are not valid UTF-8 are an error listing each line that has them, unless
+ * `options.invalidUtf8` is "replace". Needs `--allow-read` for the path.
  *
  * @example
  * ```ts
@@ -154,13 +157,98 @@ export async function readJsonl(
   options: ParseJsonlOptions = {},
 ): Promise<TextExample[]> {
   const file = options.file ?? (path instanceof URL ? path.pathname : path);
-  let text: string;
+  const maxErrors = checkMaxErrors(options, file);
+  let bytes: Uint8Array;
   try {
-    text = await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (e) {
     throw new DataError(`Cannot read ${file}: ${(e as Error).message}`, []);
   }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: options.invalidUtf8 !== "replace" }).decode(bytes);
+  } catch {
+    throw invalidUtf8Error(bytes, file, maxErrors);
+  }
   return parseJsonl(text, { ...options, file });
+}
+
+function checkMaxErrors(options: ParseJsonlOptions, file: string): number {
+  const maxErrors = options.maxErrors ?? 20;
+  if (!Number.isInteger(maxErrors) || maxErrors < 1) {
+    throw new RangeError(
+      `Cannot parse ${file}: maxErrors must be a positive integer, got ${maxErrors}`,
+    );
+  }
+  return maxErrors;
+}
+
+/** The error listing each line of `bytes` that is not valid UTF-8, with the first bad byte. */
+function invalidUtf8Error(bytes: Uint8Array, file: string, maxErrors: number): DataError {
+  const issues: DataIssue[] = [];
+  let total = 0, line = 1, start = 0;
+  while (start <= bytes.length) {
+    let end = bytes.indexOf(0x0a, start); // never inside a multi-byte sequence
+    if (end < 0) end = bytes.length;
+    const at = invalidUtf8At(bytes, start, end);
+    if (at >= 0) {
+      total++;
+      if (issues.length < maxErrors) {
+        const hex = bytes[at].toString(16).padStart(2, "0");
+        issues.push({
+          where: formatLocation({ file, line }),
+          message: `invalid UTF-8 at byte ${at - start + 1} of the line (0x${hex}); ` +
+            `read with invalidUtf8: "replace" to take such bytes as U+FFFD`,
+        });
+      }
+    }
+    start = end + 1;
+    line++;
+  }
+  const noun = total === 1 ? "line is" : "lines are";
+  return new DataError(`Cannot read ${file}: ${total} ${noun} not valid UTF-8`, issues, total);
+}
+
+/**
+ * The index of the first byte in `bytes[start, end)` that does not begin a valid UTF-8 sequence
+ * (or begins one that is cut short, overlong, a surrogate or above U+10FFFF), or -1: the rules
+ * of the WHATWG UTF-8 decoder that `TextDecoder` with `fatal: true` applies.
+ *
+ * @example
+ * ```ts
+ * import { invalidUtf8At } from "./examples.ts";
+ * const text = new TextEncoder().encode("né");
+ * if (invalidUtf8At(text) !== -1) throw new Error("valid");
+ * if (invalidUtf8At(new Uint8Array([0x61, 0xc3])) !== 1) throw new Error("cut short at byte 1");
+ * ```
+ */
+export function invalidUtf8At(bytes: Uint8Array, start = 0, end = bytes.length): number {
+  let i = start;
+  while (i < end) {
+    const c = bytes[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    // Continuation bytes after lead byte c, and the allowed range of the first one.
+    let n: number, lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) n = 1;
+    else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      if (c === 0xe0) lo = 0xa0; // overlong
+      if (c === 0xed) hi = 0x9f; // surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      if (c === 0xf0) lo = 0x90; // overlong
+      if (c === 0xf4) hi = 0x8f; // above U+10FFFF
+    } else return i;
+    for (let k = 1; k <= n; k++) {
+      const x = bytes[i + k];
+      if (i + k >= end || x < (k === 1 ? lo : 0x80) || x > (k === 1 ? hi : 0xbf)) return i;
+    }
+    i += n + 1;
+  }
+  return -1;
 }
 
 /** One line to an example, or a message saying what is wrong with it. */

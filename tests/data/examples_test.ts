@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { DataError, isChat, parseJsonl, readJsonl } from "../../data/mod.ts";
+import { invalidUtf8At } from "../../data/examples.ts";
+import { Rng } from "../../runtime/rng.ts";
 
 /** The DataError thrown by `fn`, failing if it throws anything else or nothing. */
 function dataError(fn: () => unknown): DataError {
@@ -113,4 +115,97 @@ Deno.test("`readJsonl()` parses a file and names its path in errors", async () =
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("`readJsonl()` refuses bytes that are not UTF-8, naming each line, unless told to replace them", async () => {
+  // Issue 14: they became U+FFFD without a word.
+  const dir = await Deno.makeTempDir({ prefix: "whet_data_" });
+  try {
+    const path = `${dir}/latin1.jsonl`;
+    const enc = new TextEncoder();
+    const line = (text: string) => enc.encode(`{"prompt": "${text}", "completion": "x"}\n`);
+    const bytes = new Uint8Array([
+      ...line("fine é"), // line 1: valid two-byte UTF-8
+      ...enc.encode('{"prompt": "caf'), // line 2: Latin-1 é (0xe9), then a valid ending
+      0xe9,
+      ...enc.encode('", "completion": "x"}\n'),
+      ...line("ok"), // line 3
+      ...enc.encode('{"prompt": "'), // line 4: a lone 0xff
+      0xff,
+      ...enc.encode('", "completion": "x"}\n'),
+    ]);
+    await Deno.writeFile(path, bytes);
+    await assert.rejects(readJsonl(path), (e: Error) => {
+      assert.ok(e instanceof DataError);
+      assert.equal(e.message.split("\n")[0], `Cannot read ${path}: 2 lines are not valid UTF-8`);
+      assert.deepEqual(e.issues.map((i) => i.where), [`${path}:2`, `${path}:4`]);
+      assert.match(
+        e.issues[0].message,
+        /^invalid UTF-8 at byte 16 of the line \(0xe9\); read with invalidUtf8: "replace"/,
+      );
+      assert.match(e.issues[1].message, /byte 13 of the line \(0xff\)/);
+      return true;
+    });
+    await assert.rejects(readJsonl(path, { maxErrors: 1 }), (e: Error) => {
+      assert.ok(e instanceof DataError);
+      assert.equal(e.issues.length, 1);
+      assert.equal(e.total, 2);
+      return true;
+    });
+    const replaced = await readJsonl(path, { invalidUtf8: "replace" });
+    assert.deepEqual(replaced.map((e) => "prompt" in e && e.prompt), [
+      "fine é",
+      "caf\ufffd",
+      "ok",
+      "\ufffd",
+    ]);
+    // A byte-order mark is still skipped, as before.
+    await Deno.writeFile(path, new Uint8Array([0xef, 0xbb, 0xbf, ...line("bom")]));
+    assert.equal((await readJsonl(path)).length, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("`invalidUtf8At()` agrees with TextDecoder's fatal mode on seeded random bytes", () => {
+  const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  const rng = new Rng(14);
+  // Bytes drawn mostly from the interesting ranges: ASCII, continuation, lead bytes, invalid.
+  const pool = [
+    0x41,
+    0x80,
+    0x8f,
+    0x90,
+    0x9f,
+    0xa0,
+    0xbf,
+    0xc0,
+    0xc1,
+    0xc2,
+    0xdf,
+    0xe0,
+    0xed,
+    0xef,
+    0xf0,
+    0xf4,
+    0xf5,
+    0xff,
+  ];
+  for (let n = 0; n < 20_000; n++) {
+    const bytes = Uint8Array.from(
+      { length: 1 + rng.int(6) },
+      () => rng.float() < 0.7 ? pool[rng.int(pool.length)] : rng.int(256),
+    );
+    let valid = true;
+    try {
+      fatal.decode(bytes);
+    } catch {
+      valid = false;
+    }
+    assert.equal(invalidUtf8At(bytes) === -1, valid, `[${[...bytes].map((b) => b.toString(16))}]`);
+  }
+  assert.equal(invalidUtf8At(new Uint8Array([0x61, 0xed, 0xa0, 0x80])), 1); // a surrogate
+  assert.equal(invalidUtf8At(new Uint8Array([0xf4, 0x90, 0x80, 0x80])), 0); // above U+10FFFF
+  assert.equal(invalidUtf8At(new Uint8Array([0xe0, 0x80, 0x80])), 0); // overlong
+  assert.equal(invalidUtf8At(new Uint8Array([0xf0, 0x9f, 0x98, 0x80])), -1); // 😀
 });
