@@ -97,8 +97,8 @@ export async function tokenizerFor(
 
 /**
  * Builds the model of a checkpoint read by `loadModelCheckpoint`, GPT-2 or Llama family by its
- * `model_type`. Attention-probability dropout, which whet cannot train yet, is set to 0 (with a
- * note through `log` when the checkpoint asks for it).
+ * `model_type`, with the config's dropout rates (active in training only, as in Hugging Face); a
+ * note through `log` says which are nonzero.
  */
 export async function modelFromCheckpoint(
   gpu: Gpu,
@@ -107,20 +107,19 @@ export async function modelFromCheckpoint(
   log?: (line: string) => void,
 ): Promise<Decoder> {
   const opts = { ...options, weights: ckpt.weights };
-  if (ckpt.family === "gpt2") {
-    if (ckpt.config.attn_pdrop > 0) {
-      log?.(
-        `note: attention-probability dropout is not implemented; training with attn_pdrop 0 instead of ${ckpt.config.attn_pdrop}`,
-      );
-    }
-    return await GPT.create(gpu, { ...ckpt.config, attn_pdrop: 0 }, opts);
+  const rates: [string, number][] = ckpt.family === "gpt2"
+    ? [
+      ["attn_pdrop", ckpt.config.attn_pdrop],
+      ["resid_pdrop", ckpt.config.resid_pdrop],
+      ["embd_pdrop", ckpt.config.embd_pdrop],
+    ]
+    : [["attention_dropout", ckpt.config.attention_dropout]];
+  const active = rates.filter(([, p]) => p > 0).map((r) => r.join(" "));
+  if (active.length > 0) {
+    log?.(`note: dropout in training, as config.json sets it: ${active.join(", ")}`);
   }
-  if (ckpt.config.attention_dropout > 0) {
-    log?.(
-      `note: attention-probability dropout is not implemented; training with attention_dropout 0 instead of ${ckpt.config.attention_dropout}`,
-    );
-  }
-  return await Llama.create(gpu, { ...ckpt.config, attention_dropout: 0 }, opts);
+  if (ckpt.family === "gpt2") return await GPT.create(gpu, ckpt.config, opts);
+  return await Llama.create(gpu, ckpt.config, opts);
 }
 
 /**
@@ -137,7 +136,7 @@ export async function loadInferenceModel(
     const ckpt = await reading("model", dir, () => loadModelCheckpoint(dir));
     return await modelFromCheckpoint(gpu, ckpt, { trainable: false });
   }
-  return await GPT.create(gpu, gptConfig(preset as PresetName, { attn_pdrop: 0 }), {
+  return await GPT.create(gpu, gptConfig(preset as PresetName), {
     seed,
     trainable: false,
   });

@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { AttentionDropout } from "../kernels/attention.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import type { BlockActs, GradScratch } from "./activations.ts";
 import type { Ctx } from "./context.ts";
@@ -64,8 +65,21 @@ export interface AttentionModule {
 }
 
 /**
- * The attention core on packed q,k,v: over the rows alone in training and scoring, or through the
- * KV cache under generation. qkv (B,T,(H+2Hkv)·d) → out (B,T,H·d) `=`.
+ * The attention-probability dropout of block `layer` in this pass: probability `p` in training,
+ * none otherwise (evaluation, generation) or at p = 0. Its mask seed is a stream of its own, the
+ * pass's seed + (−1 − layer)·φ, where the embedding's dropout takes the seed itself and the
+ * residual branches of block l take + (2l + 1)·φ and + (2l + 2)·φ (see Block): φ is odd, so
+ * distinct multiples are distinct seeds.
+ */
+function attentionDropout(ctx: Ctx, layer: number, p: number): AttentionDropout | undefined {
+  if (!ctx.training || p === 0) return undefined;
+  return { p, seed: (ctx.seed - Math.imul(layer + 1, 0x9e3779b9)) >>> 0 };
+}
+
+/**
+ * The attention core on packed q,k,v: over the rows alone in training and scoring (dropping
+ * attention probabilities with probability `pdrop` in training), or through the KV cache under
+ * generation. qkv (B,T,(H+2Hkv)·d) → out (B,T,H·d) `=`.
  */
 export function attentionCore(
   ctx: Ctx,
@@ -74,10 +88,15 @@ export function attentionCore(
   B: number,
   T: number,
   heads: { H: number; Hkv: number; d: number },
+  pdrop: number,
 ): void {
   const { H, Hkv, d } = heads, cache = ctx.cache, C = H * d;
   if (!cache) {
-    ctx.k.attention.forward(ctx.batch, a.qkv, a.atty, a.att, B, T, C, H, Hkv);
+    const drop = attentionDropout(ctx, layer, pdrop);
+    // The kernels' dropout scratch is the gradient scratch datt, free during any forward (with
+    // checkpointing too: each block's recomputation runs before its backward writes datt).
+    const dropout = drop && { ...drop, scratch: ctx.acts.ensureGrads().datt };
+    ctx.k.attention.forward(ctx.batch, a.qkv, a.atty, a.att, B, T, C, H, Hkv, dropout);
     return;
   }
   const dec = ctx.k.decode, kv = cache.layers[layer];
@@ -123,6 +142,8 @@ export class CausalSelfAttention implements AttentionModule {
   readonly nHead: number;
   /** Index of the block. */
   readonly layer: number;
+  /** Dropout probability on the attention probabilities in training (`attn_pdrop`). */
+  readonly attnPdrop: number;
   /** Virtual tokens whose keys/values this layer takes (prefix tuning), or null. */
   virtual: VirtualTokens | null = null;
   /** `attn.c_attn` and `attn.c_proj`. */
@@ -131,12 +152,13 @@ export class CausalSelfAttention implements AttentionModule {
     { name: "attn.c_proj", get: () => this.cProj, set: (l) => (this.cProj = l) },
   ];
 
-  /** The attention of block `layer`. */
-  constructor(cAttn: LinearLike, cProj: LinearLike, nHead: number, layer = 0) {
+  /** The attention of block `layer`, dropping attention probabilities with `attnPdrop` in training. */
+  constructor(cAttn: LinearLike, cProj: LinearLike, nHead: number, layer = 0, attnPdrop = 0) {
     this.cAttn = cAttn;
     this.cProj = cProj;
     this.nHead = nHead;
     this.layer = layer;
+    this.attnPdrop = attnPdrop;
   }
 
   /** x (B,T,C) → a.attProj (B,T,C) `=`, saving qkv, att, atty. */
@@ -145,7 +167,7 @@ export class CausalSelfAttention implements AttentionModule {
     this.cAttn.forward(ctx, x, a.qkv, B * T);
     // Under generation the virtual rows are already in the cache (written by the prefill).
     if (!ctx.cache) this.virtual?.kvForward?.(ctx, this.layer, a.qkv, B, T);
-    attentionCore(ctx, a, this.layer, B, T, { H, Hkv: H, d: C / H });
+    attentionCore(ctx, a, this.layer, B, T, { H, Hkv: H, d: C / H }, this.attnPdrop);
     this.cProj.forward(ctx, a.atty, a.attProj, B * T);
   }
 
@@ -160,9 +182,10 @@ export class CausalSelfAttention implements AttentionModule {
     B: number,
     T: number,
   ): void {
-    const C = this.cProj.nOut;
+    const C = this.cProj.nOut, H = this.nHead;
+    const drop = attentionDropout(ctx, this.layer, this.attnPdrop);
     this.cProj.backward(ctx, a.atty, dy, g.datty, B * T);
-    ctx.k.attention.backward(ctx.batch, g.datty, a.qkv, a.att, g.datt, g.dqkv, B, T, C, this.nHead);
+    ctx.k.attention.backward(ctx.batch, g.datty, a.qkv, a.att, g.datt, g.dqkv, B, T, C, H, H, drop);
     this.virtual?.kvBackward?.(ctx, this.layer, g.dqkv, B, T);
     this.cAttn.backward(ctx, x, g.dqkv, dx, B * T);
   }
@@ -200,6 +223,8 @@ export class LlamaAttention implements AttentionModule {
   readonly heads: { H: number; Hkv: number; d: number };
   /** Index of the block. */
   readonly layer: number;
+  /** Dropout probability on the attention probabilities in training (`attention_dropout`). */
+  readonly attnPdrop: number;
   /** Virtual tokens whose keys/values this layer takes (prefix tuning), or null. */
   virtual: VirtualTokens | null = null;
   /** cos/sin table of the rotary positions (positions, d/2, 2), shared by the blocks. */
@@ -212,12 +237,13 @@ export class LlamaAttention implements AttentionModule {
     { name: "self_attn.o_proj", get: () => this.oProj, set: (l) => (this.oProj = l) },
   ];
 
-  /** The attention of block `layer`. */
+  /** The attention of block `layer`, dropping attention probabilities with `attnPdrop` in training. */
   constructor(
     proj: { q: LinearLike; k: LinearLike; v: LinearLike; o: LinearLike },
     heads: { H: number; Hkv: number; d: number },
     rotary: Tensor,
     layer: number,
+    attnPdrop = 0,
   ) {
     this.qProj = proj.q;
     this.kProj = proj.k;
@@ -226,6 +252,7 @@ export class LlamaAttention implements AttentionModule {
     this.heads = heads;
     this.rotary = rotary;
     this.layer = layer;
+    this.attnPdrop = attnPdrop;
   }
 
   /** The q, k and v column blocks of the packed layout: (source, first packed column, width). */
@@ -249,7 +276,7 @@ export class LlamaAttention implements AttentionModule {
     ctx.k.rotary.forward(batch, a.qkv, this.rotary, B, T, H, Hkv, d, offset);
     // Under generation the virtual rows are already in the cache (written by the prefill).
     if (!ctx.cache) this.virtual?.kvForward?.(ctx, this.layer, a.qkv, B, T);
-    attentionCore(ctx, a, this.layer, B, T, this.heads);
+    attentionCore(ctx, a, this.layer, B, T, this.heads, this.attnPdrop);
     this.oProj.forward(ctx, a.atty, a.attProj, M);
   }
 
@@ -265,9 +292,10 @@ export class LlamaAttention implements AttentionModule {
     T: number,
   ): void {
     const { H, Hkv, d } = this.heads, M = B * T, W = (H + 2 * Hkv) * d, batch = ctx.batch;
-    const s = g.split!;
+    const s = g.split!, attn = ctx.k.attention;
+    const drop = attentionDropout(ctx, this.layer, this.attnPdrop);
     this.oProj.backward(ctx, a.atty, dy, g.datty, M);
-    ctx.k.attention.backward(batch, g.datty, a.qkv, a.att, g.datt, g.dqkv, B, T, H * d, H, Hkv);
+    attn.backward(batch, g.datty, a.qkv, a.att, g.datt, g.dqkv, B, T, H * d, H, Hkv, drop);
     this.virtual?.kvBackward?.(ctx, this.layer, g.dqkv, B, T);
     ctx.k.rotary.backward(batch, g.dqkv, this.rotary, B, T, H, Hkv, d, 0);
     const grads = { q: s.dq, k: s.dk, v: s.dv };

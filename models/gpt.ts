@@ -69,7 +69,13 @@ export class GPT extends Decoder {
         new Block(
           l,
           ln("ln_1"),
-          new CausalSelfAttention(linear("attn.c_attn"), linear("attn.c_proj"), config.n_head, l),
+          new CausalSelfAttention(
+            linear("attn.c_attn"),
+            linear("attn.c_proj"),
+            config.n_head,
+            l,
+            config.attn_pdrop,
+          ),
           ln("ln_2"),
           new MLP(linear("mlp.c_fc"), linear("mlp.c_proj")),
           config.resid_pdrop,
@@ -114,13 +120,6 @@ export class GPT extends Decoder {
   static async create(gpu: Gpu, config: GPTConfig, options: GPTOptions = {}): Promise<GPT> {
     const cfg = validateConfig(config);
     headDim(cfg);
-    if (cfg.attn_pdrop > 0) {
-      // The attention kernels have no dropout on the probabilities; refuse rather than train a
-      // different model than the config says. Set attn_pdrop to 0 to fine-tune such a checkpoint.
-      throw new RangeError(
-        `Cannot build the model: attn_pdrop=${cfg.attn_pdrop} is not supported (attention-probability dropout); set attn_pdrop to 0`,
-      );
-    }
     const kernels = await Kernels.create(gpu);
     const std = cfg.initializer_range;
     const projStd = std / Math.sqrt(2 * cfg.n_layer);

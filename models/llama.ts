@@ -86,7 +86,7 @@ export class Llama extends Decoder {
         new Block(
           l,
           norm("input_layernorm"),
-          new LlamaAttention(proj, { H, Hkv, d }, rotary, l),
+          new LlamaAttention(proj, { H, Hkv, d }, rotary, l, config.attention_dropout),
           norm("post_attention_layernorm"),
           new GatedMLP(linear("mlp.gate_proj"), linear("mlp.up_proj"), linear("mlp.down_proj")),
           0,
@@ -129,13 +129,6 @@ export class Llama extends Decoder {
    */
   static async create(gpu: Gpu, config: LlamaConfig, options: DecoderOptions = {}): Promise<Llama> {
     const cfg = validateLlamaConfig(config);
-    if (cfg.attention_dropout > 0) {
-      // As GPT-2's attn_pdrop: no dropout on the attention probabilities yet; refuse rather than
-      // train a different model than the config says.
-      throw new RangeError(
-        `Cannot build the model: attention_dropout=${cfg.attention_dropout} is not supported (attention-probability dropout); set attention_dropout to 0`,
-      );
-    }
     const kernels = await Kernels.create(gpu);
     const params = createParams(
       gpu,

@@ -17,6 +17,12 @@ export interface DropoutSpec {
   seed: number;
 }
 
+/** Attention-probability dropout in a whole-model reference: probability p, each layer's mask seed. */
+export interface LayerDropout {
+  p: number;
+  seed: (layer: number) => number;
+}
+
 /**
  * The factor of each att element under dropout (mask·scale: 0 or 1/(1 − p) rounded to f32, as the
  * kernel receives it), or all ones without.

@@ -1,11 +1,12 @@
 /**
- * Plain float64 reference of the whole GPT-2 forward and backward (no dropout), composed from the
+ * Plain float64 reference of the whole GPT-2 forward and backward (no dropout but, optionally, the
+ * attention-probability dropout of given masks), composed from the
  * per-kernel references, as llm.c's test_gpt2.c checks its model against PyTorch: logits, loss and
  * the gradient of every parameter. Parameters by Hugging Face name; labels are shifted inside.
  */
 
 import type { GPTConfig } from "../../models/config.ts";
-import { attentionBackward, attentionForward } from "./attention.ts";
+import { attentionBackward, attentionForward, type LayerDropout } from "./attention.ts";
 import { crossEntropyBackward, crossEntropyForward } from "./crossentropy.ts";
 import { embeddingBackward, embeddingForward } from "./embedding.ts";
 import { geluBackward, geluForward } from "./gelu.ts";
@@ -47,7 +48,9 @@ export function gpt2Ref(
   B: number,
   T: number,
   withGrads = false,
+  attnDropout?: LayerDropout,
 ): RefResult {
+  const drop = (l: number) => attnDropout && { p: attnDropout.p, seed: attnDropout.seed(l) };
   const C = cfg.n_embd, V = cfg.vocab_size, H = cfg.n_head, L = cfg.n_layer, M = B * T;
   const F = cfg.n_inner ?? 4 * C, eps = cfg.layer_norm_epsilon;
   const p = (name: string) => {
@@ -79,7 +82,7 @@ export function gpt2Ref(
       C,
       3 * C,
     );
-    const { out: atty, att } = attentionForward(qkv, B, T, C, H);
+    const { out: atty, att } = attentionForward(qkv, B, T, C, H, H, drop(l));
     const attProj = linearForwardRef(
       atty,
       p(h + "attn.c_proj.weight"),
@@ -163,7 +166,7 @@ export function gpt2Ref(
     const projB = linearBackwardRef(s.atty, p(h + "attn.c_proj.weight"), dres, M, C, C);
     addInto(gp(h + "attn.c_proj.weight"), projB.dW);
     addInto(gp(h + "attn.c_proj.bias"), projB.dBias);
-    const dqkv = attentionBackward(projB.dx, s.qkv, s.att, B, T, C, H);
+    const dqkv = attentionBackward(projB.dx, s.qkv, s.att, B, T, C, H, H, drop(l));
     const attnB = linearBackwardRef(s.ln1.out, p(h + "attn.c_attn.weight"), dqkv, M, C, 3 * C);
     addInto(gp(h + "attn.c_attn.weight"), attnB.dW);
     addInto(gp(h + "attn.c_attn.bias"), attnB.dBias);

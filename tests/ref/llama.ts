@@ -1,6 +1,7 @@
 /**
  * Plain float64 reference of the whole Llama-family forward and backward (Hugging Face
- * `LlamaForCausalLM` / `Qwen2ForCausalLM`, no dropout), composed from the per-kernel references as
+ * `LlamaForCausalLM` / `Qwen2ForCausalLM`, no dropout but, optionally, the attention-probability
+ * dropout of given masks), composed from the per-kernel references as
  * tests/ref/gpt2.ts composes GPT-2's: logits, loss and the gradient of every parameter, by Hugging
  * Face name. Labels are shifted inside; positions are 0..T−1 in every row.
  *
@@ -11,7 +12,7 @@
  */
 
 import { type LlamaConfig, projectionBiases } from "../../models/llama_config.ts";
-import { attentionBackward, attentionForward } from "./attention.ts";
+import { attentionBackward, attentionForward, type LayerDropout } from "./attention.ts";
 import { crossEntropyBackward, crossEntropyForward } from "./crossentropy.ts";
 import { embeddingBackward, embeddingForward } from "./embedding.ts";
 import { type RefResult, shiftLabels, type Weights } from "./gpt2.ts";
@@ -76,7 +77,9 @@ export function llamaRef(
   B: number,
   T: number,
   withGrads = false,
+  attnDropout?: LayerDropout,
 ): RefResult {
+  const drop = (l: number) => attnDropout && { p: attnDropout.p, seed: attnDropout.seed(l) };
   const C = cfg.hidden_size, V = cfg.vocab_size, L = cfg.num_hidden_layers, M = B * T;
   const H = cfg.num_attention_heads, Hkv = cfg.num_key_value_heads, d = cfg.head_dim;
   const F = cfg.intermediate_size, eps = cfg.rms_norm_eps;
@@ -113,7 +116,7 @@ export function llamaRef(
     const qkvW = concat(qkvNames.map((n) => p(a + n + ".weight")));
     const qkvB = biases.qkv ? concat(qkvNames.map((n) => p(a + n + ".bias"))) : null;
     const qkv = ropeForward(linearForward(rms1.out, qkvW, qkvB, M, C, W), rope);
-    const { out: atty, att } = attentionForward(qkv, B, T, Q, H, Hkv);
+    const { out: atty, att } = attentionForward(qkv, B, T, Q, H, Hkv, drop(l));
     const h = x.slice();
     addInto(h, proj(atty, a + "o_proj", biases.o, Q, C));
     const rms2 = rmsnormForward(h, p(at + "post_attention_layernorm.weight"), M, C, eps);
@@ -171,7 +174,10 @@ export function llamaRef(
     const rms2 = at + "post_attention_layernorm.weight";
     rmsnormBackward(dn2, s.h, p(rms2), s.rms2.rstd, dres, gp(rms2), M, C);
     const datty = projBackward(s.atty, a + "o_proj", biases.o, dres, Q, C);
-    const dqkv = ropeBackward(attentionBackward(datty, s.qkv, s.att, B, T, Q, H, Hkv), rope);
+    const dqkv = ropeBackward(
+      attentionBackward(datty, s.qkv, s.att, B, T, Q, H, Hkv, drop(l)),
+      rope,
+    );
     // Split the packed gradient's columns back into q_proj, k_proj and v_proj.
     const dn1 = new Float64Array(M * C);
     let col = 0;
