@@ -271,9 +271,9 @@ fn backward_key(
     let r = headOf(b, h0 + i);
     // Column t2 of this query head's att and datt, over the queries t >= t2 that saw this key.
     for (var j = t2 + lid; j < p.T; j += WG) {
-      let i = r.bhStart + j * p.T + t2;
-      rowA[j] = drop(att[i], i);
-      rowB[j] = datt[i];
+      let at = r.bhStart + j * p.T + t2;
+      rowA[j] = drop(att[at], at);
+      rowB[j] = datt[at];
     }
     workgroupBarrier();
     for (var d = lid; d < p.hs; d += WG) {
