@@ -30,7 +30,7 @@ import { Trainer, type TrainResult } from "../train/trainer.ts";
 import { type MemoryReport, memoryReport, parameterReport } from "../train/report.ts";
 import { evaluateSuite, type SuiteScore, textPerplexity } from "../eval/harness.ts";
 import { pretrainCorpus } from "../data/corpus.ts";
-import type { RunConfig } from "./config.ts";
+import { ALIASES, DEFAULT_CONFIG, type RunConfig } from "./config.ts";
 import { formatSeconds, ProgressBar } from "./progress.ts";
 import { barChart, lineChart } from "./svg.ts";
 
@@ -215,15 +215,231 @@ export interface JobOptions {
   before?: number[];
   /** The base model's general-text perplexity from an earlier job (compare reuses it). */
   beforePerplexity?: number;
+  /**
+   * Config keys (full names like `optimizer.lr`, short forms like `lr`, or whole sections like
+   * `eval`) allowed to differ from the stored `config.json` when resuming; any other difference
+   * stops the job before it loads anything.
+   */
+  resumeAllow?: readonly string[];
+  /**
+   * Awaited at each stage of every checkpoint save (see `Trainer.create`); the kill test stops
+   * the process there.
+   */
+  onCheckpointStage?: (
+    stage: "created" | "partial" | "verified" | "moved" | "renamed",
+    step: number,
+  ) => void | Promise<void>;
+}
+
+/**
+ * Creates `dir` if needed and checks that a file can be created in it, so that a job fails before
+ * its work rather than when it writes the results. `what` names the folder in the error.
+ *
+ * @example
+ * ```ts
+ * import { ensureWritableFolder } from "./job.ts";
+ * const dir = await Deno.makeTempDir();
+ * await ensureWritableFolder(`${dir}/out`, "--out");
+ * await Deno.writeTextFile(`${dir}/file`, "");
+ * let error = "";
+ * await ensureWritableFolder(`${dir}/file/out`, "--out").catch((e) => error = e.message);
+ * if (!error.startsWith(`Cannot write to --out ${dir}/file/out:`)) throw new Error(error);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function ensureWritableFolder(dir: string, what: string): Promise<void> {
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.remove(await Deno.makeTempFile({ dir, prefix: ".write-check." }));
+  } catch (e) {
+    throw new Error(`Cannot write to ${what} ${dir}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** The folders inside a run folder that the job writes into (files are renamed into place). */
+const RUN_SUBFOLDERS = ["adapter", "checkpoint", ".checkpoint.old"];
+
+/**
+ * The run folder `<output.dir>/<name>`, created and checked writable. The name must be one folder
+ * name; the run folder and the folders the job writes into must not resolve (through symbolic
+ * links) outside the output folder, which is what `--allow-write=runs` is meant to guarantee but
+ * does not: Deno's allow-list does not follow links.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_CONFIG } from "./config.ts";
+ * import { prepareRunFolder } from "./job.ts";
+ * const root = await Deno.makeTempDir();
+ * const output = { dir: root, checkpoint_every: 0 };
+ * const dir = await prepareRunFolder({ ...DEFAULT_CONFIG, name: "r1", output });
+ * if (dir !== `${root}/r1` || !(await Deno.stat(dir)).isDirectory) throw new Error(dir);
+ * let error = "";
+ * await prepareRunFolder({ ...DEFAULT_CONFIG, name: "..", output }).catch((e) => error = e.message);
+ * if (!error.startsWith('Cannot use run name "..":')) throw new Error(error);
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export async function prepareRunFolder(c: RunConfig): Promise<string> {
+  const root = c.output.dir;
+  if (c.name === "" || c.name === "." || c.name === ".." || /[\\/\0]/.test(c.name)) {
+    throw new Error(
+      `Cannot use run name "${c.name}": it must name one folder inside ${root} (no "/", "\\", "." or "..")`,
+    );
+  }
+  await ensureWritableFolder(root, "the output folder");
+  const realRoot = await Deno.realPath(root);
+  const sep = Deno.build.os === "windows" ? "\\" : "/";
+  const dir = `${root}/${c.name}`;
+  for (const path of [dir, ...RUN_SUBFOLDERS.map((f) => `${dir}/${f}`)]) {
+    let link: Deno.FileInfo;
+    try {
+      link = await Deno.lstat(path);
+    } catch (e) {
+      // Absent, or below a file: then nothing can be written there, which the check below says.
+      if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) continue;
+      throw e;
+    }
+    if (!link.isSymlink && path !== dir) continue; // a real entry of an already checked folder
+    let real: string;
+    try {
+      real = await Deno.realPath(path);
+    } catch (e) {
+      throw new Error(
+        `Cannot use run folder ${path}: it is a symbolic link to ${await Deno.readLink(
+          path,
+        )}, which cannot be resolved (${(e as Error).message})`,
+        { cause: e },
+      );
+    }
+    if (!real.startsWith(realRoot + sep)) {
+      throw new Error(
+        `Cannot use run folder ${path}: it resolves to ${real}, outside the output folder ${realRoot}`,
+      );
+    }
+  }
+  await ensureWritableFolder(dir, "the run folder");
+  return dir;
+}
+
+/** One key whose value differs between two configs (undefined: absent on that side). */
+export interface ConfigDifference {
+  /** Dotted key, e.g. `optimizer.lr`. */
+  key: string;
+  /** The stored value. */
+  stored: unknown;
+  /** The new value. */
+  now: unknown;
+}
+
+/** Keys that say where a run lives, not how it trains: a moved run folder still resumes. */
+const LOCATION_KEYS = new Set(["name", "output.dir"]);
+
+function flatten(v: unknown, prefix: string, out: Map<string, unknown>): Map<string, unknown> {
+  if (typeof v === "object" && v !== null && !Array.isArray(v)) {
+    for (const [k, x] of Object.entries(v)) flatten(x, prefix ? `${prefix}.${k}` : k, out);
+  } else out.set(prefix, v);
+  return out;
+}
+
+/**
+ * The keys in which a stored run config (`config.json` as written by {@linkcode runJob}) and a new
+ * one differ, leaves compared as JSON, sorted by key; `name` and `output.dir` only locate the run
+ * and are not compared.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_CONFIG } from "./config.ts";
+ * import { configDifferences } from "./job.ts";
+ * const now = { ...DEFAULT_CONFIG, optimizer: { ...DEFAULT_CONFIG.optimizer, lr: 0.002 } };
+ * const diff = configDifferences(JSON.parse(JSON.stringify(DEFAULT_CONFIG)), now);
+ * if (diff.length !== 1 || diff[0].key !== "optimizer.lr" || diff[0].now !== 0.002) {
+ *   throw new Error(JSON.stringify(diff));
+ * }
+ * ```
+ */
+export function configDifferences(stored: unknown, now: RunConfig): ConfigDifference[] {
+  const a = flatten(stored, "", new Map()),
+    b = flatten(JSON.parse(JSON.stringify(now)), "", new Map());
+  const keys = [...new Set([...a.keys(), ...b.keys()])].filter((k) => !LOCATION_KEYS.has(k)).sort();
+  return keys.filter((k) => JSON.stringify(a.get(k)) !== JSON.stringify(b.get(k)))
+    .map((key) => ({ key, stored: a.get(key), now: b.get(key) }));
+}
+
+/** Full names of `--resume-allow` entries; an entry that names no config key or section is an error. */
+function resumeAllowKeys(allow: readonly string[]): string[] {
+  const known = [...flatten(JSON.parse(JSON.stringify(DEFAULT_CONFIG)), "", new Map()).keys()];
+  return allow.map((a) => {
+    const key = ALIASES[a] ?? a;
+    const ok = key.startsWith("peft.") ||
+      known.some((k) => k === key || k.startsWith(`${key}.`));
+    if (!ok) {
+      throw new Error(
+        `Cannot use --resume-allow: "${a}" is not a config key or section (e.g. optimizer.lr, lr, schedule)`,
+      );
+    }
+    return key;
+  });
+}
+
+/**
+ * Refuses to resume `dir` when the config it was trained with (its `config.json`) differs from
+ * `c` in keys not in `allow`; returns the accepted differences.
+ */
+async function checkResumeConfig(
+  dir: string,
+  c: RunConfig,
+  allow: readonly string[],
+): Promise<ConfigDifference[]> {
+  const file = `${dir}/config.json`;
+  let stored: unknown;
+  try {
+    stored = JSON.parse(await Deno.readTextFile(file));
+  } catch (e) {
+    throw new Error(
+      `Cannot resume ${dir}: the config its checkpoint was trained with cannot be read from ${file} (${
+        (e as Error).message
+      }); restore it, or start over without --resume`,
+      { cause: e },
+    );
+  }
+  const allowed = (k: string) => allow.some((a) => k === a || k.startsWith(`${a}.`));
+  const diff = configDifferences(stored, c);
+  const refused = diff.filter((d) => !allowed(d.key));
+  if (refused.length > 0) {
+    const show = (v: unknown) => v === undefined ? "absent" : JSON.stringify(v);
+    const items = refused.map((d) => `"${d.key}" (stored ${show(d.stored)}, now ${show(d.now)})`);
+    const list = items.length === 1
+      ? items[0]
+      : `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}`;
+    throw new Error(
+      `Cannot resume ${dir}: the config differs from the stored ${file} in ${list}; pass --resume-allow=${
+        [...allow, ...refused.map((d) => d.key)].join(",")
+      } to accept`,
+    );
+  }
+  return diff;
 }
 
 /** Runs a whole job and writes its outputs. */
 export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<JobResult> {
   const t0 = performance.now();
   const log = options.log ?? ((s: string) => console.log(s));
-  const dir = `${c.output.dir}/${c.name}`;
-  await Deno.mkdir(dir, { recursive: true });
-  await writeFileAtomic(`${dir}/config.json`, JSON.stringify(c, null, 2) + "\n");
+  const allow = resumeAllowKeys(options.resumeAllow ?? []);
+  const dir = await prepareRunFolder(c);
+  const writeConfig = () =>
+    writeFileAtomic(`${dir}/config.json`, JSON.stringify(c, null, 2) + "\n");
+  // Before anything is loaded: which checkpoint to resume, and whether its config still holds.
+  // The stored config.json is replaced only once the checkpoint is restored under the new one.
+  const checkpoint = options.resume ? await Trainer.recoverCheckpoint(dir) : undefined;
+  if (checkpoint) {
+    for (const d of await checkResumeConfig(dir, c, allow)) {
+      log(
+        `resume: "${d.key}" changed from ${JSON.stringify(d.stored)} to ${
+          JSON.stringify(d.now)
+        } (allowed)`,
+      );
+    }
+  } else await writeConfig();
   const gpu = await Gpu.get();
   const model = await loadBase(gpu, c, log);
   const tok = await makeTokenizer(c, model.shape.V);
@@ -297,19 +513,17 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
       checkpointEvery: c.output.checkpoint_every,
       outDir: dir,
       seed: c.seed,
-    }, { dev: devBatcher, params: inst.trainable() });
+    }, { dev: devBatcher, params: inst.trainable(), checkpointHook: options.onCheckpointStage });
     let result: TrainResult;
     {
-      if (options.resume) {
-        try {
-          await Deno.stat(`${dir}/checkpoint/trainer_state.json`);
-          await trainer.resume(`${dir}/checkpoint`);
-          log(`resumed from ${dir}/checkpoint at step ${trainer.step}`);
-        } catch (e) {
-          if (!(e instanceof Deno.errors.NotFound)) throw e;
-          log(`no checkpoint in ${dir}: starting from step 0`);
-        }
-      }
+      if (checkpoint) {
+        await trainer.resume(checkpoint.path);
+        await writeConfig();
+        const from = checkpoint.from === "checkpoint"
+          ? ""
+          : ` (recovered from ${checkpoint.from}, left by an interrupted save)`;
+        log(`resumed from ${checkpoint.path} at step ${trainer.step}${from}`);
+      } else if (options.resume) log(`no checkpoint in ${dir}: starting from step 0`);
       const bar = options.progress === false
         ? undefined
         : new ProgressBar(`train ${c.peft.method}`, c.schedule.steps);

@@ -16,6 +16,7 @@ import { packDocuments, pretrainCorpus } from "../data/corpus.ts";
 import { Gpu } from "../runtime/gpu.ts";
 import { Rng } from "../runtime/rng.ts";
 import { type TrainBatch, Trainer } from "../train/trainer.ts";
+import { ensureWritableFolder } from "./job.ts";
 import { formatSeconds, ProgressBar } from "./progress.ts";
 
 const HELP = `deno task pretrain [options]
@@ -33,7 +34,7 @@ Trains the default base model from scratch on the embedded corpus and writes it 
   -h, --help         this text
 `;
 
-if (import.meta.main) {
+async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
     strict: true,
@@ -51,7 +52,7 @@ if (import.meta.main) {
   });
   if (values.help) {
     console.log(HELP);
-    Deno.exit(0);
+    return;
   }
   const int = (flag: string, v: string) => {
     const n = Number(v);
@@ -72,6 +73,8 @@ if (import.meta.main) {
       }`,
     );
   }
+  // The weights exist only in memory until the end: find out now that they could not be written.
+  await ensureWritableFolder(values.out, "--out");
   const cfg = gptConfig(values.preset as PresetName);
   const T = cfg.n_positions;
   const tok = new ByteTokenizer();
@@ -155,4 +158,13 @@ different model.
   );
   trainer.release();
   model.release();
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`whet pretrain: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * `deno task train [config.yaml] [--key=value …] [--resume]`: the main job. With no arguments it
+ * `deno task train [config.yaml] [--key=value …] [--resume [--resume-allow=KEYS]]`: the main job. With no arguments it
  * LoRA-tunes the embedded base model (models/base) on the embedded multi-task mixture, scores every
  * task before and after (held-out tasks measure forgetting), and writes runs/default/.
  *
@@ -10,7 +10,8 @@ import { parseRunArgs } from "./args.ts";
 import { checkFiles, DEFAULT_CONFIG, loadConfig } from "./config.ts";
 import { runJob } from "./job.ts";
 
-const HELP = `deno task train [config.yaml] [--section.key=value ...] [--resume]
+const HELP =
+  `deno task train [config.yaml] [--section.key=value ...] [--resume [--resume-allow=KEYS]]
 
 Fine-tunes a GPT-2-family model and reports what it gained and forgot.
 With no arguments: LoRA on the embedded base model (models/base) and the embedded
@@ -22,7 +23,10 @@ multi-task suite; outputs in runs/default/ (adapter/, metrics.json, report.md, *
                          schedule.batch_size and peft.method
   --model DIR            a Hugging Face GPT-2 folder (config.json + model.safetensors)
   --data FILE.jsonl      your own prompt/completion or chat data instead of the suite
-  --resume               continue runs/<name>/ from its last checkpoint
+  --resume               continue runs/<name>/ from its last checkpoint; refused when the
+                         config differs from the run's stored config.json
+  --resume-allow=KEYS    with --resume: accept changes in these comma-separated keys or
+                         sections, e.g. --resume-allow=lr,steps or --resume-allow=eval
   -h, --help             this text
 
 Defaults: ${JSON.stringify({ peft: DEFAULT_CONFIG.peft, schedule: DEFAULT_CONFIG.schedule })}
@@ -30,14 +34,21 @@ Defaults: ${JSON.stringify({ peft: DEFAULT_CONFIG.peft, schedule: DEFAULT_CONFIG
 
 if (import.meta.main) {
   try {
-    const args = parseRunArgs(Deno.args);
+    const args = parseRunArgs(Deno.args, ["resume-allow"]);
     if (args.help) {
       console.log(HELP);
       Deno.exit(0);
     }
+    const allow = args.flags["resume-allow"];
+    if (allow !== undefined && !args.resume) {
+      throw new Error("Cannot use --resume-allow without --resume");
+    }
     const config = await loadConfig(args.config, args.overrides);
     await checkFiles(config);
-    const job = await runJob(config, { resume: args.resume });
+    const job = await runJob(config, {
+      resume: args.resume,
+      resumeAllow: allow?.split(",").map((k) => k.trim()).filter((k) => k !== ""),
+    });
     console.log(
       `whet: trained tasks ${job.trainedGain >= 0 ? "+" : ""}${
         job.trainedGain.toFixed(1)
