@@ -17,7 +17,9 @@
 
 import process from "node:process";
 // Pinned inline like deps.ts (DESIGN.md: `npm:name@x.y.z`, no import map), but here, not in deps.ts:
-// the library must not depend on TF.js.
+// the library must not depend on TF.js. Only bench/deno.json's lockfile (bench/deno.lock) has it:
+// Deno installs every package of a lockfile before running, so in deno.lock it would be downloaded
+// by every `deno task train` and `deno task test`.
 // deno-lint-ignore no-import-prefix
 import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 // deno-lint-ignore no-import-prefix

@@ -6,18 +6,21 @@
  * greedy generation, ROUGE and BLEU. The same script is also run from the local files; both runs
  * must print the same numbers.
  *
- * The child gets its own empty DENO_DIR (so the served modules are not left in the user's cache),
- * holding a copy of the npm packages that deno.lock pins (so no network is needed).
+ * Both runs share one DENO_DIR that starts empty: the local run downloads the npm packages that
+ * deps.ts pins from the npm registry, exactly as a newcomer's first import does, and the remote run
+ * must then need nothing but the served checkout (npm is pointed at a proxy that is not there). So
+ * nothing depends on what this machine's own Deno cache holds, and the served modules are not left
+ * in it.
  *
- * Needs: `--allow-net=127.0.0.1` (the server), `--allow-run` (the child: `Deno.execPath()`, whose
- * path is not known in advance), `--allow-read` (the checkout, /tmp and Deno's npm cache, whose
- * path depends on the machine) and `--allow-write=/tmp` (the child's DENO_DIR and working folder).
+ * Needs: `--allow-net=127.0.0.1` (the server), `--allow-run` (the children: `Deno.execPath()`, whose
+ * path is not known in advance), `--allow-read` (the checkout and /tmp) and `--allow-write=/tmp`
+ * (the children's DENO_DIR and working folder). The local run needs the npm registry.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CONTENT_TYPES, resolveUnder, serveStatic } from "./url_import/static_server.ts";
 
@@ -73,43 +76,6 @@ function report(stdout: string): ScriptReport {
   return JSON.parse(lines[lines.length - 1]);
 }
 
-/** Copies file or folder `from` to `to` (plain files and folders only). */
-async function copyTree(from: string, to: string): Promise<void> {
-  const info = await Deno.stat(from);
-  if (info.isFile) {
-    await Deno.mkdir(dirname(to), { recursive: true });
-    await Deno.copyFile(from, to);
-    return;
-  }
-  for await (const entry of Deno.readDir(from)) {
-    await copyTree(join(from, entry.name), join(to, entry.name));
-  }
-}
-
-/**
- * A fresh DENO_DIR holding the npm packages that deno.lock pins, copied from this Deno's npm
- * cache (the packages are put there, from the lockfile, by running the script locally first).
- */
-async function denoDirWithNpm(dir: string): Promise<string> {
-  const info = JSON.parse(await deno(["info", "--json"], dir, {}));
-  const lock = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.lock")));
-  const registry = join(info.npmCache, "registry.npmjs.org");
-  const denoDir = join(dir, "deno_dir");
-  const target = join(denoDir, "npm", "registry.npmjs.org");
-  for (const key of Object.keys(lock.npm ?? {})) {
-    const at = key.lastIndexOf("@");
-    const name = key.slice(0, at), version = key.slice(at + 1).split("_")[0];
-    // Benchmark-only packages (TF.js) are locked too but only downloaded when the benchmark runs;
-    // what mod.ts needs is in the cache, since this process imported it (a missing one fails the
-    // remote import below, which cannot download).
-    const exists = await Deno.stat(join(registry, name, version)).then(() => true, () => false);
-    if (!exists) continue;
-    await copyTree(join(registry, name, "registry.json"), join(target, name, "registry.json"));
-    await copyTree(join(registry, name, version), join(target, name, version));
-  }
-  return denoDir;
-}
-
 Deno.test("tests/url_import/static_server.ts resolves only files under the root with a known type", () => {
   assert.equal(resolveUnder("/srv/x", "/mod.ts"), "/srv/x/mod.ts");
   assert.equal(resolveUnder("/srv/x", "/kernels/gelu.wgsl"), "/srv/x/kernels/gelu.wgsl");
@@ -156,14 +122,14 @@ Deno.test("mod.ts imported by URL trains LoRA, generates and scores, with no per
     // Flags of a plain importer: no config (the child's cwd is an empty folder too), no lockfile,
     // never prompt (so a permission the library wrongly asks for is an error, not a hang).
     const base = ["run", "--no-config", "--no-lock", "--no-prompt"];
-    const local = report(await deno([...base, join(ROOT, SCRIPT)], dir, {}));
-    const denoDir = await denoDirWithNpm(dir);
+    const denoDir = join(dir, "deno_dir");
+    const local = report(await deno([...base, join(ROOT, SCRIPT)], dir, { DENO_DIR: denoDir }));
     const hostPort = `127.0.0.1:${server.port}`;
     const remote = report(
       await deno(
         [...base, `--allow-import=${hostPort}`, `${server.origin}/${SCRIPT}`],
         dir,
-        // Any npm download would go to a proxy that is not there: the copied cache must do.
+        // Any npm download would go to a proxy that is not there: what the local run cached must do.
         {
           DENO_DIR: denoDir,
           HTTPS_PROXY: DEAD_PROXY,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { benchTfjs, tfjsPeer } from "../../bench/tfjs.ts";
-import { type BenchMethod, benchTrain } from "../../bench/train.ts";
-import { gpu } from "../helpers.ts";
+import { benchTfjs, tfjsPeer } from "./tfjs.ts";
+import { type BenchMethod, benchTrain } from "./train.ts";
+import { gpu } from "../tests/helpers.ts";
 
 Deno.test("`tfjsPeer()` runs TF.js on its webgpu backend", async () => {
   const info = await tfjsPeer();
