@@ -105,11 +105,11 @@ async function tokenLosses(
   seqs: readonly Scored[],
   options: RunOptions,
 ): Promise<Float32Array[]> {
-  const V = model.shape.V, n = model.virtual?.n ?? 0;
+  const n = model.virtual?.n ?? 0;
   const batchSize = options.batchSize ?? 32;
-  const maxBatchTokens = options.maxBatchTokens ?? 8192;
-  // The logits (B·T, V) are one binding: cap B·T so that they fit.
-  const tokenCap = Math.min(maxBatchTokens, Math.floor(model.gpu.maxBindingBytes / (4 * V)));
+  // The forward with labels computes only the losses (over vocabulary chunks where the (B·T, V)
+  // logits would be large), so the logits do not cap the batch.
+  const tokenCap = options.maxBatchTokens ?? 8192;
   const order = seqs.map((_, i) => i).sort((a, b) =>
     seqs[b].ids.length - seqs[a].ids.length || a - b
   );
@@ -119,9 +119,9 @@ async function tokenLosses(
     const T = seqs[order[at]].ids.length;
     if (T + n > tokenCap) {
       throw new RangeError(
-        `Cannot score a sequence of ${T} tokens: its logits (${
+        `Cannot score a sequence of ${T} tokens: its ${
           T + n
-        }×${V}) exceed the batch limit of ${tokenCap} positions`,
+        } positions exceed the batch limit of ${tokenCap} positions (maxBatchTokens)`,
       );
     }
     const B = Math.max(1, Math.min(batchSize, Math.floor(tokenCap / (T + n)), order.length - at));

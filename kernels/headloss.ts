@@ -172,10 +172,10 @@ export class HeadLoss {
       const start = k * Vc, width = Math.min(Vc, V - start);
       if (k < chunks - 1) this.#logits(batch, t, start, width, M, C, Vc);
       this.#ce.chunkGrad(batch, t.scratch, t.targets, t.stats, { start, width, V }, scale);
-      const w = this.#rows(t.weight, start, width, C);
+      const w = this.#gpu.rowRange(t.weight, start, width);
       this.#matmul.gemm(batch, {
         a: t.scratch,
-        b: w.t,
+        b: w.tensor,
         c: g.dx,
         m: M,
         n: C,
@@ -185,11 +185,11 @@ export class HeadLoss {
         accumulate: k < chunks - 1,
       });
       if (g.dW) {
-        const dw = this.#rows(g.dW, start, width, C);
+        const dw = this.#gpu.rowRange(g.dW, start, width);
         this.#matmul.gemm(batch, {
           a: t.scratch,
           b: t.x,
-          c: dw.t,
+          c: dw.tensor,
           m: width,
           n: C,
           k: M,
@@ -212,10 +212,10 @@ export class HeadLoss {
     C: number,
     Vc: number,
   ): void {
-    const w = this.#rows(t.weight, start, width, C);
+    const w = this.#gpu.rowRange(t.weight, start, width);
     this.#matmul.gemm(batch, {
       a: t.x,
-      b: w.t,
+      b: w.tensor,
       c: t.scratch,
       m: M,
       n: width,
@@ -226,11 +226,6 @@ export class HeadLoss {
     });
   }
 
-  /** Rows `start … start+count` of a (V,C) tensor: itself at an offset, or a view if it is over one binding. */
-  #rows(t: Tensor, start: number, count: number, C: number): { t: Tensor; offset: number } {
-    if (t.byteLength <= this.#gpu.maxBindingBytes) return { t, offset: start * C };
-    return { t: t.view(start * C, [count, C]), offset: 0 };
-  }
 
   #shapes(what: string, t: HeadLossTensors) {
     const [V, C] = t.weight.shape;

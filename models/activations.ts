@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Attention, IGNORE_INDEX } from "../kernels/mod.ts";
+import { Attention, HEAD_CHUNK_BYTES, HeadLoss, IGNORE_INDEX } from "../kernels/mod.ts";
 import type { Gpu } from "../runtime/gpu.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 
@@ -123,8 +123,29 @@ class Arena {
   }
 }
 
+/** Options of {@linkcode Activations} (and `Decoder.activations`). */
+export interface ActivationOptions {
+  /** Activation (gradient) checkpointing: see {@linkcode Activations}. Default false. */
+  checkpoint?: boolean;
+  /**
+   * Most bytes of logits the head holds at once when it computes the loss (default
+   * {@linkcode HEAD_CHUNK_BYTES}, 32 MiB, and never more than one storage binding): with labels,
+   * the head and the loss run over chunks of `vocabChunk` vocabulary rows (see `vocabChunk`).
+   */
+  headChunkBytes?: number;
+}
+
 /**
  * Every tensor one forward/backward of a (B,T) batch needs, allocated once and reused each step.
+ *
+ * The logits. When the (BT,V) logits fit the head's scratch budget (`headChunkBytes`) and W fits
+ * one storage binding, `vocabChunk` is V and a forward with labels computes every logit into
+ * `logits` and the loss from them (a training forward then overwrites them with their gradient,
+ * as llm.c does). Otherwise (GPT-2 small at 2,048 tokens per step: 411 MB of logits) a forward
+ * with labels runs the head and the loss together over chunks of `vocabChunk` vocabulary rows
+ * (kernels/headloss.ts) and `logits` is not written unless the forward asks for it. `logits` is
+ * allocated on first use: training and scoring over chunks never allocate it, generation reads
+ * the rows it needs through `ForwardOptions.logitRows`.
  *
  * With `checkpoint` (activation checkpointing, as Hugging Face's `gradient_checkpointing_enable()`
  * at block granularity), the blocks share one set of intermediates (ln1 … fcProj, one block's worth
@@ -178,8 +199,11 @@ export class Activations {
   readonly lnfMean: Tensor;
   /** Final norm rstd (BT). */
   readonly lnfRstd: Tensor;
-  /** Logits (BT,V); replaced by their gradient in place when the loss is taken for training. */
-  readonly logits: Tensor;
+  /**
+   * Vocabulary rows of W the head takes at a time when it computes the loss: V (one chunk, the
+   * logits themselves) or fewer (see {@linkcode Activations}).
+   */
+  readonly vocabChunk: number;
   /** Per-position losses (BT), 0 where the target is ignored. */
   readonly losses: Tensor;
   /** Gradient scratch (allocated on the first backward). */
@@ -192,7 +216,12 @@ export class Activations {
   pass: { training: boolean; seed: number } | null = null;
   /** Whether the last loss wrote the logits' gradient in place (a backward may follow). */
   hasLogitGrad = false;
+  /** Scale of the last training loss's gradient (the chunked head's backward applies it). */
+  lossScale = 0;
   readonly #arena: Arena;
+  #logits: Tensor | undefined;
+  #headScratch: Tensor | undefined;
+  #headStats: Tensor | undefined;
 
   /**
    * Activation checkpointing: every block shares one set of intermediates and keeps only its
@@ -210,7 +239,7 @@ export class Activations {
     B: number,
     realT: number,
     nVirtual = 0,
-    options: { checkpoint?: boolean } = {},
+    options: ActivationOptions = {},
   ) {
     if (!(Number.isInteger(B) && B > 0 && Number.isInteger(realT) && realT > 0)) {
       throw new RangeError(
@@ -268,7 +297,13 @@ export class Activations {
     this.lnf = arena.t([M, C], "lnf");
     this.lnfMean = arena.t([M], "lnf.mean");
     this.lnfRstd = arena.t([M], "lnf.rstd");
-    this.logits = arena.t([M, V], "logits");
+    this.vocabChunk = HeadLoss.chunkColumns(
+      gpu,
+      M,
+      V,
+      C,
+      options.headChunkBytes ?? HEAD_CHUNK_BYTES,
+    );
     this.losses = arena.t([M], "losses");
     this.hostIds = new Uint32Array(M);
     this.hostTargets = new Int32Array(M).fill(IGNORE_INDEX);
@@ -278,6 +313,29 @@ export class Activations {
 
   /** The residual stream leaving the last block (BT,C). */
   readonly residualOut: Tensor;
+
+  /**
+   * Logits (BT,V), allocated on first use. After a forward without labels (or with
+   * `logits: true`) they hold every position's logits; with labels and `vocabChunk` = V they
+   * hold the logits too, replaced by their gradient in a training forward.
+   */
+  get logits(): Tensor {
+    return this.#logits ??= this.#arena.t([this.B * this.T, this.shape.V], "logits");
+  }
+
+  /** The chunked head's logits scratch (BT, vocabChunk): `logits` itself when vocabChunk = V. */
+  get headScratch(): Tensor {
+    if (this.vocabChunk === this.shape.V) return this.logits;
+    return this.#headScratch ??= this.#arena.t(
+      [this.B * this.T, this.vocabChunk],
+      "head.logits_chunk",
+    );
+  }
+
+  /** The chunked head's per-row statistics (BT,3): running max, running sum, target logit. */
+  get headStats(): Tensor {
+    return this.#headStats ??= this.#arena.t([this.B * this.T, 3], "head.stats");
+  }
 
   readonly #scratch = new Map<string, Tensor>();
 

@@ -7,9 +7,11 @@
  * model.backward(batch, acts);                                            // every gradient +=
  * ```
  * The forward records the loss when labels are given (as Hugging Face's `labels=` does); with
- * `training` it also leaves the logits' gradient in place for the backward. Gradients of frozen
- * parameters are never computed: a module skips its weight-gradient kernels when the parameter
- * has no gradient buffer.
+ * `training` it also leaves what the head's backward needs: the logits' gradient in place, or,
+ * where the (BT,V) logits are too large to hold (`acts.vocabChunk` < V), the statistics of the
+ * head and loss computed together over vocabulary chunks (kernels/headloss.ts). Gradients of
+ * frozen parameters are never computed: a module skips its weight-gradient kernels when the
+ * parameter has no gradient buffer.
  *
  * Shapes: B batch, T sequence, C hidden size, V vocabulary, BT = B·T rows.
  *
@@ -19,7 +21,8 @@
 import { CrossEntropy, Embedding, IGNORE_INDEX } from "../kernels/mod.ts";
 import type { Batch, Gpu } from "../runtime/gpu.ts";
 import { Rng } from "../runtime/rng.ts";
-import { Activations, type DecoderShape } from "./activations.ts";
+import type { Tensor } from "../runtime/tensor.ts";
+import { type ActivationOptions, Activations, type DecoderShape } from "./activations.ts";
 import type { VirtualTokens } from "./attention.ts";
 import type { Block } from "./block.ts";
 import type { GPTConfig } from "./config.ts";
@@ -53,6 +56,19 @@ export interface ForwardOptions {
    * 1/(total over all micro-batches) for gradient accumulation.
    */
   lossScale?: number;
+  /**
+   * Write every position's logits (BT,V) to `acts.logits`. Default: true without labels; with
+   * labels they come anyway where they are the loss's input (`acts.vocabChunk` = V), and true
+   * asks for them also where the loss runs over vocabulary chunks (one more head GEMM, and (BT,V)
+   * of memory). `logitRows` replaces them.
+   */
+  logits?: boolean;
+  /**
+   * Compute the logits of these positions only (flat indices `b·T + t` over the activations' T
+   * positions, virtual ones included) into `out` (rows.length, V) `=`, instead of every
+   * position's: generation reads one row per sequence.
+   */
+  logitRows?: { rows: readonly number[]; out: Tensor };
 }
 
 /** One linear layer of a block, as PEFT methods find and replace them. */
@@ -236,7 +252,7 @@ export abstract class Decoder {
    * across steps and release when done. `checkpoint: true` turns on activation (gradient)
    * checkpointing: see {@linkcode Activations}.
    */
-  activations(B: number, T: number, options: { checkpoint?: boolean } = {}): Activations {
+  activations(B: number, T: number, options: ActivationOptions = {}): Activations {
     return new Activations(this.gpu, this.shape, B, T, this.#virtual?.n ?? 0, options);
   }
 
@@ -287,9 +303,10 @@ export abstract class Decoder {
   }
 
   /**
-   * Uploads `inputs` and records the forward pass: logits (BT,V) and, when labels are given, the
-   * per-position losses. With `training`, dropout is active and the logits are replaced by their
-   * gradient (scaled by `lossScale`) for {@linkcode backward}.
+   * Uploads `inputs` and records the forward pass: the logits (see {@linkcode ForwardOptions}
+   * `logits` and `logitRows`) and, when labels are given, the per-position losses. With
+   * `training`, dropout is active and the head leaves what {@linkcode backward} needs (the logits'
+   * gradient scaled by `lossScale`, or the chunked loss's statistics).
    */
   forward(batch: Batch, acts: Activations, inputs: Inputs, options: ForwardOptions = {}): void {
     const { B, T, nVirtual: n, realT } = acts, M = B * T;
@@ -332,8 +349,12 @@ export abstract class Decoder {
       x = acts.blocks[l].res3;
     }
     this.lnF.forward(ctx, x, acts.lnf, acts.lnfMean, acts.lnfRstd, M);
-    this.head.forward(ctx, acts.lnf, acts.logits, M);
-    if (inputs.labels) this.#loss(batch, acts, inputs.labels, training, options.lossScale);
+    if (options.logitRows) this.#logitRows(ctx, acts, options.logitRows);
+    if (inputs.labels) {
+      this.#loss(ctx, acts, inputs.labels, training, options.lossScale, options.logits ?? false);
+    } else if (!options.logitRows && (options.logits ?? true)) {
+      this.head.forward(ctx, acts.lnf, acts.logits, M);
+    }
   }
 
   /**
@@ -350,8 +371,9 @@ export abstract class Decoder {
     const ctx = this.#ctx(batch, acts);
     const g = acts.ensureGrads();
     const x = acts.residualOut;
-    // The loss left dlogits in acts.logits.
-    this.head.backward(ctx, acts.lnf, acts.logits, g.dln, M);
+    // The loss left dlogits in acts.logits, or, over vocabulary chunks, its statistics.
+    if (acts.vocabChunk === this.shape.V) this.head.backward(ctx, acts.lnf, acts.logits, g.dln, M);
+    else this.head.lossBackward(ctx, acts.lnf, acts, g.dln, acts.lossScale);
     batch.fill(g.dres, 0);
     this.lnF.backward(ctx, g.dln, x, acts.lnfMean, acts.lnfRstd, g.dres, M);
     const last = this.blocks.length - 1;
@@ -419,27 +441,64 @@ export abstract class Decoder {
     this.embeddings.backward(ctx, acts, dEmb);
   }
 
-  /** Targets from the labels (models/scoring.ts), then the cross-entropy. */
+  /**
+   * Targets from the labels (models/scoring.ts), then the head and the cross-entropy: the logits
+   * and the fused loss over them where they fit the head's scratch (`acts.vocabChunk` = V), else
+   * the two together over vocabulary chunks (plus the whole logits when `logits` asks).
+   */
   #loss(
-    batch: Batch,
+    ctx: Ctx,
     acts: Activations,
     labels: ArrayLike<number>,
     training: boolean,
-    lossScale?: number,
+    lossScale: number | undefined,
+    logits: boolean,
   ): void {
-    const tg = acts.hostTargets;
+    const batch = ctx.batch, tg = acts.hostTargets, M = acts.B * acts.T;
     shiftLabels(labels, acts.B, acts.realT, this.scoring, tg);
     const scale = lossScale ?? CrossEntropy.meanScale(tg, this.shape.V);
     batch.write(acts.targets, tg);
-    this.kernels.crossentropy.forward(
-      batch,
-      acts.logits,
-      acts.targets,
-      acts.losses,
-      training ? acts.logits : null,
-      scale,
-    );
+    if (acts.vocabChunk === this.shape.V) {
+      this.head.forward(ctx, acts.lnf, acts.logits, M);
+      this.kernels.crossentropy.forward(
+        batch,
+        acts.logits,
+        acts.targets,
+        acts.losses,
+        training ? acts.logits : null,
+        scale,
+      );
+    } else {
+      this.head.lossForward(ctx, acts.lnf, acts);
+      if (logits) this.head.forward(ctx, acts.lnf, acts.logits, M);
+    }
+    acts.lossScale = scale;
     acts.hasLogitGrad = training;
+  }
+
+  /** The logits of some positions only: their final-norm rows gathered, then the head. */
+  #logitRows(ctx: Ctx, acts: Activations, want: { rows: readonly number[]; out: Tensor }): void {
+    const { C, V } = this.shape, R = want.rows.length, M = acts.B * acts.T;
+    if (want.out.size !== R * V) {
+      throw new RangeError(
+        `Cannot compute the logits of ${R} positions: tensor "${want.out.label}" has ${want.out.size} elements, expected (${R}, ${V})`,
+      );
+    }
+    const x = acts.scratch("head.rows", [R, C]);
+    want.rows.forEach((row, i) => {
+      if (!(Number.isInteger(row) && row >= 0 && row < M)) {
+        throw new RangeError(
+          `Cannot compute the logits of position ${row}: the activations hold positions 0..${
+            M - 1
+          }`,
+        );
+      }
+      ctx.batch.copy(
+        { buffer: acts.lnf.buffer, offset: acts.lnf.byteOffset + row * C * 4, size: C * 4 },
+        { buffer: x.buffer, offset: x.byteOffset + i * C * 4, size: C * 4 },
+      );
+    });
+    this.head.forward(ctx, x, want.out, R);
   }
 
   /** Scored targets in `labels` (B,T) under this model's virtual tokens (models/scoring.ts). */

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { HeadLoss, type HeadLossTensors } from "../kernels/headloss.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import type { Activations } from "./activations.ts";
 import type { Ctx } from "./context.ts";
@@ -84,7 +85,10 @@ export class Embeddings {
 
 /**
  * The language-model head `logits = x·Wᵀ`, W (V,C): the token table itself when tied (GPT-2,
- * SmolLM2), or `lm_head.weight`.
+ * SmolLM2), or `lm_head.weight`. With labels, the head and the loss run together over vocabulary
+ * chunks ({@linkcode LMHead.lossForward}, kernels/headloss.ts) so that no (M,V) logits are held;
+ * the logits themselves ({@linkcode LMHead.forward}) are computed in chunks of W and of the output
+ * rows where either is larger than one storage binding.
  *
  * @example
  * ```ts
@@ -104,10 +108,69 @@ export class LMHead {
     this.weight = weight;
   }
 
-  /** x (M,C) → logits (M,V) `=`. */
+  /**
+   * x (M,C) → logits (M,V) `=`. Where W or the logits are larger than one storage binding, one
+   * GEMM per chunk of W's rows and of the logits' rows (the same products, the same bits).
+   */
   forward(ctx: Ctx, x: Tensor, logits: Tensor, M: number): void {
-    const [V, C] = this.weight.shape;
-    ctx.k.matmul.tiedForward(ctx.batch, x, this.weight.value, logits, M, C, V);
+    const [V, C] = this.weight.shape, W = this.weight.value, gpu = ctx.gpu;
+    const limit = gpu.maxBindingBytes;
+    if (W.byteLength <= limit && logits.byteLength <= limit) {
+      ctx.k.matmul.tiedForward(ctx.batch, x, W, logits, M, C, V);
+      return;
+    }
+    for (const rows of gpu.rowChunks(M, V)) {
+      const out = gpu.rowRange(logits, rows.start, rows.count);
+      for (const cols of gpu.rowChunks(V, C)) {
+        const w = gpu.rowRange(W, cols.start, cols.count);
+        ctx.k.matmul.gemm(ctx.batch, {
+          a: x,
+          b: w.tensor,
+          c: out.tensor,
+          m: rows.count,
+          n: cols.count,
+          k: C,
+          transB: true,
+          offsetA: rows.start * C,
+          offsetB: w.offset,
+          offsetC: out.offset + cols.start,
+          ldc: V,
+        });
+      }
+    }
+  }
+
+  /**
+   * The chunked head + loss over `acts` (kernels/headloss.ts): from x (M,C) and `acts.targets`,
+   * writes `acts.losses` (M) `=` and the statistics the backward needs, through the
+   * (M, acts.vocabChunk) scratch; the (M,V) logits never exist.
+   */
+  lossForward(ctx: Ctx, x: Tensor, acts: Activations): void {
+    this.#headLoss(ctx).forward(ctx.batch, this.#lossTensors(x, acts));
+  }
+
+  /**
+   * Backward of {@linkcode lossForward} (right after it, same `acts`): dx (M,C) `=`, dW `+=` when
+   * trainable, of `scale · Σ losses`.
+   */
+  lossBackward(ctx: Ctx, x: Tensor, acts: Activations, dx: Tensor, scale: number): void {
+    const t = this.#lossTensors(x, acts);
+    this.#headLoss(ctx).backward(ctx.batch, t, { dx, dW: this.weight.grad }, scale);
+  }
+
+  #headLoss(ctx: Ctx): HeadLoss {
+    return new HeadLoss(ctx.gpu, ctx.k.matmul, ctx.k.crossentropy);
+  }
+
+  #lossTensors(x: Tensor, acts: Activations): HeadLossTensors {
+    return {
+      x,
+      weight: this.weight.value,
+      targets: acts.targets,
+      losses: acts.losses,
+      stats: acts.headStats,
+      scratch: acts.headScratch,
+    };
   }
 
   /** dlogits (M,V) → dx (M,C) `=`; dW `+=` when trainable. */

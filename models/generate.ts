@@ -371,27 +371,23 @@ function finish(r: Row, token: number, o: Checked): void {
   if (r.sampled.length >= o.maxNewTokens) r.done = "length";
 }
 
-/** The model's full forward over every row (right-padded with id 0): the uncached path and the prefill. */
+/**
+ * The model's full forward over every row (right-padded with id 0): the uncached path and the
+ * prefill. Only the logits that pick the next tokens are computed, (B,V) into `logits`: row b's
+ * from its last real position (after the virtual tokens).
+ */
 function fullForward(
   model: Decoder,
   seqs: readonly number[][],
   logits: Tensor,
 ): { acts: Activations; batch: Batch } {
   const B = seqs.length, T = Math.max(...seqs.map((s) => s.length));
-  const V = model.shape.V;
   const acts = model.activations(B, T);
   const ids = new Array<number>(B * T).fill(0);
   seqs.forEach((s, b) => s.forEach((id, t) => ids[b * T + t] = id));
   const batch = model.gpu.batch();
-  model.forward(batch, acts, { ids });
-  // Row b's next token comes from its last real position (after the virtual tokens).
-  seqs.forEach((s, b) => {
-    const at = b * acts.T + acts.nVirtual + s.length - 1;
-    batch.copy(
-      { buffer: acts.logits.buffer, offset: at * V * 4, size: V * 4 },
-      { buffer: logits.buffer, offset: b * V * 4, size: V * 4 },
-    );
-  });
+  const rows = seqs.map((s, b) => b * acts.T + acts.nVirtual + s.length - 1);
+  model.forward(batch, acts, { ids }, { logitRows: { rows, out: logits } });
   return { acts, batch };
 }
 

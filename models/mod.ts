@@ -113,6 +113,7 @@ export { GatedMLP, MLP, type MLPModule } from "./mlp.ts";
 export { Block, type BranchAdapter } from "./block.ts";
 export { Embeddings, LMHead } from "./embeddings.ts";
 export {
+  type ActivationOptions,
   Activations,
   type BlockActs,
   type DecoderShape,

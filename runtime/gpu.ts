@@ -624,6 +624,32 @@ export class Gpu {
   }
 
   /**
+   * Rows `start … start + count` of `t` (rows of `t.size / t.shape[0]` elements) for a kernel
+   * that takes an element offset: `t` itself at offset `start · rowElems` when `t` fits one
+   * binding, else a view of those rows at offset 0 (`start` must then be a chunk start of
+   * {@linkcode rowChunks}, or otherwise on the binding offset alignment).
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "../mod.ts";
+   * const gpu = await Gpu.create({ maxBindingBytes: 1024 });
+   * const small = gpu.tensor([4, 8]), big = gpu.tensor([64, 8]); // 128 and 2,048 bytes
+   * if (gpu.rowRange(small, 2, 2).offset !== 16) throw new Error("a tensor that fits: an offset");
+   * const r = gpu.rowRange(big, 32, 16);
+   * if (r.offset !== 0 || r.tensor.byteOffset !== 1024 || r.tensor.size !== 128) throw new Error();
+   * gpu.destroy();
+   * ```
+   */
+  rowRange(t: Tensor, start: number, count: number): { tensor: Tensor; offset: number } {
+    const rowElems = t.shape.length > 0 && t.shape[0] > 0 ? t.size / t.shape[0] : 1;
+    if (t.byteLength <= this.#maxBindingBytes) return { tensor: t, offset: start * rowElems };
+    return {
+      tensor: t.view(start * rowElems, [count, ...t.shape.slice(1)]),
+      offset: 0,
+    };
+  }
+
+  /**
    * Splits `rows` rows of `rowElems` 4-byte elements into consecutive chunks that each fit one
    * storage binding ({@linkcode maxBindingBytes}) and start on the binding offset alignment, so
    * that `t.view(start · rowElems, [count, rowElems])` of a (rows, rowElems) tensor can be bound.
