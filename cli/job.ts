@@ -217,8 +217,8 @@ export interface JobOptions {
   beforePerplexity?: number;
   /**
    * Config keys (full names like `optimizer.lr`, short forms like `lr`, or whole sections like
-   * `eval`) allowed to differ from the stored `config.json` when resuming; any other difference
-   * stops the job before it loads anything.
+   * `eval`) allowed to differ, when resuming, from the config the checkpoint was trained with; any
+   * other difference stops the job before it loads anything.
    */
   resumeAllow?: readonly string[];
   /**
@@ -382,15 +382,25 @@ function resumeAllowKeys(allow: readonly string[]): string[] {
 }
 
 /**
- * Refuses to resume `dir` when the config it was trained with (its `config.json`) differs from
- * `c` in keys not in `allow`; returns the accepted differences.
+ * The run config saved in every checkpoint: config.json says what the run was last started with,
+ * this what the checkpoint's weights were trained with (they differ after a fresh run into a
+ * folder holding an older run's checkpoint, stopped before its first save).
+ */
+const RUN_CONFIG_FILE = "run_config.json";
+
+/**
+ * Refuses to resume `dir` from `checkpoint` when the config it was trained with (the checkpoint's
+ * run_config.json, or the run's config.json for checkpoints without one) differs from `c` in keys
+ * not in `allow`; returns the accepted differences.
  */
 async function checkResumeConfig(
   dir: string,
+  checkpoint: string,
   c: RunConfig,
   allow: readonly string[],
 ): Promise<ConfigDifference[]> {
-  const file = `${dir}/config.json`;
+  const saved = `${checkpoint}/${RUN_CONFIG_FILE}`;
+  const file = await Deno.stat(saved).then(() => saved, () => `${dir}/config.json`);
   let stored: unknown;
   try {
     stored = JSON.parse(await Deno.readTextFile(file));
@@ -426,13 +436,13 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
   const log = options.log ?? ((s: string) => console.log(s));
   const allow = resumeAllowKeys(options.resumeAllow ?? []);
   const dir = await prepareRunFolder(c);
-  const writeConfig = () =>
-    writeFileAtomic(`${dir}/config.json`, JSON.stringify(c, null, 2) + "\n");
+  const configText = JSON.stringify(c, null, 2) + "\n";
+  const writeConfig = () => writeFileAtomic(`${dir}/config.json`, configText);
   // Before anything is loaded: which checkpoint to resume, and whether its config still holds.
   // The stored config.json is replaced only once the checkpoint is restored under the new one.
   const checkpoint = options.resume ? await Trainer.recoverCheckpoint(dir) : undefined;
   if (checkpoint) {
-    for (const d of await checkResumeConfig(dir, c, allow)) {
+    for (const d of await checkResumeConfig(dir, checkpoint.path, c, allow)) {
       log(
         `resume: "${d.key}" changed from ${JSON.stringify(d.stored)} to ${
           JSON.stringify(d.now)
@@ -513,7 +523,12 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
       checkpointEvery: c.output.checkpoint_every,
       outDir: dir,
       seed: c.seed,
-    }, { dev: devBatcher, params: inst.trainable(), checkpointHook: options.onCheckpointStage });
+    }, {
+      dev: devBatcher,
+      params: inst.trainable(),
+      checkpointHook: options.onCheckpointStage,
+      checkpointFiles: { [RUN_CONFIG_FILE]: configText },
+    });
     let result: TrainResult;
     {
       if (checkpoint) {

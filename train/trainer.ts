@@ -11,7 +11,7 @@
  */
 
 import { IGNORE_INDEX } from "../kernels/crossentropy.ts";
-import { HF_CONFIG_FILE, saveModelCheckpoint } from "../models/checkpoint.ts";
+import { HF_CONFIG_FILE, HF_WEIGHTS_FILE, saveModelCheckpoint } from "../models/checkpoint.ts";
 import type { Activations } from "../models/activations.ts";
 import type { Decoder } from "../models/decoder.ts";
 import type { Param } from "../models/param.ts";
@@ -233,6 +233,7 @@ export class Trainer {
   #evalLosses: { step: number; loss: number }[] = [];
   #lastCheckpoint: string | undefined;
   readonly #checkpointHook: CheckpointHook | undefined;
+  readonly #checkpointFiles: Readonly<Record<string, string>>;
 
   private constructor(
     model: Decoder,
@@ -240,13 +241,14 @@ export class Trainer {
     train: BatchSource,
     dev: BatchSource | undefined,
     options: TrainOptions,
-    checkpointHook: CheckpointHook | undefined,
+    checkpoint: { hook?: CheckpointHook; files?: Readonly<Record<string, string>> },
   ) {
     this.model = model;
     this.optimizer = optimizer;
     this.#train = train;
     this.#dev = dev;
-    this.#checkpointHook = checkpointHook;
+    this.#checkpointHook = checkpoint.hook;
+    this.#checkpointFiles = checkpoint.files ?? {};
     this.options = {
       warmupSteps: 0,
       minLrRatio: 0.1,
@@ -273,7 +275,9 @@ export class Trainer {
 
   /**
    * A trainer for `model` on `train` (and `dev` for evaluation). `params` defaults to the model's
-   * trainable parameters; PEFT methods pass their own list. `checkpointHook` is awaited at each
+   * trainable parameters; PEFT methods pass their own list. `checkpointFiles` are text files
+   * (name → content) written into every checkpoint and verified with it, such as the run's own
+   * config, so that it travels with the weights it produced. `checkpointHook` is awaited at each
    * stage of every checkpoint save, in this order: "created" (empty temporary folder), "partial"
    * (some files written), "verified" (temporary folder complete, previous checkpoint still in
    * place), "moved" (previous checkpoint renamed to `.checkpoint.old`), "renamed" (new checkpoint
@@ -290,15 +294,29 @@ export class Trainer {
         stage: "created" | "partial" | "verified" | "moved" | "renamed",
         step: number,
       ) => void | Promise<void>;
+      checkpointFiles?: Readonly<Record<string, string>>;
     } = {},
   ): Promise<Trainer> {
     validate(options);
+    const reserved = [STATE_FILE, TRAINABLE_FILE, OPTIMIZER_FILE, HF_CONFIG_FILE, HF_WEIGHTS_FILE];
+    for (const name of Object.keys(extra.checkpointFiles ?? {})) {
+      if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name) || reserved.includes(name)) {
+        throw new RangeError(
+          `Cannot create a trainer: checkpoint file "${name}" must be a plain file name other than ${
+            reserved.join(", ")
+          }`,
+        );
+      }
+    }
     const optimizer = await Optimizer.create(
       model.gpu,
       extra.params ?? model.parameters(),
       options.optimizer,
     );
-    return new Trainer(model, optimizer, train, extra.dev, options, extra.checkpointHook);
+    return new Trainer(model, optimizer, train, extra.dev, options, {
+      hook: extra.checkpointHook,
+      files: extra.checkpointFiles,
+    });
   }
 
   /** Optimizer steps done. */
@@ -494,6 +512,9 @@ export class Trainer {
           `${tmp}/${HF_CONFIG_FILE}`,
           JSON.stringify(this.model.configJson(), null, 2) + "\n",
         );
+      }
+      for (const [name, text] of Object.entries(this.#checkpointFiles)) {
+        await writeFileAtomic(`${tmp}/${name}`, text);
       }
       const files: Record<string, number> = {};
       for await (const e of Deno.readDir(tmp)) {

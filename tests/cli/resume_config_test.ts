@@ -42,38 +42,36 @@ Deno.test("configDifferences() lists changed, added and removed keys by full nam
   assert.deepEqual(configDifferences(stored, DEFAULT_CONFIG), []);
 });
 
-Deno.test("runJob({ resume }) refuses a changed config by key, keeps config.json, and resumes once the keys are allowed", async () => {
+Deno.test("runJob({ resume }) refuses a config that differs from its checkpoint's by key, keeps config.json, and resumes once the keys are allowed", async () => {
   const out = await Deno.makeTempDir();
   try {
-    const dir = `${out}/r`;
+    const dir = `${out}/r`, saved = `${dir}/checkpoint/run_config.json`;
     const first = await loadConfig(undefined, [...TINY, `--out=${out}`]);
     // Stopped after the step-2 checkpoint; the base scores are not what is tested.
     const quick = { log: () => {}, progress: false, before: [0], beforePerplexity: 1 };
-    await assert.rejects(
-      runJob(first, {
-        ...quick,
-        onProgress: (step) => {
-          if (step === 2) throw new Error("stopped");
-        },
-      }),
-      /stopped/,
-    );
+    const stopAt2 = (step: number) => {
+      if (step === 2) throw new Error("stopped");
+    };
+    await assert.rejects(runJob(first, { ...quick, onProgress: stopAt2 }), /stopped/);
     const stored = await Deno.readTextFile(`${dir}/config.json`);
+    assert.equal(await Deno.readTextFile(saved), stored, "the checkpoint carries the config");
     const changed = await loadConfig(undefined, [
       ...TINY,
       `--out=${out}`,
       "--lr=0.002",
       "--steps=6",
     ]);
+    const refusal = (keys: string) =>
+      `Cannot resume ${dir}: the config differs from the stored ${saved} in ${keys}; ` +
+      `pass --resume-allow=optimizer.lr,schedule.steps to accept`;
     await assert.rejects(runJob(changed, { ...quick, resume: true }), {
-      message: `Cannot resume ${dir}: the config differs from the stored ${dir}/config.json in ` +
-        `"optimizer.lr" (stored 0.003, now 0.002) and "schedule.steps" (stored 4, now 6); ` +
-        `pass --resume-allow=optimizer.lr,schedule.steps to accept`,
+      message: refusal(
+        `"optimizer.lr" (stored 0.003, now 0.002) and "schedule.steps" (stored 4, now 6)`,
+      ),
     });
     // Allowing one of two is not enough; the message keeps what was allowed.
     await assert.rejects(runJob(changed, { ...quick, resume: true, resumeAllow: ["lr"] }), {
-      message: `Cannot resume ${dir}: the config differs from the stored ${dir}/config.json in ` +
-        `"schedule.steps" (stored 4, now 6); pass --resume-allow=optimizer.lr,schedule.steps to accept`,
+      message: refusal(`"schedule.steps" (stored 4, now 6)`),
     });
     await assert.rejects(
       runJob(changed, { ...quick, resume: true, resumeAllow: ["lr", "stepz"] }),
@@ -83,6 +81,23 @@ Deno.test("runJob({ resume }) refuses a changed config by key, keeps config.json
       },
     );
     assert.equal(await Deno.readTextFile(`${dir}/config.json`), stored, "config.json kept");
+    // A fresh run with the new config, stopped inside its first save, rewrote config.json but
+    // not the checkpoint: resuming is still checked against what the checkpoint was trained with.
+    await assert.rejects(
+      runJob(changed, {
+        ...quick,
+        onCheckpointStage: () => {
+          throw new Error("stopped in the save");
+        },
+      }),
+      /stopped in the save/,
+    );
+    assert.notEqual(await Deno.readTextFile(`${dir}/config.json`), stored);
+    await assert.rejects(runJob(changed, { ...quick, resume: true }), {
+      message: refusal(
+        `"optimizer.lr" (stored 0.003, now 0.002) and "schedule.steps" (stored 4, now 6)`,
+      ),
+    });
     const state = JSON.parse(await Deno.readTextFile(`${dir}/checkpoint/trainer_state.json`));
     assert.equal(state.step, 2, "the checkpoint kept");
     // Allowed by short name and by section: resumed at step 2 with the new steps and lr.
@@ -99,9 +114,16 @@ Deno.test("runJob({ resume }) refuses a changed config by key, keeps config.json
     );
     assert.ok(lines.includes(`resumed from ${dir}/checkpoint at step 2`), lines.join("\n"));
     assert.equal(job.losses.length, 6);
-    const now = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
-    assert.deepEqual([now.optimizer.lr, now.schedule.steps], [0.002, 6], "config.json replaced");
-    // Without a stored config there is nothing to check the checkpoint against.
+    for (const file of [`${dir}/config.json`, saved]) {
+      const now = JSON.parse(await Deno.readTextFile(file));
+      assert.deepEqual([now.optimizer.lr, now.schedule.steps], [0.002, 6], `${file} replaced`);
+    }
+    // A checkpoint without its own copy is checked against config.json; without either, refused.
+    const statePath = `${dir}/checkpoint/trainer_state.json`;
+    const final = JSON.parse(await Deno.readTextFile(statePath));
+    delete final.files["run_config.json"];
+    await Deno.writeTextFile(statePath, JSON.stringify(final));
+    await Deno.remove(saved);
     await Deno.remove(`${dir}/config.json`);
     await assert.rejects(
       runJob(changed, { ...quick, resume: true }),

@@ -168,3 +168,30 @@ Deno.test("Trainer.resume() names the step when the checkpoint is past the run's
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("Trainer writes checkpointFiles into every checkpoint, listed in its state, and refuses names it uses itself", async () => {
+  const tmp = await Deno.makeTempDir();
+  const model = await GPT.create(await gpu(), SMALL, { seed: 1 });
+  try {
+    await train(`${tmp}/run`, { checkpointFiles: { "run_config.json": '{"lr":1}\n' } });
+    const dir = `${tmp}/run/checkpoint`;
+    assert.equal(await Deno.readTextFile(`${dir}/run_config.json`), '{"lr":1}\n');
+    const state = JSON.parse(await Deno.readTextFile(`${dir}/trainer_state.json`));
+    assert.equal(state.files["run_config.json"], 9);
+    for (const name of ["trainer_state.json", "config.json", "../x", ""]) {
+      await assert.rejects(
+        Trainer.create(model, SOURCE, OPTIONS, { checkpointFiles: { [name]: "" } }),
+        {
+          message: new RegExp(
+            `^Cannot create a trainer: checkpoint file "${
+              name.replace(/\./g, "\\.")
+            }" must be a plain file name`,
+          ),
+        },
+      );
+    }
+  } finally {
+    model.release();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
