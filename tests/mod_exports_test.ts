@@ -54,9 +54,11 @@ const VALUE_EXPORTS = [
   "Gpu",
   "GpuError",
   "GradNorm",
+  "HEAD_CHUNK_BYTES",
   "HELD_OUT_TASKS",
   "HF_CONFIG_FILE",
   "HF_WEIGHTS_FILE",
+  "HeadLoss",
   "HuggingFaceTokenizer",
   "IA3Instance",
   "IA3Linear",
@@ -267,6 +269,7 @@ const VALUE_EXPORTS = [
 
 /** Every type-only export of mod.ts (interfaces and type aliases), sorted. */
 const TYPE_EXPORTS = [
+  "ActivationOptions",
   "AdamWConfig",
   "AdamWHyper",
   "AdamWTensors",
@@ -336,6 +339,8 @@ const TYPE_EXPORTS = [
   "GpuOptions",
   "GpuStats",
   "GradScratch",
+  "HeadLossGrads",
+  "HeadLossTensors",
   "HelmOptions",
   "HelmReport",
   "HelmTaskInput",
@@ -401,6 +406,8 @@ const TYPE_EXPORTS = [
   "RougeScore",
   "RougeScores",
   "RougeTokenizeOptions",
+  "RowChunk",
+  "RowChunkOptions",
   "RowStarts",
   "RowsSpec",
   "RunOptions",
@@ -445,6 +452,7 @@ const TYPE_EXPORTS = [
   "TrainResult",
   "TruncationPolicy",
   "VirtualTokens",
+  "VocabChunk",
   "WriteDtype",
 ];
 
