@@ -145,7 +145,8 @@ export const ALIASES: Readonly<Record<string, string>> = {
 
 /**
  * The range of every numeric key of {@linkcode RunConfig} (the peft section's keys are checked by
- * their method). `schedule.warmup_steps` must also not exceed `schedule.steps`.
+ * their method). `schedule.warmup_steps` may exceed `schedule.steps` (a short run that stops
+ * while warming up, as `--steps=4` with the default warmup does).
  */
 export const RUN_LIMITS: Readonly<Record<string, NumberRange>> = Object.freeze({
   seed: { min: 0, max: 2 ** 32 - 1, integer: true }, // the generators take 32-bit seeds
@@ -352,6 +353,9 @@ export function parseOverride(arg: string): { path: string[]; value: unknown } {
     );
   }
   const key = Object.hasOwn(ALIASES, m[1]) ? ALIASES[m[1]] : m[1];
+  if (key.split(".").includes("")) {
+    throw new ConfigError(`Cannot parse override "${short(arg)}": a key part is empty`);
+  }
   let value: unknown = m[2];
   try {
     const parsed = parseYamlBounded(m[2]);
@@ -450,7 +454,8 @@ export async function loadConfig(
     // {a: {b: value}} for a.b, with own properties even for a key "__proto__".
     const root = path.reduceRight<unknown>((v, k) => Object.fromEntries([[k, v]]), value);
     mergeChecked(cfg, defaults, root as Record<string, unknown>, [], () => arg, false);
-    origins.set(path.join("."), () => arg);
+    // The argument set its key and every section on the way (a setting given as a section too).
+    path.forEach((_, i) => origins.set(path.slice(0, i + 1).join("."), () => arg));
   }
   const run = cfg as unknown as RunConfig;
   // The method validates its own keys; name where the bad key came from.
@@ -460,10 +465,16 @@ export async function loadConfig(
     validated = peftMethod(method).validate(settings);
   } catch (e) {
     const msg = (e as Error).message;
-    const key = /key "([^"]+)"/.exec(msg) ?? /: "([a-z_]+)"/.exec(msg);
-    const name = key ? `peft.${key[1]}` : "peft.method";
-    const where = origins.get(name)?.() ?? "default";
-    throw new ConfigError(`Cannot use config key "${name}" (${where}): ${(e as Error).message}`);
+    // The setting the message names (`key "r"` first, then any quoted setting; the longest, as
+    // one key's name may hold another's), else the method itself.
+    const longest = (quoted: (k: string) => string) =>
+      Object.keys(settings).filter((k) => msg.includes(quoted(k)))
+        .sort((a, b) => b.length - a.length)[0];
+    const key = longest((k) => `key "${k}"`) ?? longest((k) => `"${k}"`);
+    const name = key === undefined ? "peft.method" : `peft.${key}`;
+    const where = [name, "peft.method", "peft"].map((k) => origins.get(k)).find((o) => o)?.() ??
+      "default";
+    throw new ConfigError(`Cannot use config key "${name}" (${where}): ${msg}`);
   }
   run.peft = { method, ...settings };
   void validated;
@@ -485,12 +496,6 @@ function checkRanges(c: RunConfig, origins: Map<string, () => string>): void {
     if (range === undefined) throw new Error(`Cannot check config key "${key}": it has no range`);
     const why = rangeProblem(v, range);
     if (why !== undefined) fail(key, `${why}, got ${v}`);
-  }
-  if (c.schedule.warmup_steps > c.schedule.steps) {
-    fail(
-      "schedule.warmup_steps",
-      `must not exceed "schedule.steps" (${c.schedule.steps}), got ${c.schedule.warmup_steps}`,
-    );
   }
   if (!["error", "truncate"].includes(c.data.truncation)) {
     fail("data.truncation", `must be "error" or "truncate", got "${short(c.data.truncation)}"`);

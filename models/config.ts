@@ -216,6 +216,7 @@ export function rangeProblem(v: unknown, range: NumberRange): string | undefined
  * ```
  */
 export function closestName(name: string, known: Iterable<string>): string | undefined {
+  if (name === "") return undefined; // every short name is one edit from nothing
   const limit = Math.max(1, Math.floor(name.length / 3));
   let best: string | undefined, bestDistance = limit + 1;
   for (const k of known) {
