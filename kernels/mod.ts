@@ -4,7 +4,12 @@
  * @module
  */
 export { AdamW, type AdamWHyper, type AdamWTensors } from "./adamw.ts";
-export { Attention, type AttentionOptions, type AttentionVariant } from "./attention.ts";
+export {
+  Attention,
+  type AttentionDropout,
+  type AttentionOptions,
+  type AttentionVariant,
+} from "./attention.ts";
 export { type ColumnBlock, Columns } from "./columns.ts";
 export { checkLoops, grid, LOOP_CAP, MAX_GROUPS, Params } from "./common.ts";
 export {

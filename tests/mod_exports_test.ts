@@ -276,6 +276,7 @@ const TYPE_EXPORTS = [
   "AdapterActivation",
   "AggregateScore",
   "AnyPeftMethod",
+  "AttentionDropout",
   "AttentionModule",
   "AttentionOptions",
   "AttentionVariant",
