@@ -94,7 +94,7 @@ export function makeTokenizer(c: RunConfig, vocab: number): Promise<Tokenizer> {
 
 /**
  * Loads the base model of a config: a Hugging Face folder of any supported family, or a GPT-2
- * preset (attention dropout, which whet lacks, is turned off with a note).
+ * preset; dropout rates as the config sets them (active in training only).
  */
 export async function loadBase(gpu: Gpu, c: RunConfig, log: (s: string) => void): Promise<Decoder> {
   if (c.model.path) {
@@ -109,7 +109,7 @@ export async function loadBase(gpu: Gpu, c: RunConfig, log: (s: string) => void)
     );
   }
   const config = gptConfig(c.model.preset as PresetName);
-  return await GPT.create(gpu, { ...config, attn_pdrop: 0 }, { seed: c.seed, trainable: false });
+  return await GPT.create(gpu, config, { seed: c.seed, trainable: false });
 }
 
 function toPromptCompletion(e: TextExample): PromptCompletion {
