@@ -223,6 +223,9 @@ export class HuggingFaceTokenizer implements Tokenizer {
     let tok!: HFTokenizer;
     try {
       tok = new HFTokenizer(tokenizerJson, config);
+      // Some malformed parts (e.g. a post-processor's items) load and only fail on the first
+      // encode: encode once here so that they fail now, naming the file.
+      tok.encode("a");
     } catch (e) {
       fail((e as Error).message, e);
     }
@@ -449,8 +452,16 @@ export function byteLevelAlphabet(): string[] {
 function checkByteAlphabet(json: Record<string, unknown>, source: string): void {
   const model = json.model as Record<string, unknown>;
   const pre = json.pre_tokenizer as { type?: unknown; pretokenizers?: { type?: unknown }[] } | null;
+  const parts = pre?.type === "Sequence" ? pre.pretokenizers : undefined;
+  if (parts !== undefined && !Array.isArray(parts)) {
+    throw new Error(
+      `Cannot load tokenizer ${source}: pre_tokenizer.pretokenizers must be a list, got ${
+        show(parts)
+      }`,
+    );
+  }
   const byteLevel = pre?.type === "ByteLevel" ||
-    (pre?.type === "Sequence" && (pre.pretokenizers ?? []).some((p) => p?.type === "ByteLevel"));
+    (parts ?? []).some((p) => isObject(p) && p.type === "ByteLevel");
   if (!byteLevel || model.type !== "BPE" || model.unk_token != null) return;
   const vocab = (model.vocab ?? {}) as Record<string, unknown>;
   const alphabet = byteLevelAlphabet();

@@ -39,7 +39,12 @@ import {
   type PeftInstance,
   type PeftMethod,
 } from "./method.ts";
-import { readAdapterConfig, readAdapterTensor, writeAdapterFiles } from "./prompt.ts";
+import {
+  readAdapterConfig,
+  readAdapterTensor,
+  validateAdapterConfig,
+  writeAdapterFiles,
+} from "./prompt.ts";
 
 /** Bottleneck adapter configuration. */
 export interface BottleneckConfig {
@@ -303,12 +308,13 @@ export class BottleneckInstance implements PeftInstance {
  */
 export async function readBottleneckConfig(dir: string): Promise<BottleneckConfig> {
   const json = await readAdapterConfig(dir, "whet_method", "bottleneck");
-  return adapters.validate({
-    placement: json.placement,
-    reduction_factor: json.reduction_factor,
-    non_linearity: json.non_linearity,
-    layers: json.layers ?? [],
-  });
+  return validateAdapterConfig(dir, () =>
+    adapters.validate({
+      placement: json.placement,
+      reduction_factor: json.reduction_factor,
+      non_linearity: json.non_linearity,
+      layers: json.layers ?? [],
+    }));
 }
 
 /**

@@ -52,7 +52,12 @@ import {
   type PeftMethod,
   resolveTargets,
 } from "./method.ts";
-import { readAdapterConfig, readAdapterTensor, writeAdapterFiles } from "./prompt.ts";
+import {
+  readAdapterConfig,
+  readAdapterTensor,
+  validateAdapterConfig,
+  writeAdapterFiles,
+} from "./prompt.ts";
 
 /** IA³ configuration (PEFT's `IA3Config` names and defaults). */
 export interface IA3Config {
@@ -369,15 +374,16 @@ export async function readIA3Config(
 ): Promise<IA3Config & { target_modules: string[]; feedforward_modules: string[] }> {
   const json = await readAdapterConfig(dir, "peft_type", "IA3");
   const list = (v: unknown) => typeof v === "string" ? [v] : Array.isArray(v) ? v : [];
-  const cfg = ia3.validate({
-    target_modules: list(json.target_modules),
-    feedforward_modules: list(json.feedforward_modules),
-    layers_to_transform: Array.isArray(json.layers_to_transform)
-      ? json.layers_to_transform
-      : typeof json.layers_to_transform === "number"
-      ? [json.layers_to_transform]
-      : [],
-  });
+  const cfg = validateAdapterConfig(dir, () =>
+    ia3.validate({
+      target_modules: list(json.target_modules),
+      feedforward_modules: list(json.feedforward_modules),
+      layers_to_transform: Array.isArray(json.layers_to_transform)
+        ? json.layers_to_transform
+        : typeof json.layers_to_transform === "number"
+        ? [json.layers_to_transform]
+        : [],
+    }));
   return {
     ...cfg,
     target_modules: cfg.target_modules!,

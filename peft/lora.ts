@@ -32,6 +32,7 @@ import type { Param } from "../models/param.ts";
 import { readSafetensors, writeFileAtomic, writeSafetensors } from "../models/safetensors.ts";
 import { Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
+import { validateAdapterConfig } from "./prompt.ts";
 import {
   checkConfig,
   checkTargets,
@@ -494,18 +495,19 @@ export async function readLoraConfig(
   if (!Array.isArray(targets)) {
     throw new Error(`Cannot load ${file}: field "target_modules" must be a list`);
   }
-  const cfg = lora.validate({
-    r: json.r,
-    lora_alpha: json.lora_alpha,
-    lora_dropout: json.lora_dropout ?? 0,
-    target_modules: targets,
-    use_rslora: json.use_rslora ?? false,
-    layers_to_transform: Array.isArray(json.layers_to_transform)
-      ? json.layers_to_transform
-      : typeof json.layers_to_transform === "number"
-      ? [json.layers_to_transform]
-      : [],
-  });
+  const cfg = validateAdapterConfig(dir, () =>
+    lora.validate({
+      r: json.r,
+      lora_alpha: json.lora_alpha,
+      lora_dropout: json.lora_dropout ?? 0,
+      target_modules: targets,
+      use_rslora: json.use_rslora ?? false,
+      layers_to_transform: Array.isArray(json.layers_to_transform)
+        ? json.layers_to_transform
+        : typeof json.layers_to_transform === "number"
+        ? [json.layers_to_transform]
+        : [],
+    }));
   return { ...cfg, target_modules: targets as string[] };
 }
 

@@ -47,7 +47,13 @@ import { PeftKernels, type RowsSpec } from "../kernels/peft.ts";
 import { Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import { checkConfig, freezeBase, type PeftInstance, type PeftMethod } from "./method.ts";
-import { checkVirtual, readAdapterConfig, readAdapterTensor, writeAdapterFiles } from "./prompt.ts";
+import {
+  checkVirtual,
+  readAdapterConfig,
+  readAdapterTensor,
+  validateAdapterConfig,
+  writeAdapterFiles,
+} from "./prompt.ts";
 
 /** Prefix tuning configuration (PEFT's `PrefixTuningConfig` names). */
 export interface PrefixConfig {
@@ -217,10 +223,11 @@ export class PrefixInstance implements PeftInstance {
  */
 export async function readPrefixConfig(dir: string): Promise<PrefixConfig> {
   const json = await readAdapterConfig(dir, "peft_type", "PREFIX_TUNING");
-  return prefix.validate({
-    num_virtual_tokens: json.num_virtual_tokens,
-    prefix_projection: json.prefix_projection ?? false,
-  });
+  return validateAdapterConfig(dir, () =>
+    prefix.validate({
+      num_virtual_tokens: json.num_virtual_tokens,
+      prefix_projection: json.prefix_projection ?? false,
+    }));
 }
 
 /**

@@ -118,6 +118,19 @@ export async function readAdapterConfig(
 }
 
 /**
+ * Runs a method's `validate` on settings read from `dir/adapter_config.json`: an error it throws
+ * comes back naming the file (the key is already in its message).
+ */
+export function validateAdapterConfig<C>(dir: string, validate: () => C): C {
+  try {
+    return validate();
+  } catch (e) {
+    const message = (e as Error).message.replace(/^Cannot [^:]*: /, "");
+    throw new Error(`Cannot load ${dir}/adapter_config.json: ${message}`, { cause: e });
+  }
+}
+
+/**
  * Reads the first of `keys` present in `dir/adapter_model.safetensors`, checking its shape
  * (F32, F16 and BF16 files are read as f32).
  */
@@ -324,15 +337,16 @@ export async function readPromptConfig(dir: string): Promise<PromptConfig> {
       `Cannot load ${dir}/adapter_config.json: num_transformer_submodules is ${json.num_transformer_submodules}, but whet's models are decoders (1)`,
     );
   }
-  return prompt.validate({
-    num_virtual_tokens: json.num_virtual_tokens,
-    // The text's ids are not in the file; loading overwrites P anyway.
-    prompt_tuning_init: json.prompt_tuning_init === "TEXT"
-      ? "RANDOM"
-      : json.prompt_tuning_init ?? "RANDOM",
-    prompt_tuning_init_text: json.prompt_tuning_init_text ?? "",
-    tokenizer_name_or_path: json.tokenizer_name_or_path ?? "",
-  });
+  return validateAdapterConfig(dir, () =>
+    prompt.validate({
+      num_virtual_tokens: json.num_virtual_tokens,
+      // The text's ids are not in the file; loading overwrites P anyway.
+      prompt_tuning_init: json.prompt_tuning_init === "TEXT"
+        ? "RANDOM"
+        : json.prompt_tuning_init ?? "RANDOM",
+      prompt_tuning_init_text: json.prompt_tuning_init_text ?? "",
+      tokenizer_name_or_path: json.tokenizer_name_or_path ?? "",
+    }));
 }
 
 /** Checks the virtual-token count n against the model and reserves the model's virtual slot. */

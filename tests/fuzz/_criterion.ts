@@ -13,10 +13,7 @@
  * The third rule is what separates whet's errors from the engine's: V8 words some of its own
  * errors the same way ("Cannot read properties of null", "Invalid array length") but never puts
  * a path of ours in them, and an error that does not say which file is wrong does not help a
- * user either. One exception is counted apart instead of failing: the PEFT readers
- * (`readLoraConfig` …) pass adapter_config.json to their method's check, whose errors name the
- * setting in double quotes but not the file; for that target, an error that meets rules 1 and 2
- * and quotes a name is "unnamed", and the report counts them.
+ * user either.
  *
  * Anything else (a non-Error, an engine TypeError or RangeError, a stack overflow) is a crash,
  * and so is an input whose load takes longer than the bound.
@@ -27,20 +24,15 @@
 /** How a thrown value is judged. */
 export type Verdict =
   | { kind: "error" }
-  | { kind: "unnamed" }
   | { kind: "crash"; what: string };
 
-/**
- * The verdict on `e`, thrown while loading an input whose names are `names`; `unnamedOk` when
- * the target's errors may name a quoted setting instead of the file.
- */
-export function classify(e: unknown, names: readonly string[], unnamedOk = false): Verdict {
+/** The verdict on `e`, thrown while loading an input whose names are `names`. */
+export function classify(e: unknown, names: readonly string[]): Verdict {
   if (!(e instanceof Error)) {
     return { kind: "crash", what: `threw a non-Error: ${String(e).slice(0, 200)}` };
   }
   const worded = /^(Cannot|Invalid) /.test(e.message);
   if (worded && names.some((n) => e.message.includes(n))) return { kind: "error" };
-  if (worded && unnamedOk && /"[^"]+"/.test(e.message)) return { kind: "unnamed" };
   const stack = (e.stack ?? "").split("\n").slice(1, 6).join("\n");
   return { kind: "crash", what: `${e.name}: ${e.message.slice(0, 300)}\n${stack}` };
 }

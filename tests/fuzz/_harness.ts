@@ -19,8 +19,6 @@ export interface FuzzReport {
   loads: number;
   /** Loader calls that threw whet's own error. */
   errors: number;
-  /** Loader calls that threw whet's error naming a setting but not the file (see _criterion.ts). */
-  unnamed: number;
   /** Inputs that crashed a loader (see _criterion.ts), with what was thrown. */
   crashes: { i: number; what: string }[];
   /** Inputs that ran past the bound. */
@@ -51,7 +49,6 @@ export async function runTarget(
     inputs: 0,
     loads: 0,
     errors: 0,
-    unnamed: 0,
     crashes: [],
     hangs: [],
     slowestMs: 0,
@@ -107,7 +104,6 @@ function runWorker(
         report.inputs++;
         report.loads += m.loads;
         report.errors += m.errors;
-        report.unnamed += m.unnamed;
         for (const what of m.crashes) report.crashes.push({ i: m.i, what });
         if (m.ms > report.slowestMs) [report.slowestMs, report.slowest] = [m.ms, m.i];
       } else if (m.t === "end") finish(undefined);

@@ -62,8 +62,6 @@ export interface Target {
   readonly loads: readonly ((path: string, bytes: Uint8Array, i: number) => Promise<unknown>)[];
   /** What a whet error about this input must name (see _criterion.ts). */
   names(path: string, bytes: Uint8Array): string[];
-  /** Why this target's errors may name a quoted setting instead of the file, if they may. */
-  readonly unnamedOk?: string;
 }
 
 const FILE_DICTIONARY = [...JSON_TOKENS, '"dtype"', '"shape"', '"data_offsets"', '"F16"', "0"];
@@ -406,8 +404,6 @@ const adapterConfig: Target = {
   loads: [readLoraConfig, readIA3Config, readPromptConfig, readPrefixConfig, readBottleneckConfig]
     .map((read) => (path: string) => read(dirOf(path))),
   names: (path) => [path],
-  unnamedOk: "the PEFT readers pass the file's settings to their method's check, which does " +
-    "not know the file (peft/, not changed here)",
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
  *
  * Messages in: `{ target, indices }`. Messages out: `{ t: "dir", dir }` once, then per input
  * `{ t: "start", i }` (after its file is written, before it is loaded) and
- * `{ t: "done", i, ms, loads, errors, unnamed, crashes }`, and `{ t: "end" }`.
+ * `{ t: "done", i, ms, loads, errors, crashes }`, and `{ t: "end" }`.
  *
  * @module
  */
@@ -47,21 +47,20 @@ self.onmessage = async (ev) => {
       await Deno.writeFile(path, bytes);
       self.postMessage({ t: "start", i });
       const started = performance.now();
-      let loads = 0, errors = 0, unnamed = 0;
+      let loads = 0, errors = 0;
       const crashes: string[] = [];
       for (const load of target.loads) {
         try {
           await load(path, bytes, i);
           loads++;
         } catch (e) {
-          const verdict = classify(e, target.names(path, bytes), target.unnamedOk !== undefined);
+          const verdict = classify(e, target.names(path, bytes));
           if (verdict.kind === "error") errors++;
-          else if (verdict.kind === "unnamed") unnamed++;
           else crashes.push(verdict.what);
         }
       }
       const ms = performance.now() - started;
-      self.postMessage({ t: "done", i, ms, loads, errors, unnamed, crashes });
+      self.postMessage({ t: "done", i, ms, loads, errors, crashes });
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -545,3 +545,26 @@ Deno.test("`HuggingFaceTokenizer.fromFile()` reads a model folder: config, gener
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("HuggingFaceTokenizer.fromJSON() names the file for a Sequence pre-tokenizer that is not a list and for a post-processor that only fails on encode (found by fuzzing)", () => {
+  const base = byteLevelJson("smollm2");
+  assert.throws(
+    () =>
+      HuggingFaceTokenizer.fromJSON(
+        { ...base, pre_tokenizer: { type: "Sequence", pretokenizers: 7 } },
+        {},
+        "fz/tokenizer.json",
+      ),
+    /Cannot load tokenizer fz\/tokenizer\.json: pre_tokenizer\.pretokenizers must be a list, got 7/,
+  );
+  const post = {
+    type: "TemplateProcessing",
+    single: ["<|im_start|>", "A"],
+    pair: [],
+    special_tokens: {},
+  };
+  assert.throws(
+    () => HuggingFaceTokenizer.fromJSON({ ...base, post_processor: post }, {}, "fz/tokenizer.json"),
+    /Cannot load tokenizer fz\/tokenizer\.json: /,
+  );
+});
