@@ -43,14 +43,15 @@ export interface CrossEntropyOptions {
 }
 
 /**
- * One chunk of vocabulary columns of a chunked cross-entropy: columns `[start, start + width)` of
- * a vocabulary of `V`, held in columns `[0, width)` of a (N, ld) scratch.
+ * One chunk of vocabulary columns of a chunked cross-entropy: a (N, W) scratch holds the logits of
+ * columns `[start, start + W)` of a vocabulary of `V`, of which the first `skip` were counted by an
+ * earlier chunk (a last chunk that overlaps the one before it, so that every chunk has one width).
  */
 export interface VocabChunk {
-  /** Vocabulary id of the chunk's first column. */
+  /** Vocabulary id of the scratch's first column. */
   start: number;
-  /** Columns in the chunk (≤ the scratch's row stride). */
-  width: number;
+  /** Leading columns already counted by an earlier chunk: left out (their gradient is 0). */
+  skip: number;
   /** The whole vocabulary size V (targets are checked against it). */
   V: number;
 }
@@ -223,8 +224,8 @@ export class CrossEntropy {
   }
 
   /**
-   * One chunk of the online log-sum-exp (`chunk (N, ld)` holds the logits of vocabulary columns
-   * `c.start … c.start + c.width` in its columns `0 … c.width`; `targets (N)` i32): updates
+   * One chunk of the online log-sum-exp (`chunk (N, W)` holds the logits of vocabulary columns
+   * `c.start … c.start + W`, the first `c.skip` already counted; `targets (N)` i32): updates
    * `stats (N,3) = [running max, running Σ exp(x − max), target logit]` in place (`first` starts
    * them) and, for the `last` chunk, writes `losses (N) = logsumexp − target logit` (0 for
    * ignored rows, NaN for a target outside `[0, V)`). Run the chunks in any order, first to last.
@@ -240,28 +241,27 @@ export class CrossEntropy {
     last: boolean,
   ): void {
     const name = "crossentropy.chunkStats";
-    const [N, ld] = this.#checkChunk(name, chunk, targets, stats, c);
+    const [N, W] = this.#checkChunk(name, chunk, targets, stats, c);
     if (losses.size !== N) {
       throw new RangeError(
         `Cannot run kernel "${name}": tensor "${losses.label}" (losses, (N)) has ${losses.size} elements, expected ${N}`,
       );
     }
-    const params = new Params(7).u32(N).u32(c.V).f32(0).u32(c.width).u32(ld).u32(c.start)
+    const params = new Params(7).u32(N).u32(c.V).f32(0).u32(W).u32(c.start).u32(c.skip)
       .u32((first ? 1 : 0) | (last ? 2 : 0)).bytes;
     const [stat, , statRows] = this.#chunk;
-    if (this.#useChunkRows(name, ld, 2 * (Math.ceil(c.width / 4) + 1))) {
+    if (this.#useChunkRows(name, W, 2 * (W / 4 + 1))) {
       batch.dispatch(statRows, [targets, losses, chunk, stats], params, grid(N, ROWS_GROUP));
     } else {
-      checkLoops(name, 3 * Math.ceil(c.width / 256) + 21, `a chunk of ${c.width} logits`);
+      checkLoops(name, 3 * Math.ceil(W / 256) + 21, `a chunk of ${W} logits`);
       batch.dispatch(stat, [chunk, targets, losses, stats], params, grid(N, 1));
     }
   }
 
   /**
-   * Overwrites `chunk (N, ld)`'s columns `0 … c.width` (the logits of vocabulary columns
-   * `c.start …`) with their gradient `(softmax − onehot) · scale`, the softmax from the final
-   * `stats (N,3)` of {@linkcode chunkStats} (0 rows for ignored rows; the rows variant also
-   * writes 0 to the columns it rounds up to a multiple of 4).
+   * Overwrites `chunk (N, W)` (the logits of vocabulary columns `c.start …`) with their gradient
+   * `(softmax − onehot) · scale`, the softmax from the final `stats (N,3)` of
+   * {@linkcode chunkStats} (0 for ignored rows and for the `c.skip` leading columns).
    */
   chunkGrad(
     batch: Batch,
@@ -272,35 +272,35 @@ export class CrossEntropy {
     scale: number,
   ): void {
     const name = "crossentropy.chunkGrad";
-    const [N, ld] = this.#checkChunk(name, chunk, targets, stats, c);
+    const [N, W] = this.#checkChunk(name, chunk, targets, stats, c);
     if (!Number.isFinite(scale)) {
       throw new RangeError(`Cannot run kernel "${name}": scale ${scale} is not finite`);
     }
-    const params = new Params(7).u32(N).u32(c.V).f32(scale).u32(c.width).u32(ld).u32(c.start)
+    const params = new Params(7).u32(N).u32(c.V).f32(scale).u32(W).u32(c.start).u32(c.skip)
       .u32(0).bytes;
     const [, grad, , gradRows] = this.#chunk;
-    if (this.#useChunkRows(name, ld, Math.ceil(c.width / 4) + 1)) {
+    if (this.#useChunkRows(name, W, W / 4 + 1)) {
       batch.dispatch(gradRows, [targets, chunk, stats], params, grid(N, ROWS_GROUP));
     } else {
-      checkLoops(name, Math.ceil(c.width / 256) + 1, `a chunk of ${c.width} logits`);
+      checkLoops(name, Math.ceil(W / 256) + 1, `a chunk of ${W} logits`);
       batch.dispatch(grad, [chunk, targets, stats], params, grid(N, 1));
     }
   }
 
-  /** Whether the rows variant runs a chunk scratch of row stride `ld`. */
-  #useChunkRows(kernel: string, ld: number, loops: number): boolean {
+  /** Whether the rows variant runs a chunk of W columns. */
+  #useChunkRows(kernel: string, W: number, loops: number): boolean {
     if (this.#variant === "workgroup") return false;
-    if (this.#variant === "auto") return ld % 4 === 0 && loops + ROWS_SLACK <= LOOP_CAP;
-    if (ld % 4 !== 0) {
+    if (this.#variant === "auto") return W % 4 === 0 && loops + ROWS_SLACK <= LOOP_CAP;
+    if (W % 4 !== 0) {
       throw new RangeError(
-        `Cannot run kernel "${kernel} (rows variant)": the chunk's row stride ${ld} is not a multiple of 4`,
+        `Cannot run kernel "${kernel} (rows variant)": a chunk of W=${W} columns is not a multiple of 4`,
       );
     }
-    checkLoops(`${kernel} (rows variant)`, loops + ROWS_SLACK, `a chunk row of ${ld} logits`);
+    checkLoops(`${kernel} (rows variant)`, loops + ROWS_SLACK, `a chunk of ${W} logits`);
     return true;
   }
 
-  /** Checks a chunk's tensors; returns [N, ld]. */
+  /** Checks a chunk's tensors; returns [N, W]. */
   #checkChunk(
     name: string,
     chunk: Tensor,
@@ -309,12 +309,12 @@ export class CrossEntropy {
     c: VocabChunk,
   ): [number, number] {
     const N = targets.size;
-    const ld = chunk.shape[chunk.shape.length - 1] ?? 0;
+    const W = chunk.shape[chunk.shape.length - 1] ?? 0;
     if (chunk.shape.length !== 2 || chunk.shape[0] !== N) {
       throw new RangeError(
         `Cannot run kernel "${name}": tensor "${chunk.label}" has shape [${
           chunk.shape.join(", ")
-        }], expected (N, ld) with N = ${N} targets`,
+        }], expected (N, W) with N = ${N} targets`,
       );
     }
     if (stats.size !== 3 * N) {
@@ -325,15 +325,13 @@ export class CrossEntropy {
       );
     }
     if (
-      !(Number.isInteger(c.width) && c.width >= 1 && c.width <= ld && Number.isInteger(c.start) &&
-        c.start >= 0 && c.start + c.width <= c.V)
+      !(Number.isInteger(c.start) && c.start >= 0 && c.start + W <= c.V &&
+        Number.isInteger(c.skip) && c.skip >= 0 && c.skip < W)
     ) {
       throw new RangeError(
-        `Cannot run kernel "${name}": chunk of columns ${c.start}..${
-          c.start + c.width
-        } does not fit a vocabulary of ${c.V} in rows of ${ld}`,
+        `Cannot run kernel "${name}": a chunk of ${W} columns from ${c.start} (skipping ${c.skip}) does not fit a vocabulary of ${c.V}`,
       );
     }
-    return [N, ld];
+    return [N, W];
   }
 }

@@ -11,23 +11,25 @@
 // such targets on the CPU first; the NaN only guards against skipping that check).
 // `logits` is declared read_write for every entry point so that the in-place entry can write it.
 //
-// Vocabulary chunks (the chunked LM head + loss, which never holds (N,V) logits): `logits` holds
-// columns [v0, v0 + W) of every row's logits, rows ld apart (a (N, ld) scratch, ld ≥ W).
+// Vocabulary chunks (the chunked LM head + loss, which never holds (N,V) logits): `logits` is a
+// (N, W) scratch holding the logits of vocabulary columns [v0, v0 + W) of every row; its first
+// `skip` columns were counted by an earlier chunk (the last chunk overlaps the one before it so
+// that every chunk has the same width) and are left out here.
 //   chunk_stats: the online log-sum-exp. stats (N,3) = [running max m, running Σ exp(x − m),
 //                target logit]: the first chunk (flags bit 0) starts them, later ones rescale
 //                s·exp(m_old − m_new) and add theirs, the chunk holding the target records its logit;
 //                the last chunk (flags bit 1) writes losses[r] = m + log(s) − x_t (0 ignored,
 //                NaN for a bad target).                        [stats updated in place; losses =]
 //   chunk_grad:  logits chunk = (exp(x − m)/s − onehot)·scale, in place, with the final stats
-//                (0 rows for ignored rows)                       [writes = in place]
+//                (0 for ignored rows and for the skipped columns)  [writes = in place]
 
 struct Params {
   N: u32,
   V: u32,
   scale: f32,
-  W: u32,     // chunk entries: columns in this chunk
-  ld: u32,    // chunk entries: row stride of the chunk scratch
-  v0: u32,    // chunk entries: vocabulary id of the chunk's first column
+  W: u32,     // chunk entries: columns of the chunk scratch
+  v0: u32,    // chunk entries: vocabulary id of the scratch's first column
+  skip: u32,  // chunk entries: leading columns already counted by an earlier chunk
   flags: u32, // chunk_stats: bit 0 first chunk, bit 1 last chunk
 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -224,9 +226,10 @@ fn chunk_loss(r: u32, mx: f32, sum: f32, xt: f32) -> f32 {
   return loss;
 }
 
-// Column j's target logit slot: whether the row's target is column j of this chunk.
-fn in_chunk(tgt: i32) -> bool {
-  return tgt >= 0 && u32(tgt) >= p.v0 && u32(tgt) < p.v0 + p.W;
+// The scratch column of the row's target when this chunk counts it, else none (0xffffffff).
+fn target_column(tgt: i32) -> u32 {
+  let t = u32(tgt) - p.v0;
+  return select(0xffffffffu, t, tgt >= 0 && u32(tgt) >= p.v0 && t >= p.skip && t < p.W);
 }
 
 @compute @workgroup_size(256)
@@ -237,9 +240,9 @@ fn chunk_stats(
 ) {
   let r = wid.x + wid.y * nw.x;
   if (r >= p.N) { return; }
-  let base = r * p.ld;
+  let base = r * p.W;
   var m = -3.4028235e38;
-  for (var j = lid; j < p.W; j += WG) { m = max(m, logits[base + j]); }
+  for (var j = p.skip + lid; j < p.W; j += WG) { m = max(m, logits[base + j]); }
   let mc = reduce_max(lid, m);
   // Earlier chunks' stats are read by every lane before the barriers in reduce_sum; lane 0 writes
   // them after.
@@ -253,25 +256,16 @@ fn chunk_stats(
   }
   let mx = max(mOld, mc);
   var s = 0.0;
-  for (var j = lid; j < p.W; j += WG) { s += exp(logits[base + j] - mx); }
+  for (var j = p.skip + lid; j < p.W; j += WG) { s += exp(logits[base + j] - mx); }
   let sum = sOld * exp(mOld - mx) + reduce_sum(lid, s);
-  let tgt = targets[r];
-  if (in_chunk(tgt)) { xt = logits[base + u32(tgt) - p.v0]; }
+  let t = target_column(targets[r]);
+  if (t != 0xffffffffu) { xt = logits[base + t]; }
   if (lid == 0u) {
     stats[3u * r] = mx;
     stats[3u * r + 1u] = sum;
     stats[3u * r + 2u] = xt;
     if ((p.flags & 2u) != 0u) { losses[r] = chunk_loss(r, mx, sum, xt); }
   }
-}
-
-// (softmax − onehot)·scale of column j with logit x; 0 for an ignored row, NaN for a bad target.
-fn chunk_grad_of(tgt: i32, mx: f32, sum: f32, j: u32, x: f32) -> f32 {
-  let nan = bitcast<f32>(0x7fc00000u | (j & 0u));
-  let onehot = select(0.0, 1.0, in_chunk(tgt) && u32(tgt) - p.v0 == j);
-  var g = (exp(x - mx) / sum - onehot) * p.scale;
-  if (tgt == IGNORE) { g = 0.0; } else if (!(tgt >= 0 && u32(tgt) < p.V)) { g = nan; }
-  return g;
 }
 
 @compute @workgroup_size(256)
@@ -282,33 +276,38 @@ fn chunk_grad(
 ) {
   let r = wid.x + wid.y * nw.x;
   if (r >= p.N) { return; }
-  let base = r * p.ld;
+  let base = r * p.W;
   let mx = stats[3u * r];
   let sum = stats[3u * r + 1u];
   let tgt = targets[r];
+  let t = target_column(tgt);
+  let nan = bitcast<f32>(0x7fc00000u | (r & 0u));
   for (var j = lid; j < p.W; j += WG) {
-    logits[base + j] = chunk_grad_of(tgt, mx, sum, j, logits[base + j]);
+    var g = (exp(logits[base + j] - mx) / sum - select(0.0, 1.0, j == t)) * p.scale;
+    if (tgt == IGNORE || j < p.skip) { g = 0.0; } else if (!(tgt >= 0 && u32(tgt) < p.V)) { g = nan; }
+    logits[base + j] = g;
   }
 }
 
-// ---- vocabulary chunks, rows variant: one invocation per row, vec4 loads (ld a multiple of 4) ---
-// Columns past W in the row's last vec4 are masked out (the scratch holds stale values there) and
-// written 0 by chunk_grad_rows. chunk_stats_rows loops 2·(ceil(W/4) + 1) times, chunk_grad_rows
-// ceil(W/4) + 1.
+// ---- vocabulary chunks, rows variant: one invocation per row, vec4 loads (W a multiple of 4) ----
+// The skipped columns are masked out by lane. chunk_stats_rows loops 2·(W/4 + 1) times,
+// chunk_grad_rows W/4 + 1.
 
-fn lanes_in(j: u32) -> vec4<bool> {
-  return vec4u(4u * j) + vec4u(0u, 1u, 2u, 3u) < vec4u(p.W);
+fn counted(j: u32) -> vec4<bool> {
+  return vec4u(4u * j) + vec4u(0u, 1u, 2u, 3u) >= vec4u(p.skip);
 }
 
 @compute @workgroup_size(64)
 fn chunk_stats_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
   let r = gid.x + gid.y * nw.x * 64u;
   if (r >= p.N) { return; }
-  let base = r * (p.ld / 4u);
-  let W4 = (p.W + 3u) / 4u;
+  let W4 = p.W / 4u;
+  let base = r * W4;
   let lowest = vec4f(-3.4028235e38);
   var m4 = lowest;
-  for (var j = 0u; j < W4; j++) { m4 = max(m4, select(lowest, logits4[base + j], lanes_in(j))); }
+  for (var j = p.skip / 4u; j < W4; j++) {
+    m4 = max(m4, select(lowest, logits4[base + j], counted(j)));
+  }
   let mc = max(max(m4.x, m4.y), max(m4.z, m4.w));
   var mOld = mc;
   var sOld = 0.0;
@@ -320,15 +319,12 @@ fn chunk_stats_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
   }
   let mx = max(mOld, mc);
   var s4 = vec4f(0.0);
-  for (var j = 0u; j < W4; j++) {
-    s4 += select(vec4f(0.0), exp(logits4[base + j] - mx), lanes_in(j));
+  for (var j = p.skip / 4u; j < W4; j++) {
+    s4 += select(vec4f(0.0), exp(logits4[base + j] - mx), counted(j));
   }
   let sum = sOld * exp(mOld - mx) + ((s4.x + s4.y) + (s4.z + s4.w));
-  let tgt = targets[r];
-  if (in_chunk(tgt)) {
-    let t = u32(tgt) - p.v0;
-    xt = logits4[base + t / 4u][t % 4u];
-  }
+  let t = target_column(targets[r]);
+  if (t != 0xffffffffu) { xt = logits4[base + t / 4u][t % 4u]; }
   stats[3u * r] = mx;
   stats[3u * r + 1u] = sum;
   stats[3u * r + 2u] = xt;
@@ -339,17 +335,18 @@ fn chunk_stats_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
 fn chunk_grad_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
   let r = gid.x + gid.y * nw.x * 64u;
   if (r >= p.N) { return; }
-  let base = r * (p.ld / 4u);
+  let W4 = p.W / 4u;
+  let base = r * W4;
   let mx = stats[3u * r];
   let sum = stats[3u * r + 1u];
   let tgt = targets[r];
+  let t = target_column(tgt);
   let nan = bitcast<f32>(0x7fc00000u | (r & 0u));
-  let t = select(0xffffffffu, u32(tgt) - p.v0, in_chunk(tgt)); // the target's column, or none
-  for (var j = 0u; j < (p.W + 3u) / 4u; j++) {
+  for (var j = 0u; j < W4; j++) {
     let idx = vec4u(4u * j) + vec4u(0u, 1u, 2u, 3u);
     let onehot = select(vec4f(0.0), vec4f(1.0), idx == vec4u(t));
     var g = (exp(logits4[base + j] - mx) / sum - onehot) * p.scale;
     if (tgt == IGNORE) { g = vec4f(0.0); } else if (!(tgt >= 0 && u32(tgt) < p.V)) { g = vec4f(nan); }
-    logits4[base + j] = select(vec4f(0.0), g, lanes_in(j));
+    logits4[base + j] = select(vec4f(0.0), g, counted(j));
   }
 }

@@ -13,15 +13,18 @@
  * are exact: the same softmax as the unchunked loss, from the same statistics, summed over the
  * vocabulary chunk by chunk instead of in one pass.
  *
- * A W larger than one storage binding (a GPT-2 token table) is bound as views of its chunks, so
- * chunks then also respect {@linkcode HeadLoss.chunkColumns}'s alignment.
+ * Every chunk has the same width, so every GEMM of the head has one shape (the matmul's packed
+ * operands are reused, not allocated again for a narrower last chunk): the last chunk ends at V and
+ * overlaps the one before it, and leaves out the columns that one counted (their gradient is 0, so
+ * they add exact zeros). A W larger than one storage binding (a GPT-2 token table) is bound as
+ * views of its chunks (`Gpu.rowRange`).
  *
  * @module
  */
 
 import type { Batch, Gpu } from "../runtime/gpu.ts";
 import type { Tensor } from "../runtime/tensor.ts";
-import type { CrossEntropy } from "./crossentropy.ts";
+import type { CrossEntropy, VocabChunk } from "./crossentropy.ts";
 import type { Matmul } from "./matmul.ts";
 
 /**
@@ -52,11 +55,6 @@ export interface HeadLossGrads {
   dx: Tensor;
   /** Weight gradient (V,C), accumulated `+=`, or null (frozen W: not computed). */
   dW: Tensor | null;
-}
-
-function gcd(a: number, b: number): number {
-  while (b) [a, b] = [b, a % b];
-  return a;
 }
 
 /**
@@ -104,26 +102,24 @@ export class HeadLoss {
   /**
    * Vocabulary rows per chunk for M rows of input, a (V,C) weight and a scratch of at most
    * `budgetBytes` (capped at one storage binding): V when the (M,V) logits fit the budget and W
-   * fits one binding (one chunk), else the most rows that fit both, a multiple of 4 (the rows
-   * variant's vec4s) and of the rows that keep each chunk of W on the binding offset alignment.
+   * fits one binding (one chunk); else as few chunks as fit both (a chunk of W with the binding
+   * offset alignment's slack), of equal width (the last one's overlap is then small), a multiple
+   * of 4 (the rows variant's vec4s).
    */
   static chunkColumns(gpu: Gpu, M: number, V: number, C: number, budgetBytes: number): number {
     const limit = gpu.maxBindingBytes, budget = Math.min(budgetBytes, limit);
     if (M * V * 4 <= budget && V * C * 4 <= limit) return V;
-    const align = gpu.offsetAlignment;
-    const rowUnit = align / gcd(C * 4, align);
-    const unit = rowUnit * 4 / gcd(rowUnit, 4);
-    const vc = Math.floor(Math.min(budget / (4 * M), limit / (4 * C)) / unit) * unit;
-    if (vc < 1) {
+    const rows = (limit - gpu.offsetAlignment) / (4 * C);
+    const most = Math.floor(Math.min(budget / (4 * M), rows) / 4) * 4;
+    if (most < 4) {
       throw new RangeError(
-        `Cannot chunk the LM head: ${unit} vocabulary rows of ${M} logits (${
-          4 * M * unit
-        } bytes) or of W (${
-          4 * C * unit
-        } bytes) exceed the ${budget}-byte scratch or binding limit`,
+        `Cannot chunk the LM head: 4 vocabulary rows of ${M} logits (${16 * M} bytes) or of W (${
+          16 * C
+        } bytes, plus ${gpu.offsetAlignment} of alignment) exceed the ${budget}-byte scratch or binding limit`,
       );
     }
-    return Math.min(vc, V);
+    const chunks = Math.ceil(V / most);
+    return Math.min(Math.ceil(V / chunks / 4) * 4, V);
   }
 
   /**
@@ -132,11 +128,9 @@ export class HeadLoss {
    */
   forward(batch: Batch, t: HeadLossTensors): void {
     const { M, C, V, Vc } = this.#shapes("forward", t);
-    const chunks = Math.ceil(V / Vc);
-    for (let k = 0; k < chunks; k++) {
-      const start = k * Vc, width = Math.min(Vc, V - start);
-      this.#logits(batch, t, start, width, M, C, Vc);
-      const chunk = { start, width, V };
+    const chunks = this.#chunks(V, Vc), last = chunks.length - 1;
+    chunks.forEach((chunk, k) => {
+      this.#logits(batch, t, chunk.start, M, C, Vc);
       this.#ce.chunkStats(
         batch,
         t.scratch,
@@ -145,9 +139,9 @@ export class HeadLoss {
         t.losses,
         chunk,
         k === 0,
-        k === chunks - 1,
+        k === last,
       );
-    }
+    });
   }
 
   /**
@@ -167,34 +161,32 @@ export class HeadLoss {
         `Cannot run the chunked head: tensor "${g.dW.label}" (dW) has ${g.dW.size} elements, expected (${V},${C})`,
       );
     }
-    const chunks = Math.ceil(V / Vc);
-    for (let k = chunks - 1; k >= 0; k--) {
-      const start = k * Vc, width = Math.min(Vc, V - start);
-      if (k < chunks - 1) this.#logits(batch, t, start, width, M, C, Vc);
-      this.#ce.chunkGrad(batch, t.scratch, t.targets, t.stats, { start, width, V }, scale);
-      const w = this.#gpu.rowRange(t.weight, start, width);
+    const chunks = this.#chunks(V, Vc), last = chunks.length - 1;
+    for (let k = last; k >= 0; k--) {
+      const chunk = chunks[k];
+      if (k < last) this.#logits(batch, t, chunk.start, M, C, Vc);
+      this.#ce.chunkGrad(batch, t.scratch, t.targets, t.stats, chunk, scale);
+      const w = this.#gpu.rowRange(t.weight, chunk.start, Vc);
       this.#matmul.gemm(batch, {
         a: t.scratch,
         b: w.tensor,
         c: g.dx,
         m: M,
         n: C,
-        k: width,
-        lda: Vc,
+        k: Vc,
         offsetB: w.offset,
-        accumulate: k < chunks - 1,
+        accumulate: k < last,
       });
       if (g.dW) {
-        const dw = this.#gpu.rowRange(g.dW, start, width);
+        const dw = this.#gpu.rowRange(g.dW, chunk.start, Vc);
         this.#matmul.gemm(batch, {
           a: t.scratch,
           b: t.x,
           c: dw.tensor,
-          m: width,
+          m: Vc,
           n: C,
           k: M,
           transA: true,
-          lda: Vc,
           offsetC: dw.offset,
           accumulate: true,
         });
@@ -202,30 +194,31 @@ export class HeadLoss {
     }
   }
 
-  /** scratch (M, 0…width) = x · W[start … start+width]ᵀ. */
-  #logits(
-    batch: Batch,
-    t: HeadLossTensors,
-    start: number,
-    width: number,
-    M: number,
-    C: number,
-    Vc: number,
-  ): void {
-    const w = this.#gpu.rowRange(t.weight, start, width);
+  /**
+   * The chunks of Vc columns: at 0, Vc, 2·Vc, …, and a last one that ends at V, skipping what the
+   * one before counted.
+   */
+  #chunks(V: number, Vc: number): VocabChunk[] {
+    const count = Math.ceil(V / Vc), chunks: VocabChunk[] = [];
+    for (let k = 0; k < count - 1; k++) chunks.push({ start: k * Vc, skip: 0, V });
+    chunks.push({ start: V - Vc, skip: (count - 1) * Vc - (V - Vc), V });
+    return chunks;
+  }
+
+  /** scratch (M,Vc) = x · W[start … start+Vc]ᵀ. */
+  #logits(batch: Batch, t: HeadLossTensors, start: number, M: number, C: number, Vc: number): void {
+    const w = this.#gpu.rowRange(t.weight, start, Vc);
     this.#matmul.gemm(batch, {
       a: t.x,
       b: w.tensor,
       c: t.scratch,
       m: M,
-      n: width,
+      n: Vc,
       k: C,
       transB: true,
       offsetB: w.offset,
-      ldc: Vc,
     });
   }
-
 
   #shapes(what: string, t: HeadLossTensors) {
     const [V, C] = t.weight.shape;

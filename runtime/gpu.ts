@@ -626,27 +626,31 @@ export class Gpu {
   /**
    * Rows `start … start + count` of `t` (rows of `t.size / t.shape[0]` elements) for a kernel
    * that takes an element offset: `t` itself at offset `start · rowElems` when `t` fits one
-   * binding, else a view of those rows at offset 0 (`start` must then be a chunk start of
-   * {@linkcode rowChunks}, or otherwise on the binding offset alignment).
+   * binding, else a view from the binding offset alignment at or before those rows to their end,
+   * with the offset of the first row in it (at most {@linkcode offsetAlignment} − 4 bytes more
+   * than the rows themselves to bind).
    *
    * @example
    * ```ts
    * import { Gpu } from "../mod.ts";
    * const gpu = await Gpu.create({ maxBindingBytes: 1024 });
-   * const small = gpu.tensor([4, 8]), big = gpu.tensor([64, 8]); // 128 and 2,048 bytes
+   * const small = gpu.tensor([4, 8]), big = gpu.tensor([64, 7]); // 128 and 1,792 bytes
    * if (gpu.rowRange(small, 2, 2).offset !== 16) throw new Error("a tensor that fits: an offset");
-   * const r = gpu.rowRange(big, 32, 16);
-   * if (r.offset !== 0 || r.tensor.byteOffset !== 1024 || r.tensor.size !== 128) throw new Error();
+   * const r = gpu.rowRange(big, 33, 16); // rows of 28 bytes: row 33 starts at byte 924
+   * const align = gpu.offsetAlignment;
+   * if (r.tensor.byteOffset !== Math.floor(924 / align) * align) throw new Error("aligned view");
+   * if (r.tensor.byteOffset + 4 * r.offset !== 924 || r.tensor.size !== r.offset + 16 * 7) throw new Error();
    * gpu.destroy();
    * ```
    */
   rowRange(t: Tensor, start: number, count: number): { tensor: Tensor; offset: number } {
     const rowElems = t.shape.length > 0 && t.shape[0] > 0 ? t.size / t.shape[0] : 1;
-    if (t.byteLength <= this.#maxBindingBytes) return { tensor: t, offset: start * rowElems };
-    return {
-      tensor: t.view(start * rowElems, [count, ...t.shape.slice(1)]),
-      offset: 0,
-    };
+    const first = start * rowElems;
+    if (t.byteLength <= this.#maxBindingBytes) return { tensor: t, offset: first };
+    const unit = this.offsetAlignment / 4;
+    const from = Math.floor((t.byteOffset / 4 + first) / unit) * unit - t.byteOffset / 4;
+    const offset = first - from;
+    return { tensor: t.view(from, [offset + count * rowElems]), offset };
   }
 
   /**
