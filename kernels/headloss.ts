@@ -102,14 +102,15 @@ export class HeadLoss {
   /**
    * Vocabulary rows per chunk for M rows of input, a (V,C) weight and a scratch of at most
    * `budgetBytes` (capped at one storage binding): V when the (M,V) logits fit the budget and W
-   * fits one binding (one chunk); else as few chunks as fit both (a chunk of W with the binding
-   * offset alignment's slack), of equal width (the last one's overlap is then small), a multiple
-   * of 4 (the rows variant's vec4s).
+   * fits one binding (one chunk); else as few chunks as keep both a chunk's logits and its rows
+   * of W within the budget (the matmul's packed copies of the operands are as large) and within
+   * one binding (with the binding offset alignment's slack), of equal width (the last one's
+   * overlap is then small), a multiple of 4 (the rows variant's vec4s).
    */
   static chunkColumns(gpu: Gpu, M: number, V: number, C: number, budgetBytes: number): number {
     const limit = gpu.maxBindingBytes, budget = Math.min(budgetBytes, limit);
     if (M * V * 4 <= budget && V * C * 4 <= limit) return V;
-    const rows = (limit - gpu.offsetAlignment) / (4 * C);
+    const rows = Math.min(budget, limit - gpu.offsetAlignment) / (4 * C);
     const most = Math.floor(Math.min(budget / (4 * M), rows) / 4) * 4;
     if (most < 4) {
       throw new RangeError(

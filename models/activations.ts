@@ -128,9 +128,10 @@ export interface ActivationOptions {
   /** Activation (gradient) checkpointing: see {@linkcode Activations}. Default false. */
   checkpoint?: boolean;
   /**
-   * Most bytes of logits the head holds at once when it computes the loss (default
-   * {@linkcode HEAD_CHUNK_BYTES}, 32 MiB, and never more than one storage binding): with labels,
-   * the head and the loss run over chunks of `vocabChunk` vocabulary rows (see `vocabChunk`).
+   * Most bytes of logits (and of W's rows) the head takes at once when it computes the loss
+   * (default {@linkcode HEAD_CHUNK_BYTES}, 32 MiB, and never more than one storage binding): with
+   * labels, the head and the loss run over chunks of `vocabChunk` vocabulary rows where the
+   * logits are larger (see {@linkcode Activations}).
    */
   headChunkBytes?: number;
 }
