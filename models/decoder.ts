@@ -332,6 +332,7 @@ export abstract class Decoder {
       );
     }
     Embedding.checkIds(inputs.ids, this.shape.V, realT);
+    if (options.logitRows) this.#checkLogitRows(acts, options.logitRows);
     // Virtual positions hold id 0 (overwritten after the embedding) and never carry a label.
     for (let b = 0; b < B; b++) {
       acts.hostIds.fill(0, b * T, b * T + n);
@@ -478,14 +479,25 @@ export abstract class Decoder {
 
   /** The logits of some positions only: their final-norm rows gathered, then the head. */
   #logitRows(ctx: Ctx, acts: Activations, want: { rows: readonly number[]; out: Tensor }): void {
-    const { C, V } = this.shape, R = want.rows.length, M = acts.B * acts.T;
+    const C = this.shape.C, R = want.rows.length;
+    const x = acts.scratch(`head.rows.${R}`, [R, C]);
+    want.rows.forEach((row, i) => {
+      ctx.batch.copy(
+        { buffer: acts.lnf.buffer, offset: acts.lnf.byteOffset + row * C * 4, size: C * 4 },
+        { buffer: x.buffer, offset: x.byteOffset + i * C * 4, size: C * 4 },
+      );
+    });
+    this.head.forward(ctx, x, want.out, R);
+  }
+
+  #checkLogitRows(acts: Activations, want: { rows: readonly number[]; out: Tensor }): void {
+    const V = this.shape.V, R = want.rows.length, M = acts.B * acts.T;
     if (want.out.size !== R * V) {
       throw new RangeError(
         `Cannot compute the logits of ${R} positions: tensor "${want.out.label}" has ${want.out.size} elements, expected (${R}, ${V})`,
       );
     }
-    const x = acts.scratch("head.rows", [R, C]);
-    want.rows.forEach((row, i) => {
+    for (const row of want.rows) {
       if (!(Number.isInteger(row) && row >= 0 && row < M)) {
         throw new RangeError(
           `Cannot compute the logits of position ${row}: the activations hold positions 0..${
@@ -493,12 +505,7 @@ export abstract class Decoder {
           }`,
         );
       }
-      ctx.batch.copy(
-        { buffer: acts.lnf.buffer, offset: acts.lnf.byteOffset + row * C * 4, size: C * 4 },
-        { buffer: x.buffer, offset: x.byteOffset + i * C * 4, size: C * 4 },
-      );
-    });
-    this.head.forward(ctx, x, want.out, R);
+    }
   }
 
   /** Scored targets in `labels` (B,T) under this model's virtual tokens (models/scoring.ts). */

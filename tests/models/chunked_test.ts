@@ -96,9 +96,11 @@ async function runModel(model: Decoder, headChunkBytes?: number) {
   await batch.submit();
   const [logits] = await g.read([acts.logits]);
   batch = g.batch();
-  model.forward(batch, acts, { ids, labels });
+  model.forward(batch, acts, { ids, labels }, { logits: true });
   await batch.submit();
   const loss = await model.meanLoss(acts);
+  // With `logits: true` the loss's forward also writes every logit, chunked or not.
+  assert.deepEqual(await acts.logits.read(), logits, "logits of a labelled forward");
   batch = g.batch();
   model.zeroGrad(batch);
   model.forward(batch, acts, { ids, labels }, { training: true });
@@ -214,4 +216,40 @@ Deno.test("Trainer steps (full and LoRA) and cached generation run on a model ov
   } finally {
     small.destroy();
   }
+});
+
+Deno.test("Decoder.forward() with logitRows computes those positions' logits only, and refuses bad rows", async () => {
+  const g = await gpu();
+  const model = await gptFamily().create(g);
+  const { ids } = batchOf(3);
+  const acts = model.activations(B, T);
+  const rows = [T - 1, 2 * T - 1, 3];
+  const out = g.tensor([rows.length, V], new Float32Array(rows.length * V).fill(NaN), "out");
+  let batch = g.batch();
+  model.forward(batch, acts, { ids }, { logitRows: { rows, out } });
+  await batch.submit();
+  const some = await out.read();
+  batch = g.batch();
+  model.forward(batch, acts, { ids });
+  await batch.submit();
+  const all = await acts.logits.read();
+  rows.forEach((r, i) => {
+    assert.deepEqual(
+      some.subarray(i * V, (i + 1) * V),
+      all.subarray(r * V, (r + 1) * V),
+      `row ${r}`,
+    );
+  });
+  assert.throws(
+    () => model.forward(g.batch(), acts, { ids }, { logitRows: { rows: [B * T], out: out } }),
+    /Cannot compute the logits of 1 positions: tensor "out" has 5997 elements, expected \(1, 1999\)/,
+  );
+  const one = g.tensor([1, V], undefined, "one");
+  assert.throws(
+    () => model.forward(g.batch(), acts, { ids }, { logitRows: { rows: [B * T], out: one } }),
+    /Cannot compute the logits of position 14: the activations hold positions 0\.\.13/,
+  );
+  for (const t of [out, one]) t.release();
+  acts.release();
+  model.release();
 });
