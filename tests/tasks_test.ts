@@ -1,9 +1,10 @@
 /**
  * What `deno task train` and `deno task test` cost a new machine: Deno installs every npm package in
  * the lockfile before running anything, so deno.lock must hold only what the library imports
- * (deps.ts); benchmark-only packages (TF.js) live in bench/deno.json's own lockfile. And the tasks
+ * (deps.ts); benchmark-only packages (TF.js) live in bench/deno.json's own lockfile. The tasks
  * that open a WebGPU adapter set XDG_RUNTIME_DIR when it is unset, so Mesa prints no
- * "XDG_RUNTIME_DIR is invalid" line.
+ * "XDG_RUNTIME_DIR is invalid" line, and the `deno test` tasks leave out the OpenGL backend where
+ * another one has an adapter, so glibc does not abort at exit.
  *
  * Needs `--allow-read`, `--allow-write=/tmp` (an empty DENO_DIR, a probe config), `--allow-run`
  * (child `deno` processes) and, for the empty-cache test, the npm registry.
@@ -19,6 +20,10 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 /** The prefix each GPU task starts with: Deno's task shell has no `${VAR:-default}`. */
 const XDG_PREFIX = 'test -n "$XDG_RUNTIME_DIR" || export XDG_RUNTIME_DIR=/tmp && ';
+
+/** What follows it in each `deno test` task (tests/webgpu_backends.ts says why). */
+const BACKEND_PREFIX = 'test -n "$DENO_WEBGPU_BACKEND" || export DENO_WEBGPU_BACKEND=$(deno run ' +
+  "--no-config --allow-env=DENO_WEBGPU_BACKEND tests/webgpu_backends.ts) && ";
 
 /** A `deno.lock` (version 5) as far as these tests read it. */
 interface Lock {
@@ -116,6 +121,48 @@ Deno.test("every task that runs Deno on the GPU sets XDG_RUNTIME_DIR when it is 
     assert.equal(await run(undefined), "/tmp");
     assert.equal(await run(""), "/tmp");
     assert.equal(await run("/run/user/1000"), "/run/user/1000");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the `deno test` tasks leave out OpenGL (DENO_WEBGPU_BACKEND) unless it is set", async () => {
+  const config = await readJson<{ tasks: Record<string, string> }>("deno.json");
+  const testTasks = Object.entries(config.tasks).filter(([, c]) => c.includes("deno test "));
+  assert.deepEqual(testTasks.map(([name]) => name).sort(), ["test", "test:bench"]);
+  for (const [name, command] of testTasks) {
+    assert.ok(command.startsWith(XDG_PREFIX + BACKEND_PREFIX), `task "${name}"`);
+  }
+
+  // The prefix as Deno's task shell runs it, with the script's path made absolute for the probe.
+  const script = join(ROOT, "tests", "webgpu_backends.ts");
+  const expected = new TextDecoder().decode(
+    (await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-config", "--allow-env=DENO_WEBGPU_BACKEND", script],
+      stdout: "piped",
+    }).output()).stdout,
+  ).trim();
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "whet_tasks_" });
+  try {
+    const probe = `${BACKEND_PREFIX.replace("tests/webgpu_backends.ts", script)}deno eval ` +
+      `"console.log(Deno.env.get('DENO_WEBGPU_BACKEND'))"`;
+    await Deno.writeTextFile(join(dir, "deno.json"), JSON.stringify({ tasks: { probe } }));
+    const run = async (backend: string | undefined) => {
+      const env: Record<string, string> = { NO_COLOR: "1", XDG_RUNTIME_DIR: "/tmp" };
+      if (backend !== undefined) env.DENO_WEBGPU_BACKEND = backend;
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["task", "-q", "probe"],
+        cwd: dir,
+        env,
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      return new TextDecoder().decode(out.stdout).trim();
+    };
+    assert.equal(await run(undefined), expected);
+    assert.equal(await run("gl"), "gl");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
