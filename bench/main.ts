@@ -3,7 +3,8 @@
  * and the same matmul as a plain TypeScript loop; training tokens/s of model A and model B (full
  * fine-tuning, LoRA, adapters, prompt tuning) with peak GPU bytes, dispatches and waits per step
  * and a plain-TypeScript baseline (bench/train.ts); with `--profile`, GPU time per kernel family
- * of a training step. Prints tables, or JSON with `--json`.
+ * of a training step; with `--only big`, GPT-2 small (and medium, SmolLM2-135M) against PyTorch on
+ * the same CPU (bench/big.ts). Prints tables, or JSON with `--json`.
  *
  * Timing: each measurement encodes `reps` repetitions into one batch, submits it once and waits
  * once (`gpu.sync()`), so the ~11 ms cost of a GPU wait is paid once per trial rather than per
@@ -18,6 +19,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { type Batch, Gpu, Matmul, type MatmulVariant, Rng, type Tensor } from "../mod.ts";
+import { BIG_PARTS, type BigPart, bigSection, printBig } from "./big.ts";
 import {
   type BenchMethod,
   type BenchModel,
@@ -45,10 +47,18 @@ adapter (the peer, bench/tfjs.ts), reported as whet ÷ TF.js ratios.
 Options:
   --json            print machine-readable JSON instead of tables
   --quick           small shapes and one repetition (a CI smoke test, not a measurement)
-  --only NAME       matmul, train, profile or variants: run only that section (default matmul
-                    and train; --profile adds the profile). variants: the software, texture and
-                    f16-storage matmuls interleaved at the models' linear-layer shapes (NN, NT,
-                    TN; packing included), and f16's error against a float64 reference
+  --only NAME       matmul, train, profile, variants or big: run only that section (default
+                    matmul and train; --profile adds the profile). variants: the software, texture
+                    and f16-storage matmuls interleaved at the models' linear-layer shapes (NN, NT,
+                    TN; packing included), and f16's error against a float64 reference. big: GPT-2
+                    small (random weights, batch 8 × sequence 256) LoRA r 8 on c_attn and full
+                    fine-tuning, generation (batch 1, KV cache, 128 new tokens), peak GPU bytes and
+                    peak RSS, each in its own process, interleaved with PyTorch eager fp32 on the
+                    same CPU (bench/torch_peer.py, when python3 or /usr/bin/python3 imports torch:
+                    bench/setup_torch.sh); then a GPT-2-medium-shaped LoRA step (8 GiB?) and
+                    SmolLM2-135M-shaped LoRA training. Takes tens of minutes on lavapipe
+  --parts LIST      parts of the big section, comma-separated: lora, full, generate, medium,
+                    smollm (default all)
   --profile         time per kernel family and per kernel of a training step. On software
                     adapters by replay (each kernel's recorded dispatches run again on their own,
                     timed by wall clock and CPU time: lavapipe's timestamps miss the texture
@@ -60,9 +70,10 @@ Options:
                     RMSNorm, rotary grouped-query attention, gated MLP; no TF.js peer or
                     plain-TS baseline) (default A,B,LA; --quick: tiny)
   --methods LIST    full, lora, adapters, prompt (default all four)
-  --steps N         timed training steps after one warm-up step (default 3)
+  --steps N         timed training steps after one warm-up step (default 3; big: 2)
   --no-cpu          skip the plain-TypeScript training baseline
-  --no-peer         skip the TF.js peer (--quick runs it on the tiny model only)
+  --no-peer         skip the TF.js peer (--quick runs it on the tiny model only), and PyTorch in
+                    the big section
   --variant NAME    software, hardware, texture, both (software and hardware) or all (the
                     default: all three)
   --tile TMxTN      register tile of the software and texture variants (default 16x16)
@@ -111,7 +122,8 @@ function parse() {
         checkpoint: { type: "boolean", default: false },
         models: { type: "string" },
         methods: { type: "string", default: "full,lora,adapters,prompt" },
-        steps: { type: "string", default: "3" },
+        steps: { type: "string" },
+        parts: { type: "string", default: BIG_PARTS.join(",") },
         "no-cpu": { type: "boolean", default: false },
         "no-peer": { type: "boolean", default: false },
         help: { type: "boolean", default: false },
@@ -137,15 +149,20 @@ function parse() {
   if (!Number.isInteger(trials) || trials < 1) {
     fail(`--trials must be a positive integer, got "${values.trials}"`);
   }
-  const steps = Number(values.steps);
+  const steps = Number(values.steps ?? (values.only === "big" ? 2 : 3));
   if (!Number.isInteger(steps) || steps < 1) {
     fail(`--steps must be a positive integer, got "${values.steps}"`);
   }
   const sections = values.only === undefined
     ? ["matmul", "train", ...(values.profile ? ["profile"] : [])]
-    : ["matmul", "train", "profile", "variants"].includes(values.only)
+    : ["matmul", "train", "profile", "variants", "big"].includes(values.only)
     ? [values.only]
-    : fail(`--only must be matmul, train, profile or variants, got "${values.only}"`);
+    : fail(`--only must be matmul, train, profile, variants or big, got "${values.only}"`);
+  const parts = values.parts.split(",").map((p) =>
+    (BIG_PARTS as readonly string[]).includes(p)
+      ? p as BigPart
+      : fail(`--parts: unknown part "${p}"`)
+  );
   const profileMode = ["auto", "replay", "timestamps"].includes(values["profile-mode"])
     ? values["profile-mode"] as "auto" | "replay" | "timestamps"
     : fail(`--profile-mode must be auto, replay or timestamps, got "${values["profile-mode"]}"`);
@@ -167,6 +184,7 @@ function parse() {
     models,
     methods,
     steps: values.quick ? 1 : steps,
+    parts,
     cpu: !values["no-cpu"],
     peer: !values["no-peer"],
     profileMode,
@@ -798,6 +816,18 @@ async function main() {
   }
   if (opts.sections.includes("variants")) {
     result.variants = (await variantsSection(gpu, opts)).rows;
+  }
+  if (opts.sections.includes("big")) {
+    // Every measurement runs in a child process (its own peak RSS); progress goes to stderr.
+    const big = await bigSection({
+      steps: opts.steps,
+      parts: opts.parts,
+      peer: opts.peer,
+      quick: opts.quick,
+      log: (line) => console.error(`big: ${line}`),
+    });
+    result.big = big;
+    if (!opts.json) printBig(big);
   }
   if (opts.json) console.log(JSON.stringify(result, null, 2));
 }
