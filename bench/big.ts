@@ -4,7 +4,8 @@
  * `c_attn` and with full fine-tuning at batch 8 × sequence 256: training tokens/s; generation
  * tokens/s (batch 1, KV cache, 128 new tokens, greedy); peak GPU bytes and peak process RSS. Then a
  * GPT-2-medium-shaped LoRA step (does it fit in 8 GiB of process memory?) and SmolLM2-135M-shaped
- * LoRA training (r 8 on q, k, v).
+ * LoRA training (r 8 on q, k, v). With `--profile`, where a GPT-2 small decode step's time goes:
+ * each kernel of one cached step (batch 1) replayed on its own (bench/replay.ts).
  *
  * Every measurement runs in a process of its own, so that its peak RSS (getrusage's `ru_maxrss`:
  * `resourceUsage().maxRSS` here, `resource.getrusage` in Python) belongs to that configuration
@@ -21,26 +22,39 @@
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import {
+  Activations,
   type Decoder,
   generate,
   GPT,
   gptConfig,
   Gpu,
+  type KvCache,
   Llama,
   llamaConfig,
   lora,
   Trainer,
 } from "../mod.ts";
+import { replayProfile, type ReplayRow } from "./replay.ts";
 import { benchData } from "./train.ts";
 
 /** A model of the big section (`tiny` and `llama-tiny` only for `--quick` smoke runs). */
 export type BigModel = "gpt2" | "gpt2-medium" | "smollm2-135m" | "tiny" | "llama-tiny";
 
-/** A part of the big section (`--parts`). */
-export type BigPart = "lora" | "full" | "generate" | "medium" | "smollm";
+/** A part of the big section (`--parts`; `profile` runs only when asked for, or with `--profile`). */
+export type BigPart = "lora" | "full" | "generate" | "medium" | "smollm" | "profile";
 
 /** Every part, in the order they run. */
-export const BIG_PARTS: readonly BigPart[] = ["lora", "full", "generate", "medium", "smollm"];
+export const BIG_PARTS: readonly BigPart[] = [
+  "lora",
+  "full",
+  "generate",
+  "medium",
+  "smollm",
+  "profile",
+];
+
+/** The parts run by default. */
+export const DEFAULT_BIG_PARTS: readonly BigPart[] = BIG_PARTS.filter((p) => p !== "profile");
 
 /** Process memory the GPT-2-medium LoRA step must fit in (issue 13's target). */
 export const MEDIUM_RSS_TARGET = 8 * 2 ** 30;
@@ -57,6 +71,28 @@ export type BigJob =
     seq: number;
   }
   | { kind: "generate"; model: BigModel; newTokens: number; prompt: number };
+
+/** The decode-step profile, run in a process of its own like the measurements. */
+export interface ProfileJob {
+  kind: "profile-decode";
+  model: BigModel;
+  /** Cache position of the profiled step (it attends to position + 1 keys). */
+  position: number;
+}
+
+/** Where one cached decode step's time goes (batch 1). */
+export interface DecodeProfile {
+  framework: "whet";
+  position: number;
+  /** Wall and CPU milliseconds of a whole step (record, submit, read the logits back), median. */
+  stepMs: number;
+  stepCpuMs: number;
+  /** Every kernel of one step replayed on its own, largest first (bench/replay.ts). */
+  kernels: ReplayRow[];
+  /** The same, summed per kernel family (the name up to its first dot). */
+  families: ReplayRow[];
+  peakRssBytes: number;
+}
 
 /** What whet and PyTorch both report for a job. */
 export interface Measured {
@@ -141,6 +177,8 @@ export interface BigResult {
   peerNote: string;
   /** Every job in the order run, with its result. */
   runs: { job: BigJob; result: TrainMeasure | GenerateMeasure }[];
+  /** The decode-step profile, when the `profile` part ran. */
+  profile?: DecodeProfile;
   comparisons: BigComparison[];
   targets: BigTarget[];
   /** Wall seconds of the whole section. */
@@ -487,8 +525,8 @@ async function runTorch(python: string, job: BigJob, quick: boolean) {
   return parseMeasure(job, r.stdout);
 }
 
-/** Runs `job` in a child Deno process (this file), its stderr passed through. */
-async function runWhet(job: BigJob) {
+/** Runs `job` in a child Deno process (this file), its stderr passed through; its stdout. */
+async function runChild(job: BigJob | ProfileJob): Promise<string> {
   const out = await new Deno.Command("deno", {
     args: [
       "run",
@@ -509,7 +547,7 @@ async function runWhet(job: BigJob) {
       `Cannot run whet's ${job.kind} job on ${job.model}: the child exited with ${out.code}`,
     );
   }
-  return parseMeasure(job, stdout);
+  return stdout;
 }
 
 /**
@@ -537,7 +575,9 @@ export async function bigSection(opts: BigOptions): Promise<BigResult> {
       : `${job.model} generation, ${job.newTokens} new tokens after ${job.prompt}`;
   const measure = async (job: BigJob, framework: "whet" | "pytorch") => {
     opts.log(`${framework}: ${describe(job)} …`);
-    const result = framework === "whet" ? await runWhet(job) : await runTorch(peer!.python, job, q);
+    const result = framework === "whet"
+      ? parseMeasure(job, await runChild(job))
+      : await runTorch(peer!.python, job, q);
     opts.log(
       `${framework}: ${result.tokensPerSecond.toFixed(2)} tokens/s, ${
         result.tokensPerCpuSecond.toFixed(2)
@@ -559,6 +599,7 @@ export async function bigSection(opts: BigOptions): Promise<BigResult> {
     batch: B,
     seq: T,
   });
+  let profile: DecodeProfile | undefined;
   for (const part of opts.parts) {
     if (part === "lora") await pair("LoRA training", train(small, "lora"));
     else if (part === "full") await pair("full fine-tuning", train(small, "full"));
@@ -571,12 +612,20 @@ export async function bigSection(opts: BigOptions): Promise<BigResult> {
       });
     } else if (part === "medium") {
       await measure(train(q ? "tiny" : "gpt2-medium", "lora", 0), "whet");
-    } else await measure(train(q ? "llama-tiny" : "smollm2-135m", "lora"), "whet");
+    } else if (part === "smollm") {
+      await measure(train(q ? "llama-tiny" : "smollm2-135m", "lora"), "whet");
+    } else {
+      // Midway through the generation measured above: 16 prompt tokens + 64 generated.
+      const job: ProfileJob = { kind: "profile-decode", model: small, position: q ? 8 : 80 };
+      opts.log(`whet: profile of one ${small} decode step at position ${job.position} …`);
+      profile = JSON.parse((await runChild(job)).trim().split("\n").pop()!) as DecodeProfile;
+    }
   }
   return {
     peer: peer?.info ?? null,
     peerNote,
     runs,
+    ...(profile ? { profile } : {}),
     comparisons,
     targets: q ? [] : bigTargets(comparisons, runs),
     seconds: (performance.now() - t0) / 1000,
@@ -630,6 +679,27 @@ export function printBig(r: BigResult): void {
       ),
       3,
     );
+  }
+  if (r.profile) {
+    const p = r.profile;
+    const sum = p.kernels.reduce((a, k) => a + k.ms, 0);
+    console.log(
+      `\ndecode step at position ${p.position}: ${p.stepMs.toFixed(1)} ms wall, ${
+        p.stepCpuMs.toFixed(1)
+      } ms CPU; kernels replayed on their own: ${sum.toFixed(1)} ms`,
+    );
+    const rows = (list: ReplayRow[]) =>
+      list.map((k) => [
+        k.name,
+        String(k.dispatches),
+        k.ms.toFixed(2),
+        `${(100 * k.ms / sum).toFixed(1)}%`,
+        k.cpuMs.toFixed(2),
+        k.flop ? (k.flop / k.cpuMs / 1e6).toFixed(2) : "",
+      ]);
+    const head = ["dispatches", "ms", "share", "CPU ms", "GFLOP/CPU·s"];
+    table([["family", ...head], ...rows(p.families)], 1);
+    table([["kernel", ...head], ...rows(p.kernels.slice(0, 12))], 1);
   }
   console.log(`\n${r.peerNote}\nsection: ${(r.seconds / 60).toFixed(1)} min`);
 }
@@ -767,12 +837,76 @@ async function generateJob(
   };
 }
 
-if (import.meta.main) {
-  const job = JSON.parse(Deno.args[0] ?? "null") as BigJob;
-  if (job?.kind !== "train" && job?.kind !== "generate") {
-    throw new Error(`Cannot run a big-section job: expected a job as JSON, got ${Deno.args[0]}`);
+/**
+ * One cached decode step of batch 1 at `position` (a cache of position + 1 zeroed keys and
+ * values), the dispatches generate() records per token (Decoder.decodeStep): its wall and CPU time
+ * as generation runs it (record, submit, read the logits back), then each kernel replayed alone.
+ */
+async function profileDecodeJob(gpu: Gpu, job: ProfileJob): Promise<DecodeProfile> {
+  const model = await createModel(gpu, job.model, false);
+  const { Hkv, d } = model.shape;
+  const S = job.position + 1;
+  const acts = new Activations(gpu, model.shape, 1, 1);
+  const cache: KvCache = {
+    layers: model.blocks.map((_, l) => gpu.tensor([1, S, 2 * Hkv * d], undefined, `h.${l}.kv`)),
+    start: gpu.tensor([1], undefined, "start"),
+    hostStart: Uint32Array.of(job.position),
+    S,
+  };
+  const init = gpu.batch();
+  for (const t of cache.layers) init.fill(t, 0);
+  await init.submit();
+  const step = async () => {
+    const c0 = cpuSeconds(), t0 = performance.now();
+    const batch = gpu.batch();
+    batch.write(cache.start, cache.hostStart);
+    model.decodeStep(batch, acts, [1], cache);
+    await batch.submit();
+    await gpu.read([acts.logits]);
+    return { ms: performance.now() - t0, cpuMs: (cpuSeconds() - c0) * 1000 };
+  };
+  for (let i = 0; i < 2; i++) await step(); // warm-up: pipelines, packed operands
+  const timed = [];
+  for (let i = 0; i < 5; i++) timed.push(await step());
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  gpu.recorder = [];
+  await step();
+  const recorded = gpu.recorder;
+  gpu.recorder = null;
+  const kernels = (await replayProfile(gpu, recorded)).sort((a, b) => b.ms - a.ms);
+  const families = new Map<string, ReplayRow & { flop: number }>();
+  for (const k of kernels) {
+    const name = k.name.split(".")[0];
+    const f = families.get(name) ?? { name, dispatches: 0, ms: 0, cpuMs: 0, flop: 0 };
+    f.dispatches += k.dispatches;
+    f.ms += k.ms;
+    f.cpuMs += k.cpuMs;
+    f.flop += k.flop ?? 0;
+    families.set(name, f);
   }
+  acts.release();
+  for (const t of [...cache.layers, cache.start]) t.release();
+  model.release();
+  return {
+    framework: "whet",
+    position: job.position,
+    stepMs: median(timed.map((s) => s.ms)),
+    stepCpuMs: median(timed.map((s) => s.cpuMs)),
+    kernels,
+    families: [...families.values()]
+      .map(({ flop, ...f }) => flop ? { ...f, flop } : f)
+      .sort((a, b) => b.ms - a.ms),
+    peakRssBytes: peakRss(),
+  };
+}
+
+if (import.meta.main) {
+  const job = JSON.parse(Deno.args[0] ?? "null") as BigJob | ProfileJob | null;
   const gpu = await Gpu.get();
-  const result = job.kind === "train" ? await trainJob(gpu, job) : await generateJob(gpu, job);
+  let result;
+  if (job?.kind === "train") result = await trainJob(gpu, job);
+  else if (job?.kind === "generate") result = await generateJob(gpu, job);
+  else if (job?.kind === "profile-decode") result = await profileDecodeJob(gpu, job);
+  else throw new Error(`Cannot run a big-section job: expected a job as JSON, got ${Deno.args[0]}`);
   console.log(JSON.stringify(result));
 }

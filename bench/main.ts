@@ -19,7 +19,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { type Batch, Gpu, Matmul, type MatmulVariant, Rng, type Tensor } from "../mod.ts";
-import { BIG_PARTS, type BigPart, bigSection, printBig } from "./big.ts";
+import { BIG_PARTS, type BigPart, bigSection, DEFAULT_BIG_PARTS, printBig } from "./big.ts";
 import {
   type BenchMethod,
   type BenchModel,
@@ -58,7 +58,8 @@ Options:
                     bench/setup_torch.sh); then a GPT-2-medium-shaped LoRA step (8 GiB?) and
                     SmolLM2-135M-shaped LoRA training. Takes tens of minutes on lavapipe
   --parts LIST      parts of the big section, comma-separated: lora, full, generate, medium,
-                    smollm (default all)
+                    smollm, profile (default all but profile; --profile adds it: each kernel of a
+                    GPT-2 small decode step replayed on its own)
   --profile         time per kernel family and per kernel of a training step. On software
                     adapters by replay (each kernel's recorded dispatches run again on their own,
                     timed by wall clock and CPU time: lavapipe's timestamps miss the texture
@@ -123,7 +124,7 @@ function parse() {
         models: { type: "string" },
         methods: { type: "string", default: "full,lora,adapters,prompt" },
         steps: { type: "string" },
-        parts: { type: "string", default: BIG_PARTS.join(",") },
+        parts: { type: "string" },
         "no-cpu": { type: "boolean", default: false },
         "no-peer": { type: "boolean", default: false },
         help: { type: "boolean", default: false },
@@ -158,7 +159,8 @@ function parse() {
     : ["matmul", "train", "profile", "variants", "big"].includes(values.only)
     ? [values.only]
     : fail(`--only must be matmul, train, profile, variants or big, got "${values.only}"`);
-  const parts = values.parts.split(",").map((p) =>
+  const defaultParts = [...DEFAULT_BIG_PARTS, ...(values.profile ? ["profile"] : [])];
+  const parts = (values.parts ?? defaultParts.join(",")).split(",").map((p) =>
     (BIG_PARTS as readonly string[]).includes(p)
       ? p as BigPart
       : fail(`--parts: unknown part "${p}"`)

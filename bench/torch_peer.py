@@ -16,7 +16,8 @@ One configuration per process, so the peak RSS (getrusage ru_maxrss) is that con
 
 Each prints one JSON object on stdout. Training: one warm-up step, then N timed steps of
 forward, cross-entropy, backward, gradient clipping at 1.0 and AdamW (weight decay 0.01 on 2-D
-weights other than wte/wpe, as whet's trainer), on the same deterministic ids as whet's benchmark.
+weights other than wte/wpe, as whet's trainer), on the same deterministic ids as whet's benchmark;
+the losses listed are the warm-up step's, then the timed steps' (as whet's side lists them).
 Generation: batch 1, KV cache, greedy, after a short warm-up generation.
 """
 import argparse
@@ -165,9 +166,9 @@ def train(model, c, method, steps, B, T):
         opt.zero_grad(set_to_none=True)
         return loss.item()
 
-    step()  # warm-up: allocator, optimizer state
+    warm = step()  # warm-up: allocator, optimizer state
     c0, t0 = cpu_seconds(), time.perf_counter()
-    losses = [step() for _ in range(steps)]
+    losses = [warm] + [step() for _ in range(steps)]
     seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     return {
         "method": method,
