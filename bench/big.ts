@@ -659,7 +659,7 @@ export function printBig(r: BigResult): void {
       t.firstStepSeconds === undefined ? "" : t.firstStepSeconds.toFixed(1),
     ]);
   }
-  table(rows, 3);
+  if (r.runs.length > 0) table(rows, 3);
   if (r.comparisons.length > 0) {
     console.log("\nwhet ÷ PyTorch:");
     table(
@@ -701,6 +701,7 @@ export function printBig(r: BigResult): void {
     table([["family", ...head], ...rows(p.families)], 1);
     table([["kernel", ...head], ...rows(p.kernels.slice(0, 12))], 1);
   }
+  // Also in the progress lines (stderr), but stdout alone should say what the peer was.
   console.log(`\n${r.peerNote}\nsection: ${(r.seconds / 60).toFixed(1)} min`);
 }
 
