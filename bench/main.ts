@@ -57,6 +57,9 @@ Options:
                     same CPU (bench/torch_peer.py, when python3 or /usr/bin/python3 imports torch:
                     bench/setup_torch.sh); then a GPT-2-medium-shaped LoRA step (8 GiB?) and
                     SmolLM2-135M-shaped LoRA training. Takes tens of minutes on lavapipe
+  --torch-threads L thread counts the big section's PyTorch peer runs each configuration with,
+                    comma-separated, "all" for every core (default all,1: on this 2-vCPU machine
+                    PyTorch was faster on one thread; the targets are judged against its best)
   --parts LIST      parts of the big section, comma-separated: lora, full, generate, medium,
                     smollm, profile (default all but profile; --profile adds it: each kernel of a
                     GPT-2 small decode step replayed on its own)
@@ -125,6 +128,7 @@ function parse() {
         methods: { type: "string", default: "full,lora,adapters,prompt" },
         steps: { type: "string" },
         parts: { type: "string" },
+        "torch-threads": { type: "string", default: "all,1" },
         "no-cpu": { type: "boolean", default: false },
         "no-peer": { type: "boolean", default: false },
         help: { type: "boolean", default: false },
@@ -176,6 +180,13 @@ function parse() {
       ? m as BenchMethod
       : fail(`--methods: unknown method "${m}"`)
   );
+  const torchThreads = values["torch-threads"].split(",").map((t) =>
+    t === "all"
+      ? 0
+      : /^[1-9]\d*$/.test(t)
+      ? Number(t)
+      : fail(`--torch-threads: expected "all" or a positive integer, got "${t}"`)
+  );
   return {
     json: values.json,
     quick: values.quick,
@@ -187,6 +198,7 @@ function parse() {
     methods,
     steps: values.quick ? 1 : steps,
     parts,
+    torchThreads,
     cpu: !values["no-cpu"],
     peer: !values["no-peer"],
     profileMode,
@@ -825,6 +837,7 @@ async function main() {
       steps: opts.steps,
       parts: opts.parts,
       peer: opts.peer,
+      torchThreads: opts.torchThreads,
       quick: opts.quick,
       log: (line) => console.error(`big: ${line}`),
     });

@@ -13,6 +13,7 @@ One configuration per process, so the peak RSS (getrusage ru_maxrss) is that con
     python3 bench/torch_peer.py train --method lora|full [--steps N] [--batch B] [--seq T]
     python3 bench/torch_peer.py generate [--new-tokens N] [--prompt P]
     ... [--model gpt2|tiny]   (tiny: whet's `tiny` preset, for smoke tests)
+    ... [--threads N]         (torch.set_num_threads; default 0: every core)
 
 Each prints one JSON object on stdout. Training: one warm-up step, then N timed steps of
 forward, cross-entropy, backward, gradient clipping at 1.0 and AdamW (weight decay 0.01 on 2-D
@@ -245,9 +246,12 @@ def main():
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--prompt", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
-    # Every core of the machine, as lavapipe uses (torch's default is the physical cores).
-    torch.set_num_threads(os.cpu_count())
+    # By default every core of the machine, as lavapipe uses (torch's default is the physical
+    # cores). OpenBLAS sizes its own pool from OPENBLAS_NUM_THREADS, read when it loads: the caller
+    # sets it beside --threads.
+    torch.set_num_threads(a.threads or os.cpu_count())
     result = info()
     if a.what != "info":
         torch.manual_seed(0)
