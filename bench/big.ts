@@ -4,8 +4,9 @@
  * `c_attn` and with full fine-tuning at batch 8 × sequence 256: training tokens/s; generation
  * tokens/s (batch 1, KV cache, 128 new tokens, greedy); peak GPU bytes and peak process RSS. Then a
  * GPT-2-medium-shaped LoRA step (does it fit in 8 GiB of process memory?) and SmolLM2-135M-shaped
- * LoRA training (r 8 on q, k, v). With `--profile`, where a GPT-2 small decode step's time goes:
- * each kernel of one cached step (batch 1) replayed on its own (bench/replay.ts).
+ * LoRA training (r 8 on q, k, v). With `--profile`, where the time of a GPT-2 small decode step
+ * (cached, batch 1) and of a GPT-2 small LoRA training step goes: each kernel of one step replayed
+ * on its own (bench/replay.ts).
  *
  * Every measurement runs in a process of its own, so that its peak RSS (getrusage's `ru_maxrss`:
  * `resourceUsage().maxRSS` here, `resource.getrusage` in Python) belongs to that configuration
@@ -72,19 +73,25 @@ export type BigJob =
   }
   | { kind: "generate"; model: BigModel; newTokens: number; prompt: number };
 
-/** The decode-step profile, run in a process of its own like the measurements. */
-export interface ProfileJob {
-  kind: "profile-decode";
-  model: BigModel;
-  /** Cache position of the profiled step (it attends to position + 1 keys). */
-  position: number;
-}
+/** A profile, run in a process of its own like the measurements. */
+export type ProfileJob =
+  | {
+    kind: "profile-decode";
+    model: BigModel;
+    /** Cache position of the profiled step (it attends to position + 1 keys). */
+    position: number;
+  }
+  | { kind: "profile-train"; model: BigModel; method: "lora" | "full"; batch: number; seq: number };
 
-/** Where one cached decode step's time goes (batch 1). */
-export interface DecodeProfile {
+/** Where one step's time goes: a cached decode step (batch 1) or a training step. */
+export interface StepProfile {
   framework: "whet";
-  position: number;
-  /** Wall and CPU milliseconds of a whole step (record, submit, read the logits back), median. */
+  /** What was profiled, e.g. "gpt2 decode step at position 80". */
+  what: string;
+  /**
+   * Wall and CPU milliseconds of a whole step as it runs unprofiled: decode, the median of 5
+   * (record, submit, read the logits back); training, the one recorded step (the Trainer's run).
+   */
   stepMs: number;
   stepCpuMs: number;
   /** Every kernel of one step replayed on its own, largest first (bench/replay.ts). */
@@ -182,8 +189,8 @@ export interface BigResult {
   peerNote: string;
   /** Every job in the order run, with its result. */
   runs: { job: BigJob; result: TrainMeasure | GenerateMeasure }[];
-  /** The decode-step profile, when the `profile` part ran. */
-  profile?: DecodeProfile;
+  /** The decode-step and training-step profiles, when the `profile` part ran. */
+  profiles?: StepProfile[];
   comparisons: BigComparison[];
   targets: BigTarget[];
   /** Wall seconds of the whole section. */
@@ -634,7 +641,7 @@ export async function bigSection(opts: BigOptions): Promise<BigResult> {
     batch: B,
     seq: T,
   });
-  let profile: DecodeProfile | undefined;
+  const profiles: StepProfile[] = [];
   for (const part of opts.parts) {
     if (part === "lora") await pair("LoRA training", train(small, "lora"));
     else if (part === "full") await pair("full fine-tuning", train(small, "full"));
@@ -651,16 +658,21 @@ export async function bigSection(opts: BigOptions): Promise<BigResult> {
       await measure(train(q ? "llama-tiny" : "smollm2-135m", "lora"), "whet");
     } else {
       // Midway through the generation measured above: 16 prompt tokens + 64 generated.
-      const job: ProfileJob = { kind: "profile-decode", model: small, position: q ? 8 : 80 };
-      opts.log(`whet: profile of one ${small} decode step at position ${job.position} …`);
-      profile = JSON.parse((await runChild(job)).trim().split("\n").pop()!) as DecodeProfile;
+      const jobs: ProfileJob[] = [
+        { kind: "profile-decode", model: small, position: q ? 8 : 80 },
+        { kind: "profile-train", model: small, method: "lora", batch: B, seq: T },
+      ];
+      for (const job of jobs) {
+        opts.log(`whet: profile (${job.kind}) of ${small} …`);
+        profiles.push(JSON.parse((await runChild(job)).trim().split("\n").pop()!) as StepProfile);
+      }
     }
   }
   return {
     peer: peer?.info ?? null,
     peerNote,
     runs,
-    ...(profile ? { profile } : {}),
+    ...(profiles.length > 0 ? { profiles } : {}),
     comparisons,
     targets: q ? [] : bigTargets(comparisons, runs),
     seconds: (performance.now() - t0) / 1000,
@@ -719,11 +731,10 @@ export function printBig(r: BigResult): void {
       3,
     );
   }
-  if (r.profile) {
-    const p = r.profile;
+  for (const p of r.profiles ?? []) {
     const sum = p.kernels.reduce((a, k) => a + k.ms, 0);
     console.log(
-      `\ndecode step at position ${p.position}: ${p.stepMs.toFixed(1)} ms wall, ${
+      `\n${p.what}: ${p.stepMs.toFixed(1)} ms wall, ${
         p.stepCpuMs.toFixed(1)
       } ms CPU; kernels replayed on their own: ${sum.toFixed(1)} ms`,
     );
@@ -882,7 +893,10 @@ async function generateJob(
  * values), the dispatches generate() records per token (Decoder.decodeStep): its wall and CPU time
  * as generation runs it (record, submit, read the logits back), then each kernel replayed alone.
  */
-async function profileDecodeJob(gpu: Gpu, job: ProfileJob): Promise<DecodeProfile> {
+async function profileDecodeJob(
+  gpu: Gpu,
+  job: Extract<ProfileJob, { kind: "profile-decode" }>,
+): Promise<StepProfile> {
   const model = await createModel(gpu, job.model, false);
   const { Hkv, d } = model.shape;
   const S = job.position + 1;
@@ -914,6 +928,64 @@ async function profileDecodeJob(gpu: Gpu, job: ProfileJob): Promise<DecodeProfil
   const recorded = gpu.recorder;
   gpu.recorder = null;
   const kernels = (await replayProfile(gpu, recorded)).sort((a, b) => b.ms - a.ms);
+  acts.release();
+  for (const t of [...cache.layers, cache.start]) t.release();
+  model.release();
+  return {
+    framework: "whet",
+    what: `${job.model} decode step at position ${job.position}`,
+    stepMs: median(timed.map((s) => s.ms)),
+    stepCpuMs: median(timed.map((s) => s.cpuMs)),
+    kernels,
+    families: byFamily(kernels),
+    peakRssBytes: peakRss(),
+  };
+}
+
+/**
+ * One training step as trainJob runs it (after a warm-up step), recorded, then each kernel
+ * replayed on its own once (a GPT-2 small step is a minute of CPU: one replay doubles it) while
+ * the step's tensors are alive.
+ */
+async function profileTrainJob(
+  gpu: Gpu,
+  job: Extract<ProfileJob, { kind: "profile-train" }>,
+): Promise<StepProfile> {
+  const model = await createModel(gpu, job.model, job.method === "full");
+  const params = job.method === "lora"
+    ? (await lora.apply(model, loraConfig(model), 1)).trainable()
+    : undefined;
+  const { batch: B, seq: T } = job;
+  const ids = benchData(B, T, model.shape.V);
+  const src = { batchesPerEpoch: 1, batch: () => ({ ids, labels: ids, batchSize: B, seqLen: T }) };
+  const trainer = () =>
+    Trainer.create(model, src, { lr: 1e-3, warmupSteps: 0, steps: 1, logEvery: 1 }, { params });
+  const warm = await trainer();
+  await warm.run();
+  warm.release();
+  const step = await trainer();
+  gpu.recorder = [];
+  const c0 = cpuSeconds(), t0 = performance.now();
+  await step.run();
+  const stepMs = performance.now() - t0, stepCpuMs = (cpuSeconds() - c0) * 1000;
+  const recorded = gpu.recorder;
+  gpu.recorder = null;
+  const kernels = (await replayProfile(gpu, recorded, 1)).sort((a, b) => b.ms - a.ms);
+  step.release();
+  model.release();
+  return {
+    framework: "whet",
+    what: `${job.model} ${job.method} training step ${B}×${T}`,
+    stepMs,
+    stepCpuMs,
+    kernels,
+    families: byFamily(kernels),
+    peakRssBytes: peakRss(),
+  };
+}
+
+/** Replayed kernels summed per family (the name up to its first dot), largest first. */
+function byFamily(kernels: readonly ReplayRow[]): ReplayRow[] {
   const families = new Map<string, ReplayRow & { flop: number }>();
   for (const k of kernels) {
     const name = k.name.split(".")[0];
@@ -924,20 +996,9 @@ async function profileDecodeJob(gpu: Gpu, job: ProfileJob): Promise<DecodeProfil
     f.flop += k.flop ?? 0;
     families.set(name, f);
   }
-  acts.release();
-  for (const t of [...cache.layers, cache.start]) t.release();
-  model.release();
-  return {
-    framework: "whet",
-    position: job.position,
-    stepMs: median(timed.map((s) => s.ms)),
-    stepCpuMs: median(timed.map((s) => s.cpuMs)),
-    kernels,
-    families: [...families.values()]
-      .map(({ flop, ...f }) => flop ? { ...f, flop } : f)
-      .sort((a, b) => b.ms - a.ms),
-    peakRssBytes: peakRss(),
-  };
+  return [...families.values()]
+    .map(({ flop, ...f }) => flop ? { ...f, flop } : f)
+    .sort((a, b) => b.ms - a.ms);
 }
 
 if (import.meta.main) {
@@ -947,6 +1008,7 @@ if (import.meta.main) {
   if (job?.kind === "train") result = await trainJob(gpu, job);
   else if (job?.kind === "generate") result = await generateJob(gpu, job);
   else if (job?.kind === "profile-decode") result = await profileDecodeJob(gpu, job);
+  else if (job?.kind === "profile-train") result = await profileTrainJob(gpu, job);
   else throw new Error(`Cannot run a big-section job: expected a job as JSON, got ${Deno.args[0]}`);
   console.log(JSON.stringify(result));
 }
