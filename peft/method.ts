@@ -32,8 +32,11 @@ export interface PeftInstance {
   merge?(): Promise<MergeReport>;
   /** Undoes {@linkcode merge}. */
   unmerge?(): Promise<MergeReport>;
-  /** Writes the trained method to `dir` (Hugging Face PEFT layout where one exists). */
-  save(dir: string): Promise<void>;
+  /**
+   * Writes the trained method to `dir` (Hugging Face PEFT layout where one exists); `baseModel`
+   * becomes `base_model_name_or_path` where the layout has it (default "").
+   */
+  save(dir: string, baseModel?: string): Promise<void>;
   /** Loads trained values written by {@linkcode save} (or by Python's PEFT where the layout is shared). */
   load(dir: string): Promise<void>;
   /** A short description for reports, e.g. `"LoRA r=8 alpha=16 on c_attn"`. */
