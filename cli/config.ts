@@ -25,6 +25,12 @@ export interface RunConfig {
     path: string;
     /** A built-in size with random weights (tiny, modelA, modelB, gpt2) when `path` is "". */
     preset: string;
+    /**
+     * `base_model_name_or_path` of the saved adapter_config.json: "" writes `path` as given (as
+     * Python's PEFT writes what was passed to `from_pretrained`, a folder or a hub id), or "" for a
+     * preset; set it to the hub id (e.g. `openai-community/gpt2`) when `path` is a local copy.
+     */
+    base_model_name: string;
   };
   /**
    * The tokenizer: "auto" (the model folder's tokenizer.json, else what its vocabulary implies:
@@ -103,7 +109,7 @@ export interface RunConfig {
 export const DEFAULT_CONFIG: Readonly<RunConfig> = Object.freeze({
   name: "default",
   seed: 0,
-  model: { path: "models/base", preset: "" },
+  model: { path: "models/base", preset: "", base_model_name: "" },
   tokenizer: { kind: "auto" },
   data: {
     train_file: "",
@@ -139,6 +145,7 @@ export const ALIASES: Readonly<Record<string, string>> = {
   batch_size: "schedule.batch_size",
   method: "peft.method",
   model: "model.path",
+  "base-model-name": "model.base_model_name",
   data: "data.train_file",
   out: "output.dir",
 };

@@ -201,6 +201,25 @@ async function score(
   return await evaluateSuite(model, tok, tasks, { seed: c.seed });
 }
 
+/**
+ * The `base_model_name_or_path` a saved adapter records: `model.base_model_name` when set, else
+ * `model.path` exactly as given (Python's PEFT records what was passed to `from_pretrained`, a
+ * folder or a hub id, unchanged), else "" (a preset has no name that loads it elsewhere).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_CONFIG } from "./config.ts";
+ * import { baseModelName } from "./job.ts";
+ * const model = { ...DEFAULT_CONFIG.model, path: "/data/gpt2/" };
+ * if (baseModelName({ ...DEFAULT_CONFIG, model }) !== "/data/gpt2/") throw new Error();
+ * const named = { ...model, base_model_name: "openai-community/gpt2" };
+ * if (baseModelName({ ...DEFAULT_CONFIG, model: named }) !== "openai-community/gpt2") throw new Error();
+ * ```
+ */
+export function baseModelName(c: RunConfig): string {
+  return c.model.base_model_name || c.model.path;
+}
+
 /** Options for {@linkcode runJob}. */
 export interface JobOptions {
   /** Continue from `runs/<name>/checkpoint` if it exists. */
@@ -361,7 +380,12 @@ export function configDifferences(stored: unknown, now: RunConfig): ConfigDiffer
   const a = flatten(stored, "", new Map()),
     b = flatten(JSON.parse(JSON.stringify(now)), "", new Map());
   const keys = [...new Set([...a.keys(), ...b.keys()])].filter((k) => !LOCATION_KEYS.has(k)).sort();
-  return keys.filter((k) => JSON.stringify(a.get(k)) !== JSON.stringify(b.get(k)))
+  // A key added to the config after the run was stored, now at its default, changes nothing.
+  const defaults = flatten(JSON.parse(JSON.stringify(DEFAULT_CONFIG)), "", new Map());
+  const same = (k: string) =>
+    JSON.stringify(a.get(k)) === JSON.stringify(b.get(k)) ||
+    (!a.has(k) && defaults.has(k) && JSON.stringify(b.get(k)) === JSON.stringify(defaults.get(k)));
+  return keys.filter((k) => !same(k))
     .map((key) => ({ key, stored: a.get(key), now: b.get(key) }));
 }
 
@@ -555,7 +579,7 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
     }
     const memory = memoryReport(model, trainer.optimizer, result.peakBytes);
     log(parameterReport(model).line);
-    await inst.save(`${dir}/adapter`);
+    await inst.save(`${dir}/adapter`, baseModelName(c));
 
     const after = await score(model, tok, data.tasks, c);
     const pplAfter = (await textPerplexity(model, tok, general)).perplexity;
