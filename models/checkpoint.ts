@@ -17,7 +17,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { files as fileAccess, joinPath as join } from "../io/files.ts";
 import {
   configFromHF,
   configToHF,
@@ -144,7 +144,7 @@ async function readCheckpointFiles<C>(
   const weightsPath = join(dir, HF_WEIGHTS_FILE);
   let configText: string;
   try {
-    configText = await Deno.readTextFile(configPath);
+    configText = await fileAccess().readText(configPath);
   } catch (e) {
     throw new Error(`Cannot load checkpoint ${dir}: cannot read ${configPath}: ${message(e)}`, {
       cause: e,
@@ -159,12 +159,18 @@ async function readCheckpointFiles<C>(
     );
   }
   const config = readConfig(json, configPath);
+  let weights;
   try {
-    await Deno.stat(weightsPath);
+    weights = await fileAccess().stat(weightsPath);
   } catch (e) {
     throw new Error(
       `Cannot load checkpoint ${dir}: cannot read ${weightsPath}: ${message(e)}${await hint(dir)}`,
       { cause: e },
+    );
+  }
+  if (!weights) {
+    throw new Error(
+      `Cannot load checkpoint ${dir}: cannot read ${weightsPath}: no such file${await hint(dir)}`,
     );
   }
   return { config, st: await readSafetensors(weightsPath, options) };
@@ -386,7 +392,7 @@ async function writeCheckpointFiles(
   dir: string,
   files: { config: string; weights: Uint8Array },
 ): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
+  await fileAccess().mkdir(dir);
   await writeFileAtomic(join(dir, HF_WEIGHTS_FILE), files.weights);
   await writeFileAtomic(join(dir, HF_CONFIG_FILE), files.config);
 }
@@ -538,12 +544,8 @@ async function hint(dir: string): Promise<string> {
     ["pytorch_model.bin", "only safetensors weights are supported; convert pytorch_model.bin"],
   ];
   for (const [file, why] of others) {
-    try {
-      await Deno.stat(join(dir, file));
-      return ` (${file} exists: ${why})`;
-    } catch {
-      // not there: try the next
-    }
+    const found = await fileAccess().stat(join(dir, file)).catch(() => undefined);
+    if (found) return ` (${file} exists: ${why})`;
   }
   return "";
 }

@@ -26,7 +26,7 @@
  * @module
  */
 
-import { basename, dirname } from "node:path";
+import { files, type OpenedFile } from "../io/files.ts";
 
 /** safetensors dtypes whose elements are whole bytes, with their sizes in bytes. */
 export const DTYPE_SIZES: Readonly<Record<string, number>> = Object.freeze({
@@ -259,32 +259,20 @@ export async function readSafetensors(
   const io = (e: unknown): never => {
     throw new Error(`Cannot read safetensors file ${path}: ${(e as Error).message}`, { cause: e });
   };
-  let f: Deno.FsFile | undefined;
+  let f: OpenedFile | undefined;
   try {
-    f = await Deno.open(path).catch(io);
-    const size = (await f.stat().catch(io)).size;
-    const start = await readExactly(f, Math.min(8, size)).catch(io);
+    f = await files().open(path).catch(io);
+    const size = f.size;
+    const start = await f.read(Math.min(8, size)).catch(io);
     const n = headerLength(start, size, fail);
-    const header = await readExactly(f, n).catch(io);
+    const header = await f.read(n).catch(io);
     const { entries, metadata } = parseHeader(header, size - 8 - n, fail);
-    const data = await readExactly(f, size - 8 - n).catch(io);
-    if ((await f.read(new Uint8Array(1)).catch(io)) !== null) fail("it grew while being read");
+    const data = await f.read(size - 8 - n).catch(io);
+    if (!(await f.atEnd().catch(io))) fail("it grew while being read");
     return new Safetensors(data, entries, metadata, path, options.allowNonFinite);
   } finally {
     f?.close();
   }
-}
-
-/** Reads exactly `n` bytes from the file's current position (fewer means it shrank). */
-async function readExactly(f: Deno.FsFile, n: number): Promise<Uint8Array> {
-  const out = new Uint8Array(n);
-  let at = 0;
-  while (at < n) {
-    const got = await f.read(out.subarray(at));
-    if (got === null) throw new Error(`the file ended after ${at} of ${n} bytes being read`);
-    at += got;
-  }
-  return out;
 }
 
 /** The error thrower of a file: "Cannot read safetensors file X: why". */
@@ -570,22 +558,7 @@ export async function writeSafetensors(
  * ```
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  let tmp: string | undefined;
-  try {
-    tmp = await Deno.makeTempFile({
-      dir: dirname(path),
-      prefix: `.${basename(path)}.`,
-      suffix: ".tmp",
-    });
-    if (typeof data === "string") await Deno.writeTextFile(tmp, data);
-    else await Deno.writeFile(tmp, data);
-    // Temporary files are created private (0600); the file itself should read like any other.
-    if (Deno.build.os !== "windows") await Deno.chmod(tmp, 0o644);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    if (tmp !== undefined) await Deno.remove(tmp).catch(() => {});
-    throw new Error(`Cannot write ${path}: ${(e as Error).message}`, { cause: e });
-  }
+  await files().writeAtomic(path, data);
 }
 
 /**
