@@ -51,8 +51,14 @@ export interface Tokenizer {
  */
 const END_OF_TURN_TOKENS = ["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>"];
 
+// The text of ByteTokenizer's end-of-text token (GPT-2's name for it).
+const BYTE_END_OF_TEXT = "<|endoftext|>";
+
 /**
- * One token per UTF-8 byte: ids 0–255, vocabulary 256, for the small byte-level models.
+ * One token per UTF-8 byte: ids 0–255, vocabulary 256, for the small byte-level models. With
+ * `endOfText`, id 256 is an end-of-text token `<|endoftext|>` that no text encodes to (vocabulary
+ * 257, as GPT-2's last id is its `<|endoftext|>`), which {@linkcode ByteTokenizer.huggingFaceFiles}
+ * exports as a Hugging Face tokenizer.
  *
  * @example
  * ```ts
@@ -60,45 +66,143 @@ const END_OF_TURN_TOKENS = ["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>",
  * const tok = new ByteTokenizer();
  * const ids = tok.encode("hé"); // [104, 195, 169]
  * if (ids.length !== 3 || tok.decode(ids) !== "hé") throw new Error("byte round trip failed");
+ * const eot = new ByteTokenizer({ endOfText: true });
+ * if (eot.vocabSize !== 257 || eot.decode([104, eot.eosId!]) !== "h<|endoftext|>") throw new Error();
  * ```
  */
 export class ByteTokenizer implements Tokenizer {
-  /** "bytes". */
-  readonly name = "bytes";
-  /** 256. */
-  readonly vocabSize = 256;
-  /** The byte chosen as end of text, if any (see the constructor). */
+  /** "bytes", or "bytes+endoftext" with the end-of-text token. */
+  readonly name: string;
+  /** 256, or 257 with the end-of-text token. */
+  readonly vocabSize: number;
+  /** The end-of-text id, if any (see the constructor). */
   readonly eosId?: number;
   readonly #encoder = new TextEncoder();
   readonly #decoder = new TextDecoder("utf-8");
 
   /**
-   * A byte tokenizer, optionally with one byte designated as end of text.
+   * A byte tokenizer, optionally with an end-of-text id.
    *
-   * @param options.eosId a byte to use as end-of-text id, e.g. 0 (NUL) or 255 (never part of
-   *   UTF-8). It is still an ordinary byte: `encode` does not treat it specially.
+   * @param options.endOfText add id 256, `<|endoftext|>`, a token of its own that no text
+   *   encodes to (vocabulary 257). The embedded base model (models/base) has it.
+   * @param options.eosId instead, a byte to use as end-of-text id, e.g. 0 (NUL) or 255 (never
+   *   part of UTF-8). It is still an ordinary byte: `encode` does not treat it specially.
    */
-  constructor(options: { eosId?: number } = {}) {
+  constructor(options: { eosId?: number; endOfText?: boolean } = {}) {
     const eos = options.eosId;
+    if (eos !== undefined && options.endOfText) {
+      throw new Error(
+        "Cannot create ByteTokenizer: give eosId (a byte) or endOfText (id 256), not both",
+      );
+    }
     if (eos !== undefined && !(Number.isInteger(eos) && eos >= 0 && eos < 256)) {
       throw new Error(`Cannot create ByteTokenizer: eosId must be a byte (0-255), got ${eos}`);
     }
-    if (eos !== undefined) this.eosId = eos;
+    this.name = options.endOfText ? "bytes+endoftext" : "bytes";
+    this.vocabSize = options.endOfText ? 257 : 256;
+    if (options.endOfText) this.eosId = 256;
+    else if (eos !== undefined) this.eosId = eos;
   }
 
-  /** The UTF-8 bytes of `text`. */
+  /** The UTF-8 bytes of `text` (never the end-of-text id 256). */
   encode(text: string): number[] {
     return Array.from(this.#encoder.encode(text));
   }
 
-  /** `ids` as UTF-8 bytes, decoded with replacement characters. */
+  /**
+   * `ids` as UTF-8 bytes, decoded with replacement characters; id 256 is written
+   * `<|endoftext|>` (special tokens are kept, as in {@linkcode HuggingFaceTokenizer.decode}).
+   */
   decode(ids: readonly number[]): string {
-    const bytes = new Uint8Array(ids.length);
-    for (let i = 0; i < ids.length; i++) {
-      checkId(this, ids[i], i);
-      bytes[i] = ids[i];
+    let text = "";
+    let from = 0;
+    for (let i = 0; i <= ids.length; i++) {
+      if (i < ids.length) checkId(this, ids[i], i);
+      if (i === ids.length || ids[i] === 256) {
+        text += this.#decoder.decode(Uint8Array.from(ids.slice(from, i)));
+        if (i < ids.length) text += BYTE_END_OF_TEXT;
+        from = i + 1;
+      }
     }
-    return this.#decoder.decode(bytes);
+    return text;
+  }
+
+  /**
+   * The same tokenizer as Hugging Face files: `tokenizer.json` (a byte-level BPE with no merges,
+   * so every byte is its own id, and `<|endoftext|>` as a special added token) and
+   * `tokenizer_config.json` (its bos/eos/pad token). transformers' `AutoTokenizer` and
+   * {@linkcode HuggingFaceTokenizer} load them and encode exactly as this tokenizer does.
+   * Only for the end-of-text variant: a bare byte vocabulary has no special token to declare.
+   *
+   * @example
+   * ```ts
+   * import { ByteTokenizer, HuggingFaceTokenizer } from "../mod.ts";
+   * const bytes = new ByteTokenizer({ endOfText: true });
+   * const files = bytes.huggingFaceFiles();
+   * const hf = HuggingFaceTokenizer.fromJSON(files.tokenizer, files.tokenizerConfig);
+   * if (hf.encode("hé!").join() !== bytes.encode("hé!").join() || hf.eosId !== 256) {
+   *   throw new Error("the exported tokenizer differs");
+   * }
+   * ```
+   */
+  huggingFaceFiles(): {
+    tokenizer: Record<string, unknown>;
+    tokenizerConfig: Record<string, unknown>;
+  } {
+    if (this.eosId !== 256) {
+      throw new Error(
+        "Cannot export ByteTokenizer to Hugging Face: only the endOfText variant (id 256) is exported",
+      );
+    }
+    const vocab: Record<string, number> = {};
+    byteLevelAlphabet().forEach((symbol, byte) => vocab[symbol] = byte);
+    vocab[BYTE_END_OF_TEXT] = 256;
+    const special = {
+      id: 256,
+      content: BYTE_END_OF_TEXT,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    };
+    const tokenizer = {
+      version: "1.0",
+      truncation: null,
+      padding: null,
+      added_tokens: [special],
+      normalizer: null,
+      // No regex split: with no merges it could not change the ids, and it costs time.
+      pre_tokenizer: {
+        type: "ByteLevel",
+        add_prefix_space: false,
+        trim_offsets: true,
+        use_regex: false,
+      },
+      post_processor: null,
+      decoder: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false },
+      model: {
+        type: "BPE",
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: null,
+        end_of_word_suffix: null,
+        fuse_unk: false,
+        byte_fallback: false,
+        ignore_merges: false,
+        vocab,
+        merges: [],
+      },
+    };
+    const tokenizerConfig = {
+      tokenizer_class: "PreTrainedTokenizerFast",
+      bos_token: BYTE_END_OF_TEXT,
+      eos_token: BYTE_END_OF_TEXT,
+      pad_token: BYTE_END_OF_TEXT,
+      clean_up_tokenization_spaces: false,
+      added_tokens_decoder: { "256": special },
+    };
+    return { tokenizer, tokenizerConfig };
   }
 }
 
