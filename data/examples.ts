@@ -10,6 +10,7 @@
  */
 
 import { DataError, type DataIssue, formatLocation, type SourceLocation } from "./errors.ts";
+import { files } from "../io/files.ts";
 
 /** A prompt and the completion the model learns to produce (loss on the completion only). */
 export interface PromptCompletion {
@@ -160,7 +161,7 @@ export async function readJsonl(
   const maxErrors = checkMaxErrors(options, file);
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await files().readBytes(path);
   } catch (e) {
     throw new DataError(`Cannot read ${file}: ${(e as Error).message}`, []);
   }

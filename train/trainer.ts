@@ -20,6 +20,7 @@ import { mix32 } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import { type AdamWConfig, Optimizer } from "./optimizer.ts";
 import { learningRate } from "./schedule.ts";
+import { files } from "../io/files.ts";
 
 /** A (B,T) batch of ids and labels (labels aligned with ids; -100 ignored). */
 export interface TrainBatch {
@@ -147,7 +148,7 @@ const OLD_CHECKPOINT_DIR = `${CHECKPOINT_PREFIX}old`;
 async function inspectCheckpoint(dir: string): Promise<{ step: number } | { problem: string }> {
   let state: TrainerState;
   try {
-    state = JSON.parse(await Deno.readTextFile(`${dir}/${STATE_FILE}`));
+    state = JSON.parse(await files().readText(`${dir}/${STATE_FILE}`));
   } catch (e) {
     return { problem: `${dir}/${STATE_FILE} cannot be read: ${(e as Error).message}` };
   }
@@ -155,7 +156,7 @@ async function inspectCheckpoint(dir: string): Promise<{ step: number } | { prob
     return { problem: `${dir}/${STATE_FILE} has no integer "step"` };
   }
   for (const [name, size] of Object.entries(state.files ?? {})) {
-    const actual = await Deno.stat(`${dir}/${name}`).then((s) => s.size, () => undefined);
+    const actual = await files().stat(`${dir}/${name}`).then((s) => s?.size, () => undefined);
     if (actual !== size) {
       return {
         problem: `${dir}/${name} ${
@@ -176,9 +177,9 @@ async function inspectCheckpoint(dir: string): Promise<{ step: number } | { prob
 
 async function removeIfPresent(path: string): Promise<void> {
   try {
-    await Deno.remove(path, { recursive: true });
+    await files().remove(path);
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    if (!files().isNotFound(e)) throw e;
   }
 }
 
@@ -186,13 +187,13 @@ async function removeIfPresent(path: string): Promise<void> {
 async function checkpointFolders(outDir: string): Promise<string[]> {
   const names: string[] = [];
   try {
-    for await (const e of Deno.readDir(outDir)) {
+    for (const e of await files().readDir(outDir)) {
       if (
         e.isDirectory && (e.name === CHECKPOINT_DIR || e.name.startsWith(CHECKPOINT_PREFIX))
       ) names.push(e.name);
     }
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return [];
+    if (files().isNotFound(e)) return [];
     throw e;
   }
   return names.sort();
@@ -481,11 +482,11 @@ export class Trainer {
   async saveCheckpoint(): Promise<string> {
     const outDir = this.options.outDir;
     if (!outDir) throw new Error("Cannot save a checkpoint: no outDir was given");
-    await Deno.mkdir(outDir, { recursive: true });
+    await files().mkdir(outDir);
     const final = `${outDir}/${CHECKPOINT_DIR}`, old = `${outDir}/${OLD_CHECKPOINT_DIR}`;
     const step = this.#step;
     const stage = async (s: CheckpointStage) => await this.#checkpointHook?.(s, step);
-    const tmp = await Deno.makeTempDir({ dir: outDir, prefix: CHECKPOINT_PREFIX });
+    const tmp = await files().makeTempDir(outDir, CHECKPOINT_PREFIX);
     // Until the previous checkpoint is moved aside, a failed save only has its own folder to remove.
     let moved = false;
     try {
@@ -516,16 +517,16 @@ export class Trainer {
       for (const [name, text] of Object.entries(this.#checkpointFiles)) {
         await writeFileAtomic(`${tmp}/${name}`, text);
       }
-      const files: Record<string, number> = {};
-      for await (const e of Deno.readDir(tmp)) {
-        if (e.isFile) files[e.name] = (await Deno.stat(`${tmp}/${e.name}`)).size;
+      const sizes: Record<string, number> = {};
+      for (const e of await files().readDir(tmp)) {
+        if (e.isFile) sizes[e.name] = (await files().stat(`${tmp}/${e.name}`))?.size ?? -1;
       }
       const state: TrainerState = {
         step,
         losses: this.#losses.map((l) => (Number.isFinite(l) ? l : null)) as number[],
         evalLosses: this.#evalLosses,
         options: this.options,
-        files,
+        files: sizes,
       };
       // The state goes last: a folder with a readable state is a finished one.
       await writeFileAtomic(`${tmp}/${STATE_FILE}`, JSON.stringify(state, null, 2) + "\n");
@@ -542,13 +543,13 @@ export class Trainer {
       // and while neither name holds it, the verified temporary folder is the one resume takes.
       await removeIfPresent(old);
       try {
-        await Deno.rename(final, old);
+        await files().rename(final, old);
       } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
+        if (!files().isNotFound(e)) throw e;
       }
       moved = true;
       await stage("moved");
-      await Deno.rename(tmp, final);
+      await files().rename(tmp, final);
       await stage("renamed");
     } catch (e) {
       if (!moved) await removeIfPresent(tmp);
@@ -609,7 +610,7 @@ export class Trainer {
       // checkpoint/ is older or incomplete; stopped halfway through removing it, it is incomplete
       // and the next recovery still ranks `best` first.
       await removeIfPresent(final);
-      await Deno.rename(`${outDir}/${best.name}`, final);
+      await files().rename(`${outDir}/${best.name}`, final);
     }
     for (const name of names) {
       if (name !== best.name && name !== CHECKPOINT_DIR) await removeIfPresent(`${outDir}/${name}`);
@@ -624,7 +625,7 @@ export class Trainer {
   async resume(dir: string): Promise<void> {
     let state: TrainerState;
     try {
-      state = JSON.parse(await Deno.readTextFile(`${dir}/${STATE_FILE}`));
+      state = JSON.parse(await files().readText(`${dir}/${STATE_FILE}`));
     } catch (e) {
       throw new Error(`Cannot resume from ${dir}/${STATE_FILE}: ${(e as Error).message}`, {
         cause: e,
