@@ -44,7 +44,7 @@ import {
   readAdapterTensor,
   validateAdapterConfig,
   writeAdapterFiles,
-} from "./prompt.ts";
+} from "./files.ts";
 
 /** Bottleneck adapter configuration. */
 export interface BottleneckConfig {

@@ -57,7 +57,7 @@ import {
   readAdapterTensor,
   validateAdapterConfig,
   writeAdapterFiles,
-} from "./prompt.ts";
+} from "./files.ts";
 
 /** IA³ configuration (PEFT's `IA3Config` names and defaults). */
 export interface IA3Config {

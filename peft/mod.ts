@@ -47,5 +47,14 @@ export {
   textInitIds,
 } from "./prompt.ts";
 export { promptReport, type PromptReportRow, renderPromptReport, tokenCell } from "./report.ts";
+export {
+  AdapterConfigFile,
+  AdapterWeights,
+  readAdapterConfigFile,
+  readAdapterWeights,
+  sortedJson,
+  writeAdapterFiles,
+  type WriteAdapterOptions,
+} from "./files.ts";
 export { type AnyPeftMethod, PEFT_METHODS, peftMethod } from "./registry.ts";
 export { saveMergedCheckpoint } from "./export.ts";

@@ -48,12 +48,12 @@ import { Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import { checkConfig, freezeBase, type PeftInstance, type PeftMethod } from "./method.ts";
 import {
-  checkVirtual,
   readAdapterConfig,
   readAdapterTensor,
   validateAdapterConfig,
   writeAdapterFiles,
-} from "./prompt.ts";
+} from "./files.ts";
+import { checkVirtual } from "./prompt.ts";
 
 /** Prefix tuning configuration (PEFT's `PrefixTuningConfig` names). */
 export interface PrefixConfig {

@@ -34,16 +34,25 @@ import type { VirtualTokens } from "../models/attention.ts";
 import type { Ctx } from "../models/context.ts";
 import type { Decoder } from "../models/decoder.ts";
 import type { Param } from "../models/param.ts";
-import {
-  readSafetensors,
-  type TensorData,
-  writeFileAtomic,
-  writeSafetensors,
-} from "../models/safetensors.ts";
 import { PeftKernels, type RowsSpec } from "../kernels/peft.ts";
 import { Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import { checkConfig, freezeBase, type PeftInstance, type PeftMethod } from "./method.ts";
+import {
+  readAdapterConfig,
+  readAdapterTensor,
+  validateAdapterConfig,
+  writeAdapterFiles,
+} from "./files.ts";
+
+// Kept importable from here until every caller imports peft/files.ts.
+export {
+  readAdapterConfig,
+  readAdapterTensor,
+  sortedJson,
+  validateAdapterConfig,
+  writeAdapterFiles,
+} from "./files.ts";
 
 /** Prompt tuning configuration (PEFT's `PromptTuningConfig` names where they exist). */
 export interface PromptConfig {
@@ -71,89 +80,6 @@ const INITS = ["RANDOM", "SAMPLE_VOCAB", "TEXT"];
 
 /** Name of the injected parameter holding P (n, C). */
 export const PROMPT_PARAM = "prompt_tuning.prompt_embeddings";
-
-/** Keys sorted, as PEFT writes adapter_config.json. */
-export function sortedJson(cfg: Record<string, unknown>): string {
-  const sorted = Object.fromEntries(Object.keys(cfg).sort().map((k) => [k, cfg[k]]));
-  return JSON.stringify(sorted, null, 2) + "\n";
-}
-
-/**
- * Writes `adapter_config.json` (sorted keys) and `adapter_model.safetensors` (metadata
- * `{"format":"pt"}`) into `dir`, each atomically.
- */
-export async function writeAdapterFiles(
-  dir: string,
-  config: Record<string, unknown>,
-  tensors: Iterable<readonly [string, TensorData]>,
-): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  await writeSafetensors(`${dir}/adapter_model.safetensors`, tensors, {
-    metadata: { format: "pt" },
-  });
-  await writeFileAtomic(`${dir}/adapter_config.json`, sortedJson(config));
-}
-
-/** Reads `dir/adapter_config.json`, checking `field` is `value` (e.g. peft_type), with clear errors. */
-export async function readAdapterConfig(
-  dir: string,
-  field: string,
-  value: string,
-): Promise<Record<string, unknown>> {
-  const file = `${dir}/adapter_config.json`;
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(await Deno.readTextFile(file));
-  } catch (e) {
-    throw new Error(`Cannot read ${file}: ${(e as Error).message}`, { cause: e });
-  }
-  if (json[field] !== value) {
-    throw new Error(
-      `Cannot load ${file}: field "${field}" is ${
-        JSON.stringify(json[field])
-      }, expected "${value}"`,
-    );
-  }
-  return json;
-}
-
-/**
- * Runs a method's `validate` on settings read from `dir/adapter_config.json`: an error it throws
- * comes back naming the file (the key is already in its message).
- */
-export function validateAdapterConfig<C>(dir: string, validate: () => C): C {
-  try {
-    return validate();
-  } catch (e) {
-    const message = (e as Error).message.replace(/^Cannot [^:]*: /, "");
-    throw new Error(`Cannot load ${dir}/adapter_config.json: ${message}`, { cause: e });
-  }
-}
-
-/**
- * Reads the first of `keys` present in `dir/adapter_model.safetensors`, checking its shape
- * (F32, F16 and BF16 files are read as f32).
- */
-export async function readAdapterTensor(
-  dir: string,
-  keys: readonly string[],
-  shape: readonly number[],
-  what: string,
-): Promise<Float32Array> {
-  const file = `${dir}/adapter_model.safetensors`;
-  const st = await readSafetensors(file);
-  const key = keys.find((k) => st.names().includes(k));
-  if (key === undefined) {
-    throw new Error(`Cannot load ${what} from ${file}: tensor "${keys[0]}" is missing`);
-  }
-  const t = st.tensor(key);
-  if (t.shape.join() !== shape.join()) {
-    throw new Error(
-      `Cannot load ${what} from ${file}: tensor "${key}" has shape [${t.shape}], expected [${shape}]`,
-    );
-  }
-  return t.data;
-}
 
 /** n rows of `wte` (V, C) at `ids`, as an (n, C) array. */
 function wteRows(wte: Float32Array, ids: readonly number[], C: number): Float32Array {

@@ -15,9 +15,9 @@
  * @module
  */
 
-import { readSafetensors, writeFileAtomic, writeSafetensors } from "../models/safetensors.ts";
 import type { Decoder } from "../models/decoder.ts";
 import type { Param } from "../models/param.ts";
+import { readAdapterWeights, WHET_CONFIG, WHET_WEIGHTS, writeAdapterFiles } from "./files.ts";
 import { checkConfig, type PeftInstance, type PeftMethod } from "./method.ts";
 
 /**
@@ -182,29 +182,21 @@ class MaskInstance implements PeftInstance {
     return this.#selected.slice();
   }
   async save(dir: string): Promise<void> {
-    await Deno.mkdir(dir, { recursive: true });
     const data = await this.#model.gpu.read(this.#selected.map((p) => p.value));
-    await writeSafetensors(
-      `${dir}/trainable.safetensors`,
+    await writeAdapterFiles(
+      dir,
+      { method: this.method, config: this.config },
       this.#selected.map((p, i) => [p.name, { shape: p.shape, data: data[i] }] as const),
-      { metadata: { format: "pt", whet_method: this.method } },
-    );
-    await writeFileAtomic(
-      `${dir}/whet_peft.json`,
-      JSON.stringify({ method: this.method, config: this.config }, null, 2) + "\n",
+      {
+        configName: WHET_CONFIG,
+        weightsName: WHET_WEIGHTS,
+        metadata: { whet_method: this.method },
+      },
     );
   }
   async load(dir: string): Promise<void> {
-    const st = await readSafetensors(`${dir}/trainable.safetensors`);
-    for (const p of this.#selected) {
-      const t = st.tensor(p.name);
-      if (t.shape.join() !== p.shape.join()) {
-        throw new RangeError(
-          `Cannot load ${dir}/trainable.safetensors: tensor "${p.name}" has shape [${t.shape}], expected [${p.shape}]`,
-        );
-      }
-      p.value.write(t.data);
-    }
+    const weights = await readAdapterWeights(dir, WHET_WEIGHTS);
+    for (const p of this.#selected) p.value.write(weights.tensor([p.name], p.shape, this.method));
   }
   describe(): string {
     const n = this.#selected.reduce((a, p) => a + (p.gradMask ? 0 : p.value.size), 0);

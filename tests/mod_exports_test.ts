@@ -20,6 +20,8 @@ const VALUE_EXPORTS = [
   "ANSWER_FIELD",
   "Activations",
   "AdamW",
+  "AdapterConfigFile",
+  "AdapterWeights",
   "Attention",
   "BLEU_SMOOTH_DEFAULTS",
   "Batch",
@@ -209,6 +211,8 @@ const VALUE_EXPORTS = [
   "prompt",
   "promptReport",
   "qkvWidth",
+  "readAdapterConfigFile",
+  "readAdapterWeights",
   "readBigBenchTask",
   "readBottleneckConfig",
   "readGlue",
@@ -244,6 +248,7 @@ const VALUE_EXPORTS = [
   "serializeSafetensors",
   "shiftLabels",
   "shotAnswer",
+  "sortedJson",
   "splitByHash",
   "splitItems",
   "suiteBenchmarkTask",
@@ -263,6 +268,7 @@ const VALUE_EXPORTS = [
   "validateConfig",
   "validateLlamaConfig",
   "validateSplitRatios",
+  "writeAdapterFiles",
   "writeFileAtomic",
   "writeSafetensors",
 ];
@@ -454,6 +460,7 @@ const TYPE_EXPORTS = [
   "TruncationPolicy",
   "VirtualTokens",
   "VocabChunk",
+  "WriteAdapterOptions",
   "WriteDtype",
 ];
 
