@@ -1,6 +1,7 @@
 /**
- * What the command-line tools share: usage errors, number flags, permission-aware file reading,
- * choosing a tokenizer, loading a model and a LoRA adapter.
+ * What the command-line tools share: usage errors, number flags, the rule for permissions Deno
+ * refuses (errors that name the flag to add), choosing a tokenizer, loading a model and a LoRA
+ * adapter.
  *
  * @module
  */
@@ -53,20 +54,128 @@ export function realFlag(
   return v;
 }
 
-/** Runs `fn`, turning a missing read permission into an error that says how to grant it. */
-export async function reading<T>(flag: string, path: string, fn: () => Promise<T>): Promise<T> {
+/** What Deno refused to do: the access (`read`, `write`, …) and the path it names. */
+export interface Refusal {
+  /** The permission Deno lacked: `read`, `write`, `net`, `env`, `run`, …. */
+  access: string;
+  /** The path (or host, variable, program) Deno named, as the program gave it. */
+  target: string;
+}
+
+/**
+ * The permission a Deno error says is missing: a `Deno.errors.NotCapable` anywhere in `e`'s
+ * `cause` chain (whet's loaders wrap file errors), or undefined.
+ *
+ * @example
+ * ```ts
+ * import { refusal } from "./common.ts";
+ * const denied = new Deno.errors.NotCapable(
+ *   'Requires read access to "/data/x.jsonl", run again with the --allow-read flag',
+ * );
+ * const r = refusal(new Error("Cannot load /data/x.jsonl", { cause: denied }));
+ * if (r?.access !== "read" || r.target !== "/data/x.jsonl") throw new Error(JSON.stringify(r));
+ * if (refusal(new Deno.errors.NotFound("gone")) !== undefined) throw new Error("not a refusal");
+ * ```
+ */
+export function refusal(e: unknown): Refusal | undefined {
+  for (let x = e, depth = 0; x instanceof Error && depth < 16; x = x.cause, depth++) {
+    if (x instanceof Deno.errors.NotCapable) {
+      const m = /Requires (\w+) access to "(.*)",/s.exec(x.message);
+      return m ? { access: m[1], target: m[2] } : { access: "read", target: "" };
+    }
+  }
+  return undefined;
+}
+
+/** A file operation Deno refused for lack of a permission flag (the message names the flag). */
+export class AccessError extends UsageError {
+  /** What was refused. */
+  readonly refusal: Refusal;
+  /** Creates the error. */
+  constructor(message: string, refusal: Refusal, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "AccessError";
+    this.refusal = refusal;
+  }
+}
+
+/** Where a path came from, for {@linkcode explainAccess} and {@linkcode withAccess}. */
+export interface AccessContext {
+  /** The path the program was given (a file, or with `folder` a folder). */
+  path: string;
+  /** `path` is a folder whose files are read or written (default: a file). */
+  folder?: boolean;
+  /** Where the path came from, e.g. `--model` or `data.train_file`. */
+  what?: string;
+}
+
+function parentFolder(path: string): string {
+  const trimmed = path.replace(/\/+$/, "");
+  const i = trimmed.lastIndexOf("/");
+  return i < 0 ? "." : i === 0 ? "/" : trimmed.slice(0, i);
+}
+
+/**
+ * The one rule for operations Deno refuses: when `e` (or its cause) is a missing permission,
+ * an {@linkcode AccessError} worded `Cannot read /data/x.jsonl: no read permission; run with
+ * --allow-read=/data` that names the flag to add, else undefined. The flag grants the folder the
+ * program was given (`context.path` with `folder`, else the folder holding it) when the refused
+ * path lies inside it, else the refused path itself. Not "does not exist": the file may well.
+ *
+ * @example
+ * ```ts
+ * import { explainAccess } from "./common.ts";
+ * const denied = new Deno.errors.NotCapable(
+ *   'Requires read access to "/data/x.jsonl", run again with the --allow-read flag',
+ * );
+ * const e = explainAccess(denied, { path: "/data/x.jsonl", what: "--data" });
+ * const want = "Cannot read /data/x.jsonl (--data): no read permission; run with --allow-read=/data";
+ * if (e?.message !== want) throw new Error(e?.message);
+ * ```
+ */
+export function explainAccess(e: unknown, context?: AccessContext): AccessError | undefined {
+  if (e instanceof AccessError) return e; // explained where it happened, with more context
+  const r = refusal(e);
+  if (!r) return undefined;
+  const target = r.target || context?.path || "the file";
+  let grant = r.target || context?.path || "PATH";
+  if (context) {
+    const folder = context.folder ? context.path.replace(/\/+$/, "") : parentFolder(context.path);
+    const inside = folder === "." ? !r.target.startsWith("/") : r.target === folder ||
+      r.target.startsWith(folder.endsWith("/") ? folder : `${folder}/`);
+    if (inside || r.target === "") grant = folder;
+  }
+  const what = context?.what ? ` (${context.what})` : "";
+  const verb = r.access === "read" || r.access === "write" ? r.access : `use (${r.access})`;
+  return new AccessError(
+    `Cannot ${verb} ${target}${what}: no ${r.access} permission; run with --allow-${r.access}=${grant}`,
+    r,
+    { cause: e },
+  );
+}
+
+/**
+ * Runs `fn`, which reads or writes `context.path`, turning a permission Deno refused into the
+ * {@linkcode explainAccess} error; other errors pass through unchanged.
+ *
+ * @example
+ * ```ts
+ * import { withAccess } from "./common.ts";
+ * const text = await withAccess({ path: "deno.json" }, () => Deno.readTextFile("deno.json"));
+ * if (!text.includes("tasks")) throw new Error("read");
+ * ```
+ */
+export async function withAccess<T>(context: AccessContext, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (
-      e instanceof Deno.errors.NotCapable || (e as Error).cause instanceof Deno.errors.NotCapable
-    ) {
-      throw new UsageError(
-        `--${flag} ${path}: no permission to read it; run with --allow-read=${path}`,
-      );
-    }
-    throw e;
+    throw explainAccess(e, context) ?? e;
   }
+}
+
+/** Runs `fn`, which reads `path` given as `--flag` (a file or a folder), naming the flag on refusal. */
+export function reading<T>(flag: string, path: string, fn: () => Promise<T>): Promise<T> {
+  return withAccess({ path, folder: true, what: `--${flag}` }, fn);
 }
 
 /**

@@ -12,6 +12,7 @@
 import { parseYaml, YAMLException } from "../deps.ts";
 import { closestName, type NumberRange, rangeProblem } from "../models/config.ts";
 import { peftMethod } from "../peft/registry.ts";
+import { explainAccess } from "./common.ts";
 
 /** Everything a run needs. Sections mirror the YAML files in configs/. */
 export interface RunConfig {
@@ -402,7 +403,8 @@ export async function loadConfig(
     try {
       source = await Deno.readTextFile(file);
     } catch (e) {
-      throw new ConfigError(`Cannot read config file ${file}: ${(e as Error).message}`);
+      throw explainAccess(e, { path: file, what: "config file" }) ??
+        new ConfigError(`Cannot read config file ${file}: ${(e as Error).message}`);
     }
     let bounded: ReturnType<typeof parseYamlBounded>;
     try {
@@ -524,8 +526,16 @@ export async function checkFiles(c: RunConfig): Promise<void> {
     if (!path) continue;
     try {
       await Deno.stat(path);
-    } catch {
-      throw new ConfigError(`Cannot use config key "${key}": ${path} does not exist`);
+    } catch (e) {
+      const folder = key === "model.path" ? c.model.path : undefined;
+      throw explainAccess(e, { path: folder ?? path, folder: folder !== undefined, what: key }) ??
+        new ConfigError(
+          `Cannot use config key "${key}": ${path} ${
+            e instanceof Deno.errors.NotFound
+              ? "does not exist"
+              : `cannot be read (${(e as Error).message})`
+          }`,
+        );
     }
   }
 }

@@ -9,6 +9,7 @@
 
 import {
   applyLoraAdapter,
+  explainAccess,
   integerFlag,
   loadInferenceModel,
   tokenizerFor,
@@ -116,12 +117,8 @@ async function readText(flag: string, path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotCapable) {
-      throw new UsageError(
-        `--${flag} ${path}: no permission to read it; run with --allow-read=${path}`,
-      );
-    }
-    throw new Error(`Cannot read ${path} (--${flag}): ${(e as Error).message}`);
+    throw explainAccess(e, { path, what: `--${flag}` }) ??
+      new Error(`Cannot read ${path} (--${flag}): ${(e as Error).message}`);
   }
 }
 

@@ -22,7 +22,7 @@ import type { Decoder } from "../models/decoder.ts";
 import { GPT } from "../models/gpt.ts";
 import { writeFileAtomic } from "../models/safetensors.ts";
 import type { Tokenizer } from "../models/tokenizer.ts";
-import { modelFromCheckpoint, tokenizerFor } from "./common.ts";
+import { explainAccess, modelFromCheckpoint, tokenizerFor, withAccess } from "./common.ts";
 import type { PeftInstance } from "../peft/method.ts";
 import { peftMethod } from "../peft/registry.ts";
 import { Gpu } from "../runtime/gpu.ts";
@@ -98,7 +98,11 @@ export function makeTokenizer(c: RunConfig, vocab: number): Promise<Tokenizer> {
  */
 export async function loadBase(gpu: Gpu, c: RunConfig, log: (s: string) => void): Promise<Decoder> {
   if (c.model.path) {
-    const ckpt = await loadModelCheckpoint(c.model.path);
+    const path = c.model.path;
+    const ckpt = await withAccess(
+      { path, folder: true, what: "model.path" },
+      () => loadModelCheckpoint(path),
+    );
     return await modelFromCheckpoint(gpu, ckpt, { seed: c.seed, trainable: false }, log);
   }
   if (!(c.model.preset in PRESETS)) {
@@ -137,15 +141,17 @@ export async function buildData(c: RunConfig, tok: Tokenizer, T: number): Promis
   };
   const notes: string[] = [];
   let trainEx: PromptCompletion[], devEx: PromptCompletion[], tasks: SuiteTaskData[];
+  const read = (path: string, key: string) =>
+    withAccess({ path, what: `data.${key}` }, () => readJsonl(path));
   if (c.data.train_file) {
-    const all = (await readJsonl(c.data.train_file)).map(toPromptCompletion);
+    const all = (await read(c.data.train_file, "train_file")).map(toPromptCompletion);
     const split = splitItems(all, { seed: c.seed });
     trainEx = split.train;
     devEx = c.data.dev_file
-      ? (await readJsonl(c.data.dev_file)).map(toPromptCompletion)
+      ? (await read(c.data.dev_file, "dev_file")).map(toPromptCompletion)
       : split.dev;
     const test = c.data.test_file
-      ? (await readJsonl(c.data.test_file)).map(toPromptCompletion)
+      ? (await read(c.data.test_file, "test_file")).map(toPromptCompletion)
       : split.test;
     if (trainEx.length === 0) {
       throw new Error(`Cannot train: ${c.data.train_file} yields no training examples`);
@@ -271,7 +277,8 @@ export async function ensureWritableFolder(dir: string, what: string): Promise<v
     await Deno.mkdir(dir, { recursive: true });
     await Deno.remove(await Deno.makeTempFile({ dir, prefix: ".write-check." }));
   } catch (e) {
-    throw new Error(`Cannot write to ${what} ${dir}: ${(e as Error).message}`, { cause: e });
+    throw explainAccess(e, { path: dir, folder: true, what }) ??
+      new Error(`Cannot write to ${what} ${dir}: ${(e as Error).message}`, { cause: e });
   }
 }
 
@@ -306,7 +313,11 @@ export async function prepareRunFolder(c: RunConfig): Promise<string> {
     );
   }
   await ensureWritableFolder(root, "the output folder");
-  const realRoot = await Deno.realPath(root);
+  // The run folder is read too (resume, symbolic links): `--allow-write` alone does not do.
+  const realRoot = await withAccess(
+    { path: root, folder: true, what: "the output folder" },
+    () => Deno.realPath(root),
+  );
   const sep = Deno.build.os === "windows" ? "\\" : "/";
   const dir = `${root}/${c.name}`;
   for (const path of [dir, ...RUN_SUBFOLDERS.map((f) => `${dir}/${f}`)]) {

@@ -8,6 +8,7 @@
 
 import { parseRunArgs } from "./args.ts";
 import { checkFiles, DEFAULT_CONFIG, loadConfig } from "./config.ts";
+import { explainAccess } from "./common.ts";
 import { runJob } from "./job.ts";
 
 const HELP =
@@ -59,7 +60,8 @@ if (import.meta.main) {
       } points; report: ${job.dir}/report.md`,
     );
   } catch (e) {
-    console.error(`whet train: ${(e as Error).message}`);
+    // Any read or write Deno refused that no call site explained still names the flag to add.
+    console.error(`whet train: ${(explainAccess(e) ?? e as Error).message}`);
     Deno.exit(1);
   }
 }
