@@ -1,6 +1,7 @@
 /**
- * PEFT file I/O: the one module of peft/ that touches the file system. Every method reads and
- * writes its files through here, so that a browser build can swap this module alone.
+ * PEFT file I/O: the one module of peft/ that reads or writes files. Every method reads and
+ * writes its files through here, and this module through io/files.ts (Deno's file system, or a
+ * browser page's fetch and memory), so peft/ holds no other file access.
  *
  * Layout (Hugging Face PEFT's `save_pretrained`): `adapter_config.json`, a JSON object written
  * with sorted keys and two-space indentation, beside `adapter_model.safetensors` with metadata
@@ -15,7 +16,7 @@
  * @module
  */
 
-import { basename, dirname } from "node:path";
+import { files, joinPath } from "../io/files.ts";
 import {
   parseSafetensors,
   type Safetensors,
@@ -37,6 +38,9 @@ export const WHET_WEIGHTS = "trainable.safetensors";
 function folder(dir: string): string {
   return dir.length > 1 ? dir.replace(/\/+$/, "") : dir;
 }
+
+/** Temporary files written by this process get distinct names. */
+let serial = 0;
 
 /**
  * `cfg` as JSON with its keys sorted and two-space indentation, as PEFT writes
@@ -180,7 +184,7 @@ export async function readAdapterConfigFile(
   const file = `${folder(dir)}/${name}`;
   let json: unknown;
   try {
-    json = JSON.parse(await Deno.readTextFile(file));
+    json = JSON.parse(await files().readText(file));
   } catch (e) {
     throw new Error(`Cannot read ${file}: ${(e as Error).message}`, { cause: e });
   }
@@ -196,11 +200,7 @@ export async function readAdapterConfigFile(
  */
 export async function adapterConfigName(dir: string): Promise<string | null> {
   for (const name of [ADAPTER_CONFIG, WHET_CONFIG]) {
-    try {
-      if ((await Deno.stat(`${folder(dir)}/${name}`)).isFile) return name;
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
+    if ((await files().stat(joinPath(folder(dir), name)))?.isFile) return name;
   }
   return null;
 }
@@ -291,7 +291,7 @@ export async function readAdapterWeights(
   const file = `${folder(dir)}/${name}`;
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(file);
+    bytes = await files().readBytes(file);
   } catch (e) {
     throw new Error(`Cannot read safetensors file ${file}: ${(e as Error).message}`, { cause: e });
   }
@@ -308,24 +308,19 @@ async function writeVerified(
   bytes: Uint8Array,
   verify: (back: Uint8Array) => void,
 ): Promise<void> {
-  let tmp: string | undefined;
+  const fs = files();
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  const tmp = `${path.slice(0, path.length - name.length)}.${name}.${Date.now()}-${serial++}.tmp`;
   try {
-    tmp = await Deno.makeTempFile({
-      dir: dirname(path),
-      prefix: `.${basename(path)}.`,
-      suffix: ".tmp",
-    });
-    await Deno.writeFile(tmp, bytes);
-    const back = await Deno.readFile(tmp);
+    await fs.writeAtomic(tmp, bytes);
+    const back = await fs.readBytes(tmp);
     if (back.length !== bytes.length || back.some((b, i) => b !== bytes[i])) {
       throw new Error(`the temporary file read back differs from what was written`);
     }
     verify(back);
-    // Temporary files are created private (0600); the file itself should read like any other.
-    if (Deno.build.os !== "windows") await Deno.chmod(tmp, 0o644);
-    await Deno.rename(tmp, path);
+    await fs.rename(tmp, path);
   } catch (e) {
-    if (tmp !== undefined) await Deno.remove(tmp).catch(() => {});
+    await fs.remove(tmp).catch(() => {});
     throw new Error(`Cannot write ${path}: ${(e as Error).message}`, { cause: e });
   }
 }
@@ -368,7 +363,7 @@ export async function writeAdapterFiles(
 ): Promise<void> {
   const d = folder(dir);
   try {
-    await Deno.mkdir(d, { recursive: true });
+    await files().mkdir(d);
   } catch (e) {
     throw new Error(`Cannot write ${d}: ${(e as Error).message}`, { cause: e });
   }
