@@ -23,10 +23,11 @@ export interface BleuResult extends BleuScore {
  * sentence scores.
  *
  * `references` is a list of reference streams, each as long as `hypotheses`:
- * `references[k][i]` is the k-th reference of segment i. An empty string,
- * null or undefined there means segment i has one reference fewer (the
- * signature then says `nrefs:var`); a segment with no reference at all is an
- * error, as in sacreBLEU. Empty hypotheses are kept and count as length 0.
+ * `references[k][i]` is the k-th reference of segment i. Null or undefined
+ * there means segment i has one reference fewer (the signature then says
+ * `nrefs:var`); a segment with no reference at all is an error. An empty
+ * string is a reference of length 0, as in sacreBLEU 2.6 (only Python's
+ * `None` is dropped there). Empty hypotheses are kept and count as length 0.
  *
  * @example
  * ```ts

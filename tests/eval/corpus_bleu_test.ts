@@ -19,16 +19,37 @@ Deno.test("corpusBleu() reproduces sacreBLEU's README example line and signature
 });
 
 Deno.test("corpusBleu() handles a variable number of references as sacreBLEU's README", () => {
-  // README.md "Variable Number of References": the first reference of segment 1 is "".
-  const refs = [["", README_REFS[0][1], README_REFS[0][2]], README_REFS[1]];
+  // README.md "Variable Number of References": segment 1 lacks its first reference. sacreBLEU
+  // 2.6's Metric._cache_references drops only None, so the missing reference is null here.
+  const refs = [[null, README_REFS[0][1], README_REFS[0][2]], README_REFS[1]];
   const bleu = corpusBleu(README_SYS, refs);
   assert.equal(
     bleu.formatted,
     "BLEU = 29.44 82.4/42.9/27.3/12.5 (BP = 0.889 ratio = 0.895 hyp_len = 17 ref_len = 19)",
   );
   assert.equal(bleu.signature, "nrefs:var|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0");
-  // null means the same as "".
-  assert.equal(corpusBleu(README_SYS, [[null, ...refs[0].slice(1)], refs[1]]).score, bleu.score);
+  // The README (written for 2.0) says "" works as well; in 2.6 "" is a reference of length 0.
+  // Segment 1 (6 tokens) then has references of 0 and 7 tokens: 7 is still the closest and ""
+  // has no n-grams, so the score is the same, but every segment now has 2 references.
+  const empty = corpusBleu(README_SYS, [["", ...refs[0].slice(1)], refs[1]]);
+  assert.equal(empty.formatted, bleu.formatted);
+  assert.equal(empty.signature, "nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0");
+});
+
+Deno.test("corpusBleu() scores an empty reference as sacreBLEU 2.6 (issue 15 regression)", () => {
+  // sacreBLEU 2.6 keeps "" (only None is dropped); _extract_reference_info([""]) gives no
+  // n-grams and length 0, so _get_closest_ref_len(6, [0]) = 0 and the statistics are
+  // [6, 0, 0, 0, 0, 0, 6, 5, 4, 3]. compute_bleu: BP = 1 (sys_len 6 >= ref_len 0); no n-gram
+  // matches, so it returns score 0 with precisions 0 at once; ratio is 0 because ref_len is 0.
+  // Before the fix this threw "segment 0 has no non-empty reference".
+  const bleu = corpusBleu(["the cat sat on the mat"], [[""]]);
+  assert.equal(
+    bleu.formatted,
+    "BLEU = 0.00 0.0/0.0/0.0/0.0 (BP = 1.000 ratio = 0.000 hyp_len = 6 ref_len = 0)",
+  );
+  assert.equal(bleu.score, 0);
+  assert.deepEqual([bleu.sysLen, bleu.refLen, bleu.bp], [6, 0, 1]);
+  assert.equal(bleu.signature, "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0");
 });
 
 Deno.test("corpusBleu() matches sacreBLEU's test_corpus_bleu cases", () => {
@@ -200,8 +221,8 @@ Deno.test("corpusBleu() sums statistics instead of averaging sentence scores", (
 
 Deno.test("corpusBleu() rejects segments without any reference and mismatched lengths", () => {
   assert.throws(
-    () => corpusBleu(["a"], [[""]]),
-    /Cannot compute BLEU: segment 0 has no non-empty reference/,
+    () => corpusBleu(["a"], [[null]]),
+    /Cannot compute BLEU: segment 0 has no reference \(null or undefined in every stream\)/,
   );
   assert.throws(
     () => corpusBleu(["a", "b"], [["a"]]),

@@ -109,8 +109,25 @@ Deno.test("corpusChrf() lowercases only when asked", () => {
 
 Deno.test("corpusChrf() rejects a segment without references", () => {
   assert.throws(
-    () => corpusChrf(["a"], [[null]]),
-    /Cannot compute chrF: segment 0 has no non-empty reference/,
+    () => corpusChrf(["a"], [[null], [undefined]]),
+    /Cannot compute chrF: segment 0 has no reference/,
   );
   assert.throws(() => corpusChrf(["a"], [["a"]], { charOrder: 0, wordOrder: 0 }), /at least 1/);
+});
+
+Deno.test("corpusChrf() keeps an empty reference as sacreBLEU 2.6 (issue 15 regression)", () => {
+  // sacreBLEU 2.6 keeps "" as a reference (Metric._cache_references drops only None). Against
+  // "", CHRF._get_match_statistics gives [0, 0, 0] for every order (the hypothesis count is
+  // recorded as 0 where the reference has no n-gram of that order), so the F-score is 0.
+  const alone = corpusChrf(["abc"], [[""]]);
+  assert.equal(alone.formatted, "chrF2 = 0.00");
+  assert.equal(alone.signature, "nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0");
+  // Where "" and another reference tie at F = 0, _compute_segment_statistics keeps the first
+  // (strictly greater F replaces it), so segment 0 contributes all zeros, not "xyz"'s
+  // [3, 3, 0, 2, 2, 0, 1, 1, 0, …]. Segment 1 matches fully: [3, 3, 3, 2, 2, 2, 1, 1, 1, 0, …].
+  // Summed with "" kept: precision = recall = 1, chrF 100. Dropping "" would sum to
+  // [6, 6, 3, 4, 4, 2, 2, 2, 1, …]: precision = recall = 1/2, chrF 50.
+  const tie = corpusChrf(["abc", "abc"], [["", "abc"], ["xyz", "abc"]]);
+  assert.equal(tie.score, 100);
+  assert.equal(tie.signature, "nrefs:2|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0");
 });

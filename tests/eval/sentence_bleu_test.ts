@@ -72,3 +72,19 @@ Deno.test("sentenceBleu() shows add-k in its reported counts", () => {
     "nrefs:1|case:mixed|eff:yes|tok:13a|smooth:add-k[1.00]|version:2.6.0",
   );
 });
+
+Deno.test("sentenceBleu() keeps an empty reference as sacreBLEU 2.6 (issue 15 regression)", () => {
+  // sentence_score passes each reference as its own stream; 2.6 drops only None, so "" is a
+  // second reference of length 0. Hypothesis "a b" (2 tokens): |2 - 4| = |2 - 0| = 2, a tie,
+  // and _get_closest_ref_len takes the shorter, 0. Statistics [2, 0, 2, 1, 0, 0, 2, 1, 0, 0]:
+  // BP = 1 (2 >= 0); precisions 100, 100; order 3 has no n-grams, so the effective order is 2
+  // and BLEU = exp((ln 100 + ln 100) / 2) = 100 (100.00000000000004 in doubles). Dropping ""
+  // (the old behaviour) made the reference length 4: BP = exp(1 - 4/2), BLEU 36.79, nrefs:1.
+  const bleu = sentenceBleu("a b", ["a b c d", ""]);
+  assert.equal(bleu.score, Math.exp((Math.log(100) + Math.log(100)) / 2));
+  assert.equal(
+    bleu.formatted,
+    "BLEU = 100.00 100.0/100.0/0.0/0.0 (BP = 1.000 ratio = 0.000 hyp_len = 2 ref_len = 0)",
+  );
+  assert.equal(bleu.signature, "nrefs:2|case:mixed|eff:yes|tok:13a|smooth:exp|version:2.6.0");
+});
