@@ -20,6 +20,7 @@
 
 import { gpt2Ranks, HFTokenizer, Tiktoken } from "../deps.ts";
 import { ChatTemplate, specialTokenContent } from "./chat_template.ts";
+import { files } from "../io/files.ts";
 
 /** Text ↔ token ids. */
 export interface Tokenizer {
@@ -396,13 +397,13 @@ export class HuggingFaceTokenizer implements Tokenizer {
   static async fromFile(path: string): Promise<HuggingFaceTokenizer> {
     let file = path;
     let dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
-    if ((await Deno.stat(path).catch(() => null))?.isDirectory) {
+    if ((await files().stat(path).catch(() => undefined))?.isDirectory) {
       dir = path.replace(/\/+$/, "") || "/";
       file = `${dir}/tokenizer.json`;
     }
     const readText = async (p: string): Promise<string> => {
       try {
-        return await Deno.readTextFile(p);
+        return await files().readText(p);
       } catch (e) {
         throw new Error(`Cannot load tokenizer ${p}: ${(e as Error).message}`, { cause: e });
       }
@@ -415,7 +416,8 @@ export class HuggingFaceTokenizer implements Tokenizer {
         throw new Error(`Cannot load tokenizer ${p}: not valid JSON: ${(e as Error).message}`);
       }
     };
-    const exists = async (p: string) => (await Deno.stat(p).catch(() => null)) !== null;
+    const exists = async (p: string) =>
+      (await files().stat(p).catch(() => undefined)) !== undefined;
     const json = await readJson(file);
     const configFile = `${dir}/tokenizer_config.json`;
     let config = (await exists(configFile)) ? await readJson(configFile) : {};
