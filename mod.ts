@@ -4,6 +4,7 @@
  * @module
  */
 export * from "./runtime/mod.ts";
+export * from "./io/mod.ts";
 export * from "./kernels/mod.ts";
 export * from "./models/mod.ts";
 export * from "./train/mod.ts";

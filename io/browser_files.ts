@@ -37,7 +37,7 @@ function parentOf(k: string): string {
  *
  * @example
  * ```ts
- * import { BrowserFiles } from "./mod.ts";
+ * import { BrowserFiles } from "../mod.ts";
  * const fs = new BrowserFiles();
  * await fs.addFile("data/train.jsonl", new Blob(['{"prompt":"a","completion":"b"}\n']));
  * await fs.writeAtomic("adapter/adapter_config.json", "{}");

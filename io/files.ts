@@ -85,7 +85,7 @@ let current: Files = platformFiles;
  *
  * @example
  * ```ts
- * import { files } from "./mod.ts";
+ * import { files } from "../mod.ts";
  * const dir = await Deno.makeTempDir();
  * await files().writeAtomic(`${dir}/a.txt`, "hello");
  * if (await files().readText(`${dir}/a.txt`) !== "hello") throw new Error("round trip");
@@ -103,7 +103,7 @@ export function files(): Files {
  *
  * @example
  * ```ts
- * import { BrowserFiles, files, setFiles } from "./mod.ts";
+ * import { BrowserFiles, files, setFiles } from "../mod.ts";
  * const memory = new BrowserFiles();
  * const before = setFiles(memory);
  * try {
@@ -125,7 +125,7 @@ export function setFiles(f: Files): Files {
  *
  * @example
  * ```ts
- * import { joinPath } from "./mod.ts";
+ * import { joinPath } from "../mod.ts";
  * if (joinPath("models/base/", "config.json") !== "models/base/config.json") throw new Error();
  * if (joinPath("http://127.0.0.1:8000/m", "config.json") !== "http://127.0.0.1:8000/m/config.json") {
  *   throw new Error();
@@ -142,7 +142,7 @@ export function joinPath(dir: string, name: string): string {
  *
  * @example
  * ```ts
- * import { dirOf } from "./mod.ts";
+ * import { dirOf } from "../mod.ts";
  * if (dirOf("runs/a/config.json") !== "runs/a" || dirOf("x.json") !== "." || dirOf("/x") !== "/") {
  *   throw new Error();
  * }
@@ -159,7 +159,7 @@ export function dirOf(path: string): string {
  *
  * @example
  * ```ts
- * import { baseName } from "./mod.ts";
+ * import { baseName } from "../mod.ts";
  * if (baseName("runs/a/config.json") !== "config.json" || baseName("runs/a/") !== "a") {
  *   throw new Error();
  * }
