@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { MetricName } from "../eval/metrics/table.ts";
 import { Rng } from "../runtime/rng.ts";
 import { deriveSeed } from "./_hash.ts";
 import type { PromptCompletion } from "./examples.ts";
@@ -19,11 +20,13 @@ import {
 } from "./template.ts";
 
 /**
- * How a task is scored (the eval layer implements them): `"rouge"` (ROUGE-L F1 of the generated
- * completion), `"bleu"` (corpus BLEU), `"accuracy"` and `"exact_match"` (the generated completion
- * equals the answer), `"mc_accuracy"` (the option with the highest log-likelihood is the gold one).
+ * How a task is scored: a metric of eval/'s metrics table by name (`"rouge"`: ROUGE-L F1 of the
+ * generated completion, `"bleu"`: corpus BLEU, `"exact_match"`: the generated completion equals
+ * the answer, `"accuracy"`: the same for labels, …), or `"mc_accuracy"` (the option with the
+ * highest log-likelihood is the gold one). The names come from the table itself, so a metric
+ * added there can be named here; the import is type-only, so data/ loads no eval/ code.
  */
-export type TaskMetric = "rouge" | "bleu" | "accuracy" | "exact_match" | "mc_accuracy";
+export type TaskMetric = MetricName | "mc_accuracy";
 
 /** One generated problem before a template renders it. */
 export interface TaskInstance {
