@@ -325,6 +325,8 @@ export interface TaskResult {
   mainMetric: string;
   /** The task's score: `metrics[mainMetric]`. */
   score: number;
+  /** Generation: each metric's signature (how its score was computed), by metric name. */
+  signatures?: Record<string, string>;
   /** Multiple choice with groups (MMLU subjects): accuracy per group. */
   groups?: Record<string, { n: number; acc: number }>;
   /** Multiple choice: probability of the predicted choice, per document. */
@@ -453,6 +455,7 @@ export async function evaluateTask(
       metrics: g.metrics,
       mainMetric,
       score: g.metrics[mainMetric],
+      signatures: g.signatures,
       ...(g.correct ? { correct: g.correct } : {}),
       predictions,
     };

@@ -5,11 +5,8 @@
  * @module
  */
 
-import { corpusBleu } from "../corpus_bleu.ts";
-import { corpusChrf } from "../corpus_chrf.ts";
-import { DEFAULT_ROUGE_TYPES } from "../rouge.ts";
-import { rougeMulti } from "../rouge_multi.ts";
-import { tokenF1 } from "../token_f1.ts";
+import { type Metric, scoreCorpus } from "../metric.ts";
+import { metricByName } from "../metrics/table.ts";
 import type { BenchmarkDoc, GenerationMetric } from "./task.ts";
 
 /** Multiple-choice results of a set of documents. */
@@ -132,24 +129,41 @@ export function groupAccuracy(
   return { groups: out, micro: 100 * right / groups.length, macro: macro / count.size };
 }
 
+/** A generation metric given by name (looked up in the metrics table) or as a {@linkcode Metric}. */
+function resolveMetric(metric: GenerationMetric): Metric {
+  return typeof metric === "string" ? metricByName(metric) : metric;
+}
+
+/** What {@linkcode generationScores} measured. */
+export interface GenerationScores {
+  /** Every metric's parts by name, 0–100 (`"rouge"` adds rouge1, rouge2, rougeL and rougeLsum). */
+  metrics: Record<string, number>;
+  /** Per document: right or wrong by the first right-or-wrong metric, or null when there is none. */
+  correct: boolean[] | null;
+  /** Each metric's signature by metric name: how its score was computed. */
+  signatures: Record<string, string>;
+}
+
 /**
- * Scores generated texts against each document's targets with the given metrics, each on a 0–100
- * scale (see {@linkcode GenerationMetric}); `"rouge"` adds `rouge1`, `rouge2`, `rougeL` and
- * `rougeLsum`. Returns the metrics by name and the per-document correctness of the first
- * exact-match-like metric (or `null` when there is none).
+ * Scores generated texts against each document's targets with the given metrics: names from the
+ * metrics table ({@linkcode METRICS}) or {@linkcode Metric} objects, each through
+ * {@linkcode scoreCorpus} (per-document statistics, one corpus score, a signature). Returns every
+ * metric's parts by name (`"rouge"` adds `rouge1`, `rouge2`, `rougeL` and `rougeLsum`), and the
+ * per-document correctness of the first right-or-wrong metric (exact match, accuracy).
  *
  * @example
  * ```ts
  * import { generationScores } from "../../mod.ts";
  * const s = generationScores(["exact_match", "token_f1"], [" 4 ", "five"], [["4"], ["5"]]);
  * if (s.metrics.exact_match !== 50 || s.metrics.token_f1 !== 50) throw new Error();
+ * if (s.correct?.join() !== "true,false" || s.signatures.exact_match !== "nrefs:1|norm:trim") throw new Error();
  * ```
  */
 export function generationScores(
   metrics: readonly GenerationMetric[],
   predictions: readonly string[],
   targets: readonly (readonly string[])[],
-): { metrics: Record<string, number>; correct: boolean[] | null } {
+): GenerationScores {
   if (predictions.length !== targets.length) {
     throw new RangeError(
       `Cannot score generations: ${predictions.length} predictions but ${targets.length} target lists`,
@@ -161,56 +175,24 @@ export function generationScores(
       throw new RangeError(`Cannot score generations: document ${i} has no target`);
     }
   });
-  const n = predictions.length;
+  const resolved = metrics.map(resolveMetric);
   const out: Record<string, number> = {};
+  const signatures: Record<string, string> = {};
   let correct: boolean[] | null = null;
-  for (const metric of metrics) {
-    switch (metric) {
-      case "exact_match":
-      case "accuracy": {
-        const hits = predictions.map((p, i) => targets[i].some((t) => t.trim() === p.trim()));
-        correct ??= hits;
-        out[metric] = 100 * hits.filter(Boolean).length / n;
-        break;
-      }
-      case "token_f1": {
-        let sum = 0;
-        predictions.forEach((p, i) => sum += tokenF1(p, targets[i]));
-        out.token_f1 = 100 * sum / n;
-        break;
-      }
-      case "bleu":
-      case "chrf": {
-        const streams = Array.from(
-          { length: Math.max(...targets.map((t) => t.length)) },
-          (_, k) => targets.map((t) => t[k] ?? null),
-        );
-        out[metric] = metric === "bleu"
-          ? corpusBleu(predictions, streams).score
-          : corpusChrf(predictions, streams).score;
-        break;
-      }
-      case "rouge": {
-        // The plain mean of rouge_score's per-example F1 (best target), without its bootstrap.
-        const sums = new Map(DEFAULT_ROUGE_TYPES.map((type) => [type, 0]));
-        predictions.forEach((p, i) => {
-          const scores = rougeMulti(targets[i], p);
-          for (const type of DEFAULT_ROUGE_TYPES) {
-            sums.set(type, sums.get(type)! + scores[type].fmeasure);
-          }
-        });
-        for (const [type, sum] of sums) out[type] = 100 * sum / n;
-        break;
-      }
-      default:
-        throw new RangeError(`Cannot score generations: unknown metric "${metric as string}"`);
+  for (const metric of resolved) {
+    const result = scoreCorpus(metric, predictions, targets);
+    Object.assign(out, result.parts);
+    signatures[metric.name] = result.signature;
+    if (correct === null && metric.correct) {
+      correct = result.statistics.map((stats) => metric.correct!(stats));
     }
   }
-  return { metrics: out, correct };
+  return { metrics: out, correct, signatures };
 }
 
 /**
- * The metric that is a generation task's score: rougeL for `"rouge"`, else the metric itself.
+ * The metric that is a generation task's score: the metric's `mainPart` (rougeL for `"rouge"`,
+ * else the metric itself).
  *
  * @example
  * ```ts
@@ -219,7 +201,7 @@ export function generationScores(
  * ```
  */
 export function mainMetricName(metric: GenerationMetric): string {
-  return metric === "rouge" ? "rougeL" : metric;
+  return resolveMetric(metric).mainPart;
 }
 
 /**

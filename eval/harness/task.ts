@@ -8,27 +8,18 @@
  */
 
 import type { SuiteTaskData } from "../../data/suite.ts";
+import type { Metric } from "../metric.ts";
+import type { MetricName } from "../metrics/table.ts";
 import type { SourceLocation } from "../../data/errors.ts";
 import { counterHash, Rng } from "../../runtime/rng.ts";
 
 /**
- * How a generation task's outputs are scored (every value on a 0–100 scale):
- * - `"exact_match"`: the trimmed output equals a trimmed target exactly (case and punctuation
- *   count; BIG-bench's `exact_str_match`);
- * - `"accuracy"`: the same test, for classification answered by generation;
- * - `"token_f1"`: SQuAD token F1 (normalised, best target);
- * - `"bleu"`: sacreBLEU corpus BLEU (13a, exp smoothing), targets as reference streams;
- * - `"chrf"`: sacreBLEU corpus chrF;
- * - `"rouge"`: rouge_score F1 means of rouge1, rouge2, rougeL and rougeLsum (best target); the
- *   task's score is rougeL.
+ * How a generation task's outputs are scored: a metric of the metrics table by name
+ * ({@linkcode METRICS}: `"exact_match"`, `"accuracy"`, `"token_f1"`, `"squad_exact_match"`,
+ * `"bleu"`, `"chrf"`, `"rouge"`; every score 0–100), or a {@linkcode Metric} object for one that
+ * is not in the table.
  */
-export type GenerationMetric =
-  | "exact_match"
-  | "accuracy"
-  | "token_f1"
-  | "bleu"
-  | "chrf"
-  | "rouge";
+export type GenerationMetric = MetricName | Metric;
 
 /** One document (example) of a benchmark task. */
 export interface BenchmarkDoc {
