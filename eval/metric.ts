@@ -109,17 +109,9 @@ export function sumStatistics(statistics: readonly (readonly number[])[]): numbe
   return summed;
 }
 
-/**
- * The references-per-example count a signature prints: the count when every example has as
- * many, else "var" (sacreBLEU's rule).
- *
- * @example
- * ```ts
- * import { referenceCount } from "./metric.ts";
- * if (referenceCount([["a"], ["b", "c"]]) !== "var" || referenceCount([["a"]]) !== 1) throw new Error();
- * ```
- */
-export function referenceCount(references: readonly (readonly string[])[]): number | "var" {
+// The references-per-example count a signature prints: the count when every example has as
+// many, else "var" (sacreBLEU's rule).
+function referenceCount(references: readonly (readonly string[])[]): number | "var" {
   const counts = new Set(references.map((refs) => refs.length));
   return counts.size === 1 ? [...counts][0] : "var";
 }

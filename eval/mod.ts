@@ -1,20 +1,11 @@
 /**
- * Evaluation metrics that reproduce the reference Python tools exactly, in
- * pure TypeScript:
- *
- * - ROUGE as google-research `rouge_score` 0.1.2 computes it
- *   ({@linkcode rouge}, {@linkcode rougeMulti}, {@linkcode rougeCorpus} with a
- *   seeded bootstrap interval, {@linkcode rougeTokenize} with NLTK's Porter
- *   stemmer {@linkcode porterStem}), plus an opt-in Unicode-aware tokenizer
- *   ({@linkcode unicodeRougeTokenize}) because rouge_score's own scores
- *   non-ASCII text as empty;
- * - BLEU and chrF / chrF++ as sacreBLEU 2.6 computes them, with their
- *   signatures and score lines ({@linkcode corpusBleu},
- *   {@linkcode sentenceBleu}, {@linkcode corpusChrf}, {@linkcode sentenceChrf},
- *   and the per-segment statistics they are built from);
- * - SQuAD-style {@linkcode exactMatch} and {@linkcode tokenF1},
- *   {@linkcode accuracy}, {@linkcode perplexity} and
- *   {@linkcode expectedCalibrationError}.
+ * Evaluation: the pure metrics of {@link ./metrics.ts} (ROUGE as google-research `rouge_score`
+ * 0.1.2, BLEU and chrF as sacreBLEU 2.6, SQuAD exact match and token F1, accuracy, perplexity,
+ * calibration error; the {@linkcode Metric} interface and the one table of metrics,
+ * {@linkcode METRICS}), and the parts that run a model or read benchmark files: the benchmark
+ * harness ({@linkcode evaluateTask}, {@linkcode evaluateSuite}), HELM-style and forgetting
+ * reports, and readers of MMLU, BIG-bench and GLUE files. Import `eval/metrics.ts` alone to
+ * score texts without loading any model or GPU code.
  *
  * @example
  * ```ts
@@ -28,30 +19,7 @@
  *
  * @module
  */
-export * from "./accuracy.ts";
-export * from "./bleu_from_statistics.ts";
-export * from "./bleu_signature.ts";
-export * from "./bleu_statistics.ts";
-export * from "./bleu_tokenize.ts";
-export * from "./bootstrap_aggregate.ts";
-export * from "./chrf_from_statistics.ts";
-export * from "./chrf_signature.ts";
-export * from "./chrf_statistics.ts";
-export * from "./corpus_bleu.ts";
-export * from "./corpus_chrf.ts";
-export * from "./exact_match.ts";
-export * from "./expected_calibration_error.ts";
-export * from "./normalize_answer.ts";
-export * from "./perplexity.ts";
-export * from "./porter_stem.ts";
-export * from "./rouge.ts";
-export * from "./rouge_corpus.ts";
-export * from "./rouge_multi.ts";
-export * from "./rouge_tokenize.ts";
-export * from "./sentence_bleu.ts";
-export * from "./sentence_chrf.ts";
-export * from "./token_f1.ts";
-export * from "./unicode_rouge_tokenize.ts";
+export * from "./metrics.ts";
 export * from "./forgetting.ts";
 export * from "./harness.ts";
 export * from "./helm.ts";
