@@ -18,44 +18,48 @@ import {
 import { parseArgs } from "node:util";
 import {
   type BenchmarkTask,
+  type BleuTokenizer,
   buildSuite,
-  corpusBleu,
-  corpusChrf,
   DataError,
   type Decoder,
   evaluateHelm,
   evaluateSuite,
   evaluateTask,
-  exactMatch,
   forgettingMarkdown,
   forgettingReport,
   type GlueTaskName,
   Gpu,
   HELD_OUT_TASKS,
   helmMarkdown,
+  METRIC_NAMES,
+  metricByName,
+  type MetricOptions,
+  METRICS,
   mmluTask,
   PRESETS,
   readBigBenchTask,
   readGlue,
   readMmluCsv,
-  rougeCorpus,
   type RunStats,
+  scoreCorpus,
+  scoreLine,
   suiteBenchmarkTask,
   type TaskResult,
   textPerplexity,
-  tokenF1,
   type Tokenizer,
 } from "../mod.ts";
 
-const METRICS = ["rouge", "bleu", "chrf", "exact_match", "token_f1"] as const;
-type FileMetric = typeof METRICS[number];
+// One help line per metric of the table (name: what it measures).
+const METRIC_HELP = METRIC_NAMES.map((name) => `    ${name}: ${METRICS[name].description}`)
+  .join("\n");
 
 const HELP = `Usage:
   deno task eval --metric NAME --predictions FILE --references FILE [options]
   deno task eval (--model DIR | --preset NAME) TASKS [options]
 
 Metrics over files (no model):
-  --metric NAME          ${METRICS.join(" | ")} (repeatable)
+  --metric NAME          ${METRIC_NAMES.join(" | ")} (repeatable):
+${METRIC_HELP}
   --predictions FILE     one prediction per line, or JSONL (*.jsonl) with a "prediction" field
   --references FILE      one reference per line, or JSONL with a "reference" field (a string or
                          a list of strings); repeat for more reference streams
@@ -195,9 +199,9 @@ function sameCount(aFile: string, a: Entry[], bFile: string, b: Entry[]): void {
 async function metricsMain(values: Values, io: Io): Promise<number> {
   const metrics = values.metric!;
   for (const m of metrics) {
-    if (!(METRICS as readonly string[]).includes(m)) {
+    if (!(METRIC_NAMES as readonly string[]).includes(m)) {
       throw new UsageError(
-        `--metric must be one of ${METRICS.join(", ")}, got ${JSON.stringify(m)}`,
+        `--metric must be one of ${METRIC_NAMES.join(", ")}, got ${JSON.stringify(m)}`,
       );
     }
   }
@@ -232,51 +236,18 @@ async function metricsMain(values: Values, io: Io): Promise<number> {
   const predictions = preds.map((p) => p.values[0]);
   // Every reference of example i, over all files (a JSONL list counts as several).
   const refsOf = predictions.map((_, i) => streams.flatMap((s) => s[i].values));
-  // Reference streams for BLEU/chrF: the k-th reference of every example.
-  const width = Math.max(...refsOf.map((r) => r.length));
-  const refStreams = Array.from({ length: width }, (_, k) => refsOf.map((r) => r[k] ?? null));
   const results: Record<string, unknown> = {};
   const lines: string[] = [];
-  for (const metric of metrics as FileMetric[]) {
-    switch (metric) {
-      case "bleu": {
-        const r = corpusBleu(predictions, refStreams, {
-          lowercase: values.lowercase,
-          tokenize: tokenize as "13a",
-        });
-        results.bleu = r;
-        lines.push(`BLEU|${r.signature} = ${r.formatted.replace(/^BLEU = /, "")}`);
-        break;
-      }
-      case "chrf": {
-        const r = corpusChrf(predictions, refStreams, { lowercase: values.lowercase });
-        results.chrf = r;
-        lines.push(`chrF2|${r.signature} = ${r.formatted.replace(/^chrF2\+* = /, "")}`);
-        break;
-      }
-      case "rouge": {
-        const r = rougeCorpus(refsOf, predictions, { useStemmer: values.stem });
-        results.rouge = r;
-        for (const [type, s] of Object.entries(r)) {
-          lines.push(
-            `${type}: P ${s.mean.precision.toFixed(4)} R ${s.mean.recall.toFixed(4)} F ${
-              s.mean.fmeasure.toFixed(4)
-            } (95% bootstrap F ${s.low.fmeasure.toFixed(4)}–${s.high.fmeasure.toFixed(4)})`,
-          );
-        }
-        break;
-      }
-      case "exact_match":
-      case "token_f1": {
-        const f = metric === "exact_match" ? exactMatch : tokenF1;
-        let sum = 0;
-        predictions.forEach((p, i) => sum += f(p, refsOf[i]));
-        const score = 100 * sum / predictions.length;
-        results[metric] = { score };
-        lines.push(`${metric} = ${score.toFixed(2)}`);
-        break;
-      }
-    }
+  const options: MetricOptions = {
+    lowercase: values.lowercase,
+    tokenize: tokenize as BleuTokenizer,
+    stem: values.stem,
+  };
+  for (const name of metrics) {
+    const r = scoreCorpus(metricByName(name), predictions, refsOf, options);
+    const { score, parts, signature, formatted, details } = r;
+    results[name] = { score, parts, signature, formatted, ...details };
+    lines.push(scoreLine(formatted, signature));
   }
   io.out(
     values.json ? JSON.stringify({ n: predictions.length, ...results }, null, 2) : lines.join("\n"),
