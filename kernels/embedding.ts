@@ -13,11 +13,14 @@
  * the positions whose ids fall in it; the backward runs each chunk's segments of the index. Every
  * output element is computed by the same arithmetic as without chunks (the same bits).
  *
+ * The forward's token table may be stored as packed halves (a frozen `wte` in f16 or bf16,
+ * runtime/tensor.ts), widened exactly to f32 as it is read; its gradient is always f32.
+ *
  * @module
  */
 
 import type { Batch, Gpu, Kernel } from "../runtime/mod.ts";
-import type { Tensor } from "../runtime/tensor.ts";
+import type { HalfDtype, Tensor } from "../runtime/tensor.ts";
 import { checkLoops, grid, needSize, Params } from "./common.ts";
 import code from "./embedding.wgsl" with { type: "text" };
 
@@ -161,22 +164,51 @@ export class Embedding {
   readonly #bwdLong: Kernel;
   readonly #bwdWpe: Kernel;
   readonly #fwdTokens: Kernel;
+  /** The forward kernels (with, without positions) for a table of packed halves, by dtype. */
+  readonly #fwdHalf: Record<HalfDtype, [Kernel, Kernel]>;
 
   private constructor(gpu: Gpu, kernels: Kernel[]) {
     this.#gpu = gpu;
     [this.#fwd, this.#bwdShort, this.#bwdLong, this.#bwdWpe, this.#fwdTokens] = kernels;
+    this.#fwdHalf = { f16: [kernels[5], kernels[6]], bf16: [kernels[7], kernels[8]] };
   }
 
   /** Compiles (or fetches from the cache) the kernels. */
   static async create(gpu: Gpu): Promise<Embedding> {
-    const k = (entry: string, bindings: ("uniform" | "read" | "write" | null)[]) =>
-      gpu.kernel({ name: `embedding.${entry}`, file: FILE, code, entry, bindings });
+    const k = (
+      entry: string,
+      bindings: ("uniform" | "read" | "write" | null)[],
+      half?: HalfDtype,
+    ) =>
+      gpu.kernel({
+        name: `embedding.${entry}${half ? `.${half}` : ""}`,
+        file: FILE,
+        code,
+        entry,
+        bindings,
+        // The table is the second storage binding of both forward entries.
+        ...(half
+          ? { constants: { TABLE_DTYPE: half === "f16" ? 1 : 2 }, packed: { 1: half } }
+          : {}),
+      });
+    const fwd = ["uniform", "read", "read", "read", "write"] as ("uniform" | "read" | "write")[];
+    const fwdTokens = [
+      "uniform",
+      "read",
+      "read",
+      null,
+      "write",
+    ] as ("uniform" | "read" | "write" | null)[];
     const kernels = await Promise.all([
-      k("forward", ["uniform", "read", "read", "read", "write"]),
+      k("forward", fwd),
       k("backward_wte_short", ["uniform", null, null, null, null, "read", "read", "read", "write"]),
       k("backward_wte_long", ["uniform", null, null, null, null, "read", "read", "read", "write"]),
       k("backward_wpe", ["uniform", null, null, null, null, "read", null, null, null, "write"]),
-      k("forward_tokens", ["uniform", "read", "read", null, "write"]),
+      k("forward_tokens", fwdTokens),
+      k("forward", fwd, "f16"),
+      k("forward_tokens", fwdTokens, "f16"),
+      k("forward", fwd, "bf16"),
+      k("forward_tokens", fwdTokens, "bf16"),
     ]);
     return new Embedding(gpu, kernels);
   }
@@ -201,7 +233,7 @@ export class Embedding {
    * `out (B,T,C) = wte[ids[b,t]] (V,C) + wpe[t] (≥T,C)` (writes), or `wte[ids[b,t]]` alone when
    * `wpe` is null (models with rotary positions). `ids` is a u32 tensor of shape (B,T) and
    * `hostIds` the same ids on the CPU, checked against `V = wte.size / C` here. A `wte` larger
-   * than one storage binding is read chunk by chunk.
+   * than one storage binding is read chunk by chunk. `wte` may be packed f16 or bf16 (frozen).
    */
   forward(
     batch: Batch,
@@ -223,10 +255,13 @@ export class Embedding {
     if (wpe) needSize(name, wpe, T * C, "wpe, (≥T, C)");
     Embedding.checkIds(hostIds, V, T);
     const n = B * T * C;
-    for (const { start, count } of this.#gpu.rowChunks(V, C)) {
+    const [withPositions, tokensOnly] = wte.dtype === "f32"
+      ? [this.#fwd, this.#fwdTokens]
+      : this.#fwdHalf[wte.dtype];
+    for (const { start, count } of this.#gpu.rowChunks(V, C, { elementBytes: wte.elementBytes })) {
       const table = count === V ? wte : wte.view(start * C, [count, C]);
       batch.dispatch(
-        wpe ? this.#fwd : this.#fwdTokens,
+        wpe ? withPositions : tokensOnly,
         wpe ? [ids, table, wpe, out] : [ids, table, out],
         new Params().u32(n).u32(T).u32(C).u32(V).u32(B).u32(start).u32(start + count).bytes,
         grid(n, 256),

@@ -13,6 +13,9 @@
 // are then that chunk's rows, the forward writes only the positions whose id falls in it (a
 // dispatch per chunk), and the backward takes the chunk's segments (ids are sorted, so they are
 // consecutive, from segStart on). One chunk (v0 = 0, v1 = V) is the whole table.
+// The forward's table may be a frozen base weight stored in half precision (TABLE_DTYPE 1: f16,
+// 2: bf16, packed two per u32 word, element 2i in the low 16 bits), widened exactly to f32 as it
+// is read; `wte` is bound as u32 words for every dtype (f32 is a bitcast of its word).
 
 struct Params {
   n: u32,   // forward: B·T·C; backward_wte_*: number of segments; backward_wpe: T·C
@@ -26,7 +29,7 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
-@group(0) @binding(2) var<storage, read> wte: array<f32>;
+@group(0) @binding(2) var<storage, read> wte: array<u32>;
 @group(0) @binding(3) var<storage, read> wpe: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> dout: array<f32>;
@@ -36,6 +39,16 @@ struct Params {
 @group(0) @binding(9) var<storage, read_write> dwpe: array<f32>;
 
 var<workgroup> partial: array<f32, 256>;
+
+override TABLE_DTYPE: u32 = 0u; // 0 f32, 1 f16, 2 bf16
+
+// Element i of the table chunk bound as wte, as f32.
+fn table(i: u32) -> f32 {
+  if (TABLE_DTYPE == 0u) { return bitcast<f32>(wte[i]); }
+  let w = wte[i >> 1u];
+  if (TABLE_DTYPE == 1u) { return unpack2x16float(w)[i & 1u]; }
+  return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u));
+}
 
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
@@ -51,7 +64,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
     return;
   }
   if (id < p.v0 || id >= p.v1) { return; }
-  out[i] = wte[(id - p.v0) * p.C + c] + wpe[t * p.C + c];
+  out[i] = table((id - p.v0) * p.C + c) + wpe[t * p.C + c];
 }
 
 // forward without positions (the Llama family's rotary models): out = wte[ids[b,t]]   [writes =]
@@ -67,7 +80,7 @@ fn forward_tokens(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
     return;
   }
   if (id < p.v0 || id >= p.v1) { return; }
-  out[i] = wte[(id - p.v0) * p.C + i % p.C];
+  out[i] = table((id - p.v0) * p.C + i % p.C);
 }
 
 @compute @workgroup_size(256)

@@ -30,7 +30,7 @@
  */
 
 import type { Batch, Binding, Gpu, Kernel, TextureCopy } from "../runtime/mod.ts";
-import type { Tensor } from "../runtime/tensor.ts";
+import type { HalfDtype, Tensor } from "../runtime/tensor.ts";
 import { checkLoops, grid, LOOP_CAP, needSize, Params } from "./common.ts";
 import code from "./matmul.wgsl" with { type: "text" };
 
@@ -60,6 +60,13 @@ export interface MatmulOptions {
    * Needs `gpu.hasF16` and the `"software"` or `"texture"` variant (it replaces the textures).
    */
   precision?: "f32" | "f16-storage";
+  /**
+   * Compile kernels whose B operand is a tensor of packed halves of these dtypes (frozen base
+   * weights stored in f16 or bf16: the linear layers' W, the head's W); default none. Such a B is
+   * widened to f32 as it is read (by the pack step of the texture and f16-storage paths, by the
+   * operand loads of the others), with f32 accumulation. A half A, C or bias is refused.
+   */
+  halfB?: readonly HalfDtype[];
 }
 
 /**
@@ -199,6 +206,8 @@ export class Matmul {
   readonly variant: MatmulVariant;
   /** Operand precision (see {@linkcode MatmulOptions.precision}). */
   readonly precision: "f32" | "f16-storage";
+  /** Dtypes of packed-half B operands this instance reads (see {@linkcode MatmulOptions.halfB}). */
+  readonly halfB: readonly HalfDtype[];
   readonly #gpu: Gpu;
   readonly #gemm: Map<string, Kernel>;
   /** The bias gradient's workgroup tree (any M). */
@@ -229,10 +238,12 @@ export class Matmul {
     dbiasColumns: Kernel | null,
     tm: number,
     tn: number,
+    halfB: readonly HalfDtype[],
   ) {
     this.#gpu = gpu;
     this.variant = variant;
     this.precision = precision;
+    this.halfB = halfB;
     this.#gemm = gemm;
     this.#dbias = dbias;
     this.#dbiasColumns = dbiasColumns;
@@ -276,40 +287,56 @@ export class Matmul {
     }
     const gemmBindings = ["uniform", "read", "read", "read", "write"] as const;
     const specs: [string, Promise<Kernel>][] = [];
-    for (const transA of [false, true]) {
-      for (const transB of [false, true]) {
-        if (variant === "hardware") {
-          const key = layoutKey(transA, transB, false, false);
-          specs.push([
-            key,
-            gpu.kernel({
-              name: `matmul.gemm_shared.${key}`,
-              file: FILE,
-              code,
-              entry: "gemm_shared",
-              bindings: gemmBindings,
-              constants: { TRANS_A: Number(transA), TRANS_B: Number(transB) },
-            }),
-          ]);
-          continue;
-        }
-        // The texture variant needs these only as a fallback for operands too large for a
-        // texture: the scalar-load kernels, which take any alignment, are enough (fewer
-        // pipelines to compile at create).
-        const vecs = variant === "software" ? [false, true] : [false];
-        for (const vecA of vecs) {
-          for (const vecB of vecs) {
-            const key = layoutKey(transA, transB, vecA, vecB);
+    const halves = [...new Set(opts.halfB ?? [])];
+    for (const half of halves) {
+      if (half !== "f16" && half !== "bf16") {
+        throw new RangeError(`Cannot create Matmul: halfB "${half}" is not "f16" or "bf16"`);
+      }
+    }
+    for (const bType of [undefined, ...halves]) {
+      const suffix = bType ? `.${bType}B` : "";
+      const packed = bType ? { 1: bType } : undefined;
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          if (variant === "hardware") {
+            const key = layoutKey(transA, transB, false, false);
             specs.push([
-              key,
+              gemmKey(key, bType),
               gpu.kernel({
-                name: `matmul.gemm_registers.${key}.${tm}x${tn}`,
-                file: GEN_FILE,
-                code: softwareGemm({ tm, tn, transA, transB, vecA, vecB }),
-                entry: "gemm_registers",
+                name: `matmul.gemm_shared.${key}${suffix}`,
+                file: FILE,
+                code,
+                entry: "gemm_shared",
                 bindings: gemmBindings,
+                constants: {
+                  TRANS_A: Number(transA),
+                  TRANS_B: Number(transB),
+                  B_DTYPE: bType ? HALF_CODE[bType] : 0,
+                },
+                packed,
               }),
             ]);
+            continue;
+          }
+          // The texture variant needs these only as a fallback for operands too large for a
+          // texture: the scalar-load kernels, which take any alignment, are enough (fewer
+          // pipelines to compile at create).
+          const vecs = variant === "software" ? [false, true] : [false];
+          for (const vecA of vecs) {
+            for (const vecB of vecs) {
+              const key = layoutKey(transA, transB, vecA, vecB);
+              specs.push([
+                gemmKey(key, bType),
+                gpu.kernel({
+                  name: `matmul.gemm_registers.${key}.${tm}x${tn}${suffix}`,
+                  file: GEN_FILE,
+                  code: softwareGemm({ tm, tn, transA, transB, vecA, vecB, halfB: bType }),
+                  entry: "gemm_registers",
+                  bindings: gemmBindings,
+                  packed,
+                }),
+              ]);
+            }
           }
         }
       }
@@ -342,18 +369,21 @@ export class Matmul {
           }
         }
       }
-      for (const vec of [false, true]) {
-        const key = `pack:${packed}:${vec ? 4 : 1}`;
-        specs.push([
-          key,
-          gpu.kernel({
-            name: `matmul.pack_${packed}${vec ? ".vec4" : ""}`,
-            file: GEN_FILE,
-            code: packKernel(packed, vec),
-            entry: "pack",
-            bindings: ["uniform", "read", packed === "f16" ? "write" : "storage-texture"],
-          }),
-        ]);
+      for (const half of [undefined, ...halves]) {
+        for (const vec of [false, true]) {
+          const key = gemmKey(`pack:${packed}:${vec ? 4 : 1}`, half);
+          specs.push([
+            key,
+            gpu.kernel({
+              name: `matmul.pack_${packed}${vec ? ".vec4" : ""}${half ? `.from_${half}` : ""}`,
+              file: GEN_FILE,
+              code: packKernel(packed, vec, half),
+              entry: "pack",
+              bindings: ["uniform", "read", packed === "f16" ? "write" : "storage-texture"],
+              packed: half ? { 0: half } : undefined,
+            }),
+          ]);
+        }
       }
     }
     // Software adapters sum each bias column in one invocation (no barriers); GPUs use the
@@ -378,6 +408,7 @@ export class Matmul {
       await dbiasColumns,
       tm,
       tn,
+      halves,
     );
   }
 
@@ -611,6 +642,20 @@ export class Matmul {
         throw new RangeError(`Cannot run kernel "${name}": C "${s.c.label}" is also ${label}`);
       }
     }
+    // Packed halves are frozen weights, which are only ever read, and only as B.
+    for (const [t, label] of [[s.a, "A"], [s.c, "C"], [s.bias, "bias"]] as const) {
+      if (t && t.dtype !== "f32") {
+        throw new RangeError(
+          `Cannot run kernel "${name}": ${label} "${t.label}" is stored in ${t.dtype}; only B may be packed halves`,
+        );
+      }
+    }
+    const bType = s.b.dtype === "f32" ? undefined : s.b.dtype;
+    if (bType && !this.halfB.includes(bType)) {
+      throw new RangeError(
+        `Cannot run kernel "${name}": B "${s.b.label}" is stored in ${bType}, and this Matmul was created without halfB ["${bType}"]`,
+      );
+    }
 
     const packed = this.precision === "f16-storage"
       ? "f16"
@@ -631,7 +676,7 @@ export class Matmul {
         const kernel = this.#gemm.get(`${packed}:${layoutKey(transA, transB, true, true)}:${epi}`)!;
         checkLoops(kernel.name, Math.ceil(k / 4), `K=${k}`);
         const opA = this.#pack(batch, packed, "A", s.a, pa, offA, lda, sAo, sAi, inner);
-        const opB = this.#pack(batch, packed, "B", s.b, pb, offB, ldb, sBo, sBi, inner);
+        const opB = this.#pack(batch, packed, "B", s.b, pb, offB, ldb, sBo, sBi, inner, bType);
         const tilesN = Math.ceil(n / this.#tn);
         const params = new Params(PARAM_FIELDS)
           .u32(m).u32(n).u32(k).u32(tilesN)
@@ -651,7 +696,7 @@ export class Matmul {
     const software = this.variant !== "hardware";
     const aligned = (...v: number[]) => this.variant === "software" && v.every((x) => x % 4 === 0);
     const vecA = aligned(offA, lda, sAo, sAi), vecB = aligned(offB, ldb, sBo, sBi);
-    const kernel = this.#gemm.get(layoutKey(transA, transB, vecA, vecB))!;
+    const kernel = this.#gemm.get(gemmKey(layoutKey(transA, transB, vecA, vecB), bType))!;
     const tilesN = software ? Math.ceil(n / this.#tn) : Math.ceil(n / HW_BLOCK);
     if (software) checkLoops(kernel.name, Math.floor(k / 4) + 3, `K=${k}`);
     else checkLoops(kernel.name, Math.ceil(k / HW_KTILE) + 40, `K=${k}`); // + the 4×4 init and store loops
@@ -691,9 +736,10 @@ export class Matmul {
     so: number,
     si: number,
     inner: number,
+    half?: HalfDtype,
   ): Binding {
     const vec = [off, ld, so, si].every((v) => v % 4 === 0);
-    const kernel = this.#gemm.get(`pack:${packed}:${vec ? 4 : 1}`)!;
+    const kernel = this.#gemm.get(gemmKey(`pack:${packed}:${vec ? 4 : 1}`, half))!;
     const key = `${slot}:${q.w4}x${q.height}`;
     let dst: Binding;
     if (packed === "texture") {
@@ -710,7 +756,8 @@ export class Matmul {
         this.#textures.set(key, tex);
       }
       dst = { texture: tex.view };
-      const copies = this.packByCopy ? copyRects(q, off, ld, so, si, inner) : null;
+      // Packed halves must be widened, so they always take the pack kernel.
+      const copies = this.packByCopy && !half ? copyRects(q, off, ld, so, si, inner) : null;
       if (copies) {
         batch.copyToTexture(t, tex.texture, copies);
         return dst;
@@ -772,6 +819,14 @@ function copyRects(
     }
   }
   return rects;
+}
+
+/** `B_DTYPE` of matmul.wgsl for each packed-half dtype. */
+const HALF_CODE = { f16: 1, bf16: 2 } as const;
+
+/** A kernel's key with the dtype of its packed-half operand, if any. */
+function gemmKey(key: string, half: HalfDtype | undefined): string {
+  return half ? `${key}:${half}` : key;
 }
 
 /** Epilogues of the packed GEMM pipelines: plain, `+ bias`, `+= C`, both. */
@@ -983,17 +1038,20 @@ function packShape(rows: number, cols: number, count: number): PackShape {
  * two `pack2x16float` words, so the kernel itself needs no `shader-f16`). With `vec` (offset, row
  * stride and batch strides multiples of 4) the source is read as vec4s. No loops.
  */
-function packKernel(packed: "texture" | "f16", vec: boolean): string {
+function packKernel(packed: "texture" | "f16", vec: boolean, half?: HalfDtype): string {
+  // A source of packed halves: a vec4 is a vec2u, an element half of a u32 (see unpackHalfWgsl).
+  const at = (i: string) => half ? `half1(S[(${i}) >> 1u], (${i}) & 1u)` : `S[${i}]`;
   const load = vec
-    ? `let v = S[src >> 2u];
+    ? `let v = ${half ? "half4(S[src >> 2u])" : "S[src >> 2u]"};
   let e = vec4u(c, c + 1u, c + 2u, c + 3u) < vec4u(q.cols);
   return select(vec4f(0.0), v, e);`
     : `var v = vec4f(0.0);
-  if (c < q.cols) { v.x = S[src]; }
-  if (c + 1u < q.cols) { v.y = S[src + 1u]; }
-  if (c + 2u < q.cols) { v.z = S[src + 2u]; }
-  if (c + 3u < q.cols) { v.w = S[src + 3u]; }
+  if (c < q.cols) { v.x = ${at("src")}; }
+  if (c + 1u < q.cols) { v.y = ${at("src + 1u")}; }
+  if (c + 2u < q.cols) { v.z = ${at("src + 2u")}; }
+  if (c + 3u < q.cols) { v.w = ${at("src + 3u")}; }
   return v;`;
+  const source = half ? (vec ? "vec2u" : "u32") : (vec ? "vec4f" : "f32");
   const out = packed === "texture"
     ? `@group(0) @binding(2) var O: texture_storage_2d<rgba32float, write>;`
     : `@group(0) @binding(2) var<storage, read_write> O: array<vec2u>;`;
@@ -1002,16 +1060,16 @@ function packKernel(packed: "texture" | "f16", vec: boolean): string {
     : `O[t] = vec2u(pack2x16float(v.xy), pack2x16float(v.zw));`;
   return `// Generated by kernels/matmul.ts: repack a stored GEMM operand (${packed}${
     vec ? ", vec4 loads" : ""
-  }).
+  }${half ? `, from packed ${half}` : ""}).
 struct PackParams {
   rows: u32, cols: u32, ld: u32, off: u32,
   so: u32, si: u32, inner: u32, rowsP: u32,
   w4: u32, total: u32,
 }
 @group(0) @binding(0) var<uniform> q: PackParams;
-@group(0) @binding(1) var<storage, read> S: array<${vec ? "vec4f" : "f32"}>;
+@group(0) @binding(1) var<storage, read> S: array<${source}>;
 ${out}
-
+${half ? unpackHalfWgsl(half) : ""}
 fn fetch(src: u32, c: u32) -> vec4f {
   ${load}
 }
@@ -1037,6 +1095,21 @@ fn pack(
   }
   ${store}
 }
+`;
+}
+
+/**
+ * WGSL that widens packed halves (two per u32, element 2i in the low 16 bits) to f32, exactly:
+ * `half1(word, odd)` one element, `half4(vec2u)` four. f16 through `unpack2x16float` (core WGSL,
+ * no `shader-f16`); bf16 is the top half of an f32, so a shift.
+ */
+export function unpackHalfWgsl(dtype: HalfDtype): string {
+  const two = dtype === "f16"
+    ? "unpack2x16float(w)"
+    : "vec2f(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u))";
+  return `fn half2(w: u32) -> vec2f { return ${two}; }
+fn half1(w: u32, odd: u32) -> f32 { return half2(w)[odd]; }
+fn half4(v: vec2u) -> vec4f { return vec4f(half2(v.x), half2(v.y)); }
 `;
 }
 
@@ -1088,6 +1161,11 @@ interface SoftwareGemm {
    * copies (see {@linkcode packShape}) in `rgba32float` textures or `vec4<f16>` buffers.
    */
   src?: "buffer" | "texture" | "f16";
+  /**
+   * B (a frozen weight) stored as packed halves (`"f16"`/`"bf16"`, two per u32 word), unpacked
+   * to f32 as it is read; default f32. Only with `src` `"buffer"`.
+   */
+  halfB?: HalfDtype;
 }
 
 /**
@@ -1105,12 +1183,20 @@ interface SoftwareGemm {
  */
 function softwareGemm(g: SoftwareGemm): string {
   if (g.src && g.src !== "buffer") return packedGemm(g, g.src);
-  const { tm, tn, transA, transB, vecA, vecB } = g;
+  const { tm, tn, transA, transB, vecA, vecB, halfB } = g;
   const I = [...Array(tm).keys()], J = [...Array(tn / 4).keys()], KK = [0, 1, 2, 3], X = "xyzw";
   const N4 = [...Array(tn).keys()], M4 = [...Array(tm / 4).keys()];
   // A scalar element read: index in elements.
   const sa = (idx: string) => vecA ? `A[(${idx}) >> 2u][(${idx}) & 3u]` : `A[${idx}]`;
-  const sb = (idx: string) => vecB ? `B[(${idx}) >> 2u][(${idx}) & 3u]` : `B[${idx}]`;
+  // B read as a scalar (element index) or as the vec4 at vec4 index `q` (vecB only); packed
+  // halves hold a vec4 in a vec2u (four halves), an element in half of a u32.
+  const sb = (idx: string) =>
+    !halfB
+      ? (vecB ? `B[(${idx}) >> 2u][(${idx}) & 3u]` : `B[${idx}]`)
+      : vecB
+      ? `half1(B[(${idx}) >> 2u][((${idx}) >> 1u) & 1u], (${idx}) & 1u)`
+      : `half1(B[(${idx}) >> 1u], (${idx}) & 1u)`;
+  const bq = (q: string) => halfB ? `half4(B[${q}])` : `B[${q}]`;
   const v4 = (parts: string[]) => `vec4f(${parts.join(", ")})`;
   const L: string[] = [];
   const o = (s: string) => L.push(s);
@@ -1163,7 +1249,7 @@ function softwareGemm(g: SoftwareGemm): string {
       o(`    let rl${kk} = baseB + (k + ${kk}u) * p.ldb;`);
       for (const j of J) {
         o(`    let b${kk}_${j} = ${
-          vecB ? `B[(rl${kk} >> 2u) + qb${j}]` : v4(KK.map((c) => `B[rl${kk} + nb${j * 4 + c}]`))
+          vecB ? bq(`(rl${kk} >> 2u) + qb${j}`) : v4(KK.map((c) => sb(`rl${kk} + nb${j * 4 + c}`)))
         };`);
       }
     }
@@ -1171,7 +1257,7 @@ function softwareGemm(g: SoftwareGemm): string {
   } else {
     for (const c of N4) {
       o(`    let bt${c} = ${
-        vecB ? `B[(rb${c} >> 2u) + kc]` : v4(KK.map((kk) => `B[rb${c} + k + ${kk}u]`))
+        vecB ? bq(`(rb${c} >> 2u) + kc`) : v4(KK.map((kk) => sb(`rb${c} + k + ${kk}u`)))
       };`);
     }
     b = (kk, j) => v4(KK.map((c) => `bt${j * 4 + c}.${X[kk]}`));
@@ -1201,11 +1287,16 @@ function softwareGemm(g: SoftwareGemm): string {
   const comment =
     `// Generated by kernels/matmul.ts: register-tiled GEMM, tile ${tm}×${tn}, op(A)=${
       transA ? "Aᵀ" : "A"
-    }${vecA ? " (vec4)" : ""}, op(B)=${transB ? "Bᵀ" : "B"}${vecB ? " (vec4)" : ""}.`;
+    }${vecA ? " (vec4)" : ""}, op(B)=${transB ? "Bᵀ" : "B"}${vecB ? " (vec4)" : ""}${
+      halfB ? `, B packed ${halfB}` : ""
+    }.`;
+  const operandB = halfB
+    ? `var<storage, read> B: array<${vecB ? "vec2u" : "u32"}>;\n${unpackHalfWgsl(halfB)}`
+    : `var<storage, read> B: array<${vecB ? "vec4f" : "f32"}>;`;
   return gemmShader(
     comment,
     `var<storage, read> A: array<${vecA ? "vec4f" : "f32"}>;`,
-    `var<storage, read> B: array<${vecB ? "vec4f" : "f32"}>;`,
+    operandB,
     tm,
     tn,
     true,

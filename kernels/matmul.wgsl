@@ -28,12 +28,22 @@ struct Params {
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
+// How B is stored: 0 f32, 1 f16 or 2 bf16 packed two per u32 word (a frozen base weight, element
+// 2i in the low 16 bits). B is bound as u32 words either way; readB widens to f32 exactly.
+override B_DTYPE: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<u32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
+
+fn readB(i: u32) -> f32 {
+  if (B_DTYPE == 0u) { return bitcast<f32>(B[i]); }
+  let w = B[i >> 1u];
+  if (B_DTYPE == 1u) { return unpack2x16float(w)[i & 1u]; }
+  return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u));
+}
 
 const BM = 64u;
 const BN = 64u;
@@ -60,7 +70,7 @@ fn load_tiles(e: u32, bm0: u32, bn0: u32, k0: u32, baseA: u32, baseB: u32) {
   let kB = k0 + kb;
   var vb = 0.0;
   if (n < p.N && kB < p.K) {
-    if (TRANS_B) { vb = B[baseB + n * p.ldb + kB]; } else { vb = B[baseB + kB * p.ldb + n]; }
+    if (TRANS_B) { vb = readB(baseB + n * p.ldb + kB); } else { vb = readB(baseB + kB * p.ldb + n); }
   }
   Bs[kb * BN + nn] = vb;
 }

@@ -12,7 +12,7 @@
  */
 
 import { BufferPool, type PoolStats } from "./pool.ts";
-import { Tensor } from "./tensor.ts";
+import { decodeHalf, halfBytes, type HalfDtype, Tensor, type TensorDtype } from "./tensor.ts";
 
 /**
  * How a kernel binding is declared: a uniform parameter block, a read-only or a writable storage
@@ -39,6 +39,12 @@ export interface KernelSpec {
   file?: string;
   /** Pipeline-overridable constants (`override` declarations in WGSL). */
   constants?: Record<string, number>;
+  /**
+   * Storage bindings (by position in `Batch.dispatch`'s `bindings`) that read a tensor stored as
+   * packed halves, and which dtype: such a binding takes only a tensor of that dtype, and every
+   * other binding only 4-byte tensors (a packed tensor read as f32 would be garbage).
+   */
+  packed?: Readonly<Record<number, HalfDtype>>;
 }
 
 /** A compiled kernel, ready to dispatch. Obtain with {@linkcode Gpu.kernel}. */
@@ -51,6 +57,8 @@ export interface Kernel {
   readonly layout: GPUBindGroupLayout;
   /** Binding kinds by binding number. */
   readonly bindings: readonly (BindingKind | null)[];
+  /** Storage bindings that read packed halves (see {@linkcode KernelSpec.packed}). */
+  readonly packed?: Readonly<Record<number, HalfDtype>>;
 }
 
 /** A buffer range (or, for the texture kinds of {@linkcode BindingKind}, a texture view) bound to a kernel. */
@@ -121,6 +129,8 @@ export interface RowChunkOptions {
   maxRows?: number;
   /** Every chunk but the last holds a multiple of this many rows (default 1). */
   multiple?: number;
+  /** Bytes of one element: 4 (default), or 2 for a tensor of packed halves. */
+  elementBytes?: 2 | 4;
 }
 
 /**
@@ -273,6 +283,15 @@ export class Batch {
         `Cannot dispatch kernel "${kernel.name}": it takes ${storageCount} storage bindings, got ${bindings.length}`,
       );
     }
+    bindings.forEach((b, i) => {
+      const want = kernel.packed?.[i] ?? "f32";
+      if (b instanceof Tensor && b.dtype !== want) {
+        throw new GpuError(
+          kernel.name,
+          `Cannot dispatch kernel "${kernel.name}": tensor "${b.label}" is stored in ${b.dtype}, and its binding ${i} reads ${want}`,
+        );
+      }
+    });
     const limit = this.#gpu.maxBindingBytes;
     for (const b of bindings) {
       const size = rangeSize(b);
@@ -352,6 +371,9 @@ export class Batch {
    * chunks of a tensor larger than one binding).
    */
   fill(dst: Tensor, value: number): this {
+    if (dst.dtype !== "f32") {
+      throw new RangeError(`Cannot fill tensor "${dst.label}": it is stored in ${dst.dtype}`);
+    }
     if (value === 0 && !Object.is(value, -0)) {
       this.#ops.push({ kind: "fill", dst });
       return this;
@@ -647,8 +669,9 @@ export class Gpu {
     const rowElems = t.shape.length > 0 && t.shape[0] > 0 ? t.size / t.shape[0] : 1;
     const first = start * rowElems;
     if (t.byteLength <= this.#maxBindingBytes) return { tensor: t, offset: first };
-    const unit = this.offsetAlignment / 4;
-    const from = Math.floor((t.byteOffset / 4 + first) / unit) * unit - t.byteOffset / 4;
+    // In elements of t's dtype (2 bytes for packed halves, whose views start on the alignment too).
+    const e = t.elementBytes, unit = this.offsetAlignment / e;
+    const from = Math.floor((t.byteOffset / e + first) / unit) * unit - t.byteOffset / e;
     const offset = first - from;
     return { tensor: t.view(from, [offset + count * rowElems]), offset };
   }
@@ -670,7 +693,7 @@ export class Gpu {
    * ```
    */
   rowChunks(rows: number, rowElems: number, options: RowChunkOptions = {}): RowChunk[] {
-    const rowBytes = rowElems * 4, align = this.offsetAlignment;
+    const rowBytes = rowElems * (options.elementBytes ?? 4), align = this.offsetAlignment;
     const multiple = options.multiple ?? 1;
     let per = Math.floor(this.#maxBindingBytes / rowBytes);
     if (options.maxRows !== undefined) per = Math.min(per, options.maxRows);
@@ -719,7 +742,7 @@ export class Gpu {
   kernel(spec: KernelSpec): Promise<Kernel> {
     const key = `${spec.name}\u0000${spec.entry}\u0000${
       JSON.stringify(spec.constants ?? {})
-    }\u0000${spec.code}`;
+    }\u0000${JSON.stringify(spec.packed ?? {})}\u0000${spec.code}`;
     let k = this.#pipelines.get(key);
     if (!k) {
       k = this.#compile(spec);
@@ -787,7 +810,7 @@ export class Gpu {
         `Cannot create the pipeline of kernel "${spec.name}": ${err.message.trim()}`,
       );
     }
-    return { name: spec.name, pipeline, layout, bindings: spec.bindings };
+    return { name: spec.name, pipeline, layout, bindings: spec.bindings, packed: spec.packed };
   }
 
   /** A new, empty batch. */
@@ -797,12 +820,15 @@ export class Gpu {
 
   /**
    * A tensor of float32 (or u32/i32 data, same 4-byte element) from the pool; contents are
-   * undefined unless `data` is given.
+   * undefined unless `data` is given. With `dtype` `"f16"` or `"bf16"` the elements are stored as
+   * packed halves (half the bytes; for frozen weights that only packed-reading kernels take):
+   * float32 `data` is rounded to nearest even, a `Uint16Array` is taken as that dtype's bits.
    */
   tensor(
     shape: readonly number[],
-    data?: Float32Array | Uint32Array | Int32Array,
+    data?: Float32Array | Uint32Array | Int32Array | Uint16Array,
     label = "tensor",
+    dtype: TensorDtype = "f32",
   ): Tensor {
     const size = shape.reduce((a, b) => a * b, 1);
     if (!Number.isInteger(size) || size < 0) {
@@ -816,7 +842,7 @@ export class Gpu {
         }] holds ${size} elements, data has ${data.length}`,
       );
     }
-    const byteLength = size * 4;
+    const byteLength = dtype === "f32" ? size * 4 : halfBytes(size);
     if (byteLength > this.device.limits.maxBufferSize) {
       throw new GpuError(
         label,
@@ -824,8 +850,8 @@ export class Gpu {
       );
     }
     const buffer = this.#pool.acquire(byteLength, label);
-    const t = new Tensor(this, buffer, shape, byteLength, label, this.#pool);
-    if (data) this.write(t, data);
+    const t = new Tensor(this, buffer, shape, byteLength, label, this.#pool, null, dtype);
+    if (data) t.write(data);
     return t;
   }
 
@@ -849,7 +875,8 @@ export class Gpu {
 
   /**
    * Reads tensors back to the CPU with one copy and one wait (each wait costs ~11 ms on Deno, so
-   * read rarely and read several tensors at once).
+   * read rarely and read several tensors at once). Tensors of packed halves come back widened to
+   * float32 (exactly), one value per element.
    */
   async read(tensors: readonly Binding[]): Promise<Float32Array[]> {
     this.check("read");
@@ -880,7 +907,14 @@ export class Gpu {
       this.check("read");
       const all = new Float32Array(staging.getMappedRange().slice(0));
       staging.unmap();
-      return sizes.map((s, i) => all.slice(offsets[i] / 4, (offsets[i] + s) / 4));
+      return sizes.map((s, i) => {
+        const t = tensors[i];
+        if (t instanceof Tensor && t.dtype !== "f32") {
+          const bits = new Uint16Array(all.buffer, offsets[i], t.size);
+          return decodeHalf(bits, t.dtype as HalfDtype);
+        }
+        return all.slice(offsets[i] / 4, (offsets[i] + s) / 4);
+      });
     } finally {
       staging.destroy();
     }

@@ -20,5 +20,12 @@ export {
   type TextureCopy,
 } from "./gpu.ts";
 export { BufferPool, type PoolStats } from "./pool.ts";
-export { Tensor } from "./tensor.ts";
+export {
+  decodeHalf,
+  encodeHalf,
+  halfBytes,
+  type HalfDtype,
+  Tensor,
+  type TensorDtype,
+} from "./tensor.ts";
 export { counterHash, mix32, Rng, type RngState } from "./rng.ts";
