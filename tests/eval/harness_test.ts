@@ -15,16 +15,19 @@ import {
   gptConfig,
   groupAccuracy,
   loglikelihoods,
+  METRICS,
   mmluTask,
   multipleChoiceScores,
   readMmluCsv,
   type RunStats,
+  scoreCorpus,
   textPerplexity,
 } from "../../mod.ts";
 import { gpt2ParameterShapes } from "../../models/checkpoint.ts";
 import { assertClose, gpu } from "../helpers.ts";
 import { gpt2Ref, type Weights } from "../ref/gpt2.ts";
 import { randomWeights } from "../models/_fixtures.ts";
+import { lengthRatio } from "./_toy_metric.ts";
 import abstractAlgebraTest from "./fixtures/abstract_algebra_test.csv" with { type: "text" };
 import anatomyTest from "./fixtures/anatomy_test.csv" with { type: "text" };
 
@@ -330,4 +333,31 @@ Deno.test("`evaluateHelm()` reports clean accuracy, calibration, each perturbati
   assert.ok(row.tokensPerSecond > 0);
   assert.equal(row.robustness, Math.min(row.accuracy, ...Object.values(row.perturbed)));
   m.release();
+});
+
+Deno.test("`evaluateTask()` scores a generation task with a metric outside the table", async () => {
+  const { model: m } = await model();
+  try {
+    const task = {
+      name: "toy",
+      kind: "generate" as const,
+      docs: [{ prompt: "1+1=", targets: ["2"] }, { prompt: "2+2=", targets: ["4", "four"] }],
+      metrics: [lengthRatio, "bleu"] as const,
+      maxNewTokens: 3,
+    };
+    const result = await evaluateTask(m, tok, task);
+    // The first metric is the score; each metric's figure is scoreCorpus's on the predictions.
+    assert.equal(result.mainMetric, "length_ratio");
+    const predictions = result.predictions as string[];
+    const targets = task.docs.map((d) => d.targets);
+    assert.equal(result.score, scoreCorpus(lengthRatio, predictions, targets).score);
+    assert.equal(result.metrics.bleu, scoreCorpus(METRICS.bleu, predictions, targets).score);
+    assert.deepEqual(result.signatures, {
+      length_ratio: "nrefs:var|unit:codepoint",
+      bleu: "nrefs:var|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0",
+    });
+    assert.equal(result.correct, undefined, "neither metric is right-or-wrong");
+  } finally {
+    m.release();
+  }
 });
