@@ -77,7 +77,7 @@ fn row_stats(r: u32, lid: u32) -> Row {
   row.ignored = row.tgt == IGNORE;
   row.valid = row.tgt >= 0 && u32(row.tgt) < p.V;
   row.xt = logits[row.base + select(0u, u32(row.tgt), row.valid)];
-  var m = -3.4028235e38;
+  var m = -0x1.fffffep+127f;
   for (var j = lid; j < p.V; j += WG) { m = max(m, logits[row.base + j]); }
   row.mx = reduce_max(lid, m);
   var s = 0.0;
@@ -163,7 +163,7 @@ fn row_stats4(r: u32) -> Row4 {
   row.valid = row.tgt >= 0 && u32(row.tgt) < p.V;
   let t = select(0u, u32(row.tgt), row.valid);
   let xt = logits4[row.base + t / 4u][t % 4u];
-  var m = vec4f(-3.4028235e38);
+  var m = vec4f(-0x1.fffffep+127f);
   for (var j = 0u; j < V4; j++) { m = max(m, logits4[row.base + j]); }
   row.mx = max(max(m.x, m.y), max(m.z, m.w));
   var s = vec4f(0.0);
@@ -241,7 +241,7 @@ fn chunk_stats(
   let r = wid.x + wid.y * nw.x;
   if (r >= p.N) { return; }
   let base = r * p.W;
-  var m = -3.4028235e38;
+  var m = -0x1.fffffep+127f;
   for (var j = p.skip + lid; j < p.W; j += WG) { m = max(m, logits[base + j]); }
   let mc = reduce_max(lid, m);
   // Earlier chunks' stats are read by every lane before the barriers in reduce_sum; lane 0 writes
@@ -303,7 +303,7 @@ fn chunk_stats_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
   if (r >= p.N) { return; }
   let W4 = p.W / 4u;
   let base = r * W4;
-  let lowest = vec4f(-3.4028235e38);
+  let lowest = vec4f(-0x1.fffffep+127f);
   var m4 = lowest;
   for (var j = p.skip / 4u; j < W4; j++) {
     m4 = max(m4, select(lowest, logits4[base + j], counted(j)));
