@@ -39,6 +39,7 @@ export {
   type MatmulVariant,
   type TiedGrads,
 } from "./matmul.ts";
+export { DoraKernels, type DoraShape } from "./dora.ts";
 export { ADAPTER_ACTIVATIONS, type AdapterActivation, PeftKernels, type RowsSpec } from "./peft.ts";
 export { Residual } from "./residual.ts";
 export { RMSNorm, type RMSNormOptions, type RMSNormVariant } from "./rmsnorm.ts";

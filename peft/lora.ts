@@ -1,26 +1,32 @@
 /**
- * LoRA (Hu et al., 2021) as Hugging Face PEFT implements it: each targeted linear layer gets
- * `y = base(x) + scaling · dropout(x)·Aᵀ·Bᵀ`, A (r, in) initialised kaiming-uniform (a = √5, i.e.
- * U(−1/√in, 1/√in)) and B (out, r) at zero, so the model is unchanged until trained; scaling is
- * `lora_alpha / r` (rsLoRA: `lora_alpha / √r`). Merging adds `scaling·B·A` to an `nn.Linear`
- * weight stored (out, in) (the Llama family), or `scaling·(B·A)ᵀ` to a Conv1D weight stored
- * (in, out) (GPT-2: PEFT's `fan_in_fan_out`); unmerging subtracts it. Several named adapters can
- * live on one base; one is active at a time, or none (disabled).
+ * LoRA (Hu et al., 2021) and DoRA (Liu et al., 2024) as Hugging Face PEFT implements them. Each
+ * targeted linear layer gets `y = base(x) + scaling · dropout(x)·Aᵀ·Bᵀ`, A (r, in) initialised
+ * kaiming-uniform (a = √5, i.e. U(−1/√in, 1/√in)) and B (out, r) at zero, so the model is
+ * unchanged until trained; scaling is `lora_alpha / r` (rsLoRA: `lora_alpha / √r`), with r and
+ * alpha per module from `rank_pattern` / `alpha_pattern`. Merging adds `scaling·B·A` to an
+ * `nn.Linear` weight stored (out, in) (the Llama family), or `scaling·(B·A)ᵀ` to a Conv1D weight
+ * stored (in, out) (GPT-2: PEFT's `fan_in_fan_out`); unmerging subtracts it. Several named
+ * adapters can live on one base; one is active at a time, or none (disabled).
  *
- * Targets follow PEFT: names match a module path exactly or as a dotted suffix; `["all-linear"]`
- * is every linear layer of the blocks (never the head); unset, the family's default from PEFT's
- * `TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING` — `c_attn` for GPT-2, `q_proj`, `v_proj`
- * for Llama and Qwen2 (chosen by the config's `model_type`).
+ * DoRA (`use_dora`): a trained magnitude m (out), initialised to the row norms of W + s·B·A, and
+ * `y = b + (m/n)⊙(x·Vᵀ + s·xd·Aᵀ·Bᵀ)` with V the weight as (out, in) and n = ‖V + s·B·A‖ per
+ * output, recomputed every forward and treated as a constant by the backward (PEFT detaches it).
+ * As in PEFT's `DoraLinearVariant.forward`, without dropout the base layer's result is reused
+ * (its bias taken off), and with dropout the base product is recomputed on the dropped-out input
+ * and added as `(m/n − 1)·xd·Vᵀ` beside the undropped base result. Merging writes
+ * `W ← (m/n)⊙(W + s·B·A)` with n of that sum, kept for the unmerge (kernels/dora.ts).
  *
- * Files: Hugging Face PEFT's layout, `adapter_config.json` (sorted keys, long-standing keys only) +
- * `adapter_model.safetensors` (metadata `{"format":"pt"}`), keys `base_model.model.` + the module
- * path from the root of the Hugging Face model + `.lora_A.weight` (r, in) / `.lora_B.weight`
- * (out, r): `base_model.model.transformer.h.{i}.attn.c_attn.lora_A.weight` for GPT-2,
- * `base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight` for the Llama family, so
- * adapters move between whet and Python's PEFT both ways. `fan_in_fan_out` is written as the
- * layers store their weights (true for Conv1D, false for `nn.Linear`); on load a file's value is
- * corrected to the layer's, as PEFT does (it warns and overrides it): A and B are stored the same
- * either way, so nothing else changes.
+ * Which layers, which biases train and which modules are saved whole follow the config's PEFT
+ * fields (peft/lora_config.ts lists every field and what happens to it).
+ *
+ * Files: Hugging Face PEFT's layout (peft/files.ts), keys as `get_peft_model_state_dict` writes
+ * them: `base_model.model.` + the module path from the root of the Hugging Face model +
+ * `.lora_A.weight` (r, in) / `.lora_B.weight` (out, r) / `.lora_magnitude_vector` (out) (DoRA);
+ * biases under their module path (`….c_attn.base_layer.bias` for an adapted layer, whose base
+ * PEFT wraps as `base_layer`); `modules_to_save` copies under the module's own path
+ * (`base_model.model.transformer.ln_f.weight`: PEFT keeps them as `….ln_f.modules_to_save.default.
+ * weight` in memory and saves them without the wrapper's part). `fan_in_fan_out` is written as
+ * the layers store their weights; a file's other value is corrected with a warning, as PEFT does.
  *
  * @module
  */
@@ -29,54 +35,36 @@ import type { Ctx } from "../models/context.ts";
 import type { Decoder } from "../models/decoder.ts";
 import type { Linear, LinearLike } from "../models/linear.ts";
 import type { Param } from "../models/param.ts";
-import { readSafetensors, writeFileAtomic, writeSafetensors } from "../models/safetensors.ts";
+import { DoraKernels } from "../kernels/dora.ts";
+import { PeftKernels } from "../kernels/peft.ts";
 import { Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
-import { validateAdapterConfig } from "./prompt.ts";
 import {
-  checkConfig,
-  checkTargets,
+  type AdapterWeights,
+  readAdapterConfigFile,
+  readAdapterWeights,
+  writeAdapterFiles,
+} from "./files.ts";
+import {
+  isValidatedLoraConfig,
+  LORA_DEFAULTS,
+  type LoraConfig,
+  loraConfigFromFile,
+  loraPatternKey,
+  peftLoraJson,
+  selectLoraSlots,
+  validateLoraConfig,
+} from "./lora_config.ts";
+import {
   freezeBase,
   hfModulePath,
-  linearSlots,
   type MergeReport,
   type PeftInstance,
   type PeftMethod,
   resolveTargets,
 } from "./method.ts";
 
-/** LoRA configuration (Hugging Face PEFT's `LoraConfig` names and defaults). */
-export interface LoraConfig {
-  /** Rank r (4–32 typical). Default 8. */
-  r: number;
-  /** Scaling numerator: scaling = lora_alpha / r. Default 8. */
-  lora_alpha: number;
-  /** Dropout on the LoRA branch input. Default 0. */
-  lora_dropout: number;
-  /**
-   * Module names matched exactly or as a dotted suffix (`c_attn`, `attn.c_proj`, `q_proj`,
-   * `mlp.down_proj`), or `["all-linear"]` (every linear layer of the blocks). Default null: PEFT's
-   * default for the model's family, `["c_attn"]` for GPT-2, `["q_proj", "v_proj"]` for Llama and
-   * Qwen2.
-   */
-  target_modules: string[] | null;
-  /** rsLoRA: scaling = lora_alpha / √r. Default false. */
-  use_rslora: boolean;
-  /** Blocks to adapt (empty: all). */
-  layers_to_transform: number[];
-  /** Adapter name (several can live on one model). Default `"default"`. */
-  adapter_name: string;
-}
-
-const DEFAULTS: LoraConfig = {
-  r: 8,
-  lora_alpha: 8,
-  lora_dropout: 0,
-  target_modules: null,
-  use_rslora: false,
-  layers_to_transform: [],
-  adapter_name: "default",
-};
+export type { LoraBias, LoraConfig, LoraInit } from "./lora_config.ts";
 
 /** PEFT's `TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING` for the families whet has. */
 const DEFAULT_TARGETS: Readonly<Record<string, readonly string[]>> = {
@@ -84,6 +72,22 @@ const DEFAULT_TARGETS: Readonly<Record<string, readonly string[]>> = {
   llama: ["q_proj", "v_proj"],
   qwen2: ["q_proj", "v_proj"],
 };
+
+/** DoRA's per-layer state: the magnitude and the kernels' per-output vectors. */
+export interface DoraState {
+  /** The trained magnitude m (out): PEFT's `lora_magnitude_vector`. */
+  magnitude: Param;
+  /** n (out): ‖V + s·B·A‖ per output, written by every forward. */
+  norm: Tensor;
+  /** g = m / n (out). */
+  scale: Tensor;
+  /** g − 1 (out). */
+  scaleMinus1: Tensor;
+  /** g at merge time, kept for the unmerge (PEFT caches the weight norm). */
+  mergedScale: Tensor;
+  /** The kernels. */
+  kernels: { dora: DoraKernels; peft: PeftKernels };
+}
 
 /** One named adapter of a {@linkcode LoRALinear}. */
 export interface LoraAdapter {
@@ -93,12 +97,14 @@ export interface LoraAdapter {
   A: Param;
   /** B (out, r). */
   B: Param;
-  /** Rank. */
+  /** Rank (the config's r, or its rank_pattern entry). */
   r: number;
-  /** alpha/r (or alpha/√r). */
+  /** alpha/r (or alpha/√r), alpha from alpha_pattern where it matches. */
   scaling: number;
   /** Dropout on the branch input. */
   dropout: number;
+  /** DoRA's state, or null for plain LoRA. */
+  dora: DoraState | null;
 }
 
 /**
@@ -151,9 +157,13 @@ export class LoRALinear implements LinearLike {
     return this.adapters.get(this.active) ?? null;
   }
 
+  #scratch(ctx: Ctx, a: LoraAdapter, what: string, shape: number[]): Tensor {
+    return ctx.acts.scratch(`${this.path}.lora.${a.name}.${what}`, shape);
+  }
+
   #input(ctx: Ctx, a: LoraAdapter, x: Tensor, M: number): Tensor {
     if (!(ctx.training && a.dropout > 0)) return x;
-    return ctx.acts.scratch(`${this.path}.lora.${a.name}.xd`, [M, this.nIn]);
+    return this.#scratch(ctx, a, "xd", [M, this.nIn]);
   }
 
   #seed(ctx: Ctx): number {
@@ -164,7 +174,11 @@ export class LoRALinear implements LinearLike {
     return h >>> 0;
   }
 
-  /** x (M,in) → y (M,out) `=`: base, plus scaling·dropout(x)·Aᵀ·Bᵀ. */
+  #shape(a: LoraAdapter) {
+    return { nOut: this.nOut, nIn: this.nIn, r: a.r, fanInFanOut: this.base.fanInFanOut };
+  }
+
+  /** x (M,in) → y (M,out) `=`: base, plus scaling·dropout(x)·Aᵀ·Bᵀ (DoRA: see the module doc). */
   forward(ctx: Ctx, x: Tensor, y: Tensor, M: number): void {
     this.base.forward(ctx, x, y, M);
     const a = this.#live();
@@ -172,30 +186,69 @@ export class LoRALinear implements LinearLike {
     const mm = ctx.k.matmul, batch = ctx.batch;
     const xd = this.#input(ctx, a, x, M);
     if (xd !== x) ctx.k.dropout.forward(batch, x, xd, a.dropout, this.#seed(ctx));
-    const u = ctx.acts.scratch(`${this.path}.lora.${a.name}.u`, [M, a.r]);
+    const u = this.#scratch(ctx, a, "u", [M, a.r]);
     mm.gemm(batch, { a: xd, b: a.A.value, c: u, m: M, n: a.r, k: this.nIn, transB: true });
+    if (!a.dora) {
+      mm.gemm(batch, {
+        a: u,
+        b: a.B.value,
+        c: y,
+        m: M,
+        n: this.nOut,
+        k: a.r,
+        transB: true,
+        alpha: a.scaling,
+        accumulate: true,
+      });
+      return;
+    }
+    // DoRA: n, g = m/n from W, A, B; ls = s·u·Bᵀ; y += (g − 1)·z + g·ls, h = (z + ls)/n.
+    const d = a.dora, N = this.nOut, W = this.base.weight.value;
+    d.kernels.dora.norm(
+      batch,
+      {
+        W,
+        A: a.A.value,
+        B: a.B.value,
+        m: d.magnitude.value,
+        n: d.norm,
+        g: d.scale,
+        gm1: d.scaleMinus1,
+      },
+      a.scaling,
+      this.#shape(a),
+    );
+    const ls = this.#scratch(ctx, a, "ls", [M, N]), h = this.#scratch(ctx, a, "h", [M, N]);
     mm.gemm(batch, {
       a: u,
       b: a.B.value,
-      c: y,
+      c: ls,
       m: M,
-      n: this.nOut,
+      n: N,
       k: a.r,
       transB: true,
       alpha: a.scaling,
-      accumulate: true,
     });
+    let zin: Tensor | null = null;
+    if (xd !== x) {
+      // PEFT recomputes the base product on the dropped-out input (no bias) when dropout is on.
+      zin = this.#scratch(ctx, a, "z", [M, N]);
+      mm.linearForward(batch, xd, W, null, zin, M, this.nIn, N, !this.base.fanInFanOut);
+    }
+    const bias = zin ? null : this.base.bias?.value ?? null;
+    d.kernels.dora.combine(batch, { y, zin, bias, ls, g: d.scale, n: d.norm, h }, M, N);
   }
 
-  /** dy (M,out) → dx (M,in) `=`; dA, dB `+=`; base gradients `+=` when trainable. */
+  /** dy (M,out) → dx (M,in) `=`; dA, dB (and DoRA's dm) `+=`; base gradients `+=` when trainable. */
   backward(ctx: Ctx, x: Tensor, dy: Tensor, dx: Tensor | null, M: number): void {
-    this.base.backward(ctx, x, dy, dx, M);
     const a = this.#live();
+    if (a?.dora) return this.#doraBackward(ctx, a, a.dora, x, dy, dx, M);
+    this.base.backward(ctx, x, dy, dx, M);
     if (!a) return;
     const mm = ctx.k.matmul, batch = ctx.batch;
     const xd = this.#input(ctx, a, x, M);
-    const u = ctx.acts.scratch(`${this.path}.lora.${a.name}.u`, [M, a.r]);
-    const du = ctx.acts.scratch(`${this.path}.lora.${a.name}.du`, [M, a.r]);
+    const u = this.#scratch(ctx, a, "u", [M, a.r]);
+    const du = this.#scratch(ctx, a, "du", [M, a.r]);
     if (a.B.grad) {
       mm.gemm(batch, {
         a: dy,
@@ -210,6 +263,21 @@ export class LoRALinear implements LinearLike {
       });
     }
     mm.gemm(batch, { a: dy, b: a.B.value, c: du, m: M, n: a.r, k: this.nOut, alpha: a.scaling });
+    this.#branchInput(ctx, a, x, xd, du, dx, M, null);
+  }
+
+  /** dA += duᵀ·xd; dx += du·A (through the dropout's mask when xd ≠ x; `dxd` already holds = terms). */
+  #branchInput(
+    ctx: Ctx,
+    a: LoraAdapter,
+    x: Tensor,
+    xd: Tensor,
+    du: Tensor,
+    dx: Tensor | null,
+    M: number,
+    dxd: Tensor | null,
+  ): void {
+    const mm = ctx.k.matmul, batch = ctx.batch;
     if (a.A.grad) {
       mm.gemm(batch, {
         a: du,
@@ -225,31 +293,83 @@ export class LoRALinear implements LinearLike {
     if (!dx) return;
     if (xd === x) {
       mm.gemm(batch, { a: du, b: a.A.value, c: dx, m: M, n: this.nIn, k: a.r, accumulate: true });
-    } else {
-      const dxd = ctx.acts.scratch(`${this.path}.lora.${a.name}.dxd`, [M, this.nIn]);
-      mm.gemm(batch, { a: du, b: a.A.value, c: dxd, m: M, n: this.nIn, k: a.r });
-      ctx.k.dropout.backward(batch, dxd, dx, a.dropout, this.#seed(ctx));
+      return;
     }
+    const target = dxd ?? this.#scratch(ctx, a, "dxd", [M, this.nIn]);
+    mm.gemm(batch, {
+      a: du,
+      b: a.A.value,
+      c: target,
+      m: M,
+      n: this.nIn,
+      k: a.r,
+      accumulate: dxd !== null,
+    });
+    ctx.k.dropout.backward(batch, target, dx, a.dropout, this.#seed(ctx));
+  }
+
+  /**
+   * DoRA's backward, n a constant (PEFT detaches it), g = m/n, h = (z + ls)/n from the forward:
+   * dm += Σ_rows dy⊙h; dB += s·(dy⊙g)ᵀ·u; du = s·(dy⊙g)·B; dA += duᵀ·xd. Without dropout the
+   * base path carries dy⊙g (dx = (dy⊙g)·V, dW += (dy⊙g)ᵀ·x) and the bias dy; with dropout the base
+   * layer takes dy and the recomputed (g − 1)·xd·Vᵀ term takes dy⊙(g − 1) through the mask.
+   */
+  #doraBackward(
+    ctx: Ctx,
+    a: LoraAdapter,
+    d: DoraState,
+    x: Tensor,
+    dy: Tensor,
+    dx: Tensor | null,
+    M: number,
+  ): void {
+    const mm = ctx.k.matmul, batch = ctx.batch, peft = d.kernels.peft;
+    const N = this.nOut, K = this.nIn, W = this.base.weight.value, outIn = !this.base.fanInFanOut;
+    const xd = this.#input(ctx, a, x, M);
+    const u = this.#scratch(ctx, a, "u", [M, a.r]), du = this.#scratch(ctx, a, "du", [M, a.r]);
+    const h = this.#scratch(ctx, a, "h", [M, N]), dyg = this.#scratch(ctx, a, "dyg", [M, N]);
+    peft.scale(batch, dy, d.scale, dyg, M, N);
+    if (d.magnitude.grad) peft.scaleGrad(batch, dy, h, d.magnitude.grad, M, N);
+    if (a.B.grad) {
+      mm.gemm(batch, {
+        a: dyg,
+        b: u,
+        c: a.B.grad,
+        m: N,
+        n: a.r,
+        k: M,
+        transA: true,
+        alpha: a.scaling,
+        accumulate: true,
+      });
+    }
+    mm.gemm(batch, { a: dyg, b: a.B.value, c: du, m: M, n: a.r, k: N, alpha: a.scaling });
+    const dW = this.base.weight.grad, dBias = this.base.bias?.grad ?? null;
+    if (xd === x) {
+      mm.linearBackward(batch, { x, W, outIn, dy: dyg, dx, dW }, M, K, N);
+      if (dBias) mm.linearBackward(batch, { x, W, outIn, dy, dx: null, dW: null, dBias }, M, K, N);
+      this.#branchInput(ctx, a, x, xd, du, dx, M, null);
+      return;
+    }
+    this.base.backward(ctx, x, dy, dx, M);
+    const dyz = this.#scratch(ctx, a, "dyz", [M, N]);
+    peft.scale(batch, dy, d.scaleMinus1, dyz, M, N);
+    const dxd = dx ? this.#scratch(ctx, a, "dxd", [M, K]) : null;
+    mm.linearBackward(batch, { x: xd, W, outIn, dy: dyz, dx: dxd, dW }, M, K, N);
+    this.#branchInput(ctx, a, x, xd, du, dx, M, dxd);
   }
 }
 
-/** Finds (or creates) the LoRA wrapper of every targeted layer. */
-function targets(model: Decoder, config: LoraConfig & { target_modules: string[] }): LoRALinear[] {
-  const slots = linearSlots(model, "LoRA", config.target_modules, config.layers_to_transform);
-  for (const slot of slots) {
-    if (!(slot.current instanceof LoRALinear) && !("weight" in slot.current)) {
-      throw new TypeError(
-        `Cannot apply LoRA to ${slot.path}: it is already wrapped by another method`,
-      );
-    }
-  }
-  return slots.map((slot) => {
-    if (slot.current instanceof LoRALinear) return slot.current;
-    const wrapper = new LoRALinear(slot.current as Linear, slot.path);
-    slot.replace(wrapper);
-    return wrapper;
-  });
+/** A module saved whole (PEFT's `modules_to_save`): its parameters, trained in place, and the originals. */
+export interface SavedModule {
+  /** Module path from the Hugging Face model's root (e.g. `transformer.ln_f`). */
+  path: string;
+  /** Its parameters (trainable while the adapter is active) with the base values kept aside. */
+  params: { param: Param; original: Tensor }[];
 }
+
+/** The resolved, validated configuration of an applied adapter. */
+export type AppliedLoraConfig = LoraConfig & { target_modules: string[] | string };
 
 /**
  * LoRA applied to a model (one named adapter).
@@ -274,51 +394,77 @@ function targets(model: Decoder, config: LoraConfig & { target_modules: string[]
 export class LoraInstance implements PeftInstance {
   /** `"lora"`. */
   readonly method = "lora";
-  /** The configuration, its targets resolved for the model. */
-  readonly config: Readonly<LoraConfig & { target_modules: string[] }>;
-  /** A and B of every targeted layer. */
+  /** The configuration, its targets resolved for the model (a list, or the regex string). */
+  readonly config: Readonly<AppliedLoraConfig>;
+  /** A, B (and DoRA's magnitude) of every targeted layer. */
   readonly added: readonly Param[];
   /** The wrapped layers. */
   readonly layers: readonly LoRALinear[];
+  /** Base biases made trainable by `bias` ("all" or "lora_only"). */
+  readonly biases: readonly Param[];
+  /** Modules saved whole (`modules_to_save`). */
+  readonly saved: readonly SavedModule[];
   readonly #model: Decoder;
+  #savedActive = true;
 
   /** Use {@linkcode lora}.apply. */
   constructor(
     model: Decoder,
-    config: LoraConfig & { target_modules: string[] },
+    config: AppliedLoraConfig,
     layers: LoRALinear[],
     added: Param[],
+    biases: Param[] = [],
+    saved: SavedModule[] = [],
   ) {
     this.#model = model;
     this.config = config;
     this.layers = layers;
     this.added = added;
+    this.biases = biases;
+    this.saved = saved;
   }
 
-  /** A and B of every adapted layer. */
+  /** A, B (and m) of every adapted layer, the biases `bias` trains, the `modules_to_save` copies. */
   trainable(): Param[] {
-    return this.added.slice();
+    return [
+      ...this.added,
+      ...this.biases,
+      ...this.saved.flatMap((m) => m.params.map((p) => p.param)),
+    ];
   }
 
-  /** Makes this adapter the active one on its layers. */
+  /** Makes this adapter the active one on its layers (and its `modules_to_save` copies). */
   activate(): void {
     for (const l of this.layers) l.active = this.config.adapter_name;
-  }
-
-  /** Turns LoRA off on its layers (the base alone). */
-  disable(): void {
-    for (const l of this.layers) l.active = null;
+    this.#useCopies(true);
   }
 
   /**
-   * W += scaling·B·A on every adapted layer (scaling·(B·A)ᵀ for Conv1D's (in, out) weights); the
-   * adapter then adds nothing at run time.
+   * Turns LoRA off on its layers (the base alone; `modules_to_save` back to the originals, as
+   * PEFT's disabled adapter does; biases trained by `bias` stay as trained, as in PEFT).
+   */
+  disable(): void {
+    for (const l of this.layers) l.active = null;
+    this.#useCopies(false);
+  }
+
+  #useCopies(on: boolean): void {
+    if (on === this.#savedActive) return;
+    for (const m of this.saved) {
+      for (const s of m.params) [s.param.value, s.original] = [s.original, s.param.value];
+    }
+    this.#savedActive = on;
+  }
+
+  /**
+   * W += scaling·B·A on every adapted layer (scaling·(B·A)ᵀ for Conv1D's (in, out) weights); DoRA:
+   * W ← (m/n)⊙(W + scaling·B·A). The adapter then adds nothing at run time.
    */
   merge(): Promise<MergeReport> {
     return this.#fold(+1);
   }
 
-  /** W −= scaling·B·A (or its transpose): undoes {@linkcode merge}. */
+  /** Undoes {@linkcode merge}. */
   unmerge(): Promise<MergeReport> {
     return this.#fold(-1);
   }
@@ -335,7 +481,26 @@ export class LoraInstance implements PeftInstance {
           } merged`,
         );
       }
-      const W = l.base.weight.value, alpha = sign * a.scaling;
+      const W = l.base.weight.value, alpha = sign * a.scaling, d = a.dora;
+      const shape = { nOut: l.nOut, nIn: l.nIn, r: a.r, fanInFanOut: l.base.fanInFanOut };
+      if (d && sign > 0) {
+        d.kernels.dora.norm(
+          batch,
+          {
+            W,
+            A: a.A.value,
+            B: a.B.value,
+            m: d.magnitude.value,
+            n: d.norm,
+            g: d.scale,
+            gm1: d.scaleMinus1,
+          },
+          a.scaling,
+          shape,
+        );
+        batch.copy(d.scale, d.mergedScale);
+      }
+      if (d && sign < 0) d.kernels.dora.rescale(batch, W, d.mergedScale, shape, true);
       this.#model.kernels.matmul.gemm(
         batch,
         l.base.fanInFanOut
@@ -364,6 +529,7 @@ export class LoraInstance implements PeftInstance {
             accumulate: true,
           },
       );
+      if (d && sign > 0) d.kernels.dora.rescale(batch, W, d.mergedScale, shape);
       if (sign > 0) l.merged.add(name);
       else l.merged.delete(name);
       merged.push(l.base.weight.name);
@@ -372,91 +538,138 @@ export class LoraInstance implements PeftInstance {
     return { merged };
   }
 
-  /** PEFT's adapter_config.json for this adapter. */
+  /** PEFT 0.17's adapter_config.json for this adapter (every field `save_pretrained` writes). */
   adapterConfig(baseModel = ""): Record<string, unknown> {
-    const c = this.config;
-    const cfg: Record<string, unknown> = {
-      alpha_pattern: {},
-      base_model_name_or_path: baseModel,
-      bias: "none",
-      // As the layers store their weights: Conv1D (in, out) or nn.Linear (out, in).
-      fan_in_fan_out: this.layers[0].base.fanInFanOut,
-      inference_mode: true,
-      init_lora_weights: true,
-      layers_pattern: null,
-      layers_to_transform: c.layers_to_transform.length > 0 ? c.layers_to_transform : null,
-      lora_alpha: c.lora_alpha,
-      lora_dropout: c.lora_dropout,
-      modules_to_save: null,
-      peft_type: "LORA",
-      r: c.r,
-      rank_pattern: {},
-      target_modules: c.target_modules,
-      task_type: "CAUSAL_LM",
-      use_dora: false,
-      use_rslora: c.use_rslora,
-    };
-    return Object.fromEntries(Object.keys(cfg).sort().map((k) => [k, cfg[k]]));
+    return peftLoraJson(
+      this.config,
+      this.config.target_modules,
+      this.layers[0].base.fanInFanOut,
+      baseModel,
+    );
   }
 
   /** Writes adapter_config.json + adapter_model.safetensors in Hugging Face PEFT's layout. */
   async save(dir: string, baseModel = ""): Promise<void> {
-    await Deno.mkdir(dir, { recursive: true });
-    const tensors: [string, { shape: readonly number[]; data: Float32Array }][] = [];
-    const ps = this.#keyed();
-    const data = await this.#model.gpu.read(ps.map(([, p]) => p.value));
-    ps.forEach(([key, p], i) => tensors.push([key, { shape: p.shape, data: data[i] }]));
-    await writeSafetensors(`${dir}/adapter_model.safetensors`, tensors, {
-      metadata: { format: "pt" },
-    });
-    await writeFileAtomic(
-      `${dir}/adapter_config.json`,
-      JSON.stringify(this.adapterConfig(baseModel), null, 2) + "\n",
+    const keyed = this.#keyed();
+    const data = await this.#model.gpu.read(keyed.map(([, p]) => p.value));
+    await writeAdapterFiles(
+      dir,
+      this.adapterConfig(baseModel),
+      keyed.map(([key, p], i) => [key, { shape: p.shape, data: data[i] }] as const),
     );
   }
 
-  /** Loads A and B from a PEFT-layout folder (written here or by Python's PEFT). */
-  async load(dir: string): Promise<void> {
-    const file = `${dir}/adapter_model.safetensors`;
-    const st = await readSafetensors(file);
-    for (const [key, p] of this.#keyed()) {
-      if (!st.names().includes(key)) {
-        throw new Error(`Cannot load LoRA from ${file}: tensor "${key}" is missing`);
+  /**
+   * Loads the adapter's tensors from a PEFT-layout folder (written here or by Python's PEFT).
+   * Biases a `bias` setting trains but the file lacks keep the base model's values (PEFT before
+   * the `base_layer.bias` fix wrote none for `lora_only`), with a warning; tensors of the file
+   * that this adapter has no place for are named in a warning.
+   */
+  async load(dir: string, warn: (message: string) => void = console.warn): Promise<void> {
+    const w = await readAdapterWeights(dir);
+    const used = new Set<string>(), missing: string[] = [];
+    const writes: [Param, Float32Array][] = [];
+    for (const [key, p, alt] of this.#keyed(true)) {
+      const keys = alt ? [key, alt] : [key];
+      const found = keys.find((k) => w.names().includes(k));
+      if (found === undefined && this.biases.includes(p)) {
+        missing.push(key);
+        continue;
       }
-      const t = st.tensor(key);
-      if (t.shape.join() !== p.shape.join()) {
-        throw new Error(
-          `Cannot load LoRA from ${file}: tensor "${key}" has shape [${t.shape}], expected [${p.shape}]`,
-        );
-      }
-      p.value.write(t.data);
+      writes.push([p, readInto(w, keys, p)]);
+      used.add(found!);
     }
+    for (const [p, data] of writes) p.value.write(data);
+    if (missing.length > 0) {
+      warn(
+        `warning: ${w.file}: no ${missing.length} of the biases bias="${this.config.bias}" trains (e.g. "${
+          missing[0]
+        }"); they keep the base model's values`,
+      );
+    }
+    const extra = w.names().filter((k) => !used.has(k));
+    if (extra.length > 0) {
+      warn(
+        `warning: ${w.file}: ignoring ${extra.length} tensor${
+          extra.length > 1 ? "s" : ""
+        } this LoRA config has no place for: ${extra.slice(0, 4).map((k) => `"${k}"`).join(", ")}${
+          extra.length > 4 ? ", …" : ""
+        }`,
+      );
+    }
+    await this.#model.gpu.sync();
   }
 
   /**
-   * A and B of every adapted layer with their PEFT file keys: `base_model.model.` + the module
-   * path from the Hugging Face model's root + `.lora_A.weight` (the adapter name is not in the key).
+   * Every saved tensor with its PEFT file key (`get_peft_model_state_dict`'s names; the adapter
+   * name is not in the key) and, with `alternatives`, a second accepted key (a bias of an
+   * adapted layer under its plain module path).
    */
-  #keyed(): [string, Param][] {
-    const name = this.config.adapter_name;
-    return this.layers.flatMap((l) => {
-      const a = l.adapters.get(name)!,
-        key = `base_model.model.${hfModulePath(this.#model, l.path)}`;
-      return [[`${key}.lora_A.weight`, a.A], [`${key}.lora_B.weight`, a.B]] as [string, Param][];
-    });
+  #keyed(alternatives = false): [string, Param, string?][] {
+    const name = this.config.adapter_name, model = this.#model;
+    const out = new Map<string, [string, Param, string?]>();
+    const put = (key: string, p: Param, alt?: string) => {
+      if (!out.has(key)) out.set(key, alternatives && alt ? [key, p, alt] : [key, p]);
+    };
+    const adapted = new Map(this.layers.map((l) => [l.base.bias, l] as const));
+    for (const l of this.layers) {
+      const a = l.adapters.get(name)!, key = `base_model.model.${hfModulePath(model, l.path)}`;
+      put(`${key}.lora_A.weight`, a.A);
+      put(`${key}.lora_B.weight`, a.B);
+      if (a.dora) put(`${key}.lora_magnitude_vector`, a.dora.magnitude);
+    }
+    for (const p of this.biases) {
+      const l = adapted.get(p);
+      const plain = `base_model.model.${hfModulePath(model, p.name)}`;
+      if (l) put(`base_model.model.${hfModulePath(model, l.path)}.base_layer.bias`, p, plain);
+      else put(plain, p);
+    }
+    for (const m of this.saved) {
+      for (const { param } of m.params) {
+        put(`base_model.model.${hfModulePath(model, param.name)}`, param);
+      }
+    }
+    return [...out.values()];
   }
 
   /** e.g. `LoRA r=8 alpha=16 (scaling 2) on c_attn, 4 modules`. */
   describe(): string {
     const c = this.config;
     const s = this.layers[0]?.adapters.get(c.adapter_name)?.scaling ?? 0;
-    return `LoRA r=${c.r} alpha=${c.lora_alpha}${c.use_rslora ? " (rsLoRA)" : ""} (scaling ${+s
-      .toFixed(4)}) on ${c.target_modules.join(", ")}, ${this.layers.length} modules`;
+    const targets = typeof c.target_modules === "string"
+      ? JSON.stringify(c.target_modules)
+      : c.target_modules.join(", ");
+    const extras = [
+      c.use_dora ? "DoRA" : "",
+      Object.keys(c.rank_pattern).length + Object.keys(c.alpha_pattern).length > 0
+        ? "per-module r/alpha"
+        : "",
+      c.bias !== "none" ? `bias ${c.bias}` : "",
+      this.saved.length > 0 ? `saving ${this.saved.map((m) => m.path).join(", ")}` : "",
+    ].filter((e) => e !== "");
+    return `${c.use_dora ? "DoRA" : "LoRA"} r=${c.r} alpha=${c.lora_alpha}${
+      c.use_rslora ? " (rsLoRA)" : ""
+    } (scaling ${+s.toFixed(4)}) on ${targets}, ${this.layers.length} modules${
+      extras.length > (c.use_dora ? 1 : 0)
+        ? ` (${extras.filter((e) => e !== "DoRA").join("; ")})`
+        : ""
+    }`;
   }
 }
 
+function readInto(w: AdapterWeights, keys: string[], p: Param): Float32Array {
+  return w.tensor(keys, p.shape, "LoRA");
+}
+
+/** Options of {@linkcode readLoraConfig} and {@linkcode loadLora}. */
+export interface LoraLoadOptions {
+  /** Where warnings go (unknown fields, corrected `fan_in_fan_out`, missing biases). Default console.warn. */
+  warn?: (message: string) => void;
+}
+
 /**
- * Reads a PEFT adapter_config.json into a {@linkcode LoraConfig}, with clear errors.
+ * Reads a PEFT adapter_config.json into a validated {@linkcode LoraConfig}: refused fields and
+ * bad settings are errors naming the file and the field, unknown fields a warning naming them.
  *
  * @example
  * ```ts
@@ -464,51 +677,122 @@ export class LoraInstance implements PeftInstance {
  * const dir = await Deno.makeTempDir();
  * const config = {
  *   peft_type: "LORA", r: 16, lora_alpha: 32, lora_dropout: 0.05,
- *   target_modules: ["c_attn", "c_proj"], fan_in_fan_out: true,
+ *   target_modules: ["c_attn", "c_proj"], fan_in_fan_out: true, use_dora: true,
  * };
  * await Deno.writeTextFile(`${dir}/adapter_config.json`, JSON.stringify(config));
  * const cfg = await readLoraConfig(dir);
- * if (cfg.r !== 16 || cfg.target_modules.join() !== "c_attn,c_proj") throw new Error();
+ * if (cfg.r !== 16 || !cfg.use_dora || String(cfg.target_modules) !== "c_attn,c_proj") throw new Error();
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readLoraConfig(
   dir: string,
-): Promise<LoraConfig & { target_modules: string[] }> {
-  const file = `${dir}/adapter_config.json`;
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(await Deno.readTextFile(file));
-  } catch (e) {
-    throw new Error(`Cannot read ${file}: ${(e as Error).message}`, { cause: e });
-  }
-  if (json.peft_type !== "LORA") {
-    throw new Error(
-      `Cannot load ${file}: field "peft_type" is ${
-        JSON.stringify(json.peft_type)
-      }, expected "LORA"`,
+  options: LoraLoadOptions = {},
+): Promise<LoraConfig> {
+  const file = await readAdapterConfigFile(dir);
+  return loraConfigFromFile(file, options.warn ?? console.warn).config;
+}
+
+/**
+ * Applies the LoRA adapter of a PEFT-layout folder to `model` and loads its tensors: the config is
+ * read and validated once; `fan_in_fan_out` is corrected to the layers' layout with a warning, as
+ * PEFT does.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, lora, loadLora } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const dir = await Deno.makeTempDir();
+ * await (await lora.apply(model, lora.validate({ r: 2, use_dora: true }), 0)).save(dir);
+ * const other = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
+ * const inst = await loadLora(other, dir);
+ * if (inst.describe() !== "DoRA r=2 alpha=8 (scaling 4) on c_attn, 2 modules") throw new Error(inst.describe());
+ * model.release();
+ * other.release();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function loadLora(
+  model: Decoder,
+  dir: string,
+  options: LoraLoadOptions = {},
+): Promise<LoraInstance> {
+  const warn = options.warn ?? console.warn;
+  const file = await readAdapterConfigFile(dir);
+  const { config, notes } = loraConfigFromFile(file, warn);
+  const inst = await lora.apply(model, config, 0);
+  const layout = inst.layers[0].base.fanInFanOut;
+  if (notes.fanInFanOut !== null && notes.fanInFanOut !== layout) {
+    warn(
+      `warning: ${file.file}: fan_in_fan_out is ${notes.fanInFanOut} but the target layers are ${
+        layout ? "Conv1D (weights stored (in, out))" : "nn.Linear (weights stored (out, in))"
+      }; using ${layout}, as PEFT does`,
     );
   }
-  // fan_in_fan_out is not read: the layers' own layout decides, as in PEFT (see the module doc).
-  let targets = json.target_modules;
-  if (typeof targets === "string") targets = [targets];
-  if (!Array.isArray(targets)) {
-    throw new Error(`Cannot load ${file}: field "target_modules" must be a list`);
+  await inst.load(dir, warn);
+  return inst;
+}
+
+/** Finds (or creates) the LoRA wrapper of every selected layer. */
+function wrap(slots: ReturnType<typeof selectLoraSlots>): LoRALinear[] {
+  return slots.map((slot) => {
+    if (slot.current instanceof LoRALinear) return slot.current;
+    const wrapper = new LoRALinear(slot.current as Linear, slot.path);
+    slot.replace(wrapper);
+    return wrapper;
+  });
+}
+
+/**
+ * The leaf modules `modules_to_save` names (PEFT: a module path ending with the name), as whet
+ * parameter groups; refuses names that match nothing, a container, an adapted layer, or an
+ * embedding / head tied to the other (a separate copy would untie them).
+ */
+function modulesToSave(
+  model: Decoder,
+  names: string[],
+  adapted: Set<string>,
+): Map<string, Param[]> {
+  const groups = new Map<string, Param[]>();
+  for (const p of model.params.values()) {
+    const path = hfModulePath(model, p.name.slice(0, p.name.lastIndexOf(".")));
+    groups.set(path, [...groups.get(path) ?? [], p]);
   }
-  const cfg = validateAdapterConfig(dir, () =>
-    lora.validate({
-      r: json.r,
-      lora_alpha: json.lora_alpha,
-      lora_dropout: json.lora_dropout ?? 0,
-      target_modules: targets,
-      use_rslora: json.use_rslora ?? false,
-      layers_to_transform: Array.isArray(json.layers_to_transform)
-        ? json.layers_to_transform
-        : typeof json.layers_to_transform === "number"
-        ? [json.layers_to_transform]
-        : [],
-    }));
-  return { ...cfg, target_modules: targets as string[] };
+  const tied = model.head.weight === model.wte;
+  const out = new Map<string, Param[]>();
+  for (const name of names) {
+    const leaves = [...groups.keys()].filter((path) => path.endsWith(name));
+    const containers = [...groups.keys()].some((path) => {
+      const i = path.lastIndexOf(name + ".");
+      return i >= 0 && (i === 0 || path[i - 1] === ".");
+    });
+    const headOrEmbedding = name.endsWith("lm_head") ||
+      leaves.some((path) => groups.get(path)!.includes(model.wte));
+    if (tied && headOrEmbedding) {
+      throw new RangeError(
+        `Cannot apply LoRA: modules_to_save "${name}" is the embedding or head, which this model ties together; PEFT's separate copy would untie them, which whet's decoder does not do`,
+      );
+    }
+    if (leaves.length === 0) {
+      throw new RangeError(
+        `Cannot apply LoRA: modules_to_save "${name}" ${
+          containers
+            ? "names a container module; name its layers (e.g. ln_f, ln_1)"
+            : "matches no module of the model"
+        }`,
+      );
+    }
+    for (const path of leaves) {
+      if (adapted.has(path)) {
+        throw new RangeError(
+          `Cannot apply LoRA: modules_to_save "${name}" matches ${path}, which LoRA also adapts`,
+        );
+      }
+      out.set(path, groups.get(path)!);
+    }
+  }
+  return out;
 }
 
 /**
@@ -535,65 +819,160 @@ export async function readLoraConfig(
  */
 export const lora: PeftMethod<LoraConfig, LoraInstance> = {
   name: "lora",
-  summary: "LoRA: low-rank updates scaling·B·A beside frozen linear layers; mergeable",
-  defaults: DEFAULTS,
+  summary: "LoRA (and DoRA): low-rank updates scaling·B·A beside frozen linear layers; mergeable",
+  defaults: LORA_DEFAULTS,
   validate(c: Record<string, unknown>): LoraConfig {
-    const cfg = checkConfig("lora", DEFAULTS, c);
-    if (!Number.isInteger(cfg.r) || cfg.r < 1) {
-      throw new RangeError(`Cannot configure LoRA: "r" must be a positive integer, got ${cfg.r}`);
-    }
-    if (!(cfg.lora_alpha > 0)) {
-      throw new RangeError(
-        `Cannot configure LoRA: "lora_alpha" must be positive, got ${cfg.lora_alpha}`,
-      );
-    }
-    if (!(cfg.lora_dropout >= 0 && cfg.lora_dropout < 1)) {
-      throw new RangeError(
-        `Cannot configure LoRA: "lora_dropout" must be in [0, 1), got ${cfg.lora_dropout}`,
-      );
-    }
-    return { ...cfg, target_modules: checkTargets("LoRA", "target_modules", cfg.target_modules) };
+    return validateLoraConfig(c);
   },
   async apply(model: Decoder, config: LoraConfig, seed: number): Promise<LoraInstance> {
-    const valid = lora.validate(config as unknown as Record<string, unknown>);
-    const cfg = {
-      ...valid,
-      target_modules: resolveTargets(model, "LoRA", valid.target_modules, DEFAULT_TARGETS),
-    };
-    freezeBase(model);
-    const layers = targets(model, cfg);
-    const rng = new Rng(seed);
-    const added: Param[] = [];
-    const scaling = cfg.use_rslora ? cfg.lora_alpha / Math.sqrt(cfg.r) : cfg.lora_alpha / cfg.r;
-    for (const l of layers) {
-      if (l.adapters.has(cfg.adapter_name)) {
-        throw new RangeError(
-          `Cannot apply LoRA: ${l.path} already has an adapter named "${cfg.adapter_name}"`,
+    const valid = isValidatedLoraConfig(config)
+      ? config
+      : validateLoraConfig(config as unknown as Record<string, unknown>);
+    const targets = typeof valid.target_modules === "string"
+      ? valid.target_modules
+      : resolveTargets(model, "LoRA", valid.target_modules, DEFAULT_TARGETS);
+    const cfg: AppliedLoraConfig = { ...valid, target_modules: targets };
+    // Everything that can refuse runs before the model is touched.
+    const slots = selectLoraSlots(
+      model,
+      targets,
+      cfg.exclude_modules,
+      cfg.layers_to_transform,
+      cfg.layers_pattern,
+    );
+    for (const slot of slots) {
+      if (!(slot.current instanceof LoRALinear) && !("weight" in slot.current)) {
+        throw new TypeError(
+          `Cannot apply LoRA to ${slot.path}: it is already wrapped by another method`,
         );
       }
-      const bound = 1 / Math.sqrt(l.nIn); // kaiming_uniform_(a=√5) on (r, in): gain·√(3/in) = 1/√in
-      const A = model.addParam(
-        `${l.path}.lora_A.${cfg.adapter_name}.weight`,
-        [cfg.r, l.nIn],
-        rng.fillUniform(new Float32Array(cfg.r * l.nIn), -bound, bound) as Float32Array,
-      );
-      const B = model.addParam(
-        `${l.path}.lora_B.${cfg.adapter_name}.weight`,
-        [l.nOut, cfg.r],
-        new Float32Array(l.nOut * cfg.r),
-      );
+      const cur = slot.current as LoRALinear | Linear;
+      if (cur instanceof LoRALinear && cur.adapters.has(cfg.adapter_name)) {
+        throw new RangeError(
+          `Cannot apply LoRA: ${slot.path} already has an adapter named "${cfg.adapter_name}"`,
+        );
+      }
+      const base = cur instanceof LoRALinear ? cur.base : cur;
+      if (cfg.use_dora && base.weight.value.dtype !== "f32") {
+        throw new RangeError(
+          `Cannot apply DoRA to ${slot.path}: its weight is stored in ${base.weight.value.dtype}; DoRA's norm reads an f32 weight`,
+        );
+      }
+    }
+    const adaptedPaths = new Set(slots.map((s) => hfModulePath(model, s.path)));
+    const saveGroups = modulesToSave(model, cfg.modules_to_save ?? [], adaptedPaths);
+    const kernels = cfg.use_dora
+      ? { dora: await DoraKernels.create(model.gpu), peft: await PeftKernels.create(model.gpu) }
+      : null;
+
+    freezeBase(model);
+    const layers = wrap(slots);
+    const rng = new Rng(seed);
+    const added: Param[] = [];
+    const gpu = model.gpu, batch = gpu.batch();
+    for (const l of layers) {
+      const hf = hfModulePath(model, l.path);
+      const rk = loraPatternKey(cfg.rank_pattern, hf), ak = loraPatternKey(cfg.alpha_pattern, hf);
+      const r = rk === undefined ? cfg.r : cfg.rank_pattern[rk];
+      const alpha = ak === undefined ? cfg.lora_alpha : cfg.alpha_pattern[ak];
+      const scaling = cfg.use_rslora ? alpha / Math.sqrt(r) : alpha / r;
+      const [aInit, bInit] = initAB(cfg.init_lora_weights, rng, r, l.nIn, l.nOut);
+      const A = model.addParam(`${l.path}.lora_A.${cfg.adapter_name}.weight`, [r, l.nIn], aInit);
+      const B = model.addParam(`${l.path}.lora_B.${cfg.adapter_name}.weight`, [l.nOut, r], bInit);
+      added.push(A, B);
+      let dora: DoraState | null = null;
+      if (kernels) {
+        const N = l.nOut;
+        const magnitude = model.addParam(
+          `${l.path}.lora_magnitude_vector.${cfg.adapter_name}.weight`,
+          [N],
+          new Float32Array(N),
+        );
+        const vec = (what: string) => gpu.tensor([N], undefined, `${l.path}.dora.${what}`);
+        dora = {
+          magnitude,
+          norm: vec("norm"),
+          scale: vec("scale"),
+          scaleMinus1: vec("scale_minus_1"),
+          mergedScale: vec("merged_scale"),
+          kernels,
+        };
+        // m starts as ‖W + s·B·A‖ per output (PEFT's update_layer), so g = 1 and DoRA starts as LoRA.
+        magnitude.value.write(new Float32Array(N).fill(1));
+        kernels.dora.norm(
+          batch,
+          {
+            W: l.base.weight.value,
+            A: A.value,
+            B: B.value,
+            m: magnitude.value,
+            n: dora.norm,
+            g: dora.scale,
+            gm1: dora.scaleMinus1,
+          },
+          scaling,
+          { nOut: N, nIn: l.nIn, r, fanInFanOut: l.base.fanInFanOut },
+        );
+        batch.copy(dora.norm, magnitude.value);
+        added.push(magnitude);
+      }
       l.adapters.set(cfg.adapter_name, {
         name: cfg.adapter_name,
         A,
         B,
-        r: cfg.r,
+        r,
         scaling,
         dropout: cfg.lora_dropout,
+        dora,
       });
       l.active = cfg.adapter_name;
-      added.push(A, B);
     }
-    await Promise.resolve();
-    return new LoraInstance(model, cfg, layers, added);
+    await batch.submit();
+    const biases = trainBiases(model, cfg, layers);
+    const saved: SavedModule[] = [];
+    for (const [path, params] of saveGroups) {
+      const copies = params.map((param) => {
+        const original = gpu.tensor(param.shape, undefined, `${param.name}.original`);
+        return { param, original };
+      });
+      const b = gpu.batch();
+      for (const c of copies) b.copy(c.param.value, c.original);
+      await b.submit();
+      for (const { param } of copies) model.setTrainable(param, true);
+      saved.push({ path, params: copies });
+    }
+    return new LoraInstance(model, cfg, layers, added, biases, saved);
   },
 };
+
+/** A and B initial values per PEFT's `reset_lora_parameters`. */
+function initAB(
+  init: LoraConfig["init_lora_weights"],
+  rng: Rng,
+  r: number,
+  nIn: number,
+  nOut: number,
+) {
+  const A = new Float32Array(r * nIn), B = new Float32Array(nOut * r);
+  if (init === "gaussian") {
+    rng.fillNormal(A, 1 / r); // nn.init.normal_(A, std=1/r)
+  } else {
+    const bound = 1 / Math.sqrt(nIn); // kaiming_uniform_(a=√5) on (r, in): gain·√(3/in) = 1/√in
+    rng.fillUniform(A, -bound, bound);
+    // init_lora_weights=false leaves B as nn.Linear(r, out) initialises it: U(−1/√r, 1/√r).
+    if (init === false) rng.fillUniform(B, -1 / Math.sqrt(r), 1 / Math.sqrt(r));
+  }
+  return [A, B] as const;
+}
+
+/** Makes the biases `bias` names trainable: every bias of the model ("all"), or the adapted layers' ("lora_only"). */
+function trainBiases(model: Decoder, cfg: LoraConfig, layers: LoRALinear[]): Param[] {
+  const out = cfg.bias === "all"
+    // PEFT: every parameter with "bias" in its name.
+    ? [...model.params.values()].filter((p) => p.name.includes("bias"))
+    : cfg.bias === "lora_only"
+    ? layers.flatMap((l) => l.base.bias ? [l.base.bias] : [])
+    : [];
+  for (const p of out) model.setTrainable(p, true);
+  return out;
+}

@@ -14,13 +14,21 @@ export {
   type PeftMethod,
 } from "./method.ts";
 export {
+  type AppliedLoraConfig,
+  type DoraState,
+  loadLora,
   lora,
   type LoraAdapter,
+  type LoraBias,
   type LoraConfig,
+  type LoraInit,
   LoraInstance,
   LoRALinear,
+  type LoraLoadOptions,
   readLoraConfig,
+  type SavedModule,
 } from "./lora.ts";
+export { loraPatternKey, validateLoraConfig } from "./lora_config.ts";
 export {
   bitfit,
   full,
