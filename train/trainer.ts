@@ -20,6 +20,23 @@ import { mix32 } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import { type AdamWConfig, Optimizer } from "./optimizer.ts";
 import { learningRate } from "./schedule.ts";
+import {
+  type Available,
+  availableMemory,
+  fitMemory,
+  type FitResult,
+  type MemoryPlan,
+  planInputFromModel,
+  type RemedyNames,
+} from "./memory_plan.ts";
+
+/** The options a memory-plan error names. */
+const TRAIN_OPTION_NAMES: RemedyNames = {
+  gradientCheckpointing: "gradientCheckpointing",
+  halfBase: "baseDtype",
+  batchSize: "batchSize",
+  seqLen: "seqLen",
+};
 import { files } from "../io/files.ts";
 
 /** A (B,T) batch of ids and labels (labels aligned with ids; -100 ignored). */
@@ -225,6 +242,13 @@ export class Trainer {
   readonly options:
     & Required<Omit<TrainOptions, "outDir" | "optimizer">>
     & Pick<TrainOptions, "outDir" | "optimizer">;
+  /** The memory plan made before the first step (see train/memory_plan.ts). */
+  readonly memoryPlan: MemoryPlan;
+  /**
+   * True when the run fitted only with gradient checkpointing and `create` turned it on
+   * (`options.gradientCheckpointing` is then true).
+   */
+  readonly checkpointingTurnedOn: boolean;
   readonly #train: BatchSource;
   readonly #dev: BatchSource | undefined;
   readonly #acts: Activations;
@@ -243,8 +267,11 @@ export class Trainer {
     dev: BatchSource | undefined,
     options: TrainOptions,
     checkpoint: { hook?: CheckpointHook; files?: Readonly<Record<string, string>> },
+    fit: FitResult,
   ) {
     this.model = model;
+    this.memoryPlan = fit.plan;
+    this.checkpointingTurnedOn = fit.checkpointingTurnedOn;
     this.optimizer = optimizer;
     this.#train = train;
     this.#dev = dev;
@@ -283,6 +310,12 @@ export class Trainer {
    * (some files written), "verified" (temporary folder complete, previous checkpoint still in
    * place), "moved" (previous checkpoint renamed to `.checkpoint.old`), "renamed" (new checkpoint
    * in place, old one not yet removed); the kill tests stop the process there.
+   *
+   * Before it allocates anything, `create` plans the run's memory (train/memory_plan.ts) against
+   * the device's limits and `available` (default: {@linkcode availableMemory}; null: limits only):
+   * a run that does not fit is refused with a `MemoryPlanError` that says which
+   * change would make it fit, and one that fits only with gradient checkpointing gets it
+   * ({@linkcode Trainer.checkpointingTurnedOn}).
    */
   static async create(
     model: Decoder,
@@ -296,9 +329,23 @@ export class Trainer {
         step: number,
       ) => void | Promise<void>;
       checkpointFiles?: Readonly<Record<string, string>>;
+      available?: Available | null;
     } = {},
   ): Promise<Trainer> {
     validate(options);
+    // The memory plan, before the optimizer state and the activations are allocated.
+    const first = train.batch(0, 0);
+    const fit = fitMemory(
+      planInputFromModel(model, first.batchSize, first.seqLen, {
+        gradientCheckpointing: options.gradientCheckpointing ?? false,
+        lossLogBatches: (options.logEvery ?? 10) * (options.gradAccum ?? 1),
+        available: extra.available === null
+          ? undefined
+          : extra.available ?? availableMemory(model.gpu),
+      }),
+      TRAIN_OPTION_NAMES,
+    );
+    if (fit.checkpointingTurnedOn) options = { ...options, gradientCheckpointing: true };
     const reserved = [STATE_FILE, TRAINABLE_FILE, OPTIMIZER_FILE, HF_CONFIG_FILE, HF_WEIGHTS_FILE];
     for (const name of Object.keys(extra.checkpointFiles ?? {})) {
       if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name) || reserved.includes(name)) {
@@ -317,7 +364,7 @@ export class Trainer {
     return new Trainer(model, optimizer, train, extra.dev, options, {
       hook: extra.checkpointHook,
       files: extra.checkpointFiles,
-    });
+    }, fit);
   }
 
   /** Optimizer steps done. */
