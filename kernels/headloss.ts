@@ -17,7 +17,10 @@
  * operands are reused, not allocated again for a narrower last chunk): the last chunk ends at V and
  * overlaps the one before it, and leaves out the columns that one counted (their gradient is 0, so
  * they add exact zeros). A W larger than one storage binding (a GPT-2 token table) is bound as
- * views of its chunks (`Gpu.rowRange`).
+ * views of its chunks (`Gpu.rowRange`). A frozen W may be stored as packed f16 or bf16 halves
+ * (runtime/tensor.ts): the GEMMs read it as their B operand, widened to f32 (the Matmul must be
+ * created with that `halfB`), and dW must then be null. Chunk widths are planned from W's f32 size
+ * either way: the matmul's packed copy of a chunk's rows is f32.
  *
  * @module
  */
