@@ -759,14 +759,17 @@ function modulesToSave(
     const path = hfModulePath(model, p.name.slice(0, p.name.lastIndexOf(".")));
     groups.set(path, [...groups.get(path) ?? [], p]);
   }
+  const containers = new Set<string>();
+  for (const path of groups.keys()) {
+    const parts = path.split(".");
+    for (let i = 1; i < parts.length; i++) containers.add(parts.slice(0, i).join("."));
+  }
   const tied = model.head.weight === model.wte;
   const out = new Map<string, Param[]>();
   for (const name of names) {
+    // PEFT's _set_trainable: every module whose path ends with the name.
+    const container = [...containers].find((path) => path.endsWith(name) && !groups.has(path));
     const leaves = [...groups.keys()].filter((path) => path.endsWith(name));
-    const containers = [...groups.keys()].some((path) => {
-      const i = path.lastIndexOf(name + ".");
-      return i >= 0 && (i === 0 || path[i - 1] === ".");
-    });
     const headOrEmbedding = name.endsWith("lm_head") ||
       leaves.some((path) => groups.get(path)!.includes(model.wte));
     if (tied && headOrEmbedding) {
@@ -774,13 +777,14 @@ function modulesToSave(
         `Cannot apply LoRA: modules_to_save "${name}" is the embedding or head, which this model ties together; PEFT's separate copy would untie them, which whet's decoder does not do`,
       );
     }
+    if (container !== undefined) {
+      throw new RangeError(
+        `Cannot apply LoRA: modules_to_save "${name}" matches ${container}, a container module; whet saves single layers (name them, e.g. ln_f, ln_1)`,
+      );
+    }
     if (leaves.length === 0) {
       throw new RangeError(
-        `Cannot apply LoRA: modules_to_save "${name}" ${
-          containers
-            ? "names a container module; name its layers (e.g. ln_f, ln_1)"
-            : "matches no module of the model"
-        }`,
+        `Cannot apply LoRA: modules_to_save "${name}" matches no module of the model`,
       );
     }
     for (const path of leaves) {
