@@ -3,7 +3,8 @@
  * {@linkcode BenchmarkTask} with the prompts lm-evaluation-harness uses:
  *
  * - MMLU (Hendrycks et al.) CSV, `{subject}_{dev,val,test}.csv`, no header, rows of question,
- *   four choices and the answer letter: prompt `question\nA. …\nB. …\nC. …\nD. …\nAnswer:`,
+ *   four choices and the answer letter, or with a header row and answers 0–3 as Hugging Face
+ *   exports it (see {@linkcode readMmluCsv}): prompt `question\nA. …\nB. …\nC. …\nD. …\nAnswer:`,
  *   choices " A" … " D", the header "The following are multiple choice questions (with answers)
  *   about {subject}.\n\n", few-shot examples from the subject's dev file, in order;
  * - BIG-bench `task.json`: `examples` with `target_scores` (multiple choice, scored by
@@ -19,7 +20,8 @@
  *   " positive", " True"/" False", " no"/" yes".
  *
  * Malformed rows and lines are reported together in one {@linkcode DataError}, each with its file
- * and line.
+ * and line; a file in the wrong format altogether (GLUE's TSV where SuperGLUE JSONL is read) is
+ * one error. A leading UTF-8 byte order mark is dropped everywhere.
  *
  * @module
  */
@@ -38,6 +40,12 @@ export interface CsvRecord {
 
 const MAX_ISSUES = 20;
 
+// Files saved by Excel and some Windows tools start with a UTF-8 byte order mark, which
+// Deno.readTextFile keeps: it would become part of the first field, key or header.
+function stripBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
 function fail(summary: string, issues: DataIssue[]): never {
   throw new DataError(summary, issues.slice(0, MAX_ISSUES), issues.length);
 }
@@ -45,7 +53,7 @@ function fail(summary: string, issues: DataIssue[]): never {
 /**
  * Parses CSV as RFC 4180 (and Python's `csv` / pandas write it): comma-separated fields, fields
  * in double quotes may hold commas, newlines and `""` for a quote; records end at `\n` or `\r\n`;
- * blank lines are skipped. An unterminated quote, or text after a closing quote, is an error
+ * blank lines are skipped; a leading UTF-8 byte order mark is dropped. An unterminated quote, or text after a closing quote, is an error
  * naming the file and line.
  *
  * @example
@@ -58,6 +66,7 @@ function fail(summary: string, issues: DataIssue[]): never {
  * ```
  */
 export function parseCsv(text: string, file: string): CsvRecord[] {
+  text = stripBom(text);
   const records: CsvRecord[] = [];
   let line = 1, i = 0;
   const n = text.length;
@@ -133,17 +142,22 @@ const LETTERS = ["A", "B", "C", "D"] as const;
 
 /**
  * The subject of an MMLU file from its name: `…/high_school_physics_test.csv` →
- * "high_school_physics" (the `_dev`, `_val` or `_test` suffix and folders removed).
+ * "high_school_physics" (folders, trailing underscores and the split suffix `_dev`, `_val`,
+ * `_validation`, `_test` or `_auxiliary_train` removed, so `abstract_algebra_test_.csv` works
+ * too). A name without a split suffix is the subject as it is; give the subject explicitly
+ * (`MmluOptions.subject`, `--subject`) when the file name does not say it.
  *
  * @example
  * ```ts
  * import { mmluSubject } from "../mod.ts";
  * if (mmluSubject("data/test/abstract_algebra_test.csv") !== "abstract_algebra") throw new Error();
+ * if (mmluSubject("anatomy_test_.csv") !== "anatomy") throw new Error();
  * ```
  */
 export function mmluSubject(file: string): string {
   const base = file.split(/[\\/]/).pop()!;
-  return base.replace(/\.csv$/i, "").replace(/_(dev|val|test)$/, "");
+  return base.replace(/\.csv$/i, "").replace(/_+$/, "")
+    .replace(/_(dev|val|validation|test|auxiliary_train)$/, "");
 }
 
 /**
@@ -169,14 +183,134 @@ export function mmluHeader(subject: string): string {
 export interface MmluOptions {
   /** The file name, for errors and (unless `subject` is given) the subject. */
   file: string;
-  /** The subject; default {@linkcode mmluSubject} of the file name. */
+  /**
+   * The subject; default: the file's `subject` column when it has one, else
+   * {@linkcode mmluSubject} of the file name.
+   */
   subject?: string;
 }
 
+// Column names a header row may use (compared lowercased and trimmed).
+const QUESTION_COLUMNS = ["question", "input", "prompt"];
+const ANSWER_COLUMNS = ["answer", "target", "label"];
+
+/** Where each part of a row is, by column index. */
+interface MmluLayout {
+  question: number;
+  /** Four columns, A to D; or one column holding a list of the four choices. */
+  choices: number[] | number;
+  answer: number;
+  subject?: number;
+  /** Fields a row must have. */
+  width: number;
+}
+
+// The original files: no header; question, A, B, C, D, answer.
+const HEADERLESS: MmluLayout = { question: 0, choices: [1, 2, 3, 4], answer: 5, width: 6 };
+
+/** The layout a header row names, or why it names none. */
+function headerLayout(fields: readonly string[]): MmluLayout | string {
+  const names = fields.map((f) => f.trim().toLowerCase());
+  const find = (options: readonly string[]) => names.findIndex((n) => options.includes(n));
+  const question = find(QUESTION_COLUMNS), answer = find(ANSWER_COLUMNS);
+  const letters = ["a", "b", "c", "d"].map((l) => names.indexOf(l));
+  const list = names.indexOf("choices");
+  const subject = names.indexOf("subject");
+  if (question < 0 || answer < 0) {
+    return `a header row needs a question column (${
+      QUESTION_COLUMNS.join(", ")
+    }) and an answer column (${ANSWER_COLUMNS.join(", ")})`;
+  }
+  if (letters.every((i) => i >= 0)) {
+    return {
+      question,
+      choices: letters,
+      answer,
+      width: fields.length,
+      ...(subject >= 0 ? { subject } : {}),
+    };
+  }
+  if (list >= 0) {
+    return {
+      question,
+      choices: list,
+      answer,
+      width: fields.length,
+      ...(subject >= 0 ? { subject } : {}),
+    };
+  }
+  return 'a header row needs columns A, B, C and D, or one column "choices" holding the four';
+}
+
 /**
- * Reads one MMLU CSV file (no header; question, A, B, C, D, answer letter) into documents of the
- * subject. A row without six fields or with an answer other than A–D is an error naming the file
- * and line.
+ * The strings of a list as Python, numpy or JSON print one: `["a", "b"]`, `['a', 'b']`,
+ * `['a' 'b']` (numpy, no commas), with backslash escapes; null when it is not such a list.
+ */
+function parseListLiteral(text: string): string[] | null {
+  const t = text.trim();
+  if (!t.startsWith("[") || !t.endsWith("]")) return null;
+  const out: string[] = [];
+  const escapes: Record<string, string> = {
+    n: "\n",
+    t: "\t",
+    r: "\r",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+  };
+  let i = 1;
+  const end = t.length - 1;
+  while (i < end) {
+    const ch = t[i];
+    if (ch === " " || ch === "," || ch === "\n" || ch === "\r" || ch === "\t") {
+      i++;
+      continue;
+    }
+    if (ch !== "'" && ch !== '"') return null;
+    let value = "";
+    for (i++; i < end && t[i] !== ch; i++) {
+      if (t[i] !== "\\") {
+        value += t[i];
+        continue;
+      }
+      const e = t[++i];
+      if (e === "x" || e === "u") {
+        const digits = t.slice(i + 1, i + (e === "x" ? 3 : 5));
+        if (!/^[0-9a-fA-F]+$/.test(digits)) return null;
+        value += String.fromCharCode(parseInt(digits, 16));
+        i += digits.length;
+      } else if (e in escapes) {
+        value += escapes[e];
+      } else {
+        value += "\\" + e;
+      }
+    }
+    if (i >= end) return null;
+    out.push(value);
+    i++;
+  }
+  return out;
+}
+
+/** The answer's index: a letter A–D (the original files) or 0–3 (Hugging Face's export). */
+function mmluAnswer(text: string): number {
+  const a = text.trim();
+  const letter = LETTERS.indexOf(a as typeof LETTERS[number]);
+  if (letter >= 0) return letter;
+  return /^[0-3]$/.test(a) ? Number(a) : -1;
+}
+
+/**
+ * Reads one MMLU CSV file into documents of its subject. Two layouts are read:
+ * - the original files: no header; question, A, B, C, D, answer letter;
+ * - a header row naming the columns, as exports from Hugging Face (`cais/mmlu`) have:
+ *   `question` (or `input`, `prompt`), the choices as columns `A`…`D` or as one `choices`
+ *   column holding a list (`["…", …]` or Python's / numpy's `['…' '…']`), `answer` (or
+ *   `target`, `label`), and optionally `subject`.
+ *
+ * Answers may be letters A–D or indices 0–3 in either layout. A UTF-8 byte order mark is
+ * dropped. A row with the wrong number of fields, a choices list that is not four strings or an
+ * answer that is neither is an error naming the file and line; all of them are listed together.
  *
  * @example
  * ```ts
@@ -184,34 +318,74 @@ export interface MmluOptions {
  * const [doc] = readMmluCsv('What is 1+1?,1,2,3,4,B\n', { file: "math_test.csv" });
  * if (doc.prompt !== "What is 1+1?\nA. 1\nB. 2\nC. 3\nD. 4\nAnswer:" || doc.gold !== 1) throw new Error();
  * if (doc.choices?.join() !== " A, B, C, D" || doc.group !== "math") throw new Error();
+ * // The same question as Hugging Face exports it: a header, a choices list, answer 1.
+ * const [hf] = readMmluCsv('question,subject,choices,answer\nWhat is 1+1?,math,"[\'1\' \'2\' \'3\' \'4\']",1\n', {
+ *   file: "test.csv",
+ * });
+ * if (hf.prompt !== doc.prompt || hf.gold !== 1 || hf.group !== "math") throw new Error();
  * ```
  */
 export function readMmluCsv(text: string, options: MmluOptions): BenchmarkDoc[] {
   const { file } = options;
-  const subject = options.subject ?? mmluSubject(file);
+  const records = parseCsv(text, file);
   const issues: DataIssue[] = [];
   const docs: BenchmarkDoc[] = [];
-  for (const { fields, line } of parseCsv(text, file)) {
+  let layout = HEADERLESS;
+  let rows = records;
+  const first = records[0];
+  // A header names its columns; a question row ends with an answer A–D or 0–3.
+  if (first !== undefined && mmluAnswer(first.fields[first.fields.length - 1]) < 0) {
+    const named = headerLayout(first.fields);
+    if (typeof named === "string") {
+      if (first.fields.length === 6) {
+        // Not a header: let the row's own error (its answer) be reported below.
+      } else {
+        fail(`Cannot read MMLU file ${file}`, [{ where: `${file}:${first.line}`, message: named }]);
+      }
+    } else {
+      layout = named;
+      rows = records.slice(1);
+    }
+  }
+  const columns = layout === HEADERLESS ? "question, A, B, C, D, answer" : "as its header";
+  for (const { fields, line } of rows) {
     const where = `${file}:${line}`;
-    if (fields.length !== 6) {
+    if (fields.length !== layout.width) {
       issues.push({
         where,
-        message: `expected 6 fields (question, A, B, C, D, answer), got ${fields.length}`,
+        message: `expected ${layout.width} fields (${columns}), got ${fields.length}`,
       });
       continue;
     }
-    const answer = fields[5].trim();
-    const gold = LETTERS.indexOf(answer as typeof LETTERS[number]);
+    const gold = mmluAnswer(fields[layout.answer]);
     if (gold < 0) {
       issues.push({
         where,
-        message: `the answer must be A, B, C or D, got ${JSON.stringify(fields[5])}`,
+        message: `the answer must be A, B, C, D or 0-3, got ${
+          JSON.stringify(fields[layout.answer])
+        }`,
       });
       continue;
     }
-    const question = fields[0].trim();
+    const choices = typeof layout.choices === "number"
+      ? parseListLiteral(fields[layout.choices])
+      : layout.choices.map((k) => fields[k]);
+    if (choices === null || choices.length !== 4) {
+      issues.push({
+        where,
+        message: `the choices must be a list of 4 strings, got ${
+          JSON.stringify(fields[layout.choices as number])
+        }`,
+      });
+      continue;
+    }
+    const subject = options.subject ??
+      (layout.subject !== undefined && fields[layout.subject].trim() !== ""
+        ? fields[layout.subject].trim()
+        : mmluSubject(file));
+    const question = fields[layout.question].trim();
     docs.push({
-      prompt: `${question}\n${LETTERS.map((l, k) => `${l}. ${fields[k + 1]}`).join("\n")}\nAnswer:`,
+      prompt: `${question}\n${LETTERS.map((l, k) => `${l}. ${choices[k]}`).join("\n")}\nAnswer:`,
       input: question,
       choices: LETTERS.map((l) => ` ${l}`),
       gold,
@@ -385,6 +559,7 @@ const GENERATIVE_METRICS: Readonly<Record<string, GenerationMetric>> = {
  * ```
  */
 export function readBigBenchTask(text: string, file: string): BenchmarkTask[] {
+  text = stripBom(text);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -591,6 +766,30 @@ function jsonlLines(
   return out;
 }
 
+/**
+ * One clear error when a file meant to be SuperGLUE JSONL is not JSONL at all (GLUE's TSV, most
+ * often), instead of one "not valid JSON" per line: its first line decides.
+ */
+function notJsonl(name: GlueTaskName, text: string, file: string): void {
+  const lines = text.split("\n");
+  const k = lines.findIndex((l) => l.trim() !== "");
+  if (k < 0 || lines[k].trim().startsWith("{")) return;
+  const fields = name === "rte"
+    ? '"premise", "hypothesis" and "label"'
+    : '"question", "passage" and "label"';
+  const tsv = lines[k].includes("\t")
+    ? ` It is tab-separated (GLUE's TSV layout${
+      name === "rte" ? ": index, sentence1, sentence2, label" : ""
+    }); give SuperGLUE's ${name === "rte" ? "RTE" : "BoolQ"} JSONL instead.`
+    : "";
+  fail(`Cannot read ${name} file ${file}: it is not JSONL`, [{
+    where: `${file}:${k + 1}`,
+    message: `expected one JSON object per line with ${fields}, got ${
+      JSON.stringify(lines[k].slice(0, 60))
+    }.${tsv}`,
+  }]);
+}
+
 function field(v: Record<string, unknown>, keys: readonly string[]): string | undefined {
   for (const k of keys) if (typeof v[k] === "string") return v[k] as string;
   return undefined;
@@ -606,7 +805,8 @@ function field(v: Record<string, unknown>, keys: readonly string[]): string | un
  * - `boolq` (JSONL, label true = 1 / false = 0): `{passage}\nQuestion: {question}?\nAnswer:`.
  *
  * Every bad row (wrong field count, missing field, unknown label, invalid JSON) is listed with its
- * file and line; files without labels (GLUE's unlabeled test files) are rejected.
+ * file and line; files without labels (GLUE's unlabeled test files) are rejected, and a JSONL task
+ * given a file that is not JSONL (GLUE's TSV) gets one error saying so.
  *
  * @example
  * ```ts
@@ -622,6 +822,7 @@ export function readGlue(
   file: string,
   options: GlueOptions = {},
 ): BenchmarkTask {
+  text = stripBom(text);
   const verbalizer = options.verbalizer ?? GLUE_VERBALIZERS[name];
   if (verbalizer === undefined) {
     throw new RangeError(`Cannot read GLUE task "${name}": known tasks are sst2, rte, boolq`);
@@ -671,6 +872,7 @@ export function readGlue(
       );
     });
   } else {
+    notJsonl(name, text, file);
     for (const entry of jsonlLines(text)) {
       const { line } = entry, where = `${file}:${line}`;
       if ("error" in entry) {

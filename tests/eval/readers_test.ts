@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   buildContext,
   DataError,
+  mmluSubject,
   mmluTask,
   parseCsv,
   readBigBenchTask,
@@ -123,9 +124,70 @@ Deno.test("`mmluTask()` builds k-shot prompts from the same subject's dev file, 
 Deno.test("`readMmluCsv()` lists every malformed row with its file and line", () => {
   assert.deepEqual(issuesOf(() => readMmluCsv(read("bad_test.csv"), { file: "bad_test.csv" })), [
     "bad_test.csv:2 expected 6 fields (question, A, B, C, D, answer), got 5",
-    'bad_test.csv:3 the answer must be A, B, C or D, got "E"',
-    'bad_test.csv:4 the answer must be A, B, C or D, got "d"',
+    'bad_test.csv:3 the answer must be A, B, C, D or 0-3, got "E"',
+    'bad_test.csv:4 the answer must be A, B, C, D or 0-3, got "d"',
   ]);
+});
+
+Deno.test("`readMmluCsv()` reads Hugging Face's export: a header, a choices list, answers 0-3, a BOM", () => {
+  const original = readMmluCsv(read("abstract_algebra_test.csv"), {
+    file: "abstract_algebra_test.csv",
+  });
+  // cais/mmlu's columns (question, subject, choices, answer) as Dataset.to_csv writes them:
+  // numpy's list repr (no commas) and 0-3 answers; the second row's list is JSON-style, and the
+  // file starts with the UTF-8 byte order mark Excel adds.
+  const rows = parseCsv(read("abstract_algebra_test.csv"), "t.csv").map((r) => r.fields);
+  const quote = (c: string) => `'${c.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}'`;
+  const csvField = (f: string) => `"${f.replaceAll('"', '""')}"`;
+  const hf = "\uFEFFquestion,subject,choices,answer\n" + rows.map((f, i) =>
+    [
+      csvField(f[0]),
+      "abstract_algebra",
+      csvField(i === 1 ? JSON.stringify(f.slice(1, 5)) : `[${f.slice(1, 5).map(quote).join(" ")}]`),
+      String("ABCD".indexOf(f[5])),
+    ].join(",")
+  ).join("\n");
+  const docs = readMmluCsv(hf, { file: "test-00000-of-00001.csv" });
+  assert.deepEqual(
+    docs.map((d) => [d.prompt, d.gold, d.group, d.description]),
+    original.map((
+      d,
+    ) => [d.prompt, d.gold, d.group, d.description]),
+  );
+  assert.deepEqual(docs.map((d) => d.source?.line), [2, 3, 4], "lines count the header");
+  // Columns A-D with a header, answers as letters, the subject from the option.
+  const lettered = readMmluCsv("\uFEFFQuestion,A,B,C,D,Answer\nWhat is 1+1?,1,2,3,4,B\n", {
+    file: "whatever.csv",
+    subject: "elementary_mathematics",
+  });
+  assert.equal(lettered[0].prompt, "What is 1+1?\nA. 1\nB. 2\nC. 3\nD. 4\nAnswer:");
+  assert.equal(lettered[0].group, "elementary_mathematics");
+  // A headerless original file with a BOM: the BOM does not end up in the first question.
+  assert.equal(
+    readMmluCsv("\uFEFF" + read("anatomy_test.csv"), { file: "a.csv" })[0].input,
+    readMmluCsv(read("anatomy_test.csv"), { file: "a.csv" })[0].input,
+  );
+  assert.deepEqual(
+    issuesOf(() =>
+      readMmluCsv("question,choices,answer\nQ,\"['a', 'b']\",0\nR,not a list,1\n", {
+        file: "h.csv",
+      })
+    ),
+    [
+      `h.csv:2 the choices must be a list of 4 strings, got "['a', 'b']"`,
+      'h.csv:3 the choices must be a list of 4 strings, got "not a list"',
+    ],
+  );
+  assert.deepEqual(issuesOf(() => readMmluCsv("question,answer\nQ,1\n", { file: "n.csv" })), [
+    'n.csv:1 a header row needs columns A, B, C and D, or one column "choices" holding the four',
+  ]);
+});
+
+Deno.test("`mmluSubject()` takes the subject from MMLU's file names, split suffix and trailing _ removed", () => {
+  assert.equal(mmluSubject("data/test/high_school_physics_test.csv"), "high_school_physics");
+  assert.equal(mmluSubject("abstract_algebra_test_.csv"), "abstract_algebra");
+  assert.equal(mmluSubject("C:\\mmlu\\anatomy_validation.csv"), "anatomy");
+  assert.equal(mmluSubject("anatomy.csv"), "anatomy");
 });
 
 Deno.test("`readBigBenchTask()` reads target_scores as multiple choice with BIG-bench's prefixes and lm-eval's choice order", () => {
@@ -228,4 +290,30 @@ Deno.test("`readGlue()` lists malformed lines with file and line, and rejects un
   assert.deepEqual(issuesOf(() => readGlue("sst2", "index\tsentence\n0\tfine \n", "test.tsv")), [
     `test.tsv:1 expected the header "sentence\\tlabel", got "index\\tsentence" (GLUE's test file has no labels)`,
   ]);
+});
+
+Deno.test("`readGlue()` answers GLUE's TSV given for SuperGLUE JSONL with one error; every reader drops a BOM", () => {
+  // GLUE's RTE dev.tsv where SuperGLUE's val.jsonl is expected: one issue, not one per line.
+  const tsv = "index\tsentence1\tsentence2\tlabel\n0\tA dog runs.\tAn animal runs.\tentailment\n" +
+    "1\tA cat sleeps.\tA cat runs.\tnot_entailment\n";
+  assert.deepEqual(issuesOf(() => readGlue("rte", tsv, "RTE/dev.tsv")), [
+    'RTE/dev.tsv:1 expected one JSON object per line with "premise", "hypothesis" and "label", ' +
+    'got "index\\tsentence1\\tsentence2\\tlabel". It is tab-separated (GLUE\'s TSV layout: ' +
+    "index, sentence1, sentence2, label); give SuperGLUE's RTE JSONL instead.",
+  ]);
+  assert.equal(
+    issuesOf(() => readGlue("boolq", "question,passage,label\nq,p,1\n", "b.csv")).length,
+    1,
+  );
+  // A byte order mark before the first JSON object or the SST-2 header is not an error.
+  const bom = readGlue("boolq", "\uFEFF" + read("boolq_val.jsonl"), "val.jsonl");
+  assert.deepEqual(bom.docs, readGlue("boolq", read("boolq_val.jsonl"), "val.jsonl").docs);
+  assert.deepEqual(
+    readBigBenchTask("\uFEFF" + read("bigbench_mc/task.json"), "task.json")[0].docs,
+    readBigBenchTask(read("bigbench_mc/task.json"), "task.json")[0].docs,
+  );
+  assert.equal(
+    readGlue("sst2", "\uFEFF" + read("sst2_dev.tsv"), "dev.tsv").docs.length,
+    readGlue("sst2", read("sst2_dev.tsv"), "dev.tsv").docs.length,
+  );
 });
