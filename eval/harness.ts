@@ -263,6 +263,16 @@ export async function generateTexts(
   prompts: readonly string[],
   options: GenerateTextsOptions,
 ): Promise<string[]> {
+  return (await generateWithCuts(model, tokenizer, prompts, options)).texts;
+}
+
+/** {@linkcode generateTexts}, and how many tokens each prompt lost to fit the context. */
+async function generateWithCuts(
+  model: Decoder,
+  tokenizer: Tokenizer,
+  prompts: readonly string[],
+  options: GenerateTextsOptions,
+): Promise<{ texts: string[]; cut: number[] }> {
   const batchSize = options.batchSize ?? 32;
   const stop = options.stop ?? [];
   const encoded = prompts.map((p, i) => {
@@ -279,6 +289,7 @@ export async function generateTexts(
     encoded[b].length - encoded[a].length || a - b
   );
   const out = new Array<string>(prompts.length);
+  const cut = new Array<number>(prompts.length).fill(0);
   const t0 = performance.now();
   for (let at = 0; at < order.length; at += batchSize) {
     const rows = order.slice(at, at + batchSize);
@@ -289,6 +300,7 @@ export async function generateTexts(
       truncate: "left",
     });
     rows.forEach((i, r) => {
+      cut[i] = encoded[i].length - result.promptLengths[r];
       const text = result.text![r];
       out[i] = options.stopAfterContent
         ? applyStopSequences(text, stop, { afterLeadingWhitespace: true })
@@ -299,7 +311,7 @@ export async function generateTexts(
     });
   }
   if (options.stats) options.stats.seconds += (performance.now() - t0) / 1000;
-  return out;
+  return { texts: out, cut };
 }
 
 /** Options for {@linkcode evaluateTask}. */
@@ -335,10 +347,35 @@ export interface TaskResult {
   correct?: boolean[];
   /** Per document: the chosen choice's index, or the generated text (trimmed). */
   predictions: (number | string)[];
+  /**
+   * Prompts longer than the model's context, which lost their oldest tokens to fit: how many
+   * documents, and how many tokens they lost (the most from one document, and in all). A
+   * multiple-choice document counts its most-cut choice.
+   */
+  truncation: Truncation;
   /** Real tokens the model processed. */
   tokens: number;
   /** Seconds spent in the model. */
   seconds: number;
+}
+
+/** How much of a task's prompts was cut to fit the context (see {@linkcode TaskResult}). */
+export interface Truncation {
+  /** Documents whose prompt was cut. */
+  documents: number;
+  /** The most tokens cut from one document's prompt. */
+  maxTokens: number;
+  /** Tokens cut over all documents. */
+  tokens: number;
+}
+
+function truncation(cutPerDoc: readonly number[]): Truncation {
+  const cut = cutPerDoc.filter((c) => c > 0);
+  return {
+    documents: cut.length,
+    maxTokens: Math.max(0, ...cut),
+    tokens: cut.reduce((a, c) => a + c, 0),
+  };
 }
 
 /** The longest target in tokens plus 8, at most 64 and at most half the model's context. */
@@ -402,9 +439,8 @@ export async function evaluateTask(
     });
     const lls = await loglikelihoods(model, tokenizer, requests, run);
     let at = 0;
-    const perDoc = t.docs.map((doc) =>
-      lls.slice(at, at += doc.choices!.length).map((r) => r.loglikelihood)
-    );
+    const perDocResults = t.docs.map((doc) => lls.slice(at, at += doc.choices!.length));
+    const perDoc = perDocResults.map((rs) => rs.map((r) => r.loglikelihood));
     const mc = multipleChoiceScores(t.docs, perDoc);
     const metrics: Record<string, number> = { ...mc.metrics };
     let groups: TaskResult["groups"];
@@ -427,13 +463,14 @@ export async function evaluateTask(
       confidences: mc.confidences,
       correct: mc.correct,
       predictions: mc.predictions,
+      truncation: truncation(perDocResults.map((rs) => Math.max(...rs.map((r) => r.truncated)))),
     };
   } else {
     const metricsWanted = t.metrics ?? ["exact_match"];
     if (metricsWanted.length === 0) {
       throw new RangeError(`Cannot evaluate task "${task.name}": it has no metrics`);
     }
-    const texts = await generateTexts(model, tokenizer, contexts, {
+    const { texts, cut } = await generateWithCuts(model, tokenizer, contexts, {
       ...run,
       maxNewTokens: t.maxNewTokens ?? defaultMaxNewTokens(t, tokenizer, contextRoom(model)),
       stop: t.stop ?? ["\n"],
@@ -458,6 +495,7 @@ export async function evaluateTask(
       signatures: g.signatures,
       ...(g.correct ? { correct: g.correct } : {}),
       predictions,
+      truncation: truncation(cut),
     };
   }
   return { ...result, tokens: stats.tokens, seconds: stats.seconds };

@@ -361,3 +361,31 @@ Deno.test("`evaluateTask()` scores a generation task with a metric outside the t
     m.release();
   }
 });
+
+Deno.test("`evaluateTask()` counts the prompts cut to fit the context and by how much", async () => {
+  const { model: m } = await model(); // 20 positions, one byte a token
+  try {
+    const long = "x".repeat(30) + "?"; // 31 tokens
+    const mc = await evaluateTask(m, tok, {
+      name: "long_mc",
+      kind: "multiple_choice",
+      docs: [
+        { prompt: long, choices: [" a", " bb"], gold: 0 },
+        { prompt: "hi?", choices: [" a", " bb"], gold: 1 },
+      ],
+    });
+    // 31 + 2 and 31 + 3 tokens in 20 positions: 13 and 14 cut; a document counts its most-cut
+    // choice. The short one fits.
+    assert.deepEqual(mc.truncation, { documents: 1, maxTokens: 14, tokens: 14 });
+    const gen = await evaluateTask(m, tok, {
+      name: "long_gen",
+      kind: "generate",
+      docs: [{ prompt: long, targets: ["y"] }, { prompt: long + long, targets: ["y"] }],
+      maxNewTokens: 3,
+    });
+    // 20 positions less 3 for new tokens leave 17 for the prompt: 31 - 17 and 62 - 17 cut.
+    assert.deepEqual(gen.truncation, { documents: 2, maxTokens: 45, tokens: 14 + 45 });
+  } finally {
+    m.release();
+  }
+});
