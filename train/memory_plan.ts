@@ -511,7 +511,17 @@ export function peftScratchPerToken(model: Decoder): number {
   return n;
 }
 
-/** The device limits of `gpu` for a plan. */
+/**
+ * The device limits of `gpu` for a plan.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../mod.ts";
+ * import { planLimits } from "./memory_plan.ts";
+ * const limits = planLimits(await Gpu.get());
+ * if (!(limits.maxBindingBytes <= limits.maxBufferSize)) throw new Error(JSON.stringify(limits));
+ * ```
+ */
 export function planLimits(gpu: Gpu): PlanLimits {
   return {
     maxBufferSize: gpu.device.limits.maxBufferSize,
@@ -602,6 +612,25 @@ export interface Remedy {
  * a half-precision frozen base (where available and something is frozen), the largest smaller
  * batch size, the largest shorter sequence (these two with checkpointing as given). Empty when
  * none does.
+ *
+ * @example
+ * ```ts
+ * import { gpt2ParameterShapes, gptConfig } from "../mod.ts";
+ * import { planMemory, planParamsFromShapes, remedies, shapeOfConfig } from "./memory_plan.ts";
+ * const config = gptConfig("tiny");
+ * const input = {
+ *   shape: shapeOfConfig(config),
+ *   params: planParamsFromShapes(gpt2ParameterShapes(config), true),
+ *   batchSize: 16,
+ *   seqLen: 64,
+ *   gradientCheckpointing: false,
+ *   limits: { maxBufferSize: 2 ** 31, maxBindingBytes: 2 ** 27, offsetAlignment: 256 },
+ * };
+ * const half = planMemory({ ...input, batchSize: 8 }).total;
+ * const found = remedies({ ...input, available: { bytes: half, source: "test" } });
+ * const batch = found.find((r) => r.change === "batchSize");
+ * if (batch?.value !== 8) throw new Error(JSON.stringify(found.map((r) => [r.change, r.value])));
+ * ```
  */
 export function remedies(input: MemoryPlanInput): Remedy[] {
   const out: Remedy[] = [];
@@ -632,7 +661,15 @@ export function remedies(input: MemoryPlanInput): Remedy[] {
   return out;
 }
 
-/** Bytes as GiB or MiB with two decimals. */
+/**
+ * Bytes as GiB or MiB with two decimals.
+ *
+ * @example
+ * ```ts
+ * import { formatBytes } from "./memory_plan.ts";
+ * if (formatBytes(3 * 2 ** 29) !== "1.50 GiB" || formatBytes(2 ** 20) !== "1.00 MiB") throw new Error();
+ * ```
+ */
 export function formatBytes(bytes: number): string {
   return bytes >= 2 ** 30
     ? `${(bytes / 2 ** 30).toFixed(2)} GiB`
@@ -676,7 +713,32 @@ export function describePlan(plan: MemoryPlan): string {
 /** How the caller names each remedy's setting (e.g. `schedule.batch_size` in a run config). */
 export type RemedyNames = Record<Remedy["change"], string>;
 
-/** The error of a run that does not fit: what does not, and what would. */
+/**
+ * The error of a run that does not fit: what does not, and what would.
+ *
+ * @example
+ * ```ts
+ * import { gpt2ParameterShapes, gptConfig } from "../mod.ts";
+ * import { fitMemory, MemoryPlanError, planParamsFromShapes, shapeOfConfig } from "./memory_plan.ts";
+ * const config = gptConfig("tiny");
+ * const names = { gradientCheckpointing: "cp", halfBase: "dtype", batchSize: "B", seqLen: "T" };
+ * try {
+ *   fitMemory({
+ *     shape: shapeOfConfig(config),
+ *     params: planParamsFromShapes(gpt2ParameterShapes(config), true),
+ *     batchSize: 64,
+ *     seqLen: 64,
+ *     gradientCheckpointing: true,
+ *     limits: { maxBufferSize: 2 ** 31, maxBindingBytes: 2 ** 27, offsetAlignment: 256 },
+ *     available: { bytes: 16 << 20, source: "a test's 16 MiB" },
+ *   }, names);
+ *   throw new Error("fitted");
+ * } catch (e) {
+ *   // Refused before anything is allocated, naming the batch size that fits.
+ *   if (!(e instanceof MemoryPlanError) || !/B=\d+ \(/.test(e.message)) throw e;
+ * }
+ * ```
+ */
 export class MemoryPlanError extends RangeError {
   /** The plan that does not fit. */
   readonly plan: MemoryPlan;

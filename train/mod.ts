@@ -19,3 +19,21 @@ export {
   type ParameterReport,
   parameterReport,
 } from "./report.ts";
+export {
+  type Available,
+  availableMemory,
+  describePlan,
+  fitMemory,
+  type FitResult,
+  type MemoryPlan,
+  MemoryPlanError,
+  type MemoryPlanInput,
+  planInputFromModel,
+  type PlanLimits,
+  planMemory,
+  type PlanParam,
+  type PlanSection,
+  type PlanTensor,
+  type Remedy,
+  type RemedyNames,
+} from "./memory_plan.ts";
