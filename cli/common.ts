@@ -17,7 +17,7 @@ import {
   TiktokenTokenizer,
   type Tokenizer,
 } from "../models/tokenizer.ts";
-import { lora, readLoraConfig } from "../peft/lora.ts";
+import { loadAdapter } from "../peft/registry.ts";
 import type { Gpu } from "../runtime/gpu.ts";
 
 /** A command-line mistake: printed with a pointer to --help, exit code 2. */
@@ -251,10 +251,18 @@ export async function loadInferenceModel(
   });
 }
 
-/** Applies a LoRA adapter saved in PEFT's layout; returns its description. */
-export async function applyLoraAdapter(model: Decoder, dir: string): Promise<string> {
-  const config = await reading("adapter", dir, () => readLoraConfig(dir));
-  const instance = await lora.apply(model, config, 0);
-  await reading("adapter", dir, () => instance.load(dir));
-  return instance.describe();
+/**
+ * Applies the adapter folder given to `--adapter` (any method: LoRA, IA³, prompt or prefix
+ * tuning in PEFT's layout, whet's bottleneck adapters and masking methods) through the PEFT
+ * registry; `tokenizer` lets prompt tuning know its TEXT init, `warn` takes the warnings (unknown
+ * fields). Returns its description.
+ */
+export async function applyAdapterFlag(
+  model: Decoder,
+  dir: string,
+  tokenizer: Tokenizer,
+  warn: (line: string) => void,
+): Promise<string> {
+  const inst = await reading("adapter", dir, () => loadAdapter(model, dir, { tokenizer, warn }));
+  return inst.describe();
 }

@@ -8,7 +8,7 @@
  */
 
 import {
-  applyLoraAdapter,
+  applyAdapterFlag,
   explainAccess,
   integerFlag,
   loadInferenceModel,
@@ -75,7 +75,9 @@ Model:
   --tokenizer T          bytes | tiktoken-gpt2 | PATH to a tokenizer.json. Default: DIR/tokenizer.json
                          when present, else tiktoken-gpt2 for a 50,257-token vocabulary; bytes
                          for a preset
-  --adapter DIR          a LoRA adapter in Hugging Face PEFT layout, applied to the model
+  --adapter DIR          an adapter folder of any method, applied to the model: LoRA, IA³, prompt
+                         or prefix tuning in Hugging Face PEFT's layout, or one whet saved
+                         (adapters, full, selective, bitfit); the method comes from the folder
   --seed N               the random weights' seed of a preset (default 0)
 
 Tasks (any number; scored on a 0-100 scale, reported as MMLU, BIG-bench, GLUE, suite):
@@ -257,8 +259,9 @@ async function metricsMain(values: Values, io: Io): Promise<number> {
 
 // --- benchmarks over a model ------------------------------------------------------------------
 
-async function applyAdapter(model: Decoder, dir: string, io: Io): Promise<void> {
-  io.err(`whet eval: adapter ${dir}: ${await applyLoraAdapter(model, dir)}`);
+async function applyAdapter(model: Decoder, dir: string, tok: Tokenizer, io: Io): Promise<void> {
+  const warn = (line: string) => io.err(`whet eval: ${line}`);
+  io.err(`whet eval: adapter ${dir}: ${await applyAdapterFlag(model, dir, tok, warn)}`);
 }
 
 /** The benchmark tasks the flags name (the suite's separately). */
@@ -371,11 +374,11 @@ async function modelMain(values: Values, io: Io): Promise<number> {
         } finally {
           baseModel.release();
         }
-        if (values.adapter !== undefined) await applyAdapter(model, values.adapter, io);
+        if (values.adapter !== undefined) await applyAdapter(model, values.adapter, tok, io);
         tuned = await score(model, tok);
       } else {
         base = await score(model, tok);
-        await applyAdapter(model, values.adapter!, io);
+        await applyAdapter(model, values.adapter!, tok, io);
         tuned = await score(model, tok);
       }
       const report = forgettingReport({
@@ -399,7 +402,7 @@ async function modelMain(values: Values, io: Io): Promise<number> {
   const model = await loadInferenceModel(gpu, values.model, values.preset, seed);
   try {
     const tok = await tokenizerFor(values.tokenizer, values.model, model.shape.V);
-    if (values.adapter !== undefined) await applyAdapter(model, values.adapter, io);
+    if (values.adapter !== undefined) await applyAdapter(model, values.adapter, tok, io);
     if (values.helm) {
       if (values.suite) {
         for (

@@ -1,12 +1,13 @@
 /**
  * `deno task generate`: continue text prompts with a GPT-2 model (a Hugging Face GPT-2 folder or a
- * built-in preset with random weights), optionally with a LoRA adapter, and print the result.
+ * built-in preset with random weights), optionally with an adapter of any PEFT method, and print
+ * the result.
  *
  * @module
  */
 
 import {
-  applyLoraAdapter,
+  applyAdapterFlag,
   integerFlag,
   loadInferenceModel,
   realFlag,
@@ -28,8 +29,10 @@ Model:
   --tokenizer T        bytes | tiktoken-gpt2 | PATH (a tokenizer.json or a folder holding one).
                        Default: DIR/tokenizer.json when present, else tiktoken-gpt2 for a
                        50,257-token vocabulary; bytes for a preset
-  --adapter DIR        a LoRA adapter in Hugging Face PEFT layout (adapter_config.json +
-                       adapter_model.safetensors)
+  --adapter DIR        an adapter folder of any method: LoRA, IA³, prompt or prefix tuning in
+                       Hugging Face PEFT's layout (adapter_config.json +
+                       adapter_model.safetensors), or one whet saved (adapters, full,
+                       selective, bitfit); the method comes from the folder
 
 Generation:
   --prompt TEXT        a prompt (repeat for a batch); an empty prompt starts from the
@@ -116,7 +119,12 @@ export async function main(args: string[]): Promise<number> {
         model.shape.V,
       );
       if (values.adapter !== undefined) {
-        const described = await applyLoraAdapter(model, values.adapter);
+        const described = await applyAdapterFlag(
+          model,
+          values.adapter,
+          tokenizer,
+          (line) => console.error(`whet generate: ${line}`),
+        );
         console.error(`whet generate: adapter ${values.adapter}: ${described}`);
       }
       const ids = prompts.map((p, i) => {

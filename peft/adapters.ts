@@ -16,7 +16,8 @@
  * N(0, 10⁻⁴) for both.) Weights are stored as `nn.Linear` stores them: down (r, C), up (C, r).
  *
  * Files (a whet layout; Python's PEFT has no bottleneck adapters): `adapter_config.json`
- * (`"whet_method": "bottleneck"`, the configuration, `n_embd` and `bottleneck_size`; sorted
+ * (`"peft_type": "WHET_BOTTLENECK"`, `"whet_method": "bottleneck"` (all that files written before
+ * the `peft_type` carried; still read), the configuration, `n_embd` and `bottleneck_size`; sorted
  * keys) + `adapter_model.safetensors` (metadata `{"format":"pt"}`) with tensors under the block's
  * module path (`h.{i}` for GPT-2, `model.layers.{i}` for the Llama family):
  * `….attn_adapter.down.weight` (r, C), `….down.bias` (r), `….up.weight` (C, r), `….up.bias` (C),
@@ -36,13 +37,14 @@ import {
   blockPath,
   checkConfig,
   freezeBase,
+  type PeftContext,
   type PeftInstance,
   type PeftMethod,
 } from "./method.ts";
 import {
-  readAdapterConfig,
-  readAdapterTensor,
-  validateAdapterConfig,
+  type AdapterConfigFile,
+  readAdapterConfigFile,
+  readAdapterWeights,
   writeAdapterFiles,
 } from "./files.ts";
 
@@ -226,10 +228,17 @@ export class BottleneckInstance implements PeftInstance {
   /** The adapters, in block order (attention before feed-forward). */
   readonly adapters: readonly BottleneckAdapter[];
   readonly #model: Decoder;
+  readonly #baseModel: string;
 
-  /** Use {@linkcode adapters}.apply. */
-  constructor(model: Decoder, config: BottleneckConfig, list: BottleneckAdapter[]) {
+  /** Use {@linkcode adapters}.apply or `load`. */
+  constructor(
+    model: Decoder,
+    config: BottleneckConfig,
+    list: BottleneckAdapter[],
+    baseModel = "",
+  ) {
     this.#model = model;
+    this.#baseModel = baseModel;
     this.config = config;
     this.adapters = list;
     this.added = list.flatMap((a) => a.params());
@@ -249,12 +258,13 @@ export class BottleneckInstance implements PeftInstance {
   adapterConfig(baseModel = ""): Record<string, unknown> {
     const c = this.config;
     return {
-      base_model_name_or_path: baseModel,
+      base_model_name_or_path: baseModel || this.#baseModel || null,
       bottleneck_size: this.adapters[0].r,
       init_weights: "mam_adapter",
       layers: c.layers,
       n_embd: this.#model.shape.C,
       non_linearity: c.non_linearity,
+      peft_type: BOTTLENECK_TYPE,
       placement: c.placement,
       reduction_factor: c.reduction_factor,
       whet_method: "bottleneck",
@@ -273,9 +283,10 @@ export class BottleneckInstance implements PeftInstance {
 
   /** Loads the adapters written by {@linkcode save}. */
   async load(dir: string): Promise<void> {
-    await readAdapterConfig(dir, "whet_method", "bottleneck");
+    bottleneckSettings(await readAdapterConfigFile(dir), this.#model);
+    const weights = await readAdapterWeights(dir);
     for (const p of this.added) {
-      p.value.write(await readAdapterTensor(dir, [p.name], p.shape, "bottleneck adapters"));
+      p.value.write(weights.tensor([p.name], p.shape, "bottleneck adapters"));
     }
   }
 
@@ -307,14 +318,50 @@ export class BottleneckInstance implements PeftInstance {
  * ```
  */
 export async function readBottleneckConfig(dir: string): Promise<BottleneckConfig> {
-  const json = await readAdapterConfig(dir, "whet_method", "bottleneck");
-  return validateAdapterConfig(dir, () =>
+  return bottleneckSettings(await readAdapterConfigFile(dir), null);
+}
+
+/** The `peft_type` of whet's bottleneck-adapter files. */
+const BOTTLENECK_TYPE = "WHET_BOTTLENECK";
+
+/** Every field whet writes in a bottleneck adapter's adapter_config.json. */
+const FIELDS = [
+  "base_model_name_or_path",
+  "bottleneck_size",
+  "init_weights",
+  "layers",
+  "n_embd",
+  "non_linearity",
+  "peft_type",
+  "placement",
+  "reduction_factor",
+  "whet_method",
+];
+
+/** Checks a bottleneck adapter's adapter_config.json (sizes against `model`, when given). */
+function bottleneckSettings(
+  config: AdapterConfigFile,
+  model: Decoder | null,
+  warn?: (message: string) => void,
+): BottleneckConfig {
+  if (config.has("peft_type")) config.expect("peft_type", BOTTLENECK_TYPE);
+  else config.expect("whet_method", "bottleneck");
+  if (warn) config.warnUnknown(FIELDS, warn);
+  if (model) {
+    config.refuseUnless(
+      "n_embd",
+      [model.shape.C],
+      `written for another model (this one's hidden size: ${model.shape.C})`,
+    );
+  }
+  return config.validate(() =>
     adapters.validate({
-      placement: json.placement,
-      reduction_factor: json.reduction_factor,
-      non_linearity: json.non_linearity,
-      layers: json.layers ?? [],
-    }));
+      placement: config.get("placement"),
+      reduction_factor: config.get("reduction_factor"),
+      non_linearity: config.get("non_linearity"),
+      layers: config.get("layers") ?? [],
+    })
+  );
 }
 
 /**
@@ -335,8 +382,18 @@ export async function readBottleneckConfig(dir: string): Promise<BottleneckConfi
  * model.release();
  * ```
  */
-export const adapters: Omit<PeftMethod<BottleneckConfig>, "apply"> & {
-  apply(model: Decoder, config: BottleneckConfig, seed: number): Promise<BottleneckInstance>;
+export const adapters: Omit<PeftMethod<BottleneckConfig>, "apply" | "load"> & {
+  apply(
+    model: Decoder,
+    config: BottleneckConfig,
+    seed: number,
+    context?: PeftContext,
+  ): Promise<BottleneckInstance>;
+  load(
+    model: Decoder,
+    config: AdapterConfigFile,
+    context?: PeftContext,
+  ): Promise<BottleneckInstance>;
 } = {
   name: "adapters",
   summary: "bottleneck adapters (Houlsby or Pfeiffer placement) on the blocks' branches",
@@ -368,6 +425,7 @@ export const adapters: Omit<PeftMethod<BottleneckConfig>, "apply"> & {
     model: Decoder,
     config: BottleneckConfig,
     seed: number,
+    context: PeftContext = {},
   ): Promise<BottleneckInstance> {
     const cfg = adapters.validate(config as unknown as Record<string, unknown>);
     const { C, L } = model.shape;
@@ -416,6 +474,25 @@ export const adapters: Omit<PeftMethod<BottleneckConfig>, "apply"> & {
       b.mlpAdapter = m;
       list.push(m);
     }
-    return new BottleneckInstance(model, cfg, list);
+    return new BottleneckInstance(model, cfg, list, context.baseModel ?? "");
+  },
+  peftType: BOTTLENECK_TYPE,
+  /** Applies a folder written by {@linkcode BottleneckInstance.save}. */
+  async load(
+    model: Decoder,
+    config: AdapterConfigFile,
+    context: PeftContext = {},
+  ): Promise<BottleneckInstance> {
+    const cfg = bottleneckSettings(config, model, context.warn ?? console.warn);
+    const weights = await readAdapterWeights(config.dir);
+    const base = String(config.get("base_model_name_or_path") ?? "") || context.baseModel || "";
+    const inst = await adapters.apply(model, cfg, context.seed ?? 0, {
+      ...context,
+      baseModel: base,
+    });
+    for (const p of inst.added) {
+      p.value.write(weights.tensor([p.name], p.shape, "bottleneck adapters"));
+    }
+    return inst;
   },
 };

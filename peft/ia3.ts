@@ -38,9 +38,11 @@ import type { Linear, LinearLike } from "../models/linear.ts";
 import type { Param } from "../models/param.ts";
 import { PeftKernels } from "../kernels/peft.ts";
 import type { Tensor } from "../runtime/tensor.ts";
+import type { LinearSlot } from "../models/decoder.ts";
 import {
   ALL_LINEAR,
   checkConfig,
+  checkPeftFields,
   checkTargets,
   freezeBase,
   hfModulePath,
@@ -48,30 +50,36 @@ import {
   matchesTarget,
   type MergeReport,
   modelType,
+  type PeftContext,
   type PeftInstance,
   type PeftMethod,
   resolveTargets,
 } from "./method.ts";
 import {
-  readAdapterConfig,
-  readAdapterTensor,
-  validateAdapterConfig,
+  type AdapterConfigFile,
+  type AdapterWeights,
+  readAdapterConfigFile,
+  readAdapterWeights,
   writeAdapterFiles,
 } from "./files.ts";
 
 /** IA³ configuration (PEFT's `IA3Config` names and defaults). */
 export interface IA3Config {
   /**
-   * Modules to scale, matched exactly or as a dotted suffix, or `["all-linear"]`. Default null:
-   * PEFT's default for the model's family (see the module doc; `["c_attn", "mlp.c_proj"]` for
-   * GPT-2, `["k_proj", "v_proj", "down_proj"]` for Llama).
+   * Modules to scale: a list of names matched exactly or as a dotted suffix, or `["all-linear"]`,
+   * or (as PEFT reads a string) one regular expression that must match the whole module path from
+   * the Hugging Face model's root (`transformer.h.0.attn.c_attn`, `model.layers.0.mlp.down_proj`).
+   * Default null: PEFT's default for the model's family (see the module doc; `["c_attn",
+   * "mlp.c_proj"]` for GPT-2, `["k_proj", "v_proj", "down_proj"]` for Llama).
    */
-  target_modules: string[] | null;
+  target_modules: string[] | string | null;
   /**
-   * Targets whose input (not output) is scaled. Default null: PEFT's default for the family
-   * (`["mlp.c_proj"]` for GPT-2, `["down_proj"]` for Llama and Qwen2), kept to the targets.
+   * Targets whose input (not output) is scaled: a list of names a module path ends with, or a
+   * regular expression matching the whole path, as PEFT reads them. Default null: PEFT's default
+   * for the family (`["mlp.c_proj"]` for GPT-2, `["down_proj"]` for Llama and Qwen2), kept to
+   * the targets.
    */
-  feedforward_modules: string[] | null;
+  feedforward_modules: string[] | string | null;
   /** Blocks to adapt (empty: all). */
   layers_to_transform: number[];
 }
@@ -99,6 +107,49 @@ const DEFAULT_FEEDFORWARD: Readonly<Record<string, readonly string[]>> = {
 /** Whether feed-forward name `f` and target name `t` can select the same module. */
 function overlaps(f: string, t: string): boolean {
   return matchesTarget(f, [t]) || matchesTarget(t, [f]);
+}
+
+/** A regular expression that must match a whole module path (PEFT's `re.fullmatch`). */
+function fullMatch(key: string, source: string): RegExp {
+  try {
+    return new RegExp(`^(?:${source})$`);
+  } catch (e) {
+    throw new TypeError(
+      `Cannot configure IA³: "${key}" is not a valid regular expression: ${(e as Error).message}`,
+    );
+  }
+}
+
+/**
+ * Whether the module at `path` is a feed-forward target, as PEFT's IA³ decides it: a string is a
+ * regular expression over the Hugging Face path, a list holds names the path ends with.
+ */
+function isFeedforward(hfPath: string, feedforward: readonly string[] | string): boolean {
+  return typeof feedforward === "string"
+    ? fullMatch("feedforward_modules", feedforward).test(hfPath)
+    : feedforward.some((f) => hfPath.endsWith(f));
+}
+
+/** The linear layers IA³ targets: by regular expression over the Hugging Face path, or by name. */
+function targetSlots(
+  model: Decoder,
+  targets: readonly string[] | string,
+  layers: readonly number[],
+): LinearSlot[] {
+  if (typeof targets !== "string") return linearSlots(model, "IA³", targets, layers);
+  const re = fullMatch("target_modules", targets);
+  const names = [...new Set(model.linearSlots().map((s) => s.name))];
+  const found = linearSlots(model, "IA³", names, layers).filter((s) =>
+    re.test(hfModulePath(model, s.path))
+  );
+  if (found.length === 0) {
+    throw new RangeError(
+      `Cannot apply IA³: target_modules ${JSON.stringify(targets)} matches no module path (e.g. ${
+        hfModulePath(model, model.linearSlots()[0].path)
+      })`,
+    );
+  }
+  return found;
 }
 
 /**
@@ -211,7 +262,7 @@ export class IA3Instance implements PeftInstance {
   readonly method = "ia3";
   /** The configuration, its module lists resolved for the model. */
   readonly config: Readonly<
-    IA3Config & { target_modules: string[]; feedforward_modules: string[] }
+    IA3Config & { target_modules: string[] | string; feedforward_modules: string[] | string }
   >;
   /** The scaling vectors. */
   readonly added: readonly Param[];
@@ -219,15 +270,21 @@ export class IA3Instance implements PeftInstance {
   readonly layers: readonly IA3Linear[];
   readonly #model: Decoder;
   readonly #k: PeftKernels;
+  readonly #baseModel: string;
 
-  /** Use {@linkcode ia3}.apply. */
+  /** Use {@linkcode ia3}.apply or `load`. */
   constructor(
     model: Decoder,
-    config: IA3Config & { target_modules: string[]; feedforward_modules: string[] },
+    config: IA3Config & {
+      target_modules: string[] | string;
+      feedforward_modules: string[] | string;
+    },
     layers: IA3Linear[],
     kernels: PeftKernels,
+    baseModel = "",
   ) {
     this.#model = model;
+    this.#baseModel = baseModel;
     this.config = config;
     this.layers = layers;
     this.added = layers.map((l) => l.l);
@@ -302,11 +359,22 @@ export class IA3Instance implements PeftInstance {
     return { merged };
   }
 
-  /** PEFT's adapter_config.json. */
+  /**
+   * PEFT's adapter_config.json, every field of PEFT 0.17's `IA3Config`. PEFT's IA³ has no
+   * `layers_to_transform`: with it set, `target_modules` is written as a regular expression
+   * matching exactly the adapted modules' paths, which PEFT (and whet) read as such.
+   */
   adapterConfig(baseModel = ""): Record<string, unknown> {
     const c = this.config;
+    const targets = c.layers_to_transform.length === 0
+      ? c.target_modules
+      : this.layers.map((l) =>
+        hfModulePath(this.#model, l.path).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+      ).join("|");
     return {
-      base_model_name_or_path: baseModel,
+      auto_mapping: null,
+      base_model_name_or_path: baseModel || this.#baseModel || null,
+      exclude_modules: null,
       // As the layers store their weights: Conv1D (in, out) or nn.Linear (out, in).
       fan_in_fan_out: this.layers[0].base.fanInFanOut,
       feedforward_modules: c.feedforward_modules,
@@ -314,27 +382,47 @@ export class IA3Instance implements PeftInstance {
       init_ia3_weights: true,
       modules_to_save: null,
       peft_type: "IA3",
-      target_modules: c.target_modules,
+      revision: null,
+      target_modules: targets,
       task_type: "CAUSAL_LM",
     };
   }
 
   /** Writes adapter_config.json + adapter_model.safetensors in Hugging Face PEFT's layout. */
   async save(dir: string, baseModel = ""): Promise<void> {
+    const config = this.adapterConfig(baseModel);
     const data = await this.#model.gpu.read(this.added.map((p) => p.value));
     await writeAdapterFiles(
       dir,
-      this.adapterConfig(baseModel),
+      config,
       this.layers.map((l, i) => [this.#key(l), { shape: l.l.shape, data: data[i] }] as const),
     );
   }
 
   /** Loads the scaling vectors from a PEFT-layout folder (written here or by Python's PEFT). */
   async load(dir: string): Promise<void> {
-    await readAdapterConfig(dir, "peft_type", "IA3");
+    (await readAdapterConfigFile(dir)).expect("peft_type", "IA3");
+    this.read(await readAdapterWeights(dir));
+  }
+
+  /**
+   * Writes the scaling vectors from `weights` (keys `….ia3_l`, or `….ia3_l.weight`); a tensor
+   * in the file that no adapted layer takes is an error naming it, since PEFT would apply it.
+   */
+  read(weights: AdapterWeights): void {
+    const used = new Set<string>();
     for (const l of this.layers) {
       const key = this.#key(l);
-      l.l.value.write(await readAdapterTensor(dir, [key, key + ".weight"], l.l.shape, "IA³"));
+      l.l.value.write(weights.tensor([key, key + ".weight"], l.l.shape, "IA³"));
+      used.add(key).add(key + ".weight");
+    }
+    const extra = weights.names().filter((n) => !used.has(n));
+    if (extra.length > 0) {
+      throw new Error(
+        `Cannot load IA³ from ${weights.file}: tensor${extra.length > 1 ? "s" : ""} ${
+          extra.slice(0, 3).map((n) => `"${n}"`).join(", ")
+        }${extra.length > 3 ? ` and ${extra.length - 3} more` : ""} belong to no adapted module`,
+      );
     }
   }
 
@@ -346,8 +434,9 @@ export class IA3Instance implements PeftInstance {
   /** e.g. `IA³ on c_attn, mlp.c_proj (feed-forward: mlp.c_proj), 24 layers`. */
   describe(): string {
     const c = this.config;
-    return `IA³ on ${c.target_modules.join(", ")} (feed-forward: ${
-      c.feedforward_modules.join(", ") || "none"
+    const names = (v: string[] | string) => typeof v === "string" ? `/${v}/` : v.join(", ");
+    return `IA³ on ${names(c.target_modules)} (feed-forward: ${
+      names(c.feedforward_modules) || "none"
     }), ${this.layers.length} layers`;
   }
 }
@@ -371,24 +460,73 @@ export class IA3Instance implements PeftInstance {
  */
 export async function readIA3Config(
   dir: string,
-): Promise<IA3Config & { target_modules: string[]; feedforward_modules: string[] }> {
-  const json = await readAdapterConfig(dir, "peft_type", "IA3");
-  const list = (v: unknown) => typeof v === "string" ? [v] : Array.isArray(v) ? v : [];
-  const cfg = validateAdapterConfig(dir, () =>
-    ia3.validate({
-      target_modules: list(json.target_modules),
-      feedforward_modules: list(json.feedforward_modules),
-      layers_to_transform: Array.isArray(json.layers_to_transform)
-        ? json.layers_to_transform
-        : typeof json.layers_to_transform === "number"
-        ? [json.layers_to_transform]
-        : [],
-    }));
+): Promise<
+  IA3Config & { target_modules: string[] | string; feedforward_modules: string[] | string }
+> {
+  const cfg = ia3Settings(await readAdapterConfigFile(dir));
   return {
     ...cfg,
-    target_modules: cfg.target_modules!,
-    feedforward_modules: cfg.feedforward_modules!,
+    target_modules: cfg.target_modules ?? [],
+    feedforward_modules: cfg.feedforward_modules ?? [],
   };
+}
+
+/** Every field of PEFT 0.17's IA3Config (and `peft_version`, which later ones add). */
+const PEFT_FIELDS = [
+  "auto_mapping",
+  "base_model_name_or_path",
+  "exclude_modules",
+  "fan_in_fan_out",
+  "feedforward_modules",
+  "inference_mode",
+  "init_ia3_weights",
+  "modules_to_save",
+  "peft_type",
+  "peft_version",
+  "revision",
+  "target_modules",
+  "task_type",
+];
+
+/**
+ * Checks an IA³ adapter_config.json's fields and returns its settings. PEFT's IA3Config has no
+ * `layers_to_transform` or `layers_pattern`: whet honours a `layers_to_transform` (its own saves
+ * before it wrote regular expressions) and refuses `layers_pattern`; `fan_in_fan_out` follows the
+ * layers' storage whatever the file says, as in PEFT (which warns and corrects it);
+ * `init_ia3_weights` only decides an initialisation that the file's vectors replace.
+ */
+function ia3Settings(
+  config: AdapterConfigFile,
+  warn?: (message: string) => void,
+): IA3Config {
+  config.expect("peft_type", "IA3");
+  checkPeftFields(config, "IA³", ["layers_to_transform"]);
+  if (warn) config.warnUnknown([...PEFT_FIELDS, "layers_to_transform", "layers_pattern"], warn);
+  const ex = config.get("exclude_modules");
+  if (ex !== undefined && ex !== null && !(Array.isArray(ex) && ex.length === 0)) {
+    throw config.error(
+      "exclude_modules",
+      `is ${JSON.stringify(ex)}, which whet's IA³ does not support`,
+    );
+  }
+  for (const key of ["fan_in_fan_out", "init_ia3_weights", "inference_mode"]) {
+    const v = config.get(key);
+    if (v !== undefined && v !== null && typeof v !== "boolean") {
+      throw config.error(key, `must be true or false, got ${JSON.stringify(v)}`);
+    }
+  }
+  const layers = config.get("layers_to_transform");
+  return config.validate(() =>
+    ia3.validate({
+      target_modules: config.get("target_modules") ?? null,
+      feedforward_modules: config.get("feedforward_modules") ?? null,
+      layers_to_transform: Array.isArray(layers)
+        ? layers
+        : typeof layers === "number"
+        ? [layers]
+        : [],
+    })
+  );
 }
 
 /**
@@ -415,8 +553,14 @@ export async function readIA3Config(
  * llama.release();
  * ```
  */
-export const ia3: Omit<PeftMethod<IA3Config>, "apply"> & {
-  apply(model: Decoder, config: IA3Config, seed: number): Promise<IA3Instance>;
+export const ia3: Omit<PeftMethod<IA3Config>, "apply" | "load"> & {
+  apply(
+    model: Decoder,
+    config: IA3Config,
+    seed: number,
+    context?: PeftContext,
+  ): Promise<IA3Instance>;
+  load(model: Decoder, config: AdapterConfigFile, context?: PeftContext): Promise<IA3Instance>;
 } = {
   name: "ia3",
   summary:
@@ -424,19 +568,25 @@ export const ia3: Omit<PeftMethod<IA3Config>, "apply"> & {
   defaults: DEFAULTS,
   validate(c: Record<string, unknown>): IA3Config {
     const cfg = checkConfig("ia3", DEFAULTS, c);
-    const targets = checkTargets("IA³", "target_modules", cfg.target_modules);
+    const t = cfg.target_modules;
+    const regex = typeof t === "string" && t.toLowerCase() !== ALL_LINEAR;
+    if (regex) fullMatch("target_modules", t);
+    const targets = regex ? t : checkTargets("IA³", "target_modules", t);
     const ff = cfg.feedforward_modules;
-    if (ff !== null && !(Array.isArray(ff) && ff.every((f: unknown) => typeof f === "string"))) {
+    if (typeof ff === "string") fullMatch("feedforward_modules", ff);
+    else if (
+      ff !== null && !(Array.isArray(ff) && ff.every((f: unknown) => typeof f === "string"))
+    ) {
       throw new TypeError(
-        `Cannot configure IA³: key "feedforward_modules" must be a list of module names or null, got ${
+        `Cannot configure IA³: key "feedforward_modules" must be a list of module names, a regular expression or null, got ${
           JSON.stringify(ff)
         }`,
       );
     }
     // Checked only when both are lists, as PEFT's IA3Config does (a subset of the targets).
-    const listed = targets !== null && targets[0].toLowerCase() !== ALL_LINEAR;
-    for (const f of listed && ff ? ff : []) {
-      if (!targets!.some((t) => overlaps(f, t))) {
+    const listed = Array.isArray(targets) && targets[0].toLowerCase() !== ALL_LINEAR;
+    for (const f of listed && Array.isArray(ff) ? ff : []) {
+      if (!(targets as string[]).some((t) => overlaps(f, t))) {
         throw new RangeError(
           `Cannot configure IA³: feedforward module "${f}" is not among target_modules ${
             JSON.stringify(targets)
@@ -447,12 +597,19 @@ export const ia3: Omit<PeftMethod<IA3Config>, "apply"> & {
     return {
       ...cfg,
       target_modules: targets,
-      feedforward_modules: ff === null ? null : ff.slice(),
+      feedforward_modules: ff === null ? null : typeof ff === "string" ? ff : ff.slice(),
     };
   },
-  async apply(model: Decoder, config: IA3Config, _seed: number): Promise<IA3Instance> {
+  async apply(
+    model: Decoder,
+    config: IA3Config,
+    _seed: number,
+    context: PeftContext = {},
+  ): Promise<IA3Instance> {
     const valid = ia3.validate(config as unknown as Record<string, unknown>);
-    const targets = resolveTargets(model, "IA³", valid.target_modules, DEFAULT_TARGETS);
+    const targets = typeof valid.target_modules === "string"
+      ? valid.target_modules
+      : resolveTargets(model, "IA³", valid.target_modules, DEFAULT_TARGETS);
     // The family's feed-forward default keeps only names among the targets, so that the saved
     // config passes PEFT's subset check.
     const cfg = {
@@ -460,12 +617,12 @@ export const ia3: Omit<PeftMethod<IA3Config>, "apply"> & {
       target_modules: targets,
       feedforward_modules: valid.feedforward_modules ??
         (DEFAULT_FEEDFORWARD[modelType(model)] ?? []).filter((f) =>
-          targets.some((t) => overlaps(f, t))
+          typeof targets === "string" || targets.some((t) => overlaps(f, t))
         ),
     };
     const k = await PeftKernels.create(model.gpu);
     // Find every target first, so a refusal leaves the model untouched.
-    const found = linearSlots(model, "IA³", cfg.target_modules, cfg.layers_to_transform);
+    const found = targetSlots(model, cfg.target_modules, cfg.layers_to_transform);
     for (const slot of found) {
       if (!("weight" in slot.current)) {
         throw new TypeError(
@@ -476,7 +633,7 @@ export const ia3: Omit<PeftMethod<IA3Config>, "apply"> & {
     freezeBase(model);
     const layers = found.map((slot) => {
       const base = slot.current as Linear, path = slot.path;
-      const ff = matchesTarget(path, cfg.feedforward_modules);
+      const ff = isFeedforward(hfModulePath(model, path), cfg.feedforward_modules);
       const shape = ff ? [1, base.nIn] : [base.nOut, 1];
       const l = model.addParam(
         `${path}.ia3_l.default`,
@@ -487,6 +644,33 @@ export const ia3: Omit<PeftMethod<IA3Config>, "apply"> & {
       slot.replace(wrapper);
       return wrapper;
     });
-    return new IA3Instance(model, cfg, layers, k);
+    return new IA3Instance(model, cfg, layers, k, context.baseModel ?? "");
+  },
+  peftType: "IA3",
+  /**
+   * Applies an IA3 folder: every field of PEFT 0.17's config is checked (see `ia3Settings`;
+   * unknown fields are warned about by name), then the vectors are read; a tensor no adapted
+   * module takes is an error.
+   */
+  async load(
+    model: Decoder,
+    config: AdapterConfigFile,
+    context: PeftContext = {},
+  ): Promise<IA3Instance> {
+    const cfg = ia3Settings(config, context.warn ?? console.warn);
+    const weights = await readAdapterWeights(config.dir);
+    const base = String(config.get("base_model_name_or_path") ?? "") || context.baseModel || "";
+    const inst = await ia3.apply(model, cfg, 0, { ...context, baseModel: base });
+    const stored = config.get("fan_in_fan_out");
+    const layout = inst.layers[0].base.fanInFanOut;
+    if (typeof stored === "boolean" && stored !== layout) {
+      (context.warn ?? console.warn)(
+        `warning: ${config.file}: fan_in_fan_out is ${stored}, but the layers store their weights ${
+          layout ? "(in, out)" : "(out, in)"
+        }; using ${layout}, as PEFT does`,
+      );
+    }
+    inst.read(weights);
+    return inst;
   },
 };

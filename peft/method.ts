@@ -11,6 +11,8 @@
 import { didYouMean } from "../models/config.ts";
 import type { Decoder, LinearSlot } from "../models/decoder.ts";
 import type { Param } from "../models/param.ts";
+import type { Tokenizer } from "../models/tokenizer.ts";
+import type { AdapterConfigFile } from "./files.ts";
 
 /** Largest |merged − unmerged| output difference a merge produced, and where. */
 export interface MergeReport {
@@ -48,6 +50,27 @@ export interface PeftInstance {
   readonly identityAtInit?: boolean;
 }
 
+/**
+ * What a method may need from its surroundings when it is applied or loaded; every field is
+ * optional.
+ */
+export interface PeftContext {
+  /**
+   * The model's tokenizer: prompt tuning's TEXT init tokenises its text with it (on apply, when
+   * `init_text_ids` is empty; on load, to know which rows the prompt started from).
+   */
+  tokenizer?: Tokenizer;
+  /**
+   * The base model's name or folder: recorded as `base_model_name_or_path` when the instance is
+   * saved without one, and as prompt tuning's `tokenizer_name_or_path` when that is unset.
+   */
+  baseModel?: string;
+  /** Where warnings go (unknown fields of an adapter_config.json). Default `console.warn`. */
+  warn?: (message: string) => void;
+  /** Seed of anything a load initialises. Default 0. */
+  seed?: number;
+}
+
 /** A PEFT method: its name, defaults, validation and how to apply it. */
 export interface PeftMethod<
   C extends object = Record<string, unknown>,
@@ -65,7 +88,49 @@ export interface PeftMethod<
    */
   validate(config: Record<string, unknown>): C;
   /** Freezes the base as the method requires, injects its parameters, and returns the instance. */
-  apply(model: Decoder, config: C, seed: number): Promise<I>;
+  apply(model: Decoder, config: C, seed: number, context?: PeftContext): Promise<I>;
+  /**
+   * The `peft_type` of its adapter_config.json: PEFT's name (`"LORA"`, `"IA3"`,
+   * `"PROMPT_TUNING"`, `"PREFIX_TUNING"`), a `WHET_` name for a whet-only layout, or absent for
+   * the masking methods (their folders hold whet_peft.json instead; see peft/selective.ts).
+   */
+  readonly peftType?: string;
+  /**
+   * Applies a saved adapter folder to `model`: reads its settings from `config` (the folder's
+   * config file, already parsed; the folder is `config.dir`) and its tensors, checks them
+   * against the model, and returns the instance, ready to run or to train further. Every
+   * registered method has one (peft/registry.ts).
+   */
+  load?(model: Decoder, config: AdapterConfigFile, context?: PeftContext): Promise<I>;
+  /**
+   * Positions of the model's context the method takes for itself with `config` (prompt and
+   * prefix tuning's virtual tokens); absent: none.
+   */
+  reservedPositions?(config: C): number;
+}
+
+/**
+ * Checks the fields every PEFT config has against what whet runs: `task_type` must be
+ * `CAUSAL_LM` (or unset), and `modules_to_save`, `layers_pattern` and `layers_to_transform` are
+ * refused by name when `supported` does not list them (whet would otherwise ignore them and give
+ * other outputs than PEFT). Errors name the file and the field.
+ */
+export function checkPeftFields(
+  config: AdapterConfigFile,
+  method: string,
+  supported: readonly string[] = [],
+): void {
+  config.refuseUnless(
+    "task_type",
+    ["CAUSAL_LM"],
+    `whet's models are causal language models (CAUSAL_LM); ${method} adapters for other tasks cannot be loaded`,
+  );
+  for (const key of ["modules_to_save", "layers_pattern", "layers_to_transform"]) {
+    if (supported.includes(key)) continue;
+    const v = config.get(key);
+    if (v === undefined || v === null || (Array.isArray(v) && v.length === 0)) continue;
+    throw config.error(key, `is ${JSON.stringify(v)}, which whet's ${method} does not support`);
+  }
 }
 
 /**

@@ -46,11 +46,18 @@ import type { Param } from "../models/param.ts";
 import { PeftKernels, type RowsSpec } from "../kernels/peft.ts";
 import { Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
-import { checkConfig, freezeBase, type PeftInstance, type PeftMethod } from "./method.ts";
 import {
-  readAdapterConfig,
-  readAdapterTensor,
-  validateAdapterConfig,
+  checkConfig,
+  checkPeftFields,
+  freezeBase,
+  type PeftContext,
+  type PeftInstance,
+  type PeftMethod,
+} from "./method.ts";
+import {
+  type AdapterConfigFile,
+  readAdapterConfigFile,
+  readAdapterWeights,
   writeAdapterFiles,
 } from "./files.ts";
 import { checkVirtual } from "./prompt.ts";
@@ -139,10 +146,12 @@ export class PrefixInstance implements PeftInstance {
   /** Prefix tuning changes the outputs from the start (the real tokens attend to the prefixes). */
   readonly identityAtInit = false;
   readonly #model: Decoder;
+  readonly #baseModel: string;
 
-  /** Use {@linkcode prefix}.apply. */
-  constructor(model: Decoder, config: PrefixConfig, P: Param) {
+  /** Use {@linkcode prefix}.apply or `load`. */
+  constructor(model: Decoder, config: PrefixConfig, P: Param, baseModel = "") {
     this.#model = model;
+    this.#baseModel = baseModel;
     this.config = config;
     this.prefix = P;
     this.added = [P];
@@ -154,21 +163,25 @@ export class PrefixInstance implements PeftInstance {
   }
 
   /**
-   * PEFT's adapter_config.json: token_dim and num_attention_heads as PEFT sets them for the
-   * model, by its key/value heads (n_embd and n_head for GPT-2; see the module doc).
+   * PEFT's adapter_config.json, every field of PEFT 0.17's `PrefixTuningConfig`: token_dim and
+   * num_attention_heads as PEFT sets them for the model, by its key/value heads (n_embd and
+   * n_head for GPT-2; see the module doc).
    */
   adapterConfig(baseModel = ""): Record<string, unknown> {
     const { Hkv, d, L } = this.#model.shape;
     return {
-      base_model_name_or_path: baseModel,
+      auto_mapping: null,
+      base_model_name_or_path: baseModel || this.#baseModel || null,
       encoder_hidden_size: Hkv * d,
       inference_mode: true,
+      modules_to_save: null,
       num_attention_heads: Hkv,
       num_layers: L,
       num_transformer_submodules: 1,
       num_virtual_tokens: this.config.num_virtual_tokens,
       peft_type: "PREFIX_TUNING",
       prefix_projection: false,
+      revision: null,
       task_type: "CAUSAL_LM",
       token_dim: Hkv * d,
     };
@@ -184,19 +197,11 @@ export class PrefixInstance implements PeftInstance {
 
   /** Loads the prefixes from a PEFT-layout folder (written here or by Python's PEFT). */
   async load(dir: string): Promise<void> {
-    const json = await readAdapterConfig(dir, "peft_type", "PREFIX_TUNING");
-    if (json.prefix_projection === true) {
-      throw new Error(
-        `Cannot load ${dir}: prefix_projection is true (a reparameterisation MLP), which whet does not support`,
-      );
-    }
-    const data = await readAdapterTensor(
-      dir,
-      ["prompt_embeddings"],
-      this.prefix.shape,
-      "prefix tuning",
+    prefixSettings(await readAdapterConfigFile(dir), this.#model);
+    const weights = await readAdapterWeights(dir);
+    this.prefix.value.write(
+      weights.tensor(["prompt_embeddings"], this.prefix.shape, "prefix tuning"),
     );
-    this.prefix.value.write(data);
   }
 
   /** e.g. `prefix tuning: 20 virtual tokens × 12 layers`. */
@@ -222,12 +227,85 @@ export class PrefixInstance implements PeftInstance {
  * ```
  */
 export async function readPrefixConfig(dir: string): Promise<PrefixConfig> {
-  const json = await readAdapterConfig(dir, "peft_type", "PREFIX_TUNING");
-  return validateAdapterConfig(dir, () =>
-    prefix.validate({
-      num_virtual_tokens: json.num_virtual_tokens,
-      prefix_projection: json.prefix_projection ?? false,
-    }));
+  return prefixSettings(await readAdapterConfigFile(dir), null);
+}
+
+/**
+ * Every field of PEFT 0.17's PrefixTuningConfig, and two that later versions add and that do not
+ * change a trained prefix (`peft_version`, and `init_weights`, an initialisation choice).
+ */
+const PEFT_FIELDS = [
+  "auto_mapping",
+  "base_model_name_or_path",
+  "encoder_hidden_size",
+  "inference_mode",
+  "init_weights",
+  "modules_to_save",
+  "num_attention_heads",
+  "num_layers",
+  "num_transformer_submodules",
+  "num_virtual_tokens",
+  "peft_type",
+  "peft_version",
+  "prefix_projection",
+  "revision",
+  "task_type",
+  "token_dim",
+];
+
+/**
+ * Checks a prefix-tuning adapter_config.json's fields (sizes against `model`, when given) and
+ * returns its settings. `encoder_hidden_size` is read by PEFT only with `prefix_projection`,
+ * which whet refuses, so any value is accepted.
+ */
+function prefixSettings(
+  config: AdapterConfigFile,
+  model: Decoder | null,
+  warn?: (message: string) => void,
+): PrefixConfig {
+  config.expect("peft_type", "PREFIX_TUNING");
+  checkPeftFields(config, "prefix tuning");
+  if (warn) config.warnUnknown(PEFT_FIELDS, warn);
+  config.refuseUnless(
+    "prefix_projection",
+    [false],
+    "a reparameterisation MLP (PEFT's prefix_projection), which whet does not implement",
+  );
+  config.refuseUnless(
+    "num_transformer_submodules",
+    [1],
+    "whet's models are decoders, with 1 transformer submodule",
+  );
+  if (model) {
+    const { Hkv, d, L } = model.shape;
+    const size: [string, number, string][] = [
+      ["token_dim", Hkv * d, "key/value width (key/value heads × head size)"],
+      ["num_layers", L, "layers"],
+      ["num_attention_heads", Hkv, "key/value heads"],
+    ];
+    for (const [key, value, what] of size) {
+      config.refuseUnless(key, [value], `written for another model (this one's ${what}: ${value})`);
+    }
+  }
+  return config.validate(() =>
+    prefix.validate({ num_virtual_tokens: config.get("num_virtual_tokens") })
+  );
+}
+
+/** Puts prefixes P (n, L·2·Hkv·d) on `model` (frozen): what apply and load share. */
+async function attachPrefix(
+  model: Decoder,
+  cfg: PrefixConfig,
+  data: Float32Array,
+  baseModel: string,
+): Promise<PrefixInstance> {
+  const { H, Hkv, d, L } = model.shape, width = L * 2 * Hkv * d;
+  checkVirtual(model, cfg.num_virtual_tokens, "prefix tuning");
+  const k = await PeftKernels.create(model.gpu);
+  freezeBase(model);
+  const P = model.addParam(PREFIX_PARAM, [cfg.num_virtual_tokens, width], data);
+  model.setVirtual(new PrefixTokens(P, { H, Hkv, d, L }, k));
+  return new PrefixInstance(model, cfg, P, baseModel);
 }
 
 /**
@@ -249,8 +327,14 @@ export async function readPrefixConfig(dir: string): Promise<PrefixConfig> {
  * llama.release();
  * ```
  */
-export const prefix: Omit<PeftMethod<PrefixConfig>, "apply"> & {
-  apply(model: Decoder, config: PrefixConfig, seed: number): Promise<PrefixInstance>;
+export const prefix: Omit<PeftMethod<PrefixConfig>, "apply" | "load"> & {
+  apply(
+    model: Decoder,
+    config: PrefixConfig,
+    seed: number,
+    context?: PeftContext,
+  ): Promise<PrefixInstance>;
+  load(model: Decoder, config: AdapterConfigFile, context?: PeftContext): Promise<PrefixInstance>;
 } = {
   name: "prefix",
   summary: "prefix tuning: trainable key/value prefixes in every attention layer",
@@ -275,15 +359,40 @@ export const prefix: Omit<PeftMethod<PrefixConfig>, "apply"> & {
     }
     return cfg;
   },
-  async apply(model: Decoder, config: PrefixConfig, seed: number): Promise<PrefixInstance> {
+  async apply(
+    model: Decoder,
+    config: PrefixConfig,
+    seed: number,
+    context: PeftContext = {},
+  ): Promise<PrefixInstance> {
     const cfg = prefix.validate(config as unknown as Record<string, unknown>);
-    const n = cfg.num_virtual_tokens, { H, Hkv, d, L } = model.shape, width = L * 2 * Hkv * d;
+    const n = cfg.num_virtual_tokens, { Hkv, d, L } = model.shape, width = L * 2 * Hkv * d;
     checkVirtual(model, n, "prefix tuning");
-    const k = await PeftKernels.create(model.gpu);
-    freezeBase(model);
     const data = new Rng(seed).fillNormal(new Float32Array(n * width), cfg.init_std);
-    const P = model.addParam(PREFIX_PARAM, [n, width], data as Float32Array);
-    model.setVirtual(new PrefixTokens(P, { H, Hkv, d, L }, k));
-    return new PrefixInstance(model, cfg, P);
+    return await attachPrefix(model, cfg, data as Float32Array, context.baseModel ?? "");
+  },
+  peftType: "PREFIX_TUNING",
+  /**
+   * Applies a PREFIX_TUNING folder: every field of PEFT 0.17's config is checked (sizes against
+   * the model's key/value heads, `prefix_projection: true` refused, unknown fields warned about
+   * by name), then the prefixes are read.
+   */
+  async load(
+    model: Decoder,
+    config: AdapterConfigFile,
+    context: PeftContext = {},
+  ): Promise<PrefixInstance> {
+    const cfg = prefixSettings(config, model, context.warn ?? console.warn);
+    const { Hkv, d, L } = model.shape;
+    const data = (await readAdapterWeights(config.dir)).tensor(
+      ["prompt_embeddings"],
+      [cfg.num_virtual_tokens, L * 2 * Hkv * d],
+      "prefix tuning",
+    );
+    const base = String(config.get("base_model_name_or_path") ?? "") || context.baseModel || "";
+    return await attachPrefix(model, cfg, data, base);
+  },
+  reservedPositions(config: PrefixConfig): number {
+    return config.num_virtual_tokens;
   },
 };

@@ -37,11 +37,18 @@ import type { Param } from "../models/param.ts";
 import { PeftKernels, type RowsSpec } from "../kernels/peft.ts";
 import { Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
-import { checkConfig, freezeBase, type PeftInstance, type PeftMethod } from "./method.ts";
 import {
-  readAdapterConfig,
-  readAdapterTensor,
-  validateAdapterConfig,
+  checkConfig,
+  checkPeftFields,
+  freezeBase,
+  type PeftContext,
+  type PeftInstance,
+  type PeftMethod,
+} from "./method.ts";
+import {
+  type AdapterConfigFile,
+  readAdapterConfigFile,
+  readAdapterWeights,
   writeAdapterFiles,
 } from "./files.ts";
 
@@ -167,16 +174,19 @@ export class PromptInstance implements PeftInstance {
   /** Prompt tuning changes the outputs from the start (the model sees n extra tokens). */
   readonly identityAtInit = false;
   readonly #model: Decoder;
+  readonly #baseModel: string;
 
-  /** Use {@linkcode prompt}.apply. */
+  /** Use {@linkcode prompt}.apply or `load`. */
   constructor(
     model: Decoder,
     config: PromptConfig,
     P: Param,
     initial: Float32Array,
     initIds: number[] | null,
+    baseModel = "",
   ) {
     this.#model = model;
+    this.#baseModel = baseModel;
     this.config = config;
     this.prompt = P;
     this.added = [P];
@@ -194,43 +204,58 @@ export class PromptInstance implements PeftInstance {
     return [this.prompt];
   }
 
-  /** PEFT's adapter_config.json for these virtual tokens. */
+  /**
+   * PEFT's adapter_config.json for these virtual tokens: every field of PEFT 0.17's
+   * `PromptTuningConfig`. `tokenizer_name_or_path` is the configured one, else the base model's
+   * name: PEFT's config check refuses a TEXT init without it.
+   */
   adapterConfig(baseModel = ""): Record<string, unknown> {
     const m = this.#model.shape, c = this.config;
+    const base = baseModel || this.#baseModel;
+    const text = c.prompt_tuning_init === "TEXT";
+    const tokenizer = c.tokenizer_name_or_path || base;
+    if (text && tokenizer === "") {
+      throw new Error(
+        `Cannot save prompt tuning: a TEXT init needs "tokenizer_name_or_path" (PEFT's PromptTuningConfig refuses it empty); set it, or pass the base model's name`,
+      );
+    }
     return {
-      base_model_name_or_path: baseModel,
+      auto_mapping: null,
+      base_model_name_or_path: base || null,
       inference_mode: true,
+      modules_to_save: null,
       num_attention_heads: m.H,
       num_layers: m.L,
       num_transformer_submodules: 1,
       num_virtual_tokens: c.num_virtual_tokens,
       peft_type: "PROMPT_TUNING",
       prompt_tuning_init: c.prompt_tuning_init,
-      prompt_tuning_init_text: c.prompt_tuning_init === "TEXT" ? c.prompt_tuning_init_text : null,
+      prompt_tuning_init_text: text ? c.prompt_tuning_init_text : null,
+      revision: null,
       task_type: "CAUSAL_LM",
       token_dim: m.C,
-      tokenizer_name_or_path: c.tokenizer_name_or_path || null,
+      tokenizer_kwargs: null,
+      tokenizer_name_or_path: tokenizer || null,
     };
   }
 
   /** Writes adapter_config.json + adapter_model.safetensors (`prompt_embeddings`, (n, C)). */
   async save(dir: string, baseModel = ""): Promise<void> {
+    const config = this.adapterConfig(baseModel);
     const [data] = await this.#model.gpu.read([this.prompt.value]);
-    await writeAdapterFiles(dir, this.adapterConfig(baseModel), [
+    await writeAdapterFiles(dir, config, [
       ["prompt_embeddings", { shape: this.prompt.shape, data }],
     ]);
   }
 
   /** Loads P from a PEFT-layout folder (written here or by Python's PEFT). */
   async load(dir: string): Promise<void> {
-    await readAdapterConfig(dir, "peft_type", "PROMPT_TUNING");
-    const data = await readAdapterTensor(
-      dir,
-      ["prompt_embeddings"],
-      this.prompt.shape,
-      "prompt tuning",
+    const config = await readAdapterConfigFile(dir);
+    config.expect("peft_type", "PROMPT_TUNING");
+    const weights = await readAdapterWeights(dir);
+    this.prompt.value.write(
+      weights.tensor(["prompt_embeddings"], this.prompt.shape, "prompt tuning"),
     );
-    this.prompt.value.write(data);
   }
 
   /** e.g. `prompt tuning: 20 virtual tokens (TEXT init)`. */
@@ -257,22 +282,119 @@ export class PromptInstance implements PeftInstance {
  * ```
  */
 export async function readPromptConfig(dir: string): Promise<PromptConfig> {
-  const json = await readAdapterConfig(dir, "peft_type", "PROMPT_TUNING");
-  if ((json.num_transformer_submodules ?? 1) !== 1) {
-    throw new Error(
-      `Cannot load ${dir}/adapter_config.json: num_transformer_submodules is ${json.num_transformer_submodules}, but whet's models are decoders (1)`,
+  const settings = promptSettings(await readAdapterConfigFile(dir), null);
+  // Without a model or tokenizer the text's ids are unknown; loading overwrites P anyway.
+  return settings.prompt_tuning_init === "TEXT"
+    ? { ...settings, prompt_tuning_init: "RANDOM" }
+    : settings;
+}
+
+/** Every field of PEFT 0.17's PromptTuningConfig (and `peft_version`, which later ones add). */
+const PEFT_FIELDS = [
+  "auto_mapping",
+  "base_model_name_or_path",
+  "inference_mode",
+  "modules_to_save",
+  "num_attention_heads",
+  "num_layers",
+  "num_transformer_submodules",
+  "num_virtual_tokens",
+  "peft_type",
+  "peft_version",
+  "prompt_tuning_init",
+  "prompt_tuning_init_text",
+  "revision",
+  "task_type",
+  "token_dim",
+  "tokenizer_kwargs",
+  "tokenizer_name_or_path",
+];
+
+/**
+ * Checks a prompt-tuning adapter_config.json's fields (against `model`, when given) and returns
+ * its settings. `init_text_ids` is empty: the text's ids need the tokenizer.
+ */
+function promptSettings(
+  config: AdapterConfigFile,
+  model: Decoder | null,
+  warn?: (message: string) => void,
+): PromptConfig {
+  config.expect("peft_type", "PROMPT_TUNING");
+  checkPeftFields(config, "prompt tuning");
+  if (warn) config.warnUnknown(PEFT_FIELDS, warn);
+  config.refuseUnless(
+    "num_transformer_submodules",
+    [1],
+    "whet's models are decoders, with 1 transformer submodule",
+  );
+  if (model) {
+    const { C, H, L } = model.shape;
+    const size: [string, number, string][] = [
+      ["token_dim", C, "hidden size"],
+      ["num_layers", L, "layers"],
+      ["num_attention_heads", H, "attention heads"],
+    ];
+    for (const [key, value, what] of size) {
+      config.refuseUnless(key, [value], `written for another model (this one's ${what}: ${value})`);
+    }
+  }
+  const init = config.get("prompt_tuning_init") ?? "RANDOM";
+  const text = config.get("prompt_tuning_init_text") ?? null;
+  const textInit = typeof init === "string" && init.toUpperCase() === "TEXT";
+  if (textInit && text === null) {
+    throw config.error("prompt_tuning_init_text", "is null with a TEXT init, which PEFT refuses");
+  }
+  const settings = config.validate(() =>
+    prompt.validate({
+      num_virtual_tokens: config.get("num_virtual_tokens"),
+      // A file's TEXT init may have an empty text (the ids were given directly): the values to
+      // load are in the file, so only apply needs the text; it is checked as RANDOM here.
+      prompt_tuning_init: textInit ? "RANDOM" : init,
+      prompt_tuning_init_text: text ?? "",
+      tokenizer_name_or_path: config.get("tokenizer_name_or_path") ?? "",
+    })
+  );
+  return textInit ? { ...settings, prompt_tuning_init: "TEXT" } : settings;
+}
+
+/**
+ * Puts prompt P (n, C) on `model` (frozen) as its virtual tokens: what apply and load share.
+ */
+async function attachPrompt(
+  model: Decoder,
+  cfg: PromptConfig,
+  data: Float32Array,
+  initial: Float32Array,
+  initIds: number[] | null,
+  baseModel: string,
+): Promise<PromptInstance> {
+  const n = cfg.num_virtual_tokens, { C } = model.shape;
+  checkVirtual(model, n, "prompt tuning");
+  const k = await PeftKernels.create(model.gpu);
+  freezeBase(model);
+  const P = model.addParam(PROMPT_PARAM, [n, C], data);
+  model.setVirtual(new PromptTokens(P, model.embeddings.wpe, k));
+  return new PromptInstance(model, cfg, P, initial, initIds, baseModel);
+}
+
+/** The ids of a TEXT init's text (null when the tokenizer gives none), truncated or repeated to n. */
+function textIds(cfg: PromptConfig, context: PeftContext): number[] | null {
+  if (cfg.init_text_ids.length > 0) return textInitIds(cfg.init_text_ids, cfg.num_virtual_tokens);
+  const ids = context.tokenizer?.encode(cfg.prompt_tuning_init_text) ?? [];
+  return ids.length > 0 ? textInitIds(ids, cfg.num_virtual_tokens) : null;
+}
+
+/** Rows `ids` of the model's token table, or an error naming an id outside the vocabulary. */
+async function tokenRows(model: Decoder, ids: readonly number[]): Promise<Float32Array> {
+  const { C, V } = model.shape;
+  const bad = ids.find((id) => id >= V);
+  if (bad !== undefined) {
+    throw new RangeError(
+      `Cannot initialise prompt tuning: token id ${bad} is outside the vocabulary of ${V}`,
     );
   }
-  return validateAdapterConfig(dir, () =>
-    prompt.validate({
-      num_virtual_tokens: json.num_virtual_tokens,
-      // The text's ids are not in the file; loading overwrites P anyway.
-      prompt_tuning_init: json.prompt_tuning_init === "TEXT"
-        ? "RANDOM"
-        : json.prompt_tuning_init ?? "RANDOM",
-      prompt_tuning_init_text: json.prompt_tuning_init_text ?? "",
-      tokenizer_name_or_path: json.tokenizer_name_or_path ?? "",
-    }));
+  const [wte] = await model.gpu.read([model.wte.value]);
+  return wteRows(wte, ids, C);
 }
 
 /** Checks the virtual-token count n against the model and reserves the model's virtual slot. */
@@ -307,8 +429,14 @@ export function checkVirtual(model: Decoder, n: number, what: string): void {
  * model.release();
  * ```
  */
-export const prompt: Omit<PeftMethod<PromptConfig>, "apply"> & {
-  apply(model: Decoder, config: PromptConfig, seed: number): Promise<PromptInstance>;
+export const prompt: Omit<PeftMethod<PromptConfig>, "apply" | "load"> & {
+  apply(
+    model: Decoder,
+    config: PromptConfig,
+    seed: number,
+    context?: PeftContext,
+  ): Promise<PromptInstance>;
+  load(model: Decoder, config: AdapterConfigFile, context?: PeftContext): Promise<PromptInstance>;
 } = {
   name: "prompt",
   summary: "prompt tuning: n trainable virtual tokens prepended to the input embeddings",
@@ -343,37 +471,68 @@ export const prompt: Omit<PeftMethod<PromptConfig>, "apply"> & {
     }
     return { ...cfg, prompt_tuning_init: init };
   },
-  async apply(model: Decoder, config: PromptConfig, seed: number): Promise<PromptInstance> {
-    const cfg = prompt.validate(config as unknown as Record<string, unknown>);
-    if (cfg.prompt_tuning_init === "TEXT" && cfg.init_text_ids.length === 0) {
-      throw new RangeError(
-        `Cannot apply prompt tuning: TEXT initialisation needs "init_text_ids", the tokenised "prompt_tuning_init_text" (the train CLI fills it in)`,
-      );
+  async apply(
+    model: Decoder,
+    config: PromptConfig,
+    seed: number,
+    context: PeftContext = {},
+  ): Promise<PromptInstance> {
+    const valid = prompt.validate(config as unknown as Record<string, unknown>);
+    const cfg = {
+      ...valid,
+      // PEFT's config check needs a tokenizer name with a TEXT init; the base model's serves.
+      tokenizer_name_or_path: valid.tokenizer_name_or_path || context.baseModel ||
+        context.tokenizer?.name || "",
+    };
+    let initIds: number[] | null = null;
+    if (cfg.prompt_tuning_init === "TEXT") {
+      initIds = textIds(cfg, context);
+      if (initIds === null) {
+        throw new RangeError(
+          `Cannot apply prompt tuning: TEXT initialisation needs "init_text_ids" or a tokenizer to tokenise "prompt_tuning_init_text"`,
+        );
+      }
+      if (cfg.init_text_ids.length === 0) {
+        cfg.init_text_ids = context.tokenizer!.encode(cfg.prompt_tuning_init_text);
+      }
     }
     const n = cfg.num_virtual_tokens, { C, V } = model.shape;
     checkVirtual(model, n, "prompt tuning");
     const rng = new Rng(seed);
-    let initIds: number[] | null = null;
     let data: Float32Array;
     if (cfg.prompt_tuning_init === "RANDOM") {
       data = rng.fillNormal(new Float32Array(n * C), 1) as Float32Array;
     } else {
-      initIds = cfg.prompt_tuning_init === "TEXT"
-        ? textInitIds(cfg.init_text_ids, n)
-        : Array.from({ length: n }, () => rng.int(V));
-      const bad = initIds.find((id) => id >= V);
-      if (bad !== undefined) {
-        throw new RangeError(
-          `Cannot initialise prompt tuning: token id ${bad} is outside the vocabulary of ${V}`,
-        );
-      }
-      const [wte] = await model.gpu.read([model.wte.value]);
-      data = wteRows(wte, initIds, C);
+      initIds ??= Array.from({ length: n }, () => rng.int(V));
+      data = await tokenRows(model, initIds);
     }
-    const k = await PeftKernels.create(model.gpu);
-    freezeBase(model);
-    const P = model.addParam(PROMPT_PARAM, [n, C], data);
-    model.setVirtual(new PromptTokens(P, model.embeddings.wpe, k));
-    return new PromptInstance(model, cfg, P, data.slice(), initIds);
+    return await attachPrompt(model, cfg, data, data.slice(), initIds, context.baseModel ?? "");
+  },
+  peftType: "PROMPT_TUNING",
+  /**
+   * Applies a PROMPT_TUNING folder: every field of PEFT 0.17's config is checked (sizes against
+   * the model, unknown fields warned about by name), P is read, and with `context.tokenizer` a
+   * TEXT init's ids are known again, so `initial` holds the rows P started from (otherwise
+   * `initial` is P as loaded).
+   */
+  async load(
+    model: Decoder,
+    config: AdapterConfigFile,
+    context: PeftContext = {},
+  ): Promise<PromptInstance> {
+    const cfg = promptSettings(config, model, context.warn ?? console.warn);
+    const data = (await readAdapterWeights(config.dir)).tensor(
+      ["prompt_embeddings"],
+      [cfg.num_virtual_tokens, model.shape.C],
+      "prompt tuning",
+    );
+    const initIds = cfg.prompt_tuning_init === "TEXT" ? textIds(cfg, context) : null;
+    if (initIds) cfg.init_text_ids = context.tokenizer!.encode(cfg.prompt_tuning_init_text);
+    const initial = initIds ? await tokenRows(model, initIds) : data.slice();
+    const base = String(config.get("base_model_name_or_path") ?? "") || context.baseModel || "";
+    return await attachPrompt(model, cfg, data, initial, initIds, base);
+  },
+  reservedPositions(config: PromptConfig): number {
+    return config.num_virtual_tokens;
   },
 };

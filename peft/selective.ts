@@ -17,8 +17,14 @@
 
 import type { Decoder } from "../models/decoder.ts";
 import type { Param } from "../models/param.ts";
-import { readAdapterWeights, WHET_CONFIG, WHET_WEIGHTS, writeAdapterFiles } from "./files.ts";
-import { checkConfig, type PeftInstance, type PeftMethod } from "./method.ts";
+import {
+  type AdapterConfigFile,
+  readAdapterWeights,
+  WHET_CONFIG,
+  WHET_WEIGHTS,
+  writeAdapterFiles,
+} from "./files.ts";
+import { checkConfig, type PeftContext, type PeftInstance, type PeftMethod } from "./method.ts";
 
 /**
  * Which of q, k, v stays trainable: a third of GPT-2's fused `c_attn`, or the Llama family's
@@ -225,6 +231,7 @@ export const full: PeftMethod<Record<string, never>> = {
   summary: "full fine-tuning: every weight is trained",
   defaults: {},
   validate: (c) => checkConfig("full", {}, c),
+  load: (model, config, context) => loadMask(full, model, config, context),
   apply(model: Decoder, config: Record<string, never>): Promise<PeftInstance> {
     const all = [...model.params.values()];
     for (const p of all) model.setTrainable(p, true);
@@ -255,6 +262,8 @@ export const selective: PeftMethod<SelectiveConfig> = {
     "train a chosen subset of the base weights (name patterns, last k blocks, presets, q/k/v thirds)",
   defaults: SELECTIVE_DEFAULTS,
   validate: (c) => checkConfig("selective", SELECTIVE_DEFAULTS, c),
+  load: (model, config, context) =>
+    loadMask(selective as unknown as PeftMethod<Record<string, unknown>>, model, config, context),
   apply(model: Decoder, config: SelectiveConfig): Promise<PeftInstance> {
     return Promise.resolve(applySelection(model, "selective", config));
   },
@@ -278,6 +287,7 @@ export const bitfit: PeftMethod<Record<string, never>> = {
   summary: "BitFit: train every bias, freeze everything else",
   defaults: {},
   validate: (c) => checkConfig("bitfit", {}, c),
+  load: (model, config, context) => loadMask(bitfit, model, config, context),
   apply(model: Decoder): Promise<PeftInstance> {
     if (![...model.params.keys()].some((name) => name.endsWith(".bias"))) {
       // Training nothing would look like a run that went wrong; say why instead.
@@ -292,6 +302,28 @@ export const bitfit: PeftMethod<Record<string, never>> = {
     );
   },
 };
+
+/**
+ * The load of the masking methods: whet_peft.json's `config` (checked by the method), then the
+ * trained tensors into the base parameters they name.
+ */
+async function loadMask(
+  method: PeftMethod<Record<string, unknown>>,
+  model: Decoder,
+  config: AdapterConfigFile,
+  context: PeftContext = {},
+): Promise<PeftInstance> {
+  config.expect("method", method.name);
+  config.warnUnknown(["config", "method"], context.warn ?? console.warn);
+  const settings = config.get("config") ?? {};
+  if (typeof settings !== "object" || settings === null || Array.isArray(settings)) {
+    throw config.error("config", `must be an object, got ${JSON.stringify(settings)}`);
+  }
+  const valid = config.validate(() => method.validate(settings as Record<string, unknown>));
+  const inst = await method.apply(model, valid, context.seed ?? 0);
+  await inst.load(config.dir);
+  return inst;
+}
 
 function applySelection(model: Decoder, method: string, config: SelectiveConfig): PeftInstance {
   const chosen = selectParameters(model, config);

@@ -194,6 +194,12 @@ Deno.test("IA³ with explicit targets keeps the family's feed-forward default on
     () => ia3.validate({ target_modules: ["v_proj"], feedforward_modules: ["down_proj"] }),
     /feedforward module "down_proj" is not among target_modules/,
   );
-  assert.throws(() => ia3.validate({ feedforward_modules: "down_proj" }), /must be a list/);
+  // A string is a regular expression over the whole module path, as PEFT reads it.
+  assert.equal(
+    ia3.validate({ feedforward_modules: ".*down_proj" }).feedforward_modules,
+    ".*down_proj",
+  );
+  assert.throws(() => ia3.validate({ feedforward_modules: "(" }), /not a valid regular expression/);
+  assert.throws(() => ia3.validate({ feedforward_modules: 3 }), /must be a list/);
   model.release();
 });

@@ -165,8 +165,12 @@ Deno.test("prompt tuning on Llama: TEXT init copies model.embed_tokens rows; fil
   );
   const dir = await Deno.makeTempDir();
   try {
-    await inst.save(dir);
+    // PEFT's config check refuses a TEXT init without a tokenizer name: refused before writing.
+    await assert.rejects(() => inst.save(dir), /TEXT init needs "tokenizer_name_or_path"/);
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "nothing written");
+    await inst.save(dir, "HuggingFaceTB/SmolLM2-135M");
     const json = JSON.parse(await Deno.readTextFile(`${dir}/adapter_config.json`));
+    assert.equal(json.tokenizer_name_or_path, "HuggingFaceTB/SmolLM2-135M");
     // PEFT adjusts token_dim and heads for grouped-query attention only for prefix tuning.
     assert.equal(json.peft_type, "PROMPT_TUNING");
     assert.equal(json.token_dim, C);
