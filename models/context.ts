@@ -21,7 +21,7 @@ import {
   SwiGLU,
 } from "../kernels/mod.ts";
 import type { Batch, Gpu } from "../runtime/gpu.ts";
-import type { Tensor } from "../runtime/tensor.ts";
+import type { HalfDtype, Tensor, TensorDtype } from "../runtime/tensor.ts";
 import type { Activations } from "./activations.ts";
 
 /** The kernel wrappers, by role. */
@@ -117,8 +117,12 @@ export class Kernels implements KernelSet {
     this.columns = k.columns;
   }
 
-  /** Compiles all kernels (cached by the device). */
-  static async create(gpu: Gpu): Promise<Kernels> {
+  /**
+   * Compiles all kernels (cached by the device); with a half `baseDtype`, also the matmuls that
+   * read weights stored in it.
+   */
+  static async create(gpu: Gpu, baseDtype: TensorDtype = "f32"): Promise<Kernels> {
+    const halfB: HalfDtype[] = baseDtype === "f32" ? [] : [baseDtype];
     const [
       matmul,
       layernorm,
@@ -134,7 +138,7 @@ export class Kernels implements KernelSet {
       swiglu,
       columns,
     ] = await Promise.all([
-      Matmul.create(gpu),
+      Matmul.create(gpu, { halfB }),
       LayerNorm.create(gpu),
       Gelu.create(gpu),
       Attention.create(gpu),

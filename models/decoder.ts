@@ -21,9 +21,10 @@
 import { CrossEntropy, Embedding, IGNORE_INDEX } from "../kernels/mod.ts";
 import type { Batch, Gpu } from "../runtime/gpu.ts";
 import { Rng } from "../runtime/rng.ts";
-import type { Tensor } from "../runtime/tensor.ts";
+import { encodeHalf, type Tensor } from "../runtime/tensor.ts";
 import { type ActivationOptions, Activations, type DecoderShape } from "./activations.ts";
 import type { VirtualTokens } from "./attention.ts";
+import { type BaseDtype, storedInBaseDtype } from "./base_dtype.ts";
 import type { Block } from "./block.ts";
 import type { GPTConfig } from "./config.ts";
 import type { Ctx, Kernels, KvCache } from "./context.ts";
@@ -31,7 +32,7 @@ import type { Embeddings, LMHead } from "./embeddings.ts";
 import type { LinearLike } from "./linear.ts";
 import type { LlamaConfig } from "./llama_config.ts";
 import type { Norm } from "./norms.ts";
-import type { Param } from "./param.ts";
+import { type Param, requireF32 } from "./param.ts";
 import { countScoredLabels, type ScoringRule, shiftLabels } from "./scoring.ts";
 
 /** Inputs of one forward pass: token ids and (optionally) labels, both (B,T), on the CPU. */
@@ -105,6 +106,15 @@ export interface DecoderOptions {
   weights?: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>;
   /** Allocate gradients for every parameter (full fine-tuning). Default true. */
   trainable?: boolean;
+  /**
+   * Storage of the frozen base weights (linear layers, token embedding, untied head; see
+   * models/base_dtype.ts `storedInBaseDtype`): `"f32"` (default), or `"f16"` / `"bf16"` packed
+   * halves, half the bytes, with f32 compute. A half base cannot be trained: it needs
+   * `trainable: false` (PEFT methods add their own f32 parameters). Weights given in f32 are
+   * rounded to nearest even; f16 or bf16 checkpoint values keep their exact bits in the same dtype.
+   * `defaultBaseDtype` gives the default a run should use.
+   */
+  baseDtype?: BaseDtype;
 }
 
 /**
@@ -121,6 +131,17 @@ export function createParams(
   const rng = new Rng(options.seed ?? 0);
   const params = new Map<string, Param>();
   const trainable = options.trainable ?? true;
+  const baseDtype = options.baseDtype ?? "f32";
+  if (!["f32", "f16", "bf16"].includes(baseDtype)) {
+    throw new RangeError(
+      `Cannot create the model: baseDtype "${baseDtype}" is not one of "f32", "f16", "bf16"`,
+    );
+  }
+  if (baseDtype !== "f32" && trainable) {
+    throw new RangeError(
+      `Cannot create the model: baseDtype "${baseDtype}" stores the base weights in half precision, which cannot be trained; full fine-tuning needs baseDtype "f32" (or pass trainable: false and train an adapter)`,
+    );
+  }
   for (const [name, shape] of shapes) {
     const n = shape.reduce((a, b) => a * b, 1);
     const given = options.weights?.get(name);
@@ -132,16 +153,40 @@ export function createParams(
       );
     }
     const data = given ? given.data : init(name, n, rng);
+    const half = baseDtype !== "f32" && storedInBaseDtype(name, shape) ? baseDtype : null;
     params.set(name, {
       name,
       shape,
-      value: gpu.tensor(shape, data, name),
+      value: half
+        ? gpu.tensor(shape, halfBits(name, data, half), name, half)
+        : gpu.tensor(shape, data, name),
       grad: trainable ? gpu.tensor(shape, undefined, name + ".grad") : null,
       decay: decays(name, shape),
       gradMask: null,
     });
   }
   return params;
+}
+
+/**
+ * `data` rounded to `dtype` (nearest even; the values of an f16 or bf16 checkpoint come back with
+ * their exact bits), refusing a finite value that overflows f16's range (±65,504), by name.
+ */
+function halfBits(name: string, data: Float32Array, dtype: "f16" | "bf16"): Uint16Array {
+  const bits = encodeHalf(data, dtype);
+  const inf = dtype === "f16" ? 0x7c00 : 0x7f80;
+  for (let i = 0; i < bits.length; i++) {
+    if ((bits[i] & 0x7fff) === inf && Number.isFinite(data[i])) {
+      throw new RangeError(
+        `Cannot store tensor "${name}" in ${dtype}: element ${i} = ${
+          data[i]
+        } is beyond its largest finite value (${dtype === "f16" ? "65504" : "3.39e38"}); use ${
+          dtype === "f16" ? 'baseDtype "bf16" or ' : ""
+        }"f32"`,
+      );
+    }
+  }
+  return bits;
 }
 
 /** The parts a family builds its decoder from. */
@@ -293,8 +338,21 @@ export abstract class Decoder {
     p.gradMask?.release();
   }
 
-  /** Freezes (releases the gradient of) or unfreezes a parameter. */
+  /**
+   * How the frozen base weights are stored: `"f16"` or `"bf16"` when they are packed halves (see
+   * {@linkcode DecoderOptions.baseDtype}), else `"f32"`.
+   */
+  get baseDtype(): BaseDtype {
+    for (const p of this.params.values()) if (p.value.dtype !== "f32") return p.value.dtype;
+    return "f32";
+  }
+
+  /**
+   * Freezes (releases the gradient of) or unfreezes a parameter. A parameter stored in half
+   * precision cannot be unfrozen: the error names it.
+   */
   setTrainable(p: Param, on: boolean): void {
+    if (on) requireF32(p, `train parameter "${p.name}"`);
     if (on && !p.grad) p.grad = this.gpu.tensor(p.shape, undefined, p.name + ".grad");
     if (!on && p.grad) {
       p.grad.release();

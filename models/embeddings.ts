@@ -50,17 +50,25 @@ export class Embeddings {
 
   /**
    * The embeddings of one new token per row at its own position (generation): out (B,C) `=`.
-   * Records copies of the table rows (and an add for learned positions).
+   * Records copies of the table rows (and an add for learned positions); a token table stored in
+   * half precision is read by the embedding kernel instead (it widens the halves to f32).
    */
   forwardAt(ctx: Ctx, tokens: readonly number[], positions: readonly number[], out: Tensor): void {
     const C = this.wte.shape[1], B = tokens.length, batch = ctx.batch;
-    const tok = this.wpe ? ctx.acts.scratch("decode.wte", [B, C]) : out;
-    tokens.forEach((token, b) => {
-      batch.copy(
-        { buffer: this.wte.value.buffer, offset: token * C * 4, size: C * 4 },
-        { buffer: tok.buffer, offset: b * C * 4, size: C * 4 },
-      );
-    });
+    let tok = this.wpe ? ctx.acts.scratch("decode.wte", [B, C]) : out;
+    if (this.wte.value.dtype === "f32") {
+      tokens.forEach((token, b) => {
+        batch.copy(
+          { buffer: this.wte.value.buffer, offset: token * C * 4, size: C * 4 },
+          { buffer: tok.buffer, offset: b * C * 4, size: C * 4 },
+        );
+      });
+    } else {
+      // The tokens as a (B,1) batch of ids (ctx.acts are (B,1) activations in generation).
+      batch.write(ctx.acts.ids, Uint32Array.from(tokens));
+      tok = this.wpe ? ctx.acts.scratch("decode.wte.rows", [B, 1, C]) : out;
+      ctx.k.embedding.forward(batch, ctx.acts.ids, tokens, this.wte.value, null, tok);
+    }
     if (!this.wpe) return;
     const pos = ctx.acts.scratch("decode.wpe", [B, C]);
     positions.forEach((p, b) => {

@@ -120,7 +120,7 @@ export class GPT extends Decoder {
   static async create(gpu: Gpu, config: GPTConfig, options: GPTOptions = {}): Promise<GPT> {
     const cfg = validateConfig(config);
     headDim(cfg);
-    const kernels = await Kernels.create(gpu);
+    const kernels = await Kernels.create(gpu, options.baseDtype);
     const std = cfg.initializer_range;
     const projStd = std / Math.sqrt(2 * cfg.n_layer);
     const params = createParams(

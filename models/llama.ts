@@ -129,7 +129,7 @@ export class Llama extends Decoder {
    */
   static async create(gpu: Gpu, config: LlamaConfig, options: DecoderOptions = {}): Promise<Llama> {
     const cfg = validateLlamaConfig(config);
-    const kernels = await Kernels.create(gpu);
+    const kernels = await Kernels.create(gpu, options.baseDtype);
     const params = createParams(
       gpu,
       llamaParameterShapes(cfg),

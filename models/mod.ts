@@ -99,7 +99,14 @@ export {
   sampleToken,
   type SamplingOptions,
 } from "./generate.ts";
-export { isTrainable, type Param } from "./param.ts";
+export { isTrainable, type Param, requireF32 } from "./param.ts";
+export {
+  type BaseDtype,
+  defaultBaseDtype,
+  HALF_BASE_METHODS,
+  HALF_BASE_MIN_PARAMETERS,
+  storedInBaseDtype,
+} from "./base_dtype.ts";
 export { type Ctx, Kernels, type KernelSet, type KvCache } from "./context.ts";
 export { Linear, type LinearField, type LinearLike } from "./linear.ts";
 export { LayerNormModule, type Norm, RMSNormModule } from "./norms.ts";

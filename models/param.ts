@@ -39,3 +39,32 @@ export interface Param {
 export function isTrainable(p: Param): boolean {
   return p.grad !== null;
 }
+
+/**
+ * Throws unless `p` is stored in f32: a base weight stored in half precision (see
+ * `DecoderOptions.baseDtype`) can be read but neither trained nor written (a merge would round the
+ * merged weight to the half grid and unmerging would not give the base back). `action` completes
+ * "Cannot …" in the error, which names the parameter and its dtype.
+ *
+ * @example
+ * ```ts
+ * import { GPT, gptConfig, Gpu, requireF32 } from "../mod.ts";
+ * const gpu = await Gpu.get();
+ * const model = await GPT.create(gpu, gptConfig("tiny"), { trainable: false, baseDtype: "bf16" });
+ * requireF32(model.params.get("ln_f.weight")!, "scale ln_f"); // norms stay f32
+ * let message = "";
+ * try {
+ *   requireF32(model.wte, `merge into "${model.wte.name}"`);
+ * } catch (e) {
+ *   message = (e as Error).message;
+ * }
+ * if (!message.startsWith('Cannot merge into "wte.weight": it is stored in bf16')) throw new Error(message);
+ * model.release();
+ * ```
+ */
+export function requireF32(p: Param, action: string): void {
+  if (p.value.dtype === "f32") return;
+  throw new RangeError(
+    `Cannot ${action}: it is stored in ${p.value.dtype} (baseDtype); this needs the base in f32 (create or load the model with baseDtype "f32")`,
+  );
+}

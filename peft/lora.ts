@@ -34,7 +34,7 @@
 import type { Ctx } from "../models/context.ts";
 import type { Decoder } from "../models/decoder.ts";
 import type { Linear, LinearLike } from "../models/linear.ts";
-import type { Param } from "../models/param.ts";
+import { type Param, requireF32 } from "../models/param.ts";
 import { DoraKernels } from "../kernels/dora.ts";
 import { PeftKernels } from "../kernels/peft.ts";
 import { Rng } from "../runtime/rng.ts";
@@ -481,6 +481,13 @@ export class LoraInstance implements PeftInstance {
           } merged`,
         );
       }
+      // A half base (baseDtype) would round W + s·B·A to its grid: refused, naming the weight.
+      requireF32(
+        l.base.weight,
+        `${sign > 0 ? "merge" : "unmerge"} LoRA adapter "${name}" ${
+          sign > 0 ? "into" : "from"
+        } "${l.base.weight.name}"`,
+      );
       const W = l.base.weight.value, alpha = sign * a.scaling, d = a.dora;
       const shape = { nOut: l.nOut, nIn: l.nIn, r: a.r, fanInFanOut: l.base.fanInFanOut };
       if (d && sign > 0) {
