@@ -16,8 +16,16 @@ import { type TokenizedExample, tokenizeExamples } from "../data/tokenize.ts";
 import { Batcher } from "../data/batch.ts";
 import { isChat, type PromptCompletion, type TextExample } from "../data/examples.ts";
 import { chatToPromptCompletion } from "../data/chat.ts";
-import { loadModelCheckpoint } from "../models/checkpoint.ts";
-import { gptConfig, type PresetName, PRESETS } from "../models/config.ts";
+import { gpt2ParameterShapes, loadModelCheckpoint } from "../models/checkpoint.ts";
+import {
+  type GPTConfig,
+  gptConfig,
+  type ModelConfig,
+  type PresetName,
+  PRESETS,
+  readModelConfig,
+} from "../models/config.ts";
+import { llamaParameterShapes } from "../models/llama_checkpoint.ts";
 import type { Decoder } from "../models/decoder.ts";
 import { GPT } from "../models/gpt.ts";
 import { writeFileAtomic } from "../models/safetensors.ts";
@@ -28,6 +36,19 @@ import { peftMethod } from "../peft/registry.ts";
 import { Gpu } from "../runtime/gpu.ts";
 import { Trainer, type TrainResult } from "../train/trainer.ts";
 import { type MemoryReport, memoryReport, parameterReport } from "../train/report.ts";
+import {
+  availableMemory,
+  describePlan,
+  fitMemory,
+  type FitResult,
+  formatBytes,
+  planInputFromModel,
+  planLimits,
+  planMemory,
+  planParamsFromShapes,
+  type RemedyNames,
+  shapeOfConfig,
+} from "../train/memory_plan.ts";
 import { evaluateSuite, type SuiteScore, textPerplexity } from "../eval/harness.ts";
 import { pretrainCorpus } from "../data/corpus.ts";
 import { ALIASES, DEFAULT_CONFIG, type RunConfig } from "./config.ts";
@@ -105,6 +126,11 @@ export async function loadBase(gpu: Gpu, c: RunConfig, log: (s: string) => void)
     );
     return await modelFromCheckpoint(gpu, ckpt, { seed: c.seed, trainable: false }, log);
   }
+  return await GPT.create(gpu, presetConfig(c), { seed: c.seed, trainable: false });
+}
+
+/** The GPT-2 preset a config names when it has no model folder. */
+function presetConfig(c: RunConfig): GPTConfig {
   if (!(c.model.preset in PRESETS)) {
     throw new Error(
       `Cannot use config key "model.preset": "${c.model.preset}" is not one of ${
@@ -112,8 +138,73 @@ export async function loadBase(gpu: Gpu, c: RunConfig, log: (s: string) => void)
       }`,
     );
   }
-  const config = gptConfig(c.model.preset as PresetName);
-  return await GPT.create(gpu, config, { seed: c.seed, trainable: false });
+  return gptConfig(c.model.preset as PresetName);
+}
+
+/** How a memory plan's remedies are set in a run config. */
+const PLAN_KEYS: RemedyNames = {
+  gradientCheckpointing: "--schedule.gradient_checkpointing",
+  halfBase: "--model.base_dtype",
+  batchSize: "--schedule.batch_size",
+  seqLen: "--data.max_length",
+};
+
+/**
+ * The memory plan of a job from its config alone, before any weight is read: the model's
+ * config.json (or preset), all parameters trained for full fine-tuning and frozen otherwise (the
+ * method's own parameters, a small part, are planned once it is applied), batch × sequence.
+ * Refuses a run that cannot fit (a MemoryPlanError naming the keys that would make it fit) and
+ * returns the plan, with checkpointing turned on where only that fits.
+ */
+export async function planJobMemory(
+  gpu: Gpu,
+  c: RunConfig,
+  nVirtual: number,
+): Promise<FitResult> {
+  let model: ModelConfig;
+  if (c.model.path) {
+    const file = `${c.model.path}/config.json`;
+    const text = await withAccess(
+      { path: c.model.path, folder: true, what: "model.path" },
+      () => Deno.readTextFile(file),
+    );
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`Cannot load ${file}: ${(e as Error).message}`);
+    }
+    model = readModelConfig(json, file);
+  } else model = { family: "gpt2", config: presetConfig(c) };
+  const shapes = model.family === "gpt2"
+    ? gpt2ParameterShapes(model.config)
+    : llamaParameterShapes(model.config);
+  const shape = shapeOfConfig(model.config);
+  return fitMemory({
+    shape,
+    params: planParamsFromShapes(shapes, c.peft.method === "full"),
+    batchSize: c.schedule.batch_size,
+    seqLen: Math.min(c.data.max_length, shape.maxPositions - nVirtual),
+    nVirtual,
+    gradientCheckpointing: c.schedule.gradient_checkpointing,
+    lossLogBatches: LOG_EVERY * c.schedule.grad_accum,
+    packedOperands: gpu.isSoftware,
+    limits: planLimits(gpu),
+    available: availableMemory(gpu),
+  }, PLAN_KEYS);
+}
+
+/** Losses are read every this many steps. */
+const LOG_EVERY = 10;
+
+/** Says that checkpointing was turned on, and why. */
+function checkpointingNote(fit: FitResult, c: RunConfig): string {
+  const without = planMemory({ ...fit.plan.input, gradientCheckpointing: false });
+  return `memory plan: the run fits only with gradient checkpointing (${
+    formatBytes(fit.plan.total)
+  }; ${formatBytes(without.total)} without${
+    fit.plan.input.available ? `, ${formatBytes(fit.plan.input.available.bytes)} available` : ""
+  }): turned on, as ${PLAN_KEYS.gradientCheckpointing}=true would (it was ${c.schedule.gradient_checkpointing})`;
 }
 
 function toPromptCompletion(e: TextExample): PromptCompletion {
@@ -486,6 +577,21 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
     }
   } else await writeConfig();
   const gpu = await Gpu.get();
+  const method = peftMethod(c.peft.method);
+  const { method: _m, ...settings } = c.peft;
+  const validated = method.validate(settings);
+  // Virtual tokens take positions from the context: real sequences get what is left.
+  const nVirtual = typeof validated.num_virtual_tokens === "number"
+    ? validated.num_virtual_tokens
+    : 0;
+  // Before any weight is read: a run that cannot fit stops here, saying what would fit.
+  const early = await planJobMemory(gpu, c, nVirtual);
+  log(`${describePlan(early.plan)}${c.peft.method === "full" ? "" : "; the method's own next"}`);
+  let checkpointing = c.schedule.gradient_checkpointing;
+  if (early.checkpointingTurnedOn) {
+    checkpointing = true;
+    log(checkpointingNote(early, c));
+  }
   const model = await loadBase(gpu, c, log);
   const tok = await makeTokenizer(c, model.shape.V);
   log(
@@ -494,19 +600,12 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
     }, tokenizer ${tok.name}`,
   );
   try {
-    const method = peftMethod(c.peft.method);
-    const { method: _m, ...settings } = c.peft;
-    const validated = method.validate(settings);
     // Prompt tuning from text: the method needs token ids; the CLI has the tokenizer.
     if (
       validated.prompt_tuning_init === "TEXT" && (validated.init_text_ids as number[]).length === 0
     ) {
       validated.init_text_ids = tok.encode(String(validated.prompt_tuning_init_text));
     }
-    // Virtual tokens take positions from the context: real sequences get what is left.
-    const nVirtual = typeof validated.num_virtual_tokens === "number"
-      ? validated.num_virtual_tokens
-      : 0;
     const T = Math.min(c.data.max_length, model.shape.maxPositions - nVirtual);
     const data = await buildData(c, tok, T);
     for (const n of data.notes) log(n);
@@ -538,13 +637,27 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
     // Measure training memory alone: drop buffers pooled by the evaluation, then restart the peaks.
     gpu.trimMemory();
     gpu.resetPeakMemory();
+    // The plan again with the method applied (its parameters and scratch), before allocating.
+    const fit = fitMemory(
+      planInputFromModel(model, c.schedule.batch_size, T, {
+        gradientCheckpointing: checkpointing,
+        lossLogBatches: LOG_EVERY * c.schedule.grad_accum,
+        available: availableMemory(gpu),
+      }),
+      PLAN_KEYS,
+    );
+    if (fit.checkpointingTurnedOn) {
+      checkpointing = true;
+      log(checkpointingNote(fit, c));
+    }
+    if (c.peft.method !== "full") log(`${describePlan(fit.plan)}, with ${c.peft.method}`);
     const trainer = await Trainer.create(model, trainBatcher, {
       steps: c.schedule.steps,
       lr: c.optimizer.lr,
       warmupSteps: c.schedule.warmup_steps,
       minLrRatio: c.schedule.min_lr_ratio,
       gradAccum: c.schedule.grad_accum,
-      gradientCheckpointing: c.schedule.gradient_checkpointing,
+      gradientCheckpointing: checkpointing,
       optimizer: {
         beta1: c.optimizer.beta1,
         beta2: c.optimizer.beta2,
@@ -552,7 +665,7 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
         weightDecay: c.optimizer.weight_decay,
         gradClip: c.optimizer.grad_clip,
       },
-      logEvery: 10,
+      logEvery: LOG_EVERY,
       evalEvery: devBatcher ? c.eval.every : 0,
       evalBatches: c.eval.batches,
       checkpointEvery: c.output.checkpoint_every,

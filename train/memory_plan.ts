@@ -36,7 +36,15 @@ export interface PlanParam {
   trainable: boolean;
   /** Has a per-element gradient mask (selective fine-tuning), one f32 per element. */
   masked?: boolean;
+  /**
+   * Stored in the base dtype when frozen (models/base_dtype.ts `storedInBaseDtype`: the 2-D
+   * matrices, not norms, biases or `wpe`). Default false: f32.
+   */
+  half?: boolean;
 }
+
+/** How frozen base matrices are stored: f32, or f16/bf16 packed two to a 4-byte word. */
+export type PlanDtype = "f32" | "f16" | "bf16";
 
 /** The device limits the plan checks. */
 export interface PlanLimits {
@@ -71,11 +79,11 @@ export interface MemoryPlanInput {
   /** Activation (gradient) checkpointing. */
   gradientCheckpointing: boolean;
   /**
-   * Bytes per element of frozen parameters: 4 (f32), or 2 when the frozen base is stored in f16
-   * or bf16. Default 4. Trained parameters are always f32.
+   * The dtype of frozen parameters marked `half` (default f32): f16 and bf16 take half the bytes.
+   * Trained parameters are always f32.
    */
-  baseBytesPerElement?: number;
-  /** Whether a half-precision frozen base is available to suggest (default false). */
+  baseDtype?: PlanDtype;
+  /** Whether a half-precision frozen base can be suggested (default false). */
   halfBaseAvailable?: boolean;
   /** The head's scratch budget (ActivationOptions.headChunkBytes). Default HEAD_CHUNK_BYTES. */
   headChunkBytes?: number;
@@ -149,8 +157,8 @@ export interface MemoryPlan {
 const GRANULE = 256;
 
 /** Bytes the pool holds for a tensor of `elements` 4-byte elements (runtime/pool.ts's rounding). */
-function poolBytes(elements: number, bytesPerElement = 4): number {
-  return Math.max(GRANULE, Math.ceil((elements * bytesPerElement) / GRANULE) * GRANULE);
+function poolBytes(elements: number): number {
+  return Math.max(GRANULE, Math.ceil((elements * 4) / GRANULE) * GRANULE);
 }
 
 /**
@@ -202,12 +210,12 @@ export function planMemory(input: MemoryPlanInput): MemoryPlan {
     name: string,
     elements: number,
     count = 1,
-    opts: { chunked?: boolean; bytesPerElement?: number } = {},
+    opts: { chunked?: boolean } = {},
   ) => {
     if (count <= 0) return;
     tensors.push({
       name,
-      bytes: poolBytes(elements, opts.bytesPerElement),
+      bytes: poolBytes(elements),
       count,
       section,
       chunked: opts.chunked ?? false,
@@ -215,11 +223,13 @@ export function planMemory(input: MemoryPlanInput): MemoryPlan {
   };
 
   // Weights, gradients and AdamW moments (train/optimizer.ts: m and v per trained parameter).
-  const half = input.baseBytesPerElement ?? 4;
+  const halfBase = (input.baseDtype ?? "f32") !== "f32";
   let gradSlots = 0, anyNormTrained = false, tableTrained = false;
   for (const p of input.params) {
     const n = product(p.shape), chunked = isVocabTable(p.name);
-    add("weights", p.name, n, 1, { chunked, bytesPerElement: p.trainable ? 4 : half });
+    // runtime/tensor.ts halfBytes: two halves to a 4-byte word.
+    const packed = halfBase && !p.trainable && p.half;
+    add("weights", p.name, packed ? Math.ceil(n / 2) : n, 1, { chunked });
     if (p.masked) add("weights", `${p.name}.mask`, n, 1, { chunked });
     if (!p.trainable) continue;
     add("gradients", `${p.name}.grad`, n, 1, { chunked });
@@ -549,17 +559,28 @@ export function planInputFromModel(
   model: Decoder,
   batchSize: number,
   seqLen: number,
-  options: Pick<MemoryPlanInput, "gradientCheckpointing" | "lossLogBatches" | "available">,
+  options:
+    & Pick<MemoryPlanInput, "gradientCheckpointing" | "lossLogBatches" | "available">
+    & {
+      /** Which frozen parameters a half base would store in half (storedInBaseDtype). */
+      halfEligible?: (name: string, shape: readonly number[]) => boolean;
+    },
 ): MemoryPlanInput {
   const gpu = model.gpu;
+  const params = model.parameters();
+  const stored = params.find((p) => p.value.dtype !== "f32")?.value.dtype ?? "f32";
+  const eligible = options.halfEligible;
   return {
     shape: model.shape,
-    params: model.parameters().map((p) => ({
+    params: params.map((p) => ({
       name: p.name,
       shape: p.shape,
       trainable: p.grad !== null,
       masked: p.gradMask !== null,
+      half: p.value.dtype !== "f32" || (eligible?.(p.name, p.shape) ?? false),
     })),
+    baseDtype: stored,
+    halfBaseAvailable: eligible !== undefined,
     batchSize,
     seqLen,
     nVirtual: model.virtual?.n ?? 0,
@@ -593,7 +614,7 @@ export function availableMemory(gpu: Gpu): Available | undefined {
   if (granted?.state !== "granted") return undefined;
   return {
     bytes: Deno.systemMemoryInfo().available,
-    source: "Deno.systemMemoryInfo().available: a CPU adapter's GPU memory is process memory",
+    source: "Deno.systemMemoryInfo().available",
   };
 }
 
@@ -601,8 +622,8 @@ export function availableMemory(gpu: Gpu): Available | undefined {
 export interface Remedy {
   /** What changes. */
   change: "gradientCheckpointing" | "halfBase" | "batchSize" | "seqLen";
-  /** The new value (true, 2 bytes per element, or the largest batch size / length that fits). */
-  value: number | boolean;
+  /** The new value (true, "f16", or the largest batch size / length that fits). */
+  value: number | boolean | string;
   /** The plan with the change. */
   plan: MemoryPlan;
 }
@@ -640,11 +661,11 @@ export function remedies(input: MemoryPlanInput): Remedy[] {
     if (plan.fits) out.push({ change: "gradientCheckpointing", value: true, plan });
   }
   if (
-    input.halfBaseAvailable && (input.baseBytesPerElement ?? 4) === 4 &&
-    input.params.some((p) => !p.trainable)
+    input.halfBaseAvailable && (input.baseDtype ?? "f32") === "f32" &&
+    input.params.some((p) => !p.trainable && p.half)
   ) {
-    const plan = fits({ ...input, baseBytesPerElement: 2 });
-    if (plan.fits) out.push({ change: "halfBase", value: 2, plan });
+    const plan = fits({ ...input, baseDtype: "f16" });
+    if (plan.fits) out.push({ change: "halfBase", value: "f16", plan });
   }
   const largest = (key: "batchSize" | "seqLen") => {
     // Memory grows with both: the largest value that fits, by bisection.
@@ -696,18 +717,17 @@ export function formatBytes(bytes: number): string {
  * ```
  */
 export function describePlan(plan: MemoryPlan): string {
-  const parts = PLAN_SECTIONS.map((k) => `${k} ${formatBytes(plan.sections[k])}`).join(", ");
-  const tex = plan.textures > 0
-    ? ` + packed matmul operands ${formatBytes(plan.textures)} (estimated)`
-    : "";
-  const avail = plan.input.available
-    ? ` of ${formatBytes(plan.input.available.bytes)} available (${plan.input.available.source})`
-    : " (free memory not checked: " +
-      "WebGPU cannot query it; on a CPU adapter run with --allow-sys=systemMemoryInfo)";
-  const cp = plan.input.gradientCheckpointing ? ", gradient checkpointing" : "";
-  return `memory plan: ${
-    formatBytes(plan.total)
-  }${avail}: ${parts}${tex} (batch ${plan.input.batchSize} × ${plan.input.seqLen} tokens${cp})`;
+  const parts = PLAN_SECTIONS.map((k) => `${k} ${formatBytes(plan.sections[k])}`);
+  if (plan.textures > 0) {
+    parts.push(`packed matmul operands ${formatBytes(plan.textures)} (estimated)`);
+  }
+  const i = plan.input, cp = i.gradientCheckpointing ? ", gradient checkpointing" : "";
+  const avail = i.available
+    ? `${formatBytes(i.available.bytes)} available (${i.available.source})`
+    : "free memory not checked (WebGPU has no query for it; on a CPU adapter, --allow-sys=systemMemoryInfo)";
+  return `memory plan: ${formatBytes(plan.total)} for batch ${i.batchSize} × ${i.seqLen}${cp} (${
+    parts.join(", ")
+  }); ${avail}`;
 }
 
 /** How the caller names each remedy's setting (e.g. `schedule.batch_size` in a run config). */
