@@ -32,6 +32,13 @@ export interface RunConfig {
      * preset; set it to the hub id (e.g. `openai-community/gpt2`) when `path` is a local copy.
      */
     base_model_name: string;
+    /**
+     * An adapter folder to continue training from ("" = start the method fresh): any method's
+     * files, Hugging Face PEFT's layout (LoRA, IA³, prompt, prefix tuning) or whet's. The method
+     * and its settings come from the folder: `peft.method` must name the same method, and
+     * `peft`'s other keys are not used. Scores "before" are of the model with the adapter.
+     */
+    adapter: string;
   };
   /**
    * The tokenizer: "auto" (the model folder's tokenizer.json, else what its vocabulary implies:
@@ -110,7 +117,7 @@ export interface RunConfig {
 export const DEFAULT_CONFIG: Readonly<RunConfig> = Object.freeze({
   name: "default",
   seed: 0,
-  model: { path: "models/base", preset: "", base_model_name: "" },
+  model: { path: "models/base", preset: "", base_model_name: "", adapter: "" },
   tokenizer: { kind: "auto" },
   data: {
     train_file: "",
@@ -147,6 +154,7 @@ export const ALIASES: Readonly<Record<string, string>> = {
   method: "peft.method",
   model: "model.path",
   "base-model-name": "model.base_model_name",
+  adapter: "model.adapter",
   data: "data.train_file",
   out: "output.dir",
 };
@@ -522,12 +530,17 @@ export async function checkFiles(c: RunConfig): Promise<void> {
     ["data.test_file", c.data.test_file],
   ];
   if (c.model.path) files.push(["model.path", `${c.model.path}/config.json`]);
+  if (c.model.adapter) files.push(["model.adapter", c.model.adapter]);
   for (const [key, path] of files) {
     if (!path) continue;
     try {
       await Deno.stat(path);
     } catch (e) {
-      const folder = key === "model.path" ? c.model.path : undefined;
+      const folder = key === "model.path"
+        ? c.model.path
+        : key === "model.adapter"
+        ? c.model.adapter
+        : undefined;
       throw explainAccess(e, { path: folder ?? path, folder: folder !== undefined, what: key }) ??
         new ConfigError(
           `Cannot use config key "${key}": ${path} ${
