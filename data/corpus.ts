@@ -1,20 +1,27 @@
 /**
  * The embedded pretraining corpus of the default base model: short plain-English documents built
  * from the suite's word lists (little stories, facts about categories and opposites, counting),
- * plus the held-out tasks' training examples, so the base model can already do the tasks that the
- * default fine-tuning run never trains and forgetting can be measured on them. The trained tasks
- * (summarise, translate, sentiment, arithmetic, multiple choice) are absent on purpose: what the
- * fine-tuned model knows of them comes from fine-tuning.
+ * the held-out tasks' training examples (so the base model can already do the tasks that the
+ * default fine-tuning run never trains, and forgetting can be measured on them), and text of the
+ * kinds the trained tasks use, never in their formats: reviews that say how the writer felt
+ * ("I hated the hotel. I was upset."), sums written out ("12 plus 5 is 17."), and words of the
+ * toy language Toy ("In Toy, cat is miso."). The trained tasks' templates, labels and test
+ * problems are absent: what the fine-tuned model knows of the tasks' formats comes from
+ * fine-tuning, and it is scored on problems it never saw.
  *
  * Held-out examples come from `taskSplits(task, { seed, sizes })`'s train split with the default
- * suite sizes, which never overlaps that seed's dev and test splits.
+ * suite sizes, which never overlaps that seed's dev and test splits; reviews and sums skip the
+ * sentences and problems of the trained tasks' dev and test splits for that seed.
  *
  * @module
  */
 
 import { deriveSeed } from "./_hash.ts";
 import { DEFAULT_SUITE_SIZES, HELD_OUT_TASKS } from "./suite.ts";
-import { taskSplits } from "./task.ts";
+import { type Task, taskSplits } from "./task.ts";
+import { arithmeticTask } from "./tasks/arithmetic.ts";
+import { reviewSentence, sentimentTask } from "./tasks/sentiment.ts";
+import { TOY_LEXICON } from "./tasks/translate.ts";
 import { CATEGORIES, NAMES, OPPOSITES, pick, THINGS } from "./tasks/words.ts";
 import { Rng } from "../runtime/rng.ts";
 
@@ -71,7 +78,12 @@ export interface CorpusOptions {
   documents: number;
   /** Held-out task training examples per task (taken from the default suite's train split). */
   heldOutExamples: number;
-  /** Suite seed whose dev/test splits the held-out examples must not overlap. Default 0. */
+  /**
+   * Documents of reviews; four times as many of sums (arithmetic needs the most examples) and a
+   * quarter as many (rounded up) of Toy words (there are only 19). Default 0.
+   */
+  taskText?: number;
+  /** Suite seed whose dev/test splits the corpus must not overlap. Default 0. */
   suiteSeed?: number;
 }
 
@@ -81,8 +93,8 @@ export interface CorpusOptions {
  * @example
  * ```ts
  * import { pretrainCorpus } from "../mod.ts";
- * const docs = pretrainCorpus({ seed: 1, documents: 5, heldOutExamples: 2 });
- * if (docs.length !== 5 + 2 * 3) throw new Error(`got ${docs.length}`);
+ * const docs = pretrainCorpus({ seed: 1, documents: 5, heldOutExamples: 2, taskText: 1 });
+ * if (docs.length !== 5 + 2 * 3 + (1 + 4 + 1)) throw new Error(`got ${docs.length}`);
  * ```
  */
 export function pretrainCorpus(options: CorpusOptions): string[] {
@@ -92,37 +104,114 @@ export function pretrainCorpus(options: CorpusOptions): string[] {
     const n = 2 + rng.int(4);
     docs.push(Array.from({ length: n }, () => pick(rng, SENTENCES)(rng)).join(" "));
   }
+  const suiteSeed = options.suiteSeed ?? 0;
   for (const task of options.heldOutExamples > 0 ? HELD_OUT_TASKS : []) {
     const sizes = {
       ...DEFAULT_SUITE_SIZES,
       train: DEFAULT_SUITE_SIZES.train + options.heldOutExamples,
     };
-    const { train } = taskSplits(task, { seed: options.suiteSeed ?? 0, sizes });
+    const { train } = taskSplits(task, { seed: suiteSeed, sizes });
     for (const e of train.slice(-options.heldOutExamples)) docs.push(e.prompt + e.completion);
+  }
+  const taskText = options.taskText ?? 0;
+  if (taskText > 0) {
+    const reviews = new Set(heldOutKeys(sentimentTask, suiteSeed));
+    const sums = new Set(heldOutKeys(arithmeticTask, suiteSeed));
+    const trng = new Rng(deriveSeed(options.seed, "task text"));
+    for (let d = 0; d < taskText; d++) docs.push(reviewDocument(trng, reviews));
+    for (let d = 0; d < 4 * taskText; d++) docs.push(sumsDocument(trng, sums));
+    for (let d = 0; d < Math.ceil(taskText / 4); d++) docs.push(toyDocument(trng));
   }
   return rng.shuffle(docs);
 }
 
 /**
- * Packs documents (separated by "\n\n") into rows of exactly `T` token ids, for next-token
- * pretraining: labels equal ids. The tail that does not fill a row is dropped.
+ * The keys (canonical inputs) of a task's dev and test problems with the default suite sizes
+ * for `suiteSeed`: the same instances `taskSplits` cuts its test and dev splits from, also for
+ * the smaller dev splits runs use (test first, then dev).
+ */
+export function heldOutKeys(task: Task, suiteSeed: number): string[] {
+  const { test, dev } = DEFAULT_SUITE_SIZES;
+  return task.generate(deriveSeed(suiteSeed, task.name), test + dev).map((i) => i.key);
+}
+
+const HAPPY = ["I was happy.", "I was glad.", "I would go again.", "It made my day."];
+const UNHAPPY = ["I was sad.", "I was upset.", "I want my money back.", "It spoilt my day."];
+
+/** Two to four reviews, each followed by how the writer felt; none is a held-out sentence. */
+function reviewDocument(rng: Rng, skip: ReadonlySet<string>): string {
+  const n = 2 + rng.int(3);
+  const out: string[] = [];
+  while (out.length < n) {
+    const { input, positive } = reviewSentence(rng);
+    if (skip.has(input)) continue;
+    out.push(`${cap(input)}. ${pick(rng, positive ? HAPPY : UNHAPPY)}`);
+  }
+  return out.join(" ");
+}
+
+/** Three to five sums or differences of numbers below 100, written out; none is held out. */
+function sumsDocument(rng: Rng, skip: ReadonlySet<string>): string {
+  const n = 3 + rng.int(3);
+  const out: string[] = [];
+  while (out.length < n) {
+    const add = rng.int(2) === 0;
+    let a = rng.int(100), b = rng.int(100);
+    if (!add && b > a) [a, b] = [b, a];
+    // The arithmetic task's key: the same problem in any wording is skipped.
+    if (skip.has(`${a}${add ? "+" : "-"}${b}`)) continue;
+    const c = add ? a + b : a - b;
+    const forms = add
+      ? [`${a} plus ${b} is ${c}.`, `${a} + ${b} is ${c}.`, `Add ${a} and ${b} to get ${c}.`]
+      : [`${a} minus ${b} is ${c}.`, `${a} - ${b} is ${c}.`, `Take ${b} from ${a} to get ${c}.`];
+    out.push(pick(rng, forms));
+  }
+  return out.join(" ");
+}
+
+const TOY_FORMS: readonly ((english: string, toy: string) => string)[] = [
+  (e, t) => `In Toy, ${e} is ${t}.`,
+  (e, t) => `The Toy word for ${e} is ${t}.`,
+  (e, t) => `${cap(t)} means ${e} in Toy.`,
+];
+
+/** Three to five facts about Toy words. */
+function toyDocument(rng: Rng): string {
+  const words = Object.keys(TOY_LEXICON);
+  const n = 3 + rng.int(3);
+  return Array.from({ length: n }, () => {
+    const word = pick(rng, words);
+    return pick(rng, TOY_FORMS)(word, TOY_LEXICON[word]);
+  }).join(" ");
+}
+
+/**
+ * Packs documents into rows of exactly `T` token ids, for next-token pretraining: labels equal
+ * ids. Each document is followed by `eosId` (so the model learns to end a text), or by "\n\n"
+ * when there is none. The tail that does not fill a row is dropped.
  *
  * @example
  * ```ts
  * import { packDocuments } from "../mod.ts";
  * const bytes = (s: string) => [...new TextEncoder().encode(s)];
- * // "ab\n\nc\n\n" is 7 tokens: two rows of 3, the last token dropped.
- * const rows = packDocuments(["ab", "c"], bytes, 3);
- * if (rows.length !== 2 || rows[1].join() !== "10,99,10") throw new Error(JSON.stringify(rows));
+ * // "ab" EOS "c" EOS is 5 tokens: two rows of 2, the last token dropped.
+ * const rows = packDocuments(["ab", "c"], bytes, 2, 256);
+ * if (rows.length !== 2 || rows[1].join() !== "256,99") throw new Error(JSON.stringify(rows));
+ * // Without an end-of-text id: "ab\n\nc\n\n", two rows of 3.
+ * if (packDocuments(["ab", "c"], bytes, 3)[1].join() !== "10,99,10") throw new Error();
  * ```
  */
 export function packDocuments(
   docs: readonly string[],
   encode: (text: string) => number[],
   T: number,
+  eosId?: number,
 ): number[][] {
   const stream: number[] = [];
-  for (const d of docs) stream.push(...encode(d + "\n\n"));
+  for (const d of docs) {
+    if (eosId === undefined) stream.push(...encode(d + "\n\n"));
+    else stream.push(...encode(d), eosId);
+  }
   const rows: number[][] = [];
   for (let i = 0; i + T <= stream.length; i += T) rows.push(stream.slice(i, i + T));
   return rows;

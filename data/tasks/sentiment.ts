@@ -17,6 +17,44 @@ const ADVERBS = ["", "very ", "really ", "quite ", "so "] as const;
 const LIKED = ["loved", "liked", "enjoyed"] as const;
 const DISLIKED = ["hated", "disliked"] as const;
 
+/**
+ * One review sentence and whether it is positive, drawn from `rng`: "<who> was [adverb]
+ * <adjective>", "<who> was not <adjective>" (the negation flips the label) or "I <verb> <who>".
+ * The task's instances use it, and so does the pretraining corpus (data/corpus.ts), which writes
+ * reviews without the labels and skips the test split's sentences.
+ *
+ * @example
+ * ```ts
+ * import { Rng } from "../../runtime/rng.ts";
+ * import { reviewSentence } from "./sentiment.ts";
+ * const { input, positive } = reviewSentence(new Rng(1));
+ * if (input.length === 0 || typeof positive !== "boolean") throw new Error();
+ * ```
+ */
+export function reviewSentence(rng: { int(n: number): number }): {
+  input: string;
+  positive: boolean;
+} {
+  const who = `${pick(rng, SUBJECTS)} ${pick(rng, NOUNS)}`;
+  switch (rng.int(3)) {
+    case 0: { // "<who> was [adverb] <adjective>"
+      const positive = rng.int(2) === 0;
+      return {
+        input: `${who} was ${pick(rng, ADVERBS)}${pick(rng, positive ? GOOD : BAD)}`,
+        positive,
+      };
+    }
+    case 1: { // "<who> was not <adjective>": the negation flips the label
+      const good = rng.int(2) === 0;
+      return { input: `${who} was not ${pick(rng, good ? GOOD : BAD)}`, positive: !good };
+    }
+    default: { // "I <verb> <who>"
+      const positive = rng.int(2) === 0;
+      return { input: `I ${pick(rng, positive ? LIKED : DISLIKED)} ${who}`, positive };
+    }
+  }
+}
+
 /** The two labels, in the order options are shown. */
 export const SENTIMENT_LABELS = ["positive", "negative"] as const;
 
@@ -58,25 +96,7 @@ export const sentimentTask: Task = defineTask({
   ],
   generate: (seed, n) =>
     drawUnique("sentiment", seed, n, (rng) => {
-      const who = `${pick(rng, SUBJECTS)} ${pick(rng, NOUNS)}`;
-      let input: string, positive: boolean;
-      switch (rng.int(3)) {
-        case 0: { // "<who> was [adverb] <adjective>"
-          positive = rng.int(2) === 0;
-          input = `${who} was ${pick(rng, ADVERBS)}${pick(rng, positive ? GOOD : BAD)}`;
-          break;
-        }
-        case 1: { // "<who> was not <adjective>": the negation flips the label
-          const good = rng.int(2) === 0;
-          positive = !good;
-          input = `${who} was not ${pick(rng, good ? GOOD : BAD)}`;
-          break;
-        }
-        default: { // "I <verb> <who>"
-          positive = rng.int(2) === 0;
-          input = `I ${pick(rng, positive ? LIKED : DISLIKED)} ${who}`;
-        }
-      }
+      const { input, positive } = reviewSentence(rng);
       const gold = positive ? 0 : 1;
       return {
         key: input,
