@@ -10,6 +10,7 @@ export {
   linearSlots,
   matchesTarget,
   type MergeReport,
+  type PeftContext,
   type PeftInstance,
   type PeftMethod,
 } from "./method.ts";
@@ -64,5 +65,11 @@ export {
   writeAdapterFiles,
   type WriteAdapterOptions,
 } from "./files.ts";
-export { type AnyPeftMethod, PEFT_METHODS, peftMethod } from "./registry.ts";
+export {
+  adapterMethod,
+  type AnyPeftMethod,
+  loadAdapter,
+  PEFT_METHODS,
+  peftMethod,
+} from "./registry.ts";
 export { saveMergedCheckpoint } from "./export.ts";
