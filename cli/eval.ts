@@ -83,6 +83,8 @@ Model:
 Tasks (any number; scored on a 0-100 scale, reported as MMLU, BIG-bench, GLUE, suite):
   --mmlu FILE            an MMLU CSV ({subject}_test.csv; repeat for more subjects)
   --mmlu-dev FILE        an MMLU dev CSV, for few-shot examples of its subject (repeatable)
+  --subject NAME         the subject of every --mmlu and --mmlu-dev file (default: the file's
+                         subject column, else its name: anatomy_test.csv is anatomy)
   --bigbench FILE        a BIG-bench task.json (repeatable)
   --glue NAME=FILE       sst2=dev.tsv | rte=val.jsonl | boolq=val.jsonl (repeatable)
   --suite                the embedded suite's test split
@@ -269,14 +271,17 @@ async function benchmarkTasks(values: Values): Promise<BenchmarkTask[]> {
   const tasks: BenchmarkTask[] = [];
   if (values.mmlu) {
     const test = [];
-    for (const f of values.mmlu) test.push(...readMmluCsv(await readText("mmlu", f), { file: f }));
+    const subject = values.subject;
+    for (const f of values.mmlu) {
+      test.push(...readMmluCsv(await readText("mmlu", f), { file: f, subject }));
+    }
     const dev = [];
     for (const f of values["mmlu-dev"] ?? []) {
-      dev.push(...readMmluCsv(await readText("mmlu-dev", f), { file: f }));
+      dev.push(...readMmluCsv(await readText("mmlu-dev", f), { file: f, subject }));
     }
     tasks.push(mmluTask(test, values["mmlu-dev"] ? dev : undefined));
-  } else if (values["mmlu-dev"]) {
-    throw new UsageError("--mmlu-dev needs --mmlu");
+  } else if (values["mmlu-dev"] || values.subject !== undefined) {
+    throw new UsageError(`--${values["mmlu-dev"] ? "mmlu-dev" : "subject"} needs --mmlu`);
   }
   for (const f of values.bigbench ?? []) {
     tasks.push(...readBigBenchTask(await readText("bigbench", f), f));
@@ -424,6 +429,13 @@ async function modelMain(values: Values, io: Io): Promise<number> {
         results.push({ ...s.result, task: `suite/${s.task}` });
       }
     }
+    for (const { task, n, truncation: cut } of results) {
+      if (cut.documents > 0) {
+        io.err(
+          `whet eval: task ${task}: ${cut.documents} of ${n} prompts were longer than the model's context and lost their oldest tokens (up to ${cut.maxTokens}, ${cut.tokens} in all)`,
+        );
+      }
+    }
     if (values.json) {
       io.out(
         JSON.stringify(
@@ -472,6 +484,7 @@ const OPTIONS = {
   seed: { type: "string" },
   mmlu: { type: "string", multiple: true },
   "mmlu-dev": { type: "string", multiple: true },
+  subject: { type: "string" },
   bigbench: { type: "string", multiple: true },
   glue: { type: "string", multiple: true },
   suite: { type: "boolean" },
