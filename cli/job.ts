@@ -32,7 +32,7 @@ import { writeFileAtomic } from "../models/safetensors.ts";
 import type { Tokenizer } from "../models/tokenizer.ts";
 import { explainAccess, modelFromCheckpoint, tokenizerFor, withAccess } from "./common.ts";
 import type { PeftInstance } from "../peft/method.ts";
-import { peftMethod } from "../peft/registry.ts";
+import { adapterMethod, peftMethod } from "../peft/registry.ts";
 import { Gpu } from "../runtime/gpu.ts";
 import { Trainer, type TrainResult } from "../train/trainer.ts";
 import { type MemoryReport, memoryReport, parameterReport } from "../train/report.ts";
@@ -579,11 +579,16 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
   const gpu = await Gpu.get();
   const method = peftMethod(c.peft.method);
   const { method: _m, ...settings } = c.peft;
+  // Continuing from an adapter: its folder decides the method's settings (RunConfig.model.adapter).
+  const saved = c.model.adapter ? await adapterMethod(c.model.adapter) : undefined;
+  if (saved && saved.method.name !== method.name) {
+    throw new Error(
+      `Cannot continue training from ${c.model.adapter}: it holds a "${saved.method.name}" adapter, but peft.method is "${method.name}"; set --peft.method=${saved.method.name}`,
+    );
+  }
   const validated = method.validate(settings);
   // Virtual tokens take positions from the context: real sequences get what is left.
-  const nVirtual = typeof validated.num_virtual_tokens === "number"
-    ? validated.num_virtual_tokens
-    : 0;
+  const nVirtual = method.reservedPositions?.(saved ? saved.config.json : validated) ?? 0;
   // Before any weight is read: a run that cannot fit stops here, saying what would fit.
   const early = await planJobMemory(gpu, c, nVirtual);
   log(`${describePlan(early.plan)}${c.peft.method === "full" ? "" : "; the method's own next"}`);
@@ -600,12 +605,12 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
     }, tokenizer ${tok.name}`,
   );
   try {
-    // Prompt tuning from text: the method needs token ids; the CLI has the tokenizer.
-    if (
-      validated.prompt_tuning_init === "TEXT" && (validated.init_text_ids as number[]).length === 0
-    ) {
-      validated.init_text_ids = tok.encode(String(validated.prompt_tuning_init_text));
-    }
+    // What a method may need: the tokenizer (prompt tuning's TEXT init), the base model's name.
+    const context = { tokenizer: tok, baseModel: baseModelName(c), seed: c.seed, warn: log };
+    // A continued adapter is on the model before anything is scored: "before" is where this run
+    // starts from.
+    const loaded = saved ? await saved.method.load(model, saved.config, context) : undefined;
+    if (loaded) log(`adapter ${c.model.adapter}: ${loaded.describe()} (continuing)`);
     const T = Math.min(c.data.max_length, model.shape.maxPositions - nVirtual);
     const data = await buildData(c, tok, T);
     for (const n of data.notes) log(n);
@@ -616,7 +621,7 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
     const before = options.before ?? (await score(model, tok, data.tasks, c)).map((s) => s.score);
     log(`before: ${data.tasks.map((t, i) => `${t.task.name} ${before[i].toFixed(1)}`).join(", ")}`);
 
-    const inst: PeftInstance = await method.apply(model, validated, c.seed);
+    const inst: PeftInstance = loaded ?? await method.apply(model, validated, c.seed, context);
     const counts = model.countParameters();
     const pad = tok.eosId ?? 0;
     const trainBatcher = new Batcher(data.train, {

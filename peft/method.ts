@@ -103,10 +103,11 @@ export interface PeftMethod<
    */
   load?(model: Decoder, config: AdapterConfigFile, context?: PeftContext): Promise<I>;
   /**
-   * Positions of the model's context the method takes for itself with `config` (prompt and
-   * prefix tuning's virtual tokens); absent: none.
+   * Positions of the model's context the method takes for itself (prompt and prefix tuning's
+   * virtual tokens; absent: none) with `settings`: its configuration, or the object of a saved
+   * adapter_config.json (the same key names), so that a caller can plan before applying.
    */
-  reservedPositions?(config: C): number;
+  reservedPositions?(settings: Readonly<Record<string, unknown>>): number;
 }
 
 /**

@@ -392,7 +392,8 @@ export const prefix: Omit<PeftMethod<PrefixConfig>, "apply" | "load"> & {
     const base = String(config.get("base_model_name_or_path") ?? "") || context.baseModel || "";
     return await attachPrefix(model, cfg, data, base);
   },
-  reservedPositions(config: PrefixConfig): number {
-    return config.num_virtual_tokens;
+  reservedPositions(settings: Readonly<Record<string, unknown>>): number {
+    const n = settings.num_virtual_tokens;
+    return typeof n === "number" ? n : DEFAULTS.num_virtual_tokens;
   },
 };

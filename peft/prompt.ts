@@ -532,7 +532,8 @@ export const prompt: Omit<PeftMethod<PromptConfig>, "apply" | "load"> & {
     const base = String(config.get("base_model_name_or_path") ?? "") || context.baseModel || "";
     return await attachPrompt(model, cfg, data, initial, initIds, base);
   },
-  reservedPositions(config: PromptConfig): number {
-    return config.num_virtual_tokens;
+  reservedPositions(settings: Readonly<Record<string, unknown>>): number {
+    const n = settings.num_virtual_tokens;
+    return typeof n === "number" ? n : DEFAULTS.num_virtual_tokens;
   },
 };
