@@ -35,7 +35,7 @@
 import type { Ctx } from "../models/context.ts";
 import type { Decoder } from "../models/decoder.ts";
 import type { Linear, LinearLike } from "../models/linear.ts";
-import type { Param } from "../models/param.ts";
+import { type Param, requireF32 } from "../models/param.ts";
 import { PeftKernels } from "../kernels/peft.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import type { LinearSlot } from "../models/decoder.ts";
@@ -331,6 +331,11 @@ export class IA3Instance implements PeftInstance {
           );
         }
       });
+    }
+    // A half base (baseDtype) would round the scaled W to its grid: refused, naming the weight.
+    for (const l of this.layers) {
+      const W = l.base.weight;
+      requireF32(W, `${divide ? "unmerge IA³ from" : "merge IA³ into"} "${W.name}"`);
     }
     const batch = gpu.batch(), temps: Tensor[] = [];
     const merged: string[] = [];
