@@ -1,3 +1,4 @@
+import type { Metric } from "../metric.ts";
 import { exactMatchMetric } from "./exact_match.ts";
 import { meanMetric } from "./_mean.ts";
 
@@ -13,7 +14,7 @@ import { meanMetric } from "./_mean.ts";
  * if (r.score !== 50 || r.formatted !== "Accuracy = 50.00") throw new Error(r.formatted);
  * ```
  */
-export const accuracyMetric = meanMetric({
+export const accuracyMetric: Metric = meanMetric({
   name: "accuracy",
   displayName: "Accuracy",
   description:

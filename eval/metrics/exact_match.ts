@@ -1,3 +1,4 @@
+import type { Metric } from "../metric.ts";
 import { meanMetric } from "./_mean.ts";
 
 /**
@@ -11,7 +12,7 @@ import { meanMetric } from "./_mean.ts";
  * if (r.score !== 50 || r.signature !== "nrefs:1|norm:trim") throw new Error();
  * ```
  */
-export const exactMatchMetric = meanMetric({
+export const exactMatchMetric: Metric = meanMetric({
   name: "exact_match",
   displayName: "EM",
   description:

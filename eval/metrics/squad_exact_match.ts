@@ -1,3 +1,4 @@
+import type { Metric } from "../metric.ts";
 import { exactMatch } from "../exact_match.ts";
 import { meanMetric } from "./_mean.ts";
 
@@ -12,7 +13,7 @@ import { meanMetric } from "./_mean.ts";
  * if (r.score !== 50 || r.signature !== "nrefs:1|norm:squad") throw new Error();
  * ```
  */
-export const squadExactMatchMetric = meanMetric({
+export const squadExactMatchMetric: Metric = meanMetric({
   name: "squad_exact_match",
   displayName: "SQuAD-EM",
   description:

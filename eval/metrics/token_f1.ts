@@ -1,3 +1,4 @@
+import type { Metric } from "../metric.ts";
 import { tokenF1 } from "../token_f1.ts";
 import { meanMetric } from "./_mean.ts";
 
@@ -12,7 +13,7 @@ import { meanMetric } from "./_mean.ts";
  * if (r.score !== 50) throw new Error();
  * ```
  */
-export const tokenF1Metric = meanMetric({
+export const tokenF1Metric: Metric = meanMetric({
   name: "token_f1",
   displayName: "SQuAD-F1",
   description:
