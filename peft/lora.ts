@@ -40,6 +40,7 @@ import { PeftKernels } from "../kernels/peft.ts";
 import { Rng } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import {
+  AdapterConfigFile,
   type AdapterWeights,
   readAdapterConfigFile,
   readAdapterWeights,
@@ -59,6 +60,7 @@ import {
   freezeBase,
   hfModulePath,
   type MergeReport,
+  type PeftContext,
   type PeftInstance,
   type PeftMethod,
   resolveTargets,
@@ -405,6 +407,7 @@ export class LoraInstance implements PeftInstance {
   /** Modules saved whole (`modules_to_save`). */
   readonly saved: readonly SavedModule[];
   readonly #model: Decoder;
+  readonly #baseModel: string;
   #savedActive = true;
 
   /** Use {@linkcode lora}.apply. */
@@ -415,8 +418,10 @@ export class LoraInstance implements PeftInstance {
     added: Param[],
     biases: Param[] = [],
     saved: SavedModule[] = [],
+    baseModel = "",
   ) {
     this.#model = model;
+    this.#baseModel = baseModel;
     this.config = config;
     this.layers = layers;
     this.added = added;
@@ -545,8 +550,11 @@ export class LoraInstance implements PeftInstance {
     return { merged };
   }
 
-  /** PEFT 0.17's adapter_config.json for this adapter (every field `save_pretrained` writes). */
-  adapterConfig(baseModel = ""): Record<string, unknown> {
+  /**
+   * PEFT 0.17's adapter_config.json for this adapter (every field `save_pretrained` writes);
+   * `base_model_name_or_path` is `baseModel`, else the context's at apply time.
+   */
+  adapterConfig(baseModel = this.#baseModel): Record<string, unknown> {
     return peftLoraJson(
       this.config,
       this.config.target_modules,
@@ -556,7 +564,7 @@ export class LoraInstance implements PeftInstance {
   }
 
   /** Writes adapter_config.json + adapter_model.safetensors in Hugging Face PEFT's layout. */
-  async save(dir: string, baseModel = ""): Promise<void> {
+  async save(dir: string, baseModel = this.#baseModel): Promise<void> {
     const keyed = this.#keyed();
     const data = await this.#model.gpu.read(keyed.map(([, p]) => p.value));
     await writeAdapterFiles(
@@ -701,20 +709,23 @@ export async function readLoraConfig(
 }
 
 /**
- * Applies the LoRA adapter of a PEFT-layout folder to `model` and loads its tensors: the config is
- * read and validated once; `fan_in_fan_out` is corrected to the layers' layout with a warning, as
- * PEFT does.
+ * Applies the LoRA adapter of a PEFT-layout folder (its path, or its adapter_config.json already
+ * read by peft/files.ts) to `model` and loads its tensors: the config is read and validated once;
+ * `fan_in_fan_out` is corrected to the layers' layout with a warning, as PEFT does. The
+ * registry's {@linkcode loadAdapter} calls this through `lora.load`.
  *
  * @example
  * ```ts
- * import { GPT, gptConfig, Gpu, lora, loadLora } from "../mod.ts";
+ * import { GPT, gptConfig, Gpu, loadLora, lora } from "../mod.ts";
  * const gpu = await Gpu.get();
  * const model = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
  * const dir = await Deno.makeTempDir();
  * await (await lora.apply(model, lora.validate({ r: 2, use_dora: true }), 0)).save(dir);
  * const other = await GPT.create(gpu, gptConfig("tiny"), { seed: 1 });
  * const inst = await loadLora(other, dir);
- * if (inst.describe() !== "DoRA r=2 alpha=8 (scaling 4) on c_attn, 2 modules") throw new Error(inst.describe());
+ * if (inst.describe() !== "DoRA r=2 alpha=8 (scaling 4) on c_attn, 2 modules") {
+ *   throw new Error(inst.describe());
+ * }
  * model.release();
  * other.release();
  * await Deno.remove(dir, { recursive: true });
@@ -722,13 +733,15 @@ export async function readLoraConfig(
  */
 export async function loadLora(
   model: Decoder,
-  dir: string,
-  options: LoraLoadOptions = {},
+  dir: string | AdapterConfigFile,
+  options: LoraLoadOptions & { baseModel?: string } = {},
 ): Promise<LoraInstance> {
   const warn = options.warn ?? console.warn;
-  const file = await readAdapterConfigFile(dir);
+  const file = dir instanceof AdapterConfigFile ? dir : await readAdapterConfigFile(dir);
   const { config, notes } = loraConfigFromFile(file, warn);
-  const inst = await lora.apply(model, config, 0);
+  const named = file.get("base_model_name_or_path");
+  const baseModel = typeof named === "string" && named !== "" ? named : options.baseModel;
+  const inst = await lora.apply(model, config, 0, { warn, baseModel });
   const layout = inst.layers[0].base.fanInFanOut;
   if (notes.fanInFanOut !== null && notes.fanInFanOut !== layout) {
     warn(
@@ -737,7 +750,7 @@ export async function loadLora(
       }; using ${layout}, as PEFT does`,
     );
   }
-  await inst.load(dir, warn);
+  await inst.load(file.dir, warn);
   return inst;
 }
 
@@ -832,10 +845,23 @@ export const lora: PeftMethod<LoraConfig, LoraInstance> = {
   name: "lora",
   summary: "LoRA (and DoRA): low-rank updates scaling·B·A beside frozen linear layers; mergeable",
   defaults: LORA_DEFAULTS,
+  peftType: "LORA",
   validate(c: Record<string, unknown>): LoraConfig {
     return validateLoraConfig(c);
   },
-  async apply(model: Decoder, config: LoraConfig, seed: number): Promise<LoraInstance> {
+  load(
+    model: Decoder,
+    config: AdapterConfigFile,
+    context: PeftContext = {},
+  ): Promise<LoraInstance> {
+    return loadLora(model, config, { warn: context.warn, baseModel: context.baseModel });
+  },
+  async apply(
+    model: Decoder,
+    config: LoraConfig,
+    seed: number,
+    context: PeftContext = {},
+  ): Promise<LoraInstance> {
     const valid = isValidatedLoraConfig(config)
       ? config
       : validateLoraConfig(config as unknown as Record<string, unknown>);
@@ -952,7 +978,7 @@ export const lora: PeftMethod<LoraConfig, LoraInstance> = {
       for (const { param } of copies) model.setTrainable(param, true);
       saved.push({ path, params: copies });
     }
-    return new LoraInstance(model, cfg, layers, added, biases, saved);
+    return new LoraInstance(model, cfg, layers, added, biases, saved, context.baseModel ?? "");
   },
 };
 

@@ -10,6 +10,7 @@ import {
   type Decoder,
   GPT,
   type GPTConfig,
+  loadAdapter,
   loadLora,
   lora,
   type LoraInstance,
@@ -395,6 +396,30 @@ Deno.test('loadLora() reads a Llama-family (Qwen2) LoRA+DoRA folder with bias "a
   );
   model.release();
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("loadAdapter() dispatches a PEFT LoRA+DoRA folder to lora.load, which takes the config file already read", async () => {
+  const w = randomWeights(SMALL, 25);
+  const layers = [0, 1].map((l) => gptLayer(l, "attn.c_attn", 4, 2));
+  const { tensors, eff } = loraTensors(w, layers, true, 26, gptKey, true);
+  const dir = await writeFixture({ ...PEFT_017, r: 4, lora_alpha: 8, use_dora: true }, tensors);
+  const g = await gpu();
+  const model = await GPT.create(g, SMALL, { weights: f32Weights(w, SMALL) });
+  const warnings: string[] = [];
+  const inst = await loadAdapter(model, dir, { warn: (m) => warnings.push(m) });
+  assert.equal(inst.method, "lora");
+  assert.equal(lora.peftType, "LORA");
+  assert.deepEqual(warnings, []);
+  const { ids, labels } = tokens(SMALL, 3);
+  const ref = gpt2Ref(SMALL, eff, ids, labels, B, T);
+  assertClose(await gptLogits(model, ids), ref.logits, { rtol: 1e-3, atol: 1e-4 }, "logits");
+  // Saved again, the folder keeps the base model's name it was loaded with.
+  const out = await Deno.makeTempDir();
+  await inst.save(out);
+  assert.equal((await readAdapterConfigFile(out)).get("base_model_name_or_path"), "gpt2");
+  model.release();
+  await Deno.remove(dir, { recursive: true });
+  await Deno.remove(out, { recursive: true });
 });
 
 /** Random values in every tensor an instance saves, so a round trip is not of zeros and ones. */
