@@ -9,6 +9,7 @@
  */
 
 import type { AttentionDropout } from "../kernels/attention.ts";
+import { FlashAttention } from "../kernels/flash_attention.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import type { BlockActs, GradScratch } from "./activations.ts";
 import type { Ctx } from "./context.ts";
@@ -77,6 +78,13 @@ function attentionDropout(ctx: Ctx, layer: number, p: number): AttentionDropout 
 }
 
 /**
+ * Activations whose attention forward ran the fused kernels (kernels/flash_attention.ts), so that
+ * their backward does too: the choice is made per forward (the fused kernels may still be
+ * compiling on the first steps) and remembered with the activations it wrote.
+ */
+const FUSED = new WeakSet<BlockActs>();
+
+/**
  * The attention core on packed q,k,v: over the rows alone in training and scoring (dropping
  * attention probabilities with probability `pdrop` in training), or through the KV cache under
  * generation. qkv (B,T,(H+2Hkv)·d) → out (B,T,H·d) `=`.
@@ -93,6 +101,14 @@ export function attentionCore(
   const { H, Hkv, d } = heads, cache = ctx.cache, C = H * d;
   if (!cache) {
     const drop = attentionDropout(ctx, layer, pdrop);
+    // Hardware adapters without attention dropout: the fused kernels, which keep each row's
+    // log-sum-exp (B,H,T) in the first elements of `att` instead of the probabilities.
+    if (!drop && FlashAttention.for(ctx.gpu).use(T, d, H / Hkv)) {
+      FlashAttention.for(ctx.gpu).forward(ctx.batch, a.qkv, a.atty, a.att, B, T, C, H, Hkv);
+      FUSED.add(a);
+      return;
+    }
+    FUSED.delete(a);
     // The kernels' dropout scratch is the gradient scratch datt, free during any forward (with
     // checkpointing too: each block's recomputation runs before its backward writes datt).
     const dropout = drop && { ...drop, scratch: ctx.acts.ensureGrads().datt };
@@ -102,6 +118,28 @@ export function attentionCore(
   const dec = ctx.k.decode, kv = cache.layers[layer];
   dec.append(ctx.batch, a.qkv, kv, cache.start, cache.hostStart, B, T, cache.S, C, H, Hkv);
   dec.attend(ctx.batch, a.qkv, kv, cache.start, cache.hostStart, a.atty, B, T, cache.S, C, H, Hkv);
+}
+
+/**
+ * Backward of {@linkcode attentionCore} in training: datty (B,T,H·d) → g.dqkv (B,T,(H+2Hkv)·d)
+ * `=`, with the kernels its forward ran (g.datt is scratch).
+ */
+function attentionCoreBackward(
+  ctx: Ctx,
+  a: BlockActs,
+  g: GradScratch,
+  B: number,
+  T: number,
+  heads: { H: number; Hkv: number; d: number },
+  drop: AttentionDropout | undefined,
+): void {
+  const { H, Hkv, d } = heads, C = H * d;
+  if (FUSED.has(a)) {
+    const flash = FlashAttention.for(ctx.gpu);
+    flash.backward(ctx.batch, g.datty, a.qkv, a.atty, a.att, g.datt, g.dqkv, B, T, C, H, Hkv);
+    return;
+  }
+  ctx.k.attention.backward(ctx.batch, g.datty, a.qkv, a.att, g.datt, g.dqkv, B, T, C, H, Hkv, drop);
 }
 
 /**
@@ -185,7 +223,7 @@ export class CausalSelfAttention implements AttentionModule {
     const C = this.cProj.nOut, H = this.nHead;
     const drop = attentionDropout(ctx, this.layer, this.attnPdrop);
     this.cProj.backward(ctx, a.atty, dy, g.datty, B * T);
-    ctx.k.attention.backward(ctx.batch, g.datty, a.qkv, a.att, g.datt, g.dqkv, B, T, C, H, H, drop);
+    attentionCoreBackward(ctx, a, g, B, T, { H, Hkv: H, d: C / H }, drop);
     this.virtual?.kvBackward?.(ctx, this.layer, g.dqkv, B, T);
     this.cAttn.backward(ctx, x, g.dqkv, dx, B * T);
   }
@@ -292,10 +330,10 @@ export class LlamaAttention implements AttentionModule {
     T: number,
   ): void {
     const { H, Hkv, d } = this.heads, M = B * T, W = (H + 2 * Hkv) * d, batch = ctx.batch;
-    const s = g.split!, attn = ctx.k.attention;
+    const s = g.split!;
     const drop = attentionDropout(ctx, this.layer, this.attnPdrop);
     this.oProj.backward(ctx, a.atty, dy, g.datty, M);
-    attn.backward(batch, g.datty, a.qkv, a.att, g.datt, g.dqkv, B, T, H * d, H, Hkv, drop);
+    attentionCoreBackward(ctx, a, g, B, T, this.heads, drop);
     this.virtual?.kvBackward?.(ctx, this.layer, g.dqkv, B, T);
     ctx.k.rotary.backward(batch, g.dqkv, this.rotary, B, T, H, Hkv, d, 0);
     const grads = { q: s.dq, k: s.dk, v: s.dv };
