@@ -125,7 +125,7 @@ export const DEFAULT_CONFIG: Readonly<RunConfig> = Object.freeze({
     test_file: "",
     tasks: ["summarise", "translate", "sentiment", "arithmetic", "multiple_choice"],
     held_out: ["reverse_words", "uppercase", "count_words"],
-    train_size: 1000,
+    train_size: 2000,
     dev_size: 50,
     test_size: 100,
     max_length: 128,
