@@ -457,6 +457,7 @@ const TYPE_EXPORTS = [
   "PeftInstance",
   "PeftMethod",
   "Perturbation",
+  "PlanDtype",
   "PlanLimits",
   "PlanParam",
   "PlanSection",

@@ -148,7 +148,7 @@ export interface MemoryPlan {
   activationBytesPerToken: number;
   /** Every tensor. */
   tensors: PlanTensor[];
-  /** Tensors the device cannot hold, each as a sentence naming it. */
+  /** Why the device cannot hold some tensors: sentences naming them (empty when it can). */
   refused: string[];
   /** True when nothing is refused and the total fits the available memory (when known). */
   fits: boolean;
@@ -334,18 +334,16 @@ export function planMemory(input: MemoryPlanInput): MemoryPlan {
   const pool = PLAN_SECTIONS.reduce((a, k) => a + sections[k], 0);
   const textures = input.packedOperands ? textureBytes(input, M, vc) : 0;
   const total = pool + textures;
-  const refused: string[] = [];
-  for (const t of tensors) {
-    if (t.bytes > input.limits.maxBufferSize) {
-      refused.push(
-        `tensor "${t.name}" is ${t.bytes} bytes, over this device's maxBufferSize of ${input.limits.maxBufferSize}`,
-      );
-    } else if (!t.chunked && t.bytes > input.limits.maxBindingBytes) {
-      refused.push(
-        `tensor "${t.name}" is ${t.bytes} bytes, over this device's ${input.limits.maxBindingBytes}-byte storage binding limit (only token tables and logits are bound in chunks)`,
-      );
-    }
-  }
+  const over = (t: PlanTensor) => t.bytes > input.limits.maxBufferSize;
+  const unbound = (t: PlanTensor) =>
+    !over(t) && !t.chunked && t.bytes > input.limits.maxBindingBytes;
+  const refused = [
+    refusal(tensors.filter(over), `this device's maxBufferSize of ${input.limits.maxBufferSize}`),
+    refusal(
+      tensors.filter(unbound),
+      `this device's ${input.limits.maxBindingBytes}-byte storage binding limit (only token tables, their gradients and moments, and logits are bound in chunks)`,
+    ),
+  ].filter((r) => r !== "");
   const activationBytesPerToken = (sections.activations -
     tensors.filter((t) => t.name === "loss_log").reduce((a, t) => a + t.bytes, 0)) / M;
   const fits = refused.length === 0 &&
@@ -361,6 +359,15 @@ export function planMemory(input: MemoryPlanInput): MemoryPlan {
     refused,
     fits,
   };
+}
+
+/** One sentence naming the first three of `list` (and how many more) as over `limit`. */
+function refusal(list: PlanTensor[], limit: string): string {
+  if (list.length === 0) return "";
+  const named = list.slice(0, 3).map((t) => `"${t.name}" (${t.bytes} bytes)`);
+  const more = list.length > 3 ? ` and ${list.length - 3} more` : "";
+  const one = list.length === 1;
+  return `tensor${one ? "" : "s"} ${named.join(", ")}${more} ${one ? "is" : "are"} over ${limit}`;
 }
 
 /** HeadLoss.chunkColumns, the one rule for the head's chunk, over the plan's limits. */

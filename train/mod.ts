@@ -28,6 +28,7 @@ export {
   type MemoryPlan,
   MemoryPlanError,
   type MemoryPlanInput,
+  type PlanDtype,
   planInputFromModel,
   type PlanLimits,
   planMemory,
