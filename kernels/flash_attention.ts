@@ -285,7 +285,8 @@ const INSTANCES = new WeakMap<Gpu, FlashAttention>();
  *
  * @example
  * ```ts
- * import { FlashAttention, Gpu } from "../mod.ts";
+ * import { Gpu } from "../mod.ts";
+ * import { FlashAttention } from "./flash_attention.ts";
  * const gpu = await Gpu.get();
  * const flash = FlashAttention.for(gpu);
  * await flash.prepare(2);

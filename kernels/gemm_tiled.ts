@@ -126,7 +126,7 @@ interface Variant {
  *
  * @example
  * ```ts
- * import { gemmTiledWgsl } from "../mod.ts";
+ * import { gemmTiledWgsl } from "./gemm_tiled.ts";
  * const code = gemmTiledWgsl({ bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }, { transB: true });
  * if (!code.includes("@compute @workgroup_size(256)")) throw new Error("16×16 invocations");
  * ```
@@ -377,7 +377,8 @@ const BUSY_GROUPS = 256;
  *
  * @example
  * ```ts
- * import { GemmTiled, Gpu } from "../mod.ts";
+ * import { Gpu } from "../mod.ts";
+ * import { GemmTiled } from "./gemm_tiled.ts";
  * const gpu = await Gpu.get();
  * const mm = await GemmTiled.create(gpu, { configs: [{ bm: 32, bn: 32, bk: 16, tm: 4, tn: 4 }] });
  * // C (2,2) = A (2,3) · B (3,2) + bias
