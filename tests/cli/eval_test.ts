@@ -199,3 +199,37 @@ Deno.test("cli/eval scores GLUE and BIG-bench files with a preset model, as a ta
   );
   assert.match(helm.out, /\n\| sst2 \| acc \| 3 \| /);
 });
+
+Deno.test("cli/eval --subject names the MMLU subject, and prompts cut to fit the context are reported", async () => {
+  // Hugging Face's export layout (header, choices list, answer 0-3) under a name that says no
+  // subject. The tiny preset's context (bytes) is shorter than MMLU's subject header plus any
+  // question, so both prompts are cut, the long one by 259 - 6 = 253 tokens more (questions are
+  // trimmed: "Which is it? " × 20 is 259 characters, "Short?" 6).
+  const long = "Which is it? ".repeat(20);
+  const p = await files({
+    "test.csv":
+      `question,choices,answer\n${long},"['a', 'b', 'c', 'd']",2\nShort?,"['a' 'b' 'c' 'd']",0\n`,
+  });
+  const r = await run([
+    "--preset",
+    "tiny",
+    "--mmlu",
+    p["test.csv"],
+    "--subject",
+    "anatomy",
+    "--json",
+  ]);
+  assert.equal(r.code, 0, r.err);
+  const [task] = JSON.parse(r.out).tasks;
+  assert.deepEqual(Object.keys(task.groups), ["anatomy"]);
+  assert.equal(task.truncation.documents, 2);
+  assert.equal(2 * task.truncation.maxTokens - task.truncation.tokens, 253);
+  assert.match(
+    r.err,
+    new RegExp(
+      `task mmlu: 2 of 2 prompts were longer than the model's context and lost their oldest tokens \\(up to ${task.truncation.maxTokens}, ${task.truncation.tokens} in all\\)`,
+    ),
+  );
+  const alone = await run(["--preset", "tiny", "--subject", "anatomy", "--suite"]);
+  assert.match(alone.err, /--subject needs --mmlu/);
+});
