@@ -103,6 +103,11 @@ export interface RunConfig {
     batches: number;
     /** Longest generated answer, in tokens. */
     max_new_tokens: number;
+    /**
+     * Documents of general text whose perplexity before and after measures forgetting (0: not
+     * measured; a real checkpoint's vocabulary makes the default 200 take minutes on a CPU).
+     */
+    general_documents: number;
   };
   /** Outputs. */
   output: {
@@ -142,7 +147,7 @@ export const DEFAULT_CONFIG: Readonly<RunConfig> = Object.freeze({
     grad_accum: 1,
     gradient_checkpointing: false,
   },
-  eval: { every: 100, batches: 4, max_new_tokens: 32 },
+  eval: { every: 100, batches: 4, max_new_tokens: 32, general_documents: 200 },
   output: { dir: "runs", checkpoint_every: 100 },
 }) as RunConfig;
 
@@ -185,6 +190,7 @@ export const RUN_LIMITS: Readonly<Record<string, NumberRange>> = Object.freeze({
   "eval.every": { min: 0, max: 1e8, integer: true }, // 0: only at the end
   "eval.batches": { min: 0, max: 1_000_000, integer: true }, // 0: the whole dev set
   "eval.max_new_tokens": { min: 1, max: 65536, integer: true },
+  "eval.general_documents": { min: 0, max: 100_000, integer: true }, // 0: not measured
   "output.checkpoint_every": { min: 0, max: 1e8, integer: true }, // 0: only at the end
 });
 

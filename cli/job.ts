@@ -88,6 +88,7 @@ export interface JobResult {
   /**
    * Perplexity of general text (fresh documents like the base model's pretraining corpus, seed
    * 1,000,003) before and after: a rise is forgetting even where held-out task scores are low.
+   * NaN when not measured (`eval.general_documents` 0).
    */
   generalPerplexity: { before: number; after: number };
   /** Parameter counts (as PEFT's print_trainable_parameters). */
@@ -615,9 +616,11 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
     const data = await buildData(c, tok, T);
     for (const n of data.notes) log(n);
 
-    const general = pretrainCorpus({ seed: 1_000_003, documents: 200, heldOutExamples: 0 });
-    const pplBefore = options.beforePerplexity ??
-      (await textPerplexity(model, tok, general)).perplexity;
+    const documents = c.eval.general_documents;
+    const general = pretrainCorpus({ seed: 1_000_003, documents, heldOutExamples: 0 });
+    const generalPerplexity = async () =>
+      documents > 0 ? (await textPerplexity(model, tok, general)).perplexity : NaN;
+    const pplBefore = options.beforePerplexity ?? await generalPerplexity();
     const before = options.before ?? (await score(model, tok, data.tasks, c)).map((s) => s.score);
     log(`before: ${data.tasks.map((t, i) => `${t.task.name} ${before[i].toFixed(1)}`).join(", ")}`);
 
@@ -711,8 +714,10 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
     await inst.save(`${dir}/adapter`, baseModelName(c));
 
     const after = await score(model, tok, data.tasks, c);
-    const pplAfter = (await textPerplexity(model, tok, general)).perplexity;
-    log(`general-text perplexity: ${pplBefore.toFixed(3)} → ${pplAfter.toFixed(3)}`);
+    const pplAfter = await generalPerplexity();
+    if (documents > 0) {
+      log(`general-text perplexity: ${pplBefore.toFixed(3)} → ${pplAfter.toFixed(3)}`);
+    }
     log(`after:  ${after.map((s) => `${s.task} ${s.score.toFixed(1)}`).join(", ")}`);
     const tasks: TaskResult[] = data.tasks.map((t, i) => ({
       task: t.task.name,
@@ -804,8 +809,10 @@ Mean change on trained tasks: **${job.trainedGain >= 0 ? "+" : ""}${
   }**; on held-out tasks (forgetting when negative): **${job.heldOutDelta >= 0 ? "+" : ""}${
     Number.isFinite(job.heldOutDelta) ? job.heldOutDelta.toFixed(1) : "n/a"
   }**. Perplexity of general text (forgetting when it rises): ${
-    job.generalPerplexity.before.toFixed(3)
-  } → ${job.generalPerplexity.after.toFixed(3)}.
+    Number.isNaN(job.generalPerplexity.before)
+      ? "not measured (eval.general_documents is 0)"
+      : `${job.generalPerplexity.before.toFixed(3)} → ${job.generalPerplexity.after.toFixed(3)}`
+  }.
 
 | | |
 | --- | --- |
