@@ -37,6 +37,7 @@ import { Gpu } from "../runtime/gpu.ts";
 import { Trainer, type TrainResult } from "../train/trainer.ts";
 import { type MemoryReport, memoryReport, parameterReport } from "../train/report.ts";
 import {
+  type Available,
   availableMemory,
   describePlan,
   fitMemory,
@@ -155,12 +156,14 @@ const PLAN_KEYS: RemedyNames = {
  * config.json (or preset), all parameters trained for full fine-tuning and frozen otherwise (the
  * method's own parameters, a small part, are planned once it is applied), batch × sequence.
  * Refuses a run that cannot fit (a MemoryPlanError naming the keys that would make it fit) and
- * returns the plan, with checkpointing turned on where only that fits.
+ * returns the plan, with checkpointing turned on where only that fits. `available` defaults to
+ * what the machine says (see `availableMemory`).
  */
 export async function planJobMemory(
   gpu: Gpu,
   c: RunConfig,
   nVirtual: number,
+  available: Available | undefined = availableMemory(gpu),
 ): Promise<FitResult> {
   let model: ModelConfig;
   if (c.model.path) {
@@ -191,7 +194,7 @@ export async function planJobMemory(
     lossLogBatches: LOG_EVERY * c.schedule.grad_accum,
     packedOperands: gpu.isSoftware,
     limits: planLimits(gpu),
-    available: availableMemory(gpu),
+    available,
   }, PLAN_KEYS);
 }
 
