@@ -551,7 +551,7 @@ export class LoraInstance implements PeftInstance {
   }
 
   /**
-   * PEFT 0.17's adapter_config.json for this adapter (every field `save_pretrained` writes);
+   * The adapter_config.json for this adapter: PEFT's long-standing keys (see `peftLoraJson`);
    * `base_model_name_or_path` is `baseModel`, else the context's at apply time.
    */
   adapterConfig(baseModel = this.#baseModel): Record<string, unknown> {

@@ -492,8 +492,11 @@ export function selectLoraSlots(
 }
 
 /**
- * PEFT 0.17's full `LoraConfig` field set (every field `save_pretrained` writes, at PEFT's
- * defaults where whet has no such setting), for `config` on layers stored per `fanInFanOut`.
+ * The `adapter_config.json` whet writes for `config` on layers stored per `fanInFanOut`: only the
+ * long-standing `LoraConfig` keys (REFERENCES.md), because PEFT before 0.14 refuses a config with a
+ * key it does not know (`LoraConfig.__init__() got an unexpected keyword argument`), while every
+ * version fills a missing key with its default. `exclude_modules` (PEFT 0.14+) is written only
+ * when set: an older PEFT cannot honour it, so refusing the file is then the right outcome.
  */
 export function peftLoraJson(
   config: LoraConfig,
@@ -503,39 +506,25 @@ export function peftLoraJson(
 ): Record<string, unknown> {
   const c = config;
   return {
-    alora_invocation_tokens: null,
     alpha_pattern: c.alpha_pattern,
-    auto_mapping: null,
     base_model_name_or_path: baseModel,
     bias: c.bias,
-    corda_config: null,
-    eva_config: null,
-    exclude_modules: c.exclude_modules,
+    ...(c.exclude_modules === null ? {} : { exclude_modules: c.exclude_modules }),
     // As the layers store their weights: Conv1D (in, out) or nn.Linear (out, in).
     fan_in_fan_out: fanInFanOut,
     inference_mode: true,
     init_lora_weights: c.init_lora_weights,
-    layer_replication: null,
     layers_pattern: c.layers_pattern,
     layers_to_transform: c.layers_to_transform.length > 0 ? c.layers_to_transform : null,
-    loftq_config: {},
     lora_alpha: c.lora_alpha,
-    lora_bias: false,
     lora_dropout: c.lora_dropout,
-    megatron_config: null,
-    megatron_core: "megatron.core",
     modules_to_save: c.modules_to_save,
     peft_type: "LORA",
-    qalora_group_size: 16,
     r: c.r,
     rank_pattern: c.rank_pattern,
-    revision: null,
     target_modules: targets,
-    target_parameters: null,
     task_type: "CAUSAL_LM",
-    trainable_token_indices: null,
     use_dora: c.use_dora,
-    use_qalora: false,
     use_rslora: c.use_rslora,
   };
 }
