@@ -235,7 +235,8 @@ export class PromptInstance implements PeftInstance {
       task_type: "CAUSAL_LM",
       token_dim: m.C,
       tokenizer_kwargs: null,
-      tokenizer_name_or_path: tokenizer || null,
+      // Only a TEXT init needs a tokenizer name; PEFT writes null otherwise.
+      tokenizer_name_or_path: (text ? tokenizer : c.tokenizer_name_or_path) || null,
     };
   }
 
@@ -481,8 +482,10 @@ export const prompt: Omit<PeftMethod<PromptConfig>, "apply" | "load"> & {
     const cfg = {
       ...valid,
       // PEFT's config check needs a tokenizer name with a TEXT init; the base model's serves.
-      tokenizer_name_or_path: valid.tokenizer_name_or_path || context.baseModel ||
-        context.tokenizer?.name || "",
+      tokenizer_name_or_path: valid.tokenizer_name_or_path ||
+        (valid.prompt_tuning_init === "TEXT"
+          ? context.baseModel || context.tokenizer?.name || ""
+          : ""),
     };
     let initIds: number[] | null = null;
     if (cfg.prompt_tuning_init === "TEXT") {
@@ -526,7 +529,13 @@ export const prompt: Omit<PeftMethod<PromptConfig>, "apply" | "load"> & {
       [cfg.num_virtual_tokens, model.shape.C],
       "prompt tuning",
     );
-    const initIds = cfg.prompt_tuning_init === "TEXT" ? textIds(cfg, context) : null;
+    let initIds = cfg.prompt_tuning_init === "TEXT" ? textIds(cfg, context) : null;
+    if (initIds?.some((id) => id >= model.shape.V)) {
+      (context.warn ?? console.warn)(
+        `warning: ${config.file}: the tokenizer's ids of prompt_tuning_init_text exceed the model's vocabulary of ${model.shape.V}; the prompt's initial rows are taken as loaded`,
+      );
+      initIds = null;
+    }
     if (initIds) cfg.init_text_ids = context.tokenizer!.encode(cfg.prompt_tuning_init_text);
     const initial = initIds ? await tokenRows(model, initIds) : data.slice();
     const base = String(config.get("base_model_name_or_path") ?? "") || context.baseModel || "";

@@ -137,7 +137,9 @@ export async function adapterMethod(
     return { method, config };
   }
   const type = fileType(config);
-  const method = Object.values(PEFT_METHODS).find((x) => x.peftType === type);
+  const method = type === undefined
+    ? undefined
+    : Object.values(PEFT_METHODS).find((x) => x.peftType === type);
   if (!method) {
     const types = Object.values(PEFT_METHODS).flatMap((x) => x.peftType ?? []);
     throw config.error(

@@ -265,7 +265,7 @@ export const selective: PeftMethod<SelectiveConfig> = {
   load: (model, config, context) =>
     loadMask(selective as unknown as PeftMethod<Record<string, unknown>>, model, config, context),
   apply(model: Decoder, config: SelectiveConfig): Promise<PeftInstance> {
-    return Promise.resolve(applySelection(model, "selective", config));
+    return Promise.resolve(applySelection(model, "selective", config, { ...config }));
   },
 };
 
@@ -298,7 +298,7 @@ export const bitfit: PeftMethod<Record<string, never>> = {
       );
     }
     return Promise.resolve(
-      applySelection(model, "bitfit", { ...SELECTIVE_DEFAULTS, preset: "bitfit" }),
+      applySelection(model, "bitfit", { ...SELECTIVE_DEFAULTS, preset: "bitfit" }, {}),
     );
   },
 };
@@ -325,13 +325,19 @@ async function loadMask(
   return inst;
 }
 
-function applySelection(model: Decoder, method: string, config: SelectiveConfig): PeftInstance {
-  const chosen = selectParameters(model, config);
+/** Trains the parameters `selection` picks; the instance records `config`, its method's own. */
+function applySelection(
+  model: Decoder,
+  method: string,
+  selection: SelectiveConfig,
+  config: Record<string, unknown>,
+): PeftInstance {
+  const chosen = selectParameters(model, selection);
   const set = new Set(chosen.map((c) => c.param));
   for (const p of model.params.values()) model.setTrainable(p, set.has(p));
   for (const { param, mask } of chosen) {
     param.gradMask?.release();
     param.gradMask = mask ? model.gpu.tensor(param.shape, mask, param.name + ".mask") : null;
   }
-  return new MaskInstance(method, { ...config }, model, chosen.map((c) => c.param));
+  return new MaskInstance(method, config, model, chosen.map((c) => c.param));
 }
