@@ -32,6 +32,7 @@
 import type { Batch, Binding, Gpu, Kernel, TextureCopy } from "../runtime/mod.ts";
 import type { HalfDtype, Tensor } from "../runtime/tensor.ts";
 import { checkLoops, grid, LOOP_CAP, needSize, Params } from "./common.ts";
+import { GemmTiled } from "./gemm_tiled.ts";
 import code from "./matmul.wgsl" with { type: "text" };
 
 const FILE = "kernels/matmul.wgsl";
@@ -214,6 +215,8 @@ export class Matmul {
   readonly #dbias: Kernel;
   /** Software adapters: one invocation per column (M below the loop cap); null on GPUs. */
   readonly #dbiasColumns: Kernel | null;
+  /** The tiled GEMM of real GPUs (hardware variant, f32 B), or null. */
+  #tiled: GemmTiled | null = null;
   readonly #tm: number;
   readonly #tn: number;
   /** Scratch textures of the texture variant by `slot:width×height`, reused GEMM after GEMM. */
@@ -399,7 +402,7 @@ export class Matmul {
     const dbias = biasKernel("dbias");
     const dbiasColumns = variant === "hardware" ? null : biasKernel("dbias_columns");
     const kernels = await Promise.all(specs.map(([, k]) => k));
-    return new Matmul(
+    const matmul = new Matmul(
       gpu,
       variant,
       precision,
@@ -410,6 +413,10 @@ export class Matmul {
       tn,
       halves,
     );
+    // Real GPUs run f32 GEMMs with kernels/gemm_tiled.ts (gemm_shared stays for packed-half B,
+    // and for the hardware variant forced on a CPU adapter).
+    if (variant === "hardware" && !gpu.isSoftware) matmul.#tiled = await GemmTiled.create(gpu);
+    return matmul;
   }
 
   /**
@@ -693,6 +700,10 @@ export class Matmul {
       }
     }
 
+    if (this.#tiled && !bType) {
+      this.#tiled.gemm(batch, s);
+      return;
+    }
     const software = this.variant !== "hardware";
     const aligned = (...v: number[]) => this.variant === "software" && v.every((x) => x % 4 === 0);
     const vecA = aligned(offA, lda, sAo, sAi), vecB = aligned(offB, ldb, sBo, sBi);
