@@ -23,6 +23,8 @@ multi-task suite; outputs in runs/default/ (adapter/, metrics.json, report.md, *
   --steps=N --lr=X --batch_size=N --method=NAME   short forms of schedule.steps, optimizer.lr,
                          schedule.batch_size and peft.method
   --model DIR            a Hugging Face GPT-2 folder (config.json + model.safetensors)
+  --adapter DIR          continue training from an adapter folder of any method (model.adapter):
+                         its method must be peft.method, and its settings are used
   --data FILE.jsonl      your own prompt/completion or chat data instead of the suite
   --resume               continue runs/<name>/ from its last checkpoint; refused when the
                          config differs from the run's stored config.json
