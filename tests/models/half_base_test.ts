@@ -10,6 +10,7 @@ import {
   defaultBaseDtype,
   generate,
   GPT,
+  Gpu,
   HALF_BASE_METHODS,
   type HalfDtype,
   ia3,
@@ -45,11 +46,12 @@ function rounded(w: Weights, shapes: Map<string, readonly number[]>, dtype: Half
 
 interface Family {
   label: string;
-  make(dtype: HalfDtype, trainable?: boolean): Promise<Decoder>;
+  make(dtype: HalfDtype, g?: Gpu): Promise<Decoder>;
   weights: Weights;
   shapes: Map<string, readonly number[]>;
   ref: (w: Weights, ids: number[], labels: number[], b: number, t: number, grads: boolean) => {
     logits: Float64Array;
+    loss: number;
     grads?: Map<string, Float64Array>;
   };
   vocab: number;
@@ -58,26 +60,33 @@ interface Family {
   targets: string[];
 }
 
-function families(): Family[] {
-  const gw = randomWeights(SMALL, 21), gf = f32Weights(gw, SMALL);
+/** GPT-2 and the Llama family (tied, untied head); `vocab` overrides the vocabulary size. */
+function families(vocab?: number): Family[] {
+  const gcfg = vocab ? { ...SMALL, vocab_size: vocab } : SMALL;
+  const gw = randomWeights(gcfg, 21), gf = f32Weights(gw, gcfg);
   const gptShapes = new Map([...gf].map(([k, v]) => [k, v.shape]));
   const out: Family[] = [{
     label: "GPT-2",
-    make: async (dtype, trainable = false) =>
-      await GPT.create(await gpu(), SMALL, { weights: gf, trainable, baseDtype: dtype }),
+    make: async (dtype, g) =>
+      await GPT.create(g ?? await gpu(), gcfg, { weights: gf, trainable: false, baseDtype: dtype }),
     weights: gw,
     shapes: gptShapes,
-    ref: (w, ids, labels, b, t, grads) => gpt2Ref(SMALL, w, ids, labels, b, t, grads),
-    vocab: SMALL.vocab_size,
+    ref: (w, ids, labels, b, t, grads) => gpt2Ref(gcfg, w, ids, labels, b, t, grads),
+    vocab: gcfg.vocab_size,
     fanInFanOut: true,
     targets: ["c_attn", "mlp.c_proj"],
   }];
-  for (const cfg of [LLAMA, LLAMA_UNTIED]) {
+  for (const base of [LLAMA, LLAMA_UNTIED]) {
+    const cfg = vocab ? { ...base, vocab_size: vocab } : base;
     const lw = llamaWeights(cfg, 22), lf = llamaF32(lw, cfg);
     out.push({
       label: `Llama (${cfg.tie_word_embeddings ? "tied" : "untied"} head)`,
-      make: async (dtype, trainable = false) =>
-        await Llama.create(await gpu(), cfg, { weights: lf, trainable, baseDtype: dtype }),
+      make: async (dtype, g) =>
+        await Llama.create(g ?? await gpu(), cfg, {
+          weights: lf,
+          trainable: false,
+          baseDtype: dtype,
+        }),
       weights: lw,
       shapes: new Map([...lf].map(([k, v]) => [k, v.shape])),
       ref: (w, ids, labels, b, t, grads) => llamaRef(cfg, w, ids, labels, b, t, grads),
@@ -95,129 +104,162 @@ function batchOf(vocab: number, seed: number) {
   return { ids, labels: ids.map((id, i) => (i % T) < 2 ? -100 : id) };
 }
 
+/**
+ * The checks of one family and dtype on `g`: stored dtypes and rounded values, logits against the
+ * float64 model on the rounded weights, LoRA gradients through the merged weight, merge refused.
+ */
+async function checkHalfBase(fam: Family, dtype: HalfDtype, g?: Gpu): Promise<void> {
+  const model = await fam.make(dtype, g);
+  assert.equal(model.baseDtype, dtype);
+  const wr = rounded(fam.weights, fam.shapes, dtype);
+  // Every base matrix is stored in the dtype (half the bytes), and reads back rounded.
+  const exported = await model.exportWeights();
+  for (const [name, p] of model.params) {
+    const half = storedInBaseDtype(name, p.shape);
+    assert.equal(p.value.dtype, half ? dtype : "f32", name);
+    assert.deepEqual(exported.get(name)!.data, Float32Array.from(wr.get(name)!), name);
+  }
+  const { ids, labels } = batchOf(fam.vocab, 3);
+  // Logits: the f32 model's tolerance of tests/models/gpt_test.ts (the halves are widened
+  // exactly, so only f32 arithmetic differs from the float64 model on the rounded weights).
+  const acts = model.activations(B, T);
+  let batch = model.gpu.batch();
+  model.forward(batch, acts, { ids });
+  await batch.submit();
+  const [logits] = await model.gpu.read([acts.logits]);
+  assertClose(logits, fam.ref(wr, ids, labels, B, T, false).logits, {
+    rtol: 1e-4,
+    atol: 1e-5,
+  }, "logits");
+
+  // LoRA on a half base: A, B and their gradients are f32; the reference merges the adapter
+  // into the rounded weights: W_eff = W + s·(B·A)ᵀ (Conv1D) or W + s·B·A (nn.Linear).
+  const config = lora.validate({ r: 3, lora_alpha: 6, target_modules: fam.targets });
+  const inst = await lora.apply(model, config, 5);
+  const rng = new Rng(6);
+  for (const p of inst.added) {
+    assert.equal(p.value.dtype, "f32");
+    if (p.name.includes("lora_B")) {
+      p.value.write(rng.fillNormal(new Float32Array(p.value.size), 0.5) as Float32Array);
+    }
+  }
+  batch = model.gpu.batch();
+  model.zeroGrad(batch);
+  model.forward(batch, acts, { ids, labels }, { training: true });
+  model.backward(batch, acts);
+  await batch.submit();
+  const grads = await model.exportGrads();
+  assert.deepEqual([...grads.keys()].sort(), inst.added.map((p) => p.name).sort());
+  const s = config.lora_alpha / config.r, r = config.r;
+  const values = new Map<string, Float64Array>();
+  for (const p of inst.added) values.set(p.name, Float64Array.from(await p.value.read()));
+  const eff = new Map([...wr].map(([k, v]) => [k, v.slice()]));
+  const layers = inst.layers.map((l) => ({ path: l.path, nIn: l.nIn, nOut: l.nOut }));
+  // Element (i, o) of W in its stored layout.
+  const at = (i: number, o: number, nIn: number, nOut: number) =>
+    fam.fanInFanOut ? i * nOut + o : o * nIn + i;
+  for (const { path, nIn, nOut } of layers) {
+    const A = values.get(`${path}.lora_A.default.weight`)!;
+    const Bm = values.get(`${path}.lora_B.default.weight`)!;
+    const W = eff.get(`${path}.weight`)!;
+    for (let i = 0; i < nIn; i++) {
+      for (let o = 0; o < nOut; o++) {
+        let acc = 0;
+        for (let k = 0; k < r; k++) acc += A[k * nIn + i] * Bm[o * r + k];
+        W[at(i, o, nIn, nOut)] += s * acc;
+      }
+    }
+  }
+  const ref = fam.ref(eff, ids, labels, B, T, true);
+  // The training forward's loss (over vocabulary chunks where the head is chunked): as
+  // tests/models/gpt_test.ts, f32 arithmetic within 1e-5 of the loss.
+  const loss = await model.meanLoss(acts);
+  assert.ok(Math.abs(loss - ref.loss) < 1e-5 * Math.abs(ref.loss), `loss ${loss} vs ${ref.loss}`);
+  for (const { path, nIn, nOut } of layers) {
+    const A = values.get(`${path}.lora_A.default.weight`)!;
+    const Bm = values.get(`${path}.lora_B.default.weight`)!;
+    const dW = ref.grads!.get(`${path}.weight`)!;
+    const dA = new Float64Array(r * nIn), dB = new Float64Array(nOut * r);
+    for (let k = 0; k < r; k++) {
+      for (let i = 0; i < nIn; i++) {
+        for (let o = 0; o < nOut; o++) {
+          const g = dW[at(i, o, nIn, nOut)];
+          dA[k * nIn + i] += s * Bm[o * r + k] * g;
+          dB[o * r + k] += s * g * A[k * nIn + i];
+        }
+      }
+    }
+    // As tests/peft/lora_test.ts: sums over B·T rows and the rank of f32 products, judged
+    // relative to the largest entry.
+    const tol = (x: Float64Array) => ({
+      rtol: 1e-3,
+      atol: 1e-4 * Math.max(...x.map(Math.abs)) + 1e-9,
+    });
+    assertClose(grads.get(`${path}.lora_A.default.weight`)!, dA, tol(dA), `${path} dA`);
+    assertClose(grads.get(`${path}.lora_B.default.weight`)!, dB, tol(dB), `${path} dB`);
+  }
+
+  // Merging into a half base is refused, naming the weight; the model is unchanged.
+  await assert.rejects(
+    () => inst.merge(),
+    /Cannot merge LoRA adapter "default" into ".*\.weight": it is stored in (f16|bf16)/,
+  );
+  acts.release();
+  model.release();
+}
+
 for (const fam of families()) {
   for (const dtype of DTYPES) {
     Deno.test(`${fam.label} with a ${dtype} base: the weights are the rounded ones, logits match the float64 model on them, LoRA gradients too`, async () => {
-      const model = await fam.make(dtype);
-      assert.equal(model.baseDtype, dtype);
-      const wr = rounded(fam.weights, fam.shapes, dtype);
-      // Every base matrix is stored in the dtype (half the bytes), and reads back rounded.
-      const exported = await model.exportWeights();
-      for (const [name, p] of model.params) {
-        const half = storedInBaseDtype(name, p.shape);
-        assert.equal(p.value.dtype, half ? dtype : "f32", name);
-        assert.deepEqual(exported.get(name)!.data, Float32Array.from(wr.get(name)!), name);
-      }
-      const { ids, labels } = batchOf(fam.vocab, 3);
-      // Logits: the f32 model's tolerance of tests/models/gpt_test.ts (the halves are widened
-      // exactly, so only f32 arithmetic differs from the float64 model on the rounded weights).
-      const acts = model.activations(B, T);
-      let batch = model.gpu.batch();
-      model.forward(batch, acts, { ids });
-      await batch.submit();
-      const [logits] = await model.gpu.read([acts.logits]);
-      assertClose(logits, fam.ref(wr, ids, labels, B, T, false).logits, {
-        rtol: 1e-4,
-        atol: 1e-5,
-      }, "logits");
-
-      // LoRA on a half base: A, B and their gradients are f32; the reference merges the adapter
-      // into the rounded weights: W_eff = W + s·(B·A)ᵀ (Conv1D) or W + s·B·A (nn.Linear).
-      const config = lora.validate({ r: 3, lora_alpha: 6, target_modules: fam.targets });
-      const inst = await lora.apply(model, config, 5);
-      const rng = new Rng(6);
-      for (const p of inst.added) {
-        assert.equal(p.value.dtype, "f32");
-        if (p.name.includes("lora_B")) {
-          p.value.write(rng.fillNormal(new Float32Array(p.value.size), 0.5) as Float32Array);
-        }
-      }
-      batch = model.gpu.batch();
-      model.zeroGrad(batch);
-      model.forward(batch, acts, { ids, labels }, { training: true });
-      model.backward(batch, acts);
-      await batch.submit();
-      const grads = await model.exportGrads();
-      assert.deepEqual([...grads.keys()].sort(), inst.added.map((p) => p.name).sort());
-      const s = config.lora_alpha / config.r, r = config.r;
-      const values = new Map<string, Float64Array>();
-      for (const p of inst.added) values.set(p.name, Float64Array.from(await p.value.read()));
-      const eff = new Map([...wr].map(([k, v]) => [k, v.slice()]));
-      const layers = inst.layers.map((l) => ({ path: l.path, nIn: l.nIn, nOut: l.nOut }));
-      // Element (i, o) of W in its stored layout.
-      const at = (i: number, o: number, nIn: number, nOut: number) =>
-        fam.fanInFanOut ? i * nOut + o : o * nIn + i;
-      for (const { path, nIn, nOut } of layers) {
-        const A = values.get(`${path}.lora_A.default.weight`)!;
-        const Bm = values.get(`${path}.lora_B.default.weight`)!;
-        const W = eff.get(`${path}.weight`)!;
-        for (let i = 0; i < nIn; i++) {
-          for (let o = 0; o < nOut; o++) {
-            let acc = 0;
-            for (let k = 0; k < r; k++) acc += A[k * nIn + i] * Bm[o * r + k];
-            W[at(i, o, nIn, nOut)] += s * acc;
-          }
-        }
-      }
-      const ref = fam.ref(eff, ids, labels, B, T, true);
-      for (const { path, nIn, nOut } of layers) {
-        const A = values.get(`${path}.lora_A.default.weight`)!;
-        const Bm = values.get(`${path}.lora_B.default.weight`)!;
-        const dW = ref.grads!.get(`${path}.weight`)!;
-        const dA = new Float64Array(r * nIn), dB = new Float64Array(nOut * r);
-        for (let k = 0; k < r; k++) {
-          for (let i = 0; i < nIn; i++) {
-            for (let o = 0; o < nOut; o++) {
-              const g = dW[at(i, o, nIn, nOut)];
-              dA[k * nIn + i] += s * Bm[o * r + k] * g;
-              dB[o * r + k] += s * g * A[k * nIn + i];
-            }
-          }
-        }
-        // As tests/peft/lora_test.ts: sums over B·T rows and the rank of f32 products, judged
-        // relative to the largest entry.
-        const tol = (x: Float64Array) => ({
-          rtol: 1e-3,
-          atol: 1e-4 * Math.max(...x.map(Math.abs)) + 1e-9,
-        });
-        assertClose(grads.get(`${path}.lora_A.default.weight`)!, dA, tol(dA), `${path} dA`);
-        assertClose(grads.get(`${path}.lora_B.default.weight`)!, dB, tol(dB), `${path} dB`);
-      }
-
-      // Merging into a half base is refused, naming the weight; the model is unchanged.
-      await assert.rejects(
-        () => inst.merge(),
-        /Cannot merge LoRA adapter "default" into ".*\.weight": it is stored in (f16|bf16)/,
-      );
-      acts.release();
-      model.release();
+      await checkHalfBase(fam, dtype);
     });
   }
 }
 
-Deno.test("generate() with an f16 base: cached and uncached greedy logits equal the float64 model's on the rounded weights (GPT-2 and Llama)", async () => {
-  for (const fam of families().slice(0, 2)) {
-    const model = await fam.make("f16");
-    const wr = rounded(fam.weights, fam.shapes, "f16");
-    const prompts = [[3, 1, 4], [1, 5, 9, 2, 6]];
-    for (const cache of [true, false]) {
-      const logits = new Map<string, Float32Array>();
-      const out = await generate(model, prompts, {
-        maxNewTokens: 4,
-        cache,
-        onLogits: (step, row, l) => logits.set(`${step},${row}`, l.slice()),
-      });
-      for (const [key, l] of logits) {
-        const [step, row] = key.split(",").map(Number);
-        const seq = [...prompts[row], ...out.ids[row].slice(0, step)];
-        const ref = fam.ref(wr, seq, seq.map(() => -100), 1, seq.length, false).logits;
-        // As tests/models/llama_test.ts: f32 arithmetic on O(1–10) logits.
-        const last = ref.subarray((seq.length - 1) * fam.vocab);
-        assertClose(l, last, { rtol: 1e-4, atol: 1e-5 }, `${fam.label} cache ${cache} ${key}`);
-      }
+Deno.test("over a forced 64 KiB binding limit (token tables and heads in half views of their chunks, the chunked head + loss): the same checks and generation (GPT-2 f16, Llamas bf16)", async () => {
+  // V 1,999: a half token table (and untied head) of 1,999 × 24 or more halves is over 64 KiB.
+  const small = await Gpu.create({ maxBindingBytes: 65536 });
+  try {
+    for (const fam of families(1999)) {
+      const dtype = fam.fanInFanOut ? "f16" : "bf16";
+      const m = await fam.make(dtype, small);
+      assert.ok(m.wte.value.byteLength > 65536, `${fam.label}: wte must be over the limit`);
+      m.release();
+      await checkHalfBase(fam, dtype, small);
+      await checkGenerate(fam, dtype, small);
     }
-    model.release();
+  } finally {
+    small.destroy();
   }
+});
+
+/** Cached and uncached greedy generation: each step's logits are the float64 model's on `wr`. */
+async function checkGenerate(fam: Family, dtype: HalfDtype, g?: Gpu): Promise<void> {
+  const model = await fam.make(dtype, g);
+  const wr = rounded(fam.weights, fam.shapes, dtype);
+  const prompts = [[3, 1, 4], [1, 5, 9, 2, 6]];
+  for (const cache of [true, false]) {
+    const logits = new Map<string, Float32Array>();
+    const out = await generate(model, prompts, {
+      maxNewTokens: 4,
+      cache,
+      onLogits: (step, row, l) => logits.set(`${step},${row}`, l.slice()),
+    });
+    assert.equal(logits.size, 8);
+    for (const [key, l] of logits) {
+      const [step, row] = key.split(",").map(Number);
+      const seq = [...prompts[row], ...out.ids[row].slice(0, step)];
+      const ref = fam.ref(wr, seq, seq.map(() => -100), 1, seq.length, false).logits;
+      // As tests/models/llama_test.ts: f32 arithmetic on O(1–10) logits.
+      const last = ref.subarray((seq.length - 1) * fam.vocab);
+      assertClose(l, last, { rtol: 1e-4, atol: 1e-5 }, `${fam.label} cache ${cache} ${key}`);
+    }
+  }
+  model.release();
+}
+
+Deno.test("generate() with an f16 base: cached and uncached greedy logits equal the float64 model's on the rounded weights (GPT-2 and Llama)", async () => {
+  for (const fam of families().slice(0, 2)) await checkGenerate(fam, "f16");
 });
 
 Deno.test("a half base refuses training by name: full fine-tuning, setTrainable, selective fine-tuning; IA³ merge", async () => {
