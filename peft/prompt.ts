@@ -52,15 +52,6 @@ import {
   writeAdapterFiles,
 } from "./files.ts";
 
-// Kept importable from here until every caller imports peft/files.ts.
-export {
-  readAdapterConfig,
-  readAdapterTensor,
-  sortedJson,
-  validateAdapterConfig,
-  writeAdapterFiles,
-} from "./files.ts";
-
 /** Prompt tuning configuration (PEFT's `PromptTuningConfig` names where they exist). */
 export interface PromptConfig {
   /** Virtual tokens n (20–100 typical). Default 20. */
