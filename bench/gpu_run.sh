@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
 # Issue 18's whole GPU run in ONE device call (../shared/gpu/README.md): adapter, correctness tests
 # of the new kernels and of the model on the GPU, whet's measurements with per-kernel-family
-# timestamp profiles (bench/gpu_bench.ts), PyTorch + PEFT on the same card
-# (bench/gpu_bench_torch.py), the ratios (summary.json), then the existing `deno task bench
-# --profile` of GPT-2 small. Everything lands under $OUT; run.log says what passed.
+# timestamp profiles (bench/gpu_bench.ts: `deno task bench --profile` cannot travel, see
+# bench/gpu_prepare.sh), PyTorch + PEFT on the same card (bench/gpu_bench_torch.py), and the ratios
+# (summary.json). Everything lands under $OUT; run.log says what passed.
 #
-# Here, once (caches the npm packages of every entry point into .gpu/, git-ignored):
-#   bash ../shared/gpu/prepare.sh mod.ts bench/main.ts bench/gpu_bench.ts tests/kernels/gemm_tiled_test.ts \
-#     tests/kernels/flash_attention_test.ts tests/kernels/flash_attention_model_test.ts \
-#     tests/models/gpt_test.ts tests/train/trainer_test.ts
+# Here, once: `bash bench/gpu_prepare.sh` (fills .gpu/, git-ignored, about 53 MB).
 # On the device machine (run tool: carry [".gpu"], timeout_s 600):
 #   bash bench/gpu_run.sh
 # Verified on lavapipe with tiny shapes (not a measurement):
@@ -25,7 +22,12 @@ if ! command -v deno >/dev/null && [ -s .gpu/deno.gz ]; then
   for f in .gpu/*.deb; do dpkg -x "$f" /; done
   ldconfig
   gzip -dc .gpu/deno.gz >/tmp/deno && chmod +x /tmp/deno && export PATH=/tmp:$PATH
-  export DENO_DIR=$PWD/.gpu/deno-dir
+fi
+# The Deno cache travels packed (bench/gpu_prepare.sh); --cached-only below: nothing is fetched.
+if [ -s .gpu/deno-dir.tar.gz ]; then
+  rm -rf /tmp/whet-deno-dir && mkdir -p /tmp/whet-deno-dir
+  tar -C /tmp/whet-deno-dir -xzf .gpu/deno-dir.tar.gz
+  export DENO_DIR=/tmp/whet-deno-dir/deno-dir
 fi
 export XDG_RUNTIME_DIR=/tmp DENO_WEBGPU_BACKEND=${DENO_WEBGPU_BACKEND:-vulkan}
 if [ -e /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
@@ -59,21 +61,18 @@ fi
 # (logits, loss, every gradient, optimizer steps) with the hardware path (tiled GEMM, fused attention).
 TESTS=${TESTS:-tests/kernels/gemm_tiled_test.ts tests/kernels/flash_attention_test.ts tests/kernels/flash_attention_model_test.ts tests/models/gpt_test.ts tests/train/trainer_test.ts}
 # shellcheck disable=SC2086 # TESTS is a list of files
-step tests 240 deno test --frozen --allow-read --allow-write=/tmp $TESTS
+step tests 240 deno test --cached-only --frozen --allow-read --allow-write=/tmp $TESTS
 
 # whet: GEMM GFLOP/s (tuned), GPT-2 small LoRA and full tokens/s with per-family profiles, generation.
-step whet 300 deno run --frozen --allow-read --allow-write="$OUT" bench/gpu_bench.ts --out "$OUT" $quick
+step whet 300 deno run --cached-only --frozen --config deno.json --allow-read --allow-write="$OUT" bench/gpu_bench.ts --out "$OUT" $quick
 
 # PyTorch + PEFT on the same card, then the ratios.
 if python3 -c 'import torch, transformers, peft' 2>/dev/null; then
   step torch 200 python3 bench/gpu_bench_torch.py --whet "$OUT/whet.json" --out "$OUT/torch.json" $quick &&
-    step summary 60 deno run --frozen --allow-read --allow-write="$OUT" bench/gpu_bench.ts --out "$OUT" \
+    step summary 60 deno run --cached-only --frozen --config deno.json --allow-read --allow-write="$OUT" bench/gpu_bench.ts --out "$OUT" \
       --summarize --torch "$OUT/torch.json"
 else
   log "torch: python3 cannot import torch, transformers and peft; PyTorch's side skipped"
 fi
 
-# The existing profile (`deno task bench --profile`): GPT-2 small LoRA training step and a decode
-# step, per kernel, from timestamp queries on GPUs.
-step profile 240 deno task bench --only big --parts profile --profile --no-peer --json $quick
 log "done"
