@@ -23,6 +23,12 @@
  * 2⁻¹¹; magnitudes over 65,504 become infinite). On lavapipe it is slower than f32 (the f16 → f32
  * conversions cost more than the halved loads save): see bench/RESULTS.md for speed and accuracy.
  *
+ * A B operand stored as packed halves (a frozen base weight in f16 or bf16, two per u32 word:
+ * runtime/tensor.ts; `halfB` at create) is widened exactly to f32 where each variant reads B: by the
+ * operand loads of the software and hardware kernels, by the pack step of the texture and
+ * f16-storage paths (never a buffer-to-texture copy). Accumulation stays f32, so the result is the
+ * f32 GEMM of the rounded weights. A, C and the bias are always f32.
+ *
  * Shapes: op(A) is (M,K), op(B) is (K,N), C is (M,N), bias is (N). Linear layers store W as
  * (in, out) like Hugging Face GPT-2's Conv1D: `y = x·W + b`.
  *
@@ -41,6 +47,16 @@ const GEN_FILE = "kernels/matmul.ts (generated)";
 /** Which kernel family a {@linkcode Matmul} runs. */
 export type MatmulVariant = "software" | "hardware" | "texture";
 
+/**
+ * The register tile when none is given: 16×16, except on SwiftShader (the CPU WebGPU of Chrome
+ * without a GPU), whose JIT takes tens of seconds to compile each 256-accumulator kernel: in
+ * headless Chromium on this 2-vCPU machine, under load, `Matmul.create` took 197 s with 16×16
+ * and 21 s with 8×8 (web/ start-up), so a page would sit for minutes before its first step.
+ */
+function defaultTile(gpu: Gpu): readonly [number, number] {
+  return gpu.adapter.info?.architecture === "swiftshader" ? [8, 8] : [16, 16];
+}
+
 /** Options for {@linkcode Matmul.create}. */
 export interface MatmulOptions {
   /**
@@ -52,7 +68,8 @@ export interface MatmulOptions {
   /**
    * Register tile `[TM, TN]` of the software and texture variants, both multiples of 4 (default
    * `[16, 16]`, the fastest measured here once each accumulator takes its four multiply-adds in a
-   * row; see bench/RESULTS.md). For benchmarks; ignored by the hardware variant.
+   * row; see bench/RESULTS.md; `[8, 8]` on SwiftShader, whose JIT is slow on large tiles). For
+   * benchmarks; ignored by the hardware variant.
    */
   tile?: readonly [number, number];
   /**
@@ -282,7 +299,7 @@ export class Matmul {
         }`,
       );
     }
-    const [tm, tn] = opts.tile ?? [16, 16];
+    const [tm, tn] = opts.tile ?? defaultTile(gpu);
     if (!(tm > 0 && tn > 0 && tm % 4 === 0 && tn % 4 === 0 && tm * tn <= 256)) {
       throw new RangeError(
         `Cannot create Matmul: tile [${tm}, ${tn}] must be multiples of 4 with at most 256 outputs`,

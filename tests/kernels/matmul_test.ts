@@ -89,9 +89,12 @@ function assertGemm(
   );
 }
 
-/** A kernel variant, or the software variant with f16 operands. */
-type Config = MatmulVariant | "f16-storage";
-const VARIANTS: Config[] = ["software", "hardware", "texture", "f16-storage"];
+/**
+ * A kernel variant, the software variant with f16 operands, or the texture variant with the 8×8
+ * register tile that SwiftShader gets by default.
+ */
+type Config = MatmulVariant | "f16-storage" | "texture-8x8";
+const VARIANTS: Config[] = ["software", "hardware", "texture", "f16-storage", "texture-8x8"];
 const cache = new Map<Config, Promise<Matmul>>();
 async function matmul(config: Config): Promise<[Gpu, Matmul]> {
   const g = await gpu();
@@ -100,7 +103,11 @@ async function matmul(config: Config): Promise<[Gpu, Matmul]> {
       config,
       Matmul.create(
         g,
-        config === "f16-storage" ? { precision: "f16-storage" } : { variant: config },
+        config === "f16-storage"
+          ? { precision: "f16-storage" }
+          : config === "texture-8x8"
+          ? { variant: "texture", tile: [8, 8] }
+          : { variant: config },
       ),
     );
   }
@@ -113,6 +120,7 @@ const GEMM_KERNEL: Record<Config, string> = {
   hardware: "matmul.gemm_shared.",
   texture: "matmul.gemm_texture.",
   "f16-storage": "matmul.gemm_f16.",
+  "texture-8x8": "matmul.gemm_texture.",
 };
 
 /** One GEMM case: the spec without data; `fillC` is NaN (written) or random (accumulated). */
@@ -634,7 +642,9 @@ for (const variant of VARIANTS) {
     const batch = g.batch();
     mm.gemm(batch, { a: ta, b: tb, c: tc, m: 1, n: 2, k: K });
     const ran = batch.kernels.filter((n) => n.startsWith("matmul.gemm"));
-    const want = variant === "texture" ? GEMM_KERNEL.software : GEMM_KERNEL[variant];
+    const want = variant === "texture" || variant === "texture-8x8"
+      ? GEMM_KERNEL.software
+      : GEMM_KERNEL[variant];
     assert.ok(ran.length === 1 && ran[0].startsWith(want), `ran ${ran.join(", ")}`);
     await batch.submit();
     const [c] = await g.read([tc]);
