@@ -38,9 +38,17 @@ const FILE = "kernels/flash_attention.ts (generated)";
 /** Rows (query or key) per workgroup, one per invocation. */
 const ROWS = 64;
 
-/** Key/value (or query) rows staged per block for `d4` vec4s per row: 2 blocks ≤ 8 KiB each. */
+/**
+ * Key/value (or query) rows staged per block for `d4` vec4s per row: the most (up to 64) whose two
+ * blocks and the backward's per-row lse and D fit WebGPU's default 16 KiB of workgroup memory
+ * (bc·(2·16·d4 + 8) bytes), with bc·d4 a multiple of 16 so the 64 invocations share each block's
+ * scalar loads evenly.
+ */
 function blockRows(d4: number): number {
-  return Math.min(64, Math.max(16, Math.floor(512 / d4 / 16) * 16));
+  for (let bc = Math.min(64, Math.floor(16384 / (32 * d4 + 8))); bc > 1; bc--) {
+    if ((bc * d4) % 16 === 0) return bc;
+  }
+  return 16;
 }
 
 /** Loop iterations of one invocation (the larger of the passes; see the module comment). */

@@ -13,7 +13,7 @@ const TOL = { rtol: 2e-5, atol: 2e-5 };
 
 /**
  * Shapes (B, T, C, H, kvHeads): odd T across several 64-row query blocks and key blocks of 64, 48
- * and 16 rows (head sizes 5, 33 and 70: 2, 9 and 18 vec4s per row, so the last vec4 is partial),
+ * and 24 rows (head sizes 5, 33 and 70: 2, 9 and 18 vec4s per row, so the last vec4 is partial),
  * multi-head, grouped-query (g = 3) and multi-query heads.
  */
 const SHAPES: [number, number, number, number, number][] = [
