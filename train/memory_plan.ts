@@ -25,6 +25,7 @@ import type { Gpu } from "../runtime/gpu.ts";
 import { IA3Linear } from "../peft/ia3.ts";
 import { LoRALinear } from "../peft/lora.ts";
 import { BottleneckAdapter } from "../peft/adapters.ts";
+import { systemMemory } from "../io/deno_system.ts";
 
 /** A parameter as the plan sees it. */
 export interface PlanParam {
@@ -617,12 +618,8 @@ export function planInputFromModel(
  */
 export function availableMemory(gpu: Gpu): Available | undefined {
   if (!gpu.isSoftware) return undefined;
-  const granted = Deno.permissions.querySync?.({ name: "sys", kind: "systemMemoryInfo" });
-  if (granted?.state !== "granted") return undefined;
-  return {
-    bytes: Deno.systemMemoryInfo().available,
-    source: "Deno.systemMemoryInfo().available",
-  };
+  // Deno's figure through io/ (in a browser bundle: none, pages cannot query free memory).
+  return systemMemory();
 }
 
 /** A change that makes a run fit, and the plan with it. */
