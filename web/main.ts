@@ -18,7 +18,7 @@ import { BrowserFiles } from "../io/browser_files.ts";
 import { loadModelCheckpoint, type ModelCheckpoint } from "../models/checkpoint.ts";
 import type { Decoder } from "../models/decoder.ts";
 import { GPT } from "../models/gpt.ts";
-import { ByteTokenizer } from "../models/tokenizer.ts";
+import { ByteTokenizer, HuggingFaceTokenizer, type Tokenizer } from "../models/tokenizer.ts";
 import { generate } from "../models/generate.ts";
 import { buildSuite, HELD_OUT_TASKS, SUITE_TASKS, type SuiteTaskData } from "../data/suite.ts";
 import { mixTasks } from "../data/mixture.ts";
@@ -179,7 +179,18 @@ async function buildData(s: Settings): Promise<{
 let gpu: Gpu | undefined;
 let checkpoint: ModelCheckpoint | undefined;
 let model: Decoder | undefined;
-const tokenizer = new ByteTokenizer();
+let tokenizer: Tokenizer = new ByteTokenizer();
+
+/**
+ * The base model's tokenizer, chosen as cli/common.ts's tokenizerFor chooses it: the folder's
+ * tokenizer.json when there is one, else bytes (with the end-of-text id 256 when the vocabulary
+ * has it).
+ */
+async function baseTokenizer(dir: string, vocab: number): Promise<Tokenizer> {
+  const file = `${dir}/tokenizer.json`;
+  if (await files().stat(file)) return await HuggingFaceTokenizer.fromFile(file);
+  return vocab === 257 ? new ByteTokenizer({ endOfText: true }) : new ByteTokenizer();
+}
 
 async function freshModel(): Promise<Decoder> {
   model?.release();
@@ -437,13 +448,16 @@ async function start(): Promise<void> {
         `buffers within the browser's default 256 MiB; no SharedArrayBuffer.`,
     );
     show("status", "loading the embedded base model…");
-    checkpoint = await loadModelCheckpoint(new URL("../models/base", location.href).href);
+    const base = new URL("../models/base", location.href).href;
+    checkpoint = await loadModelCheckpoint(base);
+    tokenizer = await baseTokenizer(base, checkpoint.config.vocab_size);
+    show("status", "compiling the WebGPU kernels and uploading the weights…");
     const m = await freshModel();
     const counts = m.countParameters();
     show(
       "model",
       `Base model: models/base, ${counts.total.toLocaleString("en-US")} parameters, ` +
-        `${m.shape.maxPositions} positions, byte vocabulary (${m.shape.V} ids).`,
+        `${m.shape.maxPositions} positions, ${m.shape.V} token ids (tokenizer: ${tokenizer.name}).`,
     );
     show("status", "ready");
     page.state = "ready";
