@@ -29,6 +29,7 @@ import {
   llamaConfig,
   llamaParameterShapes,
   loadModelCheckpoint,
+  Matmul,
   packDocuments,
   pretrainCorpus,
   Rng,
@@ -43,6 +44,10 @@ const LORA_BATCH = 2;
 
 if (Deno.args[0] === "--lora-step-child") {
   console.log(JSON.stringify(await loraStep(Deno.args[1] as BaseDtype)));
+  Deno.exit(0);
+}
+if (Deno.args[0] === "--gemm") {
+  await gemmTimes();
   Deno.exit(0);
 }
 if (Deno.args[0] === "--lora-step") {
@@ -73,6 +78,49 @@ if (Deno.args[0] === "--lora-step") {
     );
   }
   Deno.exit(0);
+}
+
+/**
+ * GEMMs of GPT-2 small's c_attn at 512 tokens with W in f32, f16 and bf16 (default matmul variant):
+ * forward `x·W` (512×768 · 768×2304) and the input gradient `dy·Wᵀ`; 4 GEMMs a batch, one submit
+ * and sync, median of 3 after a warm-up, wall and process CPU time per GEMM.
+ */
+async function gemmTimes() {
+  const gpu = await Gpu.get();
+  const mm = await Matmul.create(gpu, { halfB: ["f16", "bf16"] });
+  const [M, K, N] = [512, 768, 2304], reps = 4;
+  const r = new Rng(1);
+  const x = gpu.tensor([M, K], r.fillNormal(new Float32Array(M * K), 1) as Float32Array, "x");
+  const dy = gpu.tensor([M, N], r.fillNormal(new Float32Array(M * N), 1) as Float32Array, "dy");
+  const w = r.fillNormal(new Float32Array(K * N), 0.02) as Float32Array;
+  const y = gpu.tensor([M, N]), dx = gpu.tensor([M, K]);
+  console.log(
+    `| W dtype | x·W ms (CPU ms) | dy·Wᵀ ms (CPU ms) | (${mm.variant} variant, ${M}×${K}×${N}) |`,
+  );
+  console.log("| --- | ---: | ---: | --- |");
+  for (const dtype of ["f32", "f16", "bf16"] as BaseDtype[]) {
+    const W = gpu.tensor([K, N], w, "W", dtype);
+    const time = async (backward: boolean) => {
+      const trial = async () => {
+        const c0 = process.cpuUsage(), t0 = performance.now();
+        const batch = gpu.batch();
+        for (let i = 0; i < reps; i++) {
+          if (backward) mm.gemm(batch, { a: dy, b: W, c: dx, m: M, n: K, k: N, transB: true });
+          else mm.gemm(batch, { a: x, b: W, c: y, m: M, n: N, k: K });
+        }
+        await batch.submit();
+        await gpu.sync();
+        const c = process.cpuUsage(c0);
+        return [(performance.now() - t0) / reps, (c.user + c.system) / 1000 / reps];
+      };
+      await trial();
+      const runs = [await trial(), await trial(), await trial()].sort((a, b) => a[0] - b[0]);
+      return `${runs[1][0].toFixed(1)} (${runs[1][1].toFixed(1)})`;
+    };
+    console.log(`| ${dtype} | ${await time(false)} | ${await time(true)} | |`);
+    W.release();
+  }
+  for (const t of [x, dy, y, dx]) t.release();
 }
 
 /** One GPT-2 small LoRA step (the first) with the base in `dtype`. */

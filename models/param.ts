@@ -12,7 +12,10 @@ export interface Param {
   readonly name: string;
   /** Shape as Hugging Face stores it (GPT-2's Conv1D weights are (in, out), `nn.Linear` (out, in)). */
   readonly shape: readonly number[];
-  /** The value on the GPU. */
+  /**
+   * The value on the GPU: f32, or packed f16/bf16 halves for a frozen base weight of a model
+   * created with a half `baseDtype` (such a parameter is never trained; see {@linkcode requireF32}).
+   */
   value: Tensor;
   /** The gradient (accumulated `+=`; zeroed by the trainer), or null when frozen. */
   grad: Tensor | null;
