@@ -458,7 +458,7 @@ export class IA3Instance implements PeftInstance {
  * const dir = await Deno.makeTempDir();
  * await inst.save(dir); // PEFT's IA³ layout
  * const cfg = await readIA3Config(dir);
- * if (cfg.feedforward_modules.join() !== "mlp.c_proj") throw new Error();
+ * if (String(cfg.feedforward_modules) !== "mlp.c_proj") throw new Error();
  * model.release();
  * await Deno.remove(dir, { recursive: true });
  * ```
