@@ -39,7 +39,8 @@ import {
   Trainer,
 } from "../mod.ts";
 import { FlashAttention } from "../kernels/flash_attention.ts";
-import { configName, GemmTiled, TILE_CONFIGS } from "../kernels/gemm_tiled.ts";
+import { configName, type GemmShape, GemmTiled, TILE_CONFIGS } from "../kernels/gemm_tiled.ts";
+import type { RecordedDispatch } from "../runtime/mod.ts";
 import type { GemmSpec } from "../kernels/matmul.ts";
 
 const { values } = parseArgs({
@@ -165,7 +166,17 @@ if (parts.has("gemm")) {
     const flop = 2 * c.m * c.n * c.k;
     const reps = quick ? 2 : 20;
     const mm = await timeOp((batch) => matmul.gemm(batch, spec), reps);
+    gpu.recorder = [];
     const gt = await timeOp((batch) => tiled.gemm(batch, spec), reps);
+    // A self-check of the shape decoding the training part tunes with: it must give back c.
+    const decoded = tiledShapes(gpu.recorder);
+    gpu.recorder = null;
+    const want = { m: c.m, n: c.n, k: c.k, transA: !!c.transA, transB: !!c.transB, batch: 1 };
+    if (decoded.length !== 1 || JSON.stringify(decoded[0]) !== JSON.stringify(want)) {
+      throw new Error(
+        `tiledShapes decoded ${JSON.stringify(decoded)}, expected ${JSON.stringify(want)}`,
+      );
+    }
     rows.push({
       ...c,
       matmulVariant: matmul.variant,
@@ -216,6 +227,30 @@ function families(entries: { kernel: string; ms: number }[]) {
   }));
 }
 
+/**
+ * The distinct GEMM shapes of recorded gemm_tiled dispatches: M, N, K are the first three u32 of
+ * their parameters, the layout is in the kernel's name (`gemm_tiled.<config>.<NN|NT|TN|TT>.…`), the
+ * batch count is the grid's z.
+ */
+function tiledShapes(recorded: RecordedDispatch[]): GemmShape[] {
+  const seen = new Map<string, GemmShape>();
+  for (const d of recorded) {
+    if (!d.kernel.name.startsWith("gemm_tiled.") || !d.params) continue;
+    const [m, n, k] = new Uint32Array(d.params, 0, 3);
+    const layout = d.kernel.name.split(".").find((part) => /^[NT][NT]$/.test(part)) ?? "NN";
+    const shape = {
+      m,
+      n,
+      k,
+      transA: layout[0] === "T",
+      transB: layout[1] === "T",
+      batch: d.groups[2],
+    };
+    seen.set(JSON.stringify(shape), shape);
+  }
+  return [...seen.values()];
+}
+
 async function train(method: "lora" | "full") {
   const m = await model(method === "full");
   const [B, T] = quick ? [2, 16] : [8, 256];
@@ -241,7 +276,16 @@ async function train(method: "lora" | "full") {
       trainer.release();
     }
   };
+  // Warm-up, recording the dispatches: every tiled GEMM shape of a step is then tuned (the
+  // Matmul of hardware adapters runs kernels/gemm_tiled.ts and reads the same per-adapter table).
+  gpu.recorder = [];
   await run(2);
+  const shapes = tiledShapes(gpu.recorder);
+  gpu.recorder = null;
+  if (shapes.length > 0) {
+    const tuned = await (await GemmTiled.create(gpu)).tune(shapes);
+    console.error(`${method}: tuned ${shapes.length} GEMM shapes: ${JSON.stringify(tuned)}`);
+  }
   gpu.trimMemory();
   gpu.resetPeakMemory();
   const r = await run(steps);
