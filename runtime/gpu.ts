@@ -394,6 +394,11 @@ export class Batch {
    * now, so the caller may reuse its array.
    */
   write(dst: Binding, data: Float32Array | Uint32Array | Int32Array, offset = 0): this {
+    if (dst instanceof Tensor && dst.dtype !== "f32") {
+      throw new RangeError(
+        `Cannot record a write into tensor "${dst.label}": it is stored in ${dst.dtype} (use Tensor.write, which rounds or takes its bits)`,
+      );
+    }
     if (offset * 4 + data.byteLength > rangeSize(dst)) {
       const name = dst instanceof Tensor ? `tensor "${dst.label}"` : "a buffer";
       throw new RangeError(
@@ -855,8 +860,16 @@ export class Gpu {
     return t;
   }
 
-  /** Uploads `data` into `t` (at element offset `offset`). */
+  /**
+   * Uploads `data` into `t` (at element offset `offset`). A tensor of packed halves takes only its
+   * u32 words here (word offset): `Tensor.write` rounds float32 values and packs them.
+   */
   write(t: Binding, data: Float32Array | Uint32Array | Int32Array, offset = 0): void {
+    if (t instanceof Tensor && t.dtype !== "f32" && !(data instanceof Uint32Array)) {
+      throw new RangeError(
+        `Cannot write float or int32 data into tensor "${t.label}": it is stored in ${t.dtype} (use Tensor.write)`,
+      );
+    }
     const r = bindingResource(t);
     this.device.queue.writeBuffer(
       r.buffer,
