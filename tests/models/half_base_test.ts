@@ -23,6 +23,7 @@ import {
   peftMethod,
   Rng,
   saveModelCheckpoint,
+  Trainer,
 } from "../../mod.ts";
 import { storedInBaseDtype } from "../../models/base_dtype.ts";
 import { assertClose, gpu } from "../helpers.ts";
@@ -357,5 +358,49 @@ Deno.test("defaultBaseDtype(): f16 for the adapter methods over 100M parameters,
       HALF_BASE_METHODS.includes(m.name) || ["full", "selective"].includes(m.name),
       `method "${m.name}" is neither in HALF_BASE_METHODS nor known to train base matrices`,
     );
+  }
+});
+
+Deno.test("every method of HALF_BASE_METHODS trains on an f16 base (GPT-2) and a bf16 base (Llama): loss falls, the base keeps its bits", async () => {
+  const B2 = 2, T2 = 8;
+  for (const fam of families().slice(0, 2)) {
+    const dtype: HalfDtype = fam.fanInFanOut ? "f16" : "bf16";
+    for (const name of HALF_BASE_METHODS) {
+      const model = await fam.make(dtype);
+      if (name === "bitfit" && ![...model.params.keys()].some((p) => p.endsWith(".bias"))) {
+        model.release();
+        continue; // smollm-tiny has no biases: nothing for BitFit to train
+      }
+      const before = await model.exportWeights();
+      const method = peftMethod(name);
+      const settings = "num_virtual_tokens" in method.defaults ? { num_virtual_tokens: 4 } : {};
+      const inst = await method.apply(model, method.validate(settings), 7);
+      const trainable = inst.trainable();
+      assert.ok(trainable.every((p) => p.value.dtype === "f32"), `${name}: f32 parameters`);
+      const rng = new Rng(4);
+      const ids = Array.from({ length: B2 * T2 }, () => rng.int(fam.vocab));
+      const src = {
+        batchesPerEpoch: 1,
+        batch: () => ({ ids, labels: ids, batchSize: B2, seqLen: T2 }),
+      };
+      const trainer = await Trainer.create(model, src, {
+        steps: 6,
+        lr: 1e-2,
+        logEvery: 6,
+        optimizer: { weightDecay: 0 },
+      }, { params: trainable });
+      const result = await trainer.run();
+      trainer.release();
+      assert.ok(
+        result.losses[5] < result.losses[0],
+        `${fam.label} ${name}: loss ${result.losses[0]} → ${result.losses[5]}`,
+      );
+      const after = await model.exportWeights();
+      for (const [pname, p] of model.params) {
+        if (p.value.dtype === "f32") continue;
+        assert.deepEqual(after.get(pname)!.data, before.get(pname)!.data, `${name}: ${pname}`);
+      }
+      model.release();
+    }
   }
 });
