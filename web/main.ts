@@ -53,6 +53,8 @@ interface PageState {
   /** Timer ticks during the last training run: > 0 means the page kept handling events. */
   ticksDuringTraining: number;
   trainSeconds?: number;
+  /** Seconds from the script's start until the model was ready. */
+  startSeconds?: number;
   peakBytes?: number;
 }
 
@@ -460,6 +462,7 @@ async function start(): Promise<void> {
         `${m.shape.maxPositions} positions, ${m.shape.V} token ids (tokenizer: ${tokenizer.name}).`,
     );
     show("status", "ready");
+    page.startSeconds = performance.now() / 1000;
     page.state = "ready";
     setBusy(false);
   } catch (e) {
