@@ -47,7 +47,6 @@ import {
   freezeBase,
   hfModulePath,
   linearSlots,
-  matchesTarget,
   type MergeReport,
   modelType,
   type PeftContext,
@@ -103,11 +102,6 @@ const DEFAULT_FEEDFORWARD: Readonly<Record<string, readonly string[]>> = {
   llama: ["down_proj"],
   qwen2: ["down_proj"],
 };
-
-/** Whether feed-forward name `f` and target name `t` can select the same module. */
-function overlaps(f: string, t: string): boolean {
-  return matchesTarget(f, [t]) || matchesTarget(t, [f]);
-}
 
 /** A regular expression that must match a whole module path (PEFT's `re.fullmatch`). */
 function fullMatch(key: string, source: string): RegExp {
@@ -588,10 +582,11 @@ export const ia3: Omit<PeftMethod<IA3Config>, "apply" | "load"> & {
         }`,
       );
     }
-    // Checked only when both are lists, as PEFT's IA3Config does (a subset of the targets).
+    // Checked only when both are lists, as PEFT's IA3Config does: a subset of the targets, name
+    // for name (PEFT refuses to load a config that fails it).
     const listed = Array.isArray(targets) && targets[0].toLowerCase() !== ALL_LINEAR;
     for (const f of listed && Array.isArray(ff) ? ff : []) {
-      if (!(targets as string[]).some((t) => overlaps(f, t))) {
+      if (!(targets as string[]).includes(f)) {
         throw new RangeError(
           `Cannot configure IA³: feedforward module "${f}" is not among target_modules ${
             JSON.stringify(targets)
@@ -616,13 +611,13 @@ export const ia3: Omit<PeftMethod<IA3Config>, "apply" | "load"> & {
       ? valid.target_modules
       : resolveTargets(model, "IA³", valid.target_modules, DEFAULT_TARGETS);
     // The family's feed-forward default keeps only names among the targets, so that the saved
-    // config passes PEFT's subset check.
+    // config passes PEFT's subset check (name for name).
     const cfg = {
       ...valid,
       target_modules: targets,
       feedforward_modules: valid.feedforward_modules ??
         (DEFAULT_FEEDFORWARD[modelType(model)] ?? []).filter((f) =>
-          typeof targets === "string" || targets.some((t) => overlaps(f, t))
+          typeof targets === "string" || targets.includes(f)
         ),
     };
     const k = await PeftKernels.create(model.gpu);

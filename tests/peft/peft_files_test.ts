@@ -228,6 +228,24 @@ Deno.test("IA³ saved with layers_to_transform writes PEFT's field set and a reg
   }
 });
 
+Deno.test("IA³ feed-forward modules are a subset of the targets name for name, as PEFT's IA3Config checks", async () => {
+  // PEFT refuses {"target_modules": ["c_proj"], "feedforward_modules": ["mlp.c_proj"]}.
+  assert.throws(
+    () => ia3.validate({ target_modules: ["c_proj"], feedforward_modules: ["mlp.c_proj"] }),
+    /feedforward module "mlp.c_proj" is not among target_modules \["c_proj"\]/,
+  );
+  const model = await freshModel();
+  try {
+    // The family's default feed-forward name is kept only where the targets list it.
+    const inst = await ia3.apply(model, ia3.validate({ target_modules: ["c_proj"] }), 0);
+    assert.deepEqual(inst.config.feedforward_modules, []);
+    assert.ok(inst.layers.every((l) => !l.feedforward));
+    assert.deepEqual(inst.adapterConfig().feedforward_modules, []);
+  } finally {
+    model.release();
+  }
+});
+
 for (const init of ["RANDOM", "SAMPLE_VOCAB", "TEXT"]) {
   Deno.test(`loadAdapter() reads a prompt-tuning folder (${init} init) as PEFT 0.17 writes it: logits match the float64 reference`, async () => {
     const P = randn(3 * C, 70);
