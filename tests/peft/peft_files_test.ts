@@ -193,6 +193,37 @@ Deno.test("loadAdapter() reads IA³ with target_modules and feedforward_modules 
   });
 });
 
+Deno.test("loadAdapter() reads IA³'s fan_in_fan_out as PEFT does (the layers' layout wins, with a warning) and init_ia3_weights false (the file's vectors replace the init)", async () => {
+  const attn = randn(3 * C, 52, 0.3, 1), ff = randn(F, 53, 0.3, 1);
+  const dir = await peftFolder(
+    { ...IA3_CONFIG, fan_in_fan_out: false, init_ia3_weights: false },
+    [0, 1].flatMap((l) =>
+      [
+        [`base_model.model.transformer.h.${l}.attn.c_attn.ia3_l`, {
+          shape: [3 * C, 1],
+          data: attn,
+        }],
+        [`base_model.model.transformer.h.${l}.mlp.c_proj.ia3_l`, { shape: [1, F], data: ff }],
+      ] as [string, { shape: number[]; data: Float32Array }][]
+    ),
+  );
+  await withModel(dir, async (model) => {
+    const warnings: string[] = [];
+    await loadAdapter(model, dir, { warn: (w) => warnings.push(w) });
+    assert.equal(warnings.length, 1);
+    assert.match(
+      warnings[0],
+      /fan_in_fan_out is false, but the layers store their weights \(in, out\); using true, as PEFT does/,
+    );
+    const inputs = batchOf(7);
+    const ref = gpt2PeftRef(cfg, W, inputs.ids, inputs.labels, B, T, {
+      ia3Attn: [attn, attn].map((v) => Float64Array.from(v)),
+      ia3Ff: [ff, ff].map((v) => Float64Array.from(v)),
+    });
+    assertClose((await logitsOf(model, inputs)).real, ref.logits, TOL, "logits");
+  });
+});
+
 Deno.test("IA³ saved with layers_to_transform writes PEFT's field set and a regex target that loads back the same layers", async () => {
   const model = await freshModel();
   const dir = await Deno.makeTempDir();
