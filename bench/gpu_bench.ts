@@ -103,6 +103,11 @@ const result: Record<string, unknown> = {
 };
 console.error(`adapter: ${gpu.adapterName}${gpu.isSoftware ? " (software)" : ""}`);
 
+/** Writes what is measured so far (a run cut short by its time limit keeps the finished parts). */
+async function save() {
+  await Deno.writeTextFile(`${values.out}/whet.json`, JSON.stringify(result, null, 2) + "\n");
+}
+
 /** Median GPU milliseconds of `record` (timestamps where available, else the wall clock). */
 async function timeOp(record: (b: ReturnType<Gpu["batch"]>) => void, reps: number) {
   const warm = gpu.batch();
@@ -198,6 +203,7 @@ if (parts.has("gemm")) {
   }
   result.gemm = rows;
   result.tuned = tuned;
+  await save();
 }
 
 /** GPT-2 small (or tiny) with random weights and no dropout. */
@@ -320,9 +326,11 @@ async function train(method: "lora" | "full") {
 
 const trainRows = [];
 for (const method of ["lora", "full"] as const) {
-  if (parts.has(method)) trainRows.push(await train(method));
+  if (!parts.has(method)) continue;
+  trainRows.push(await train(method));
+  result.train = trainRows;
+  await save();
 }
-if (trainRows.length) result.train = trainRows;
 
 if (parts.has("generate")) {
   const m = await model(false);
@@ -337,7 +345,7 @@ if (parts.has("generate")) {
   console.error(`generate: ${(newTokens / seconds).toFixed(1)} tokens/s`);
 }
 
-await Deno.writeTextFile(`${values.out}/whet.json`, JSON.stringify(result, null, 2) + "\n");
+await save();
 
 /** Ratios whet ÷ PyTorch where both measured the same thing (summary.json). */
 async function summarize(whetFile: string, torchFile: string, outFile: string) {
