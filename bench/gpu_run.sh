@@ -10,6 +10,8 @@
 #   bash bench/gpu_run.sh
 # Verified on lavapipe with tiny shapes (not a measurement):
 #   OUT=/tmp/out TESTS=tests/kernels/flash_attention_model_test.ts bash bench/gpu_run.sh --quick
+# A second, shorter run: TESTS=none (skips the tests) and BENCH_ARGS="--parts lora,full --steps 5"
+# (passed to both benchmarks).
 set -uo pipefail
 quick=""
 [ "${1:-}" = "--quick" ] && quick="--quick"
@@ -61,14 +63,14 @@ fi
 # (logits, loss, every gradient, optimizer steps) with the hardware path (tiled GEMM, fused attention).
 TESTS=${TESTS:-tests/kernels/gemm_tiled_test.ts tests/kernels/flash_attention_test.ts tests/kernels/flash_attention_model_test.ts tests/models/gpt_test.ts tests/train/trainer_test.ts}
 # shellcheck disable=SC2086 # TESTS is a list of files
-step tests 200 deno test --cached-only --frozen --allow-read --allow-write=/tmp --allow-net=127.0.0.1 --allow-run $TESTS
+[ "$TESTS" = none ] || step tests 200 deno test --cached-only --frozen --allow-read --allow-write=/tmp --allow-net=127.0.0.1 --allow-run $TESTS
 
 # whet: GEMM GFLOP/s (tuned), GPT-2 small LoRA and full tokens/s with per-family profiles, generation.
-step whet 260 deno run --cached-only --frozen --config deno.json --allow-read --allow-write="$OUT" bench/gpu_bench.ts --out "$OUT" $quick
+step whet 260 deno run --cached-only --frozen --config deno.json --allow-read --allow-write="$OUT" bench/gpu_bench.ts --out "$OUT" $quick ${BENCH_ARGS:-}
 
 # PyTorch + PEFT on the same card, then the ratios.
 if python3 -c 'import torch, transformers, peft' 2>/dev/null; then
-  step torch 120 python3 bench/gpu_bench_torch.py --whet "$OUT/whet.json" --out "$OUT/torch.json" $quick &&
+  step torch 120 python3 bench/gpu_bench_torch.py --whet "$OUT/whet.json" --out "$OUT/torch.json" $quick ${BENCH_ARGS:-} &&
     step summary 20 deno run --cached-only --frozen --config deno.json --allow-read --allow-write="$OUT" bench/gpu_bench.ts --out "$OUT" \
       --summarize --torch "$OUT/torch.json"
 else
