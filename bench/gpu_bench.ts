@@ -6,7 +6,7 @@
  * - `gemm`: GFLOP/s of GPT-2 small's GEMM shapes (B·T = 2048 rows, d 768: the four linear layers
  *   forward, c_fc's input and weight gradients, one 4,096-column chunk of the tied head forward and
  *   backward) for the matmul the models run (`Matmul`) and for kernels/gemm_tiled.ts forced,
- *   after tuning it for these shapes; GPU time from timestamp queries where the device has them
+ *   after tuning it for these shapes, in fp32 and (where the device has shader-f16) f16-compute; GPU time from timestamp queries where the device has them
  *   (else the wall clock over a batch of repetitions).
  * - `train`: GPT-2 small (random weights, no dropout) LoRA r 8 on `c_attn` and full fine-tuning,
  *   batch 8 × 256, fp32: tokens/s over `--steps` timed steps after 2 warm-up steps, and one more
@@ -150,6 +150,14 @@ if (parts.has("gemm")) {
   // --quick: the two smallest configurations (compiling all five takes a minute on lavapipe).
   const tiled = await GemmTiled.create(gpu, quick ? { configs: TILE_CONFIGS.slice(3) } : {});
   const tuned = await tiled.tune(cases, quick ? 2 : 5);
+  // f16 compute (f16 tiles and products, f32 sums), stated apart from the fp32 figures.
+  const half = gpu.hasF16
+    ? await GemmTiled.create(gpu, {
+      precision: "f16-compute",
+      ...(quick ? { configs: TILE_CONFIGS.slice(3) } : {}),
+    })
+    : null;
+  if (half) result.tunedF16 = await half.tune(cases, quick ? 2 : 5);
   const matmul = await Matmul.create(gpu);
   const rows = [];
   const rng = new Rng(1);
@@ -182,6 +190,7 @@ if (parts.has("gemm")) {
         `tiledShapes decoded ${JSON.stringify(decoded)}, expected ${JSON.stringify(want)}`,
       );
     }
+    const f16 = half ? await timeOp((batch) => half.gemm(batch, spec), reps) : null;
     rows.push({
       ...c,
       matmulVariant: matmul.variant,
@@ -190,6 +199,8 @@ if (parts.has("gemm")) {
       tiledConfig: configName(tiled.configFor({ ...c })),
       tiledMs: gt.ms,
       tiledGflops: flop / gt.ms / 1e6,
+      tiledF16Config: half ? configName(half.configFor({ ...c })) : null,
+      tiledF16Gflops: f16 ? flop / f16.ms / 1e6 : null,
       clock: gt.clock,
     });
     console.error(
@@ -368,10 +379,13 @@ async function summarize(whetFile: string, torchFile: string, outFile: string) {
       torch: trainTorch.get(r.method)?.tokensPerSecond ?? null,
       ratio: ratio(r.tokensPerSecond, trainTorch.get(r.method)?.tokensPerSecond),
     })),
-    gemm: (whet.gemm ?? []).map((r: { op: string; matmulGflops: number; tiledGflops: number }) => ({
+    gemm: (whet.gemm ?? []).map((
+      r: { op: string; matmulGflops: number; tiledGflops: number; tiledF16Gflops: number | null },
+    ) => ({
       op: r.op,
       whetMatmul: r.matmulGflops,
       whetTiled: r.tiledGflops,
+      whetTiledF16: r.tiledF16Gflops,
       torch: gemmTorch.get(r.op)?.gflops ?? null,
       ratio: ratio(r.matmulGflops, gemmTorch.get(r.op)?.gflops),
     })),
