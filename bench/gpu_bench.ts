@@ -100,6 +100,9 @@ const result: Record<string, unknown> = {
   quick,
   date: new Date().toISOString(),
   deno: Deno.version.deno,
+  features: [...gpu.device.features].sort(),
+  workgroupStorageBytes: gpu.device.limits.maxComputeWorkgroupStorageSize,
+  maxBindingBytes: gpu.maxBindingBytes,
 };
 console.error(`adapter: ${gpu.adapterName}${gpu.isSoftware ? " (software)" : ""}`);
 

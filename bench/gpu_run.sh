@@ -52,7 +52,7 @@ step() {
 }
 
 log "start ${quick:-full run}"
-deno eval 'const a = await navigator.gpu.requestAdapter({powerPreference: "high-performance"}); console.log("adapter:", a?.info?.description || a?.info?.device || a, JSON.stringify(a?.info), [...(a?.features ?? [])].join(","))' 2>&1 | tee "$OUT/adapter.txt" | tee -a "$OUT/run.log"
+deno eval 'const a = await navigator.gpu.requestAdapter({powerPreference: "high-performance"}); const i = a?.info; console.log("adapter:", i?.description || i?.device || a, "| vendor", i?.vendor, "| architecture", i?.architecture, "| features", [...(a?.features ?? [])].join(","), "| workgroup storage", a?.limits.maxComputeWorkgroupStorageSize, "| invocations", a?.limits.maxComputeInvocationsPerWorkgroup)' 2>&1 | tee "$OUT/adapter.txt" | tee -a "$OUT/run.log"
 command -v nvidia-smi >/dev/null && nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1
 if [ -z "$quick" ] && grep -qi 'llvmpipe\|lavapipe\|swiftshader' "$OUT/adapter.txt"; then
   log "the adapter is a CPU driver, not the GPU: stopping (run with --quick for a smoke test)"
