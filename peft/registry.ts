@@ -16,7 +16,7 @@ import {
   WHET_CONFIG,
 } from "./files.ts";
 import { ia3 } from "./ia3.ts";
-import { loadLora, lora } from "./lora.ts";
+import { lora } from "./lora.ts";
 import type { PeftContext, PeftInstance, PeftMethod } from "./method.ts";
 import { prefix } from "./prefix.ts";
 import { prompt } from "./prompt.ts";
@@ -28,14 +28,6 @@ export type AnyPeftMethod = PeftMethod<Record<string, unknown>> & {
 };
 
 const erase = (m: unknown) => m as AnyPeftMethod;
-
-/** LoRA as registered: peft/lora.ts's method with its `peft_type` and its own folder loader. */
-const registeredLora = {
-  ...lora,
-  peftType: "LORA",
-  load: (model: Decoder, config: AdapterConfigFile, context: PeftContext = {}) =>
-    loadLora(model, config.dir, { warn: context.warn }),
-};
 
 /**
  * Every registered method by name.
@@ -53,7 +45,7 @@ export const PEFT_METHODS: Readonly<Record<string, AnyPeftMethod>> = Object.free
   full: erase(full),
   selective: erase(selective),
   bitfit: erase(bitfit),
-  lora: erase(registeredLora),
+  lora: erase(lora),
   adapters: erase(adapters),
   prompt: erase(prompt),
   prefix: erase(prefix),
