@@ -116,6 +116,21 @@ export function makeTokenizer(c: RunConfig, vocab: number): Promise<Tokenizer> {
 }
 
 /**
+ * Where the tokenizer of {@linkcode makeTokenizer} comes from, for the job's first line: the
+ * tokenizer.json it read, or what the config or the vocabulary chose.
+ */
+async function tokenizerSource(c: RunConfig, tok: Tokenizer): Promise<string> {
+  if (c.tokenizer.kind !== "auto") return `${tok.name} (tokenizer.kind ${c.tokenizer.kind})`;
+  const file = `${c.model.path.replace(/\/+$/, "")}/tokenizer.json`;
+  if (c.model.path && await Deno.stat(file).then(() => true, () => false)) {
+    return `${tok.name} from ${file}`;
+  }
+  return `${tok.name} (${
+    c.model.path ? `${c.model.path} has no tokenizer.json; ` : ""
+  }chosen by the vocabulary)`;
+}
+
+/**
  * Loads the base model of a config: a Hugging Face folder of any supported family, or a GPT-2
  * preset; dropout rates as the config sets them (active in training only).
  */
@@ -606,7 +621,7 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
   log(
     `whet: ${c.name}: ${c.model.path || c.model.preset} on ${gpu.adapterName}${
       gpu.isSoftware ? " (software)" : ""
-    }, tokenizer ${tok.name}`,
+    }, tokenizer ${await tokenizerSource(c, tok)}`,
   );
   try {
     // What a method may need: the tokenizer (prompt tuning's TEXT init), the base model's name.
