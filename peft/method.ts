@@ -98,10 +98,9 @@ export interface PeftMethod<
   /**
    * Applies a saved adapter folder to `model`: reads its settings from `config` (the folder's
    * config file, already parsed; the folder is `config.dir`) and its tensors, checks them
-   * against the model, and returns the instance, ready to run or to train further. Every
-   * registered method has one (peft/registry.ts).
+   * against the model, and returns the instance, ready to run or to train further.
    */
-  load?(model: Decoder, config: AdapterConfigFile, context?: PeftContext): Promise<I>;
+  load(model: Decoder, config: AdapterConfigFile, context?: PeftContext): Promise<I>;
   /**
    * Positions of the model's context the method takes for itself (prompt and prefix tuning's
    * virtual tokens; absent: none) with `settings`: its configuration, or the object of a saved

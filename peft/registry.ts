@@ -22,10 +22,8 @@ import { prefix } from "./prefix.ts";
 import { prompt } from "./prompt.ts";
 import { bitfit, full, selective } from "./selective.ts";
 
-/** A registered method, its configuration type erased; every one can load its saved folders. */
-export type AnyPeftMethod = PeftMethod<Record<string, unknown>> & {
-  load(model: Decoder, config: AdapterConfigFile, context?: PeftContext): Promise<PeftInstance>;
-};
+/** A registered method, its configuration type erased. */
+export type AnyPeftMethod = PeftMethod<Record<string, unknown>>;
 
 const erase = (m: unknown) => m as AnyPeftMethod;
 
