@@ -153,3 +153,18 @@ for (const base of BASES) {
     });
   }
 }
+
+Deno.test("every registered method names its file type once: PEFT's peft_type, a WHET_ one, or whet_peft.json (the masking methods)", () => {
+  const types = Object.values(PEFT_METHODS).map((m) => m.peftType);
+  assert.deepEqual(types, [
+    undefined,
+    undefined,
+    undefined,
+    "LORA",
+    "WHET_BOTTLENECK",
+    "PROMPT_TUNING",
+    "PREFIX_TUNING",
+    "IA3",
+  ]);
+  for (const m of Object.values(PEFT_METHODS)) assert.equal(typeof m.load, "function", m.name);
+});
