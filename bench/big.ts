@@ -41,12 +41,16 @@ import { benchData } from "./train.ts";
 /** A model of the big section (`tiny` and `llama-tiny` only for `--quick` smoke runs). */
 export type BigModel = "gpt2" | "gpt2-medium" | "smollm2-135m" | "tiny" | "llama-tiny";
 
-/** A part of the big section (`--parts`; `profile` runs only when asked for, or with `--profile`). */
-export type BigPart = "lora" | "full" | "generate" | "medium" | "smollm" | "profile";
+/**
+ * A part of the big section (`--parts`; `profile` runs only when asked for, or with `--profile`;
+ * `lora-f16`, GPT-2 small LoRA with its frozen base stored in f16, only when asked for).
+ */
+export type BigPart = "lora" | "lora-f16" | "full" | "generate" | "medium" | "smollm" | "profile";
 
 /** Every part, in the order they run. */
 export const BIG_PARTS: readonly BigPart[] = [
   "lora",
+  "lora-f16",
   "full",
   "generate",
   "medium",
@@ -55,7 +59,9 @@ export const BIG_PARTS: readonly BigPart[] = [
 ];
 
 /** The parts run by default. */
-export const DEFAULT_BIG_PARTS: readonly BigPart[] = BIG_PARTS.filter((p) => p !== "profile");
+export const DEFAULT_BIG_PARTS: readonly BigPart[] = BIG_PARTS.filter((p) =>
+  p !== "profile" && p !== "lora-f16"
+);
 
 /** Process memory the GPT-2-medium LoRA step must fit in (issue 13's target). */
 export const MEDIUM_RSS_TARGET = 8 * 2 ** 30;
@@ -70,6 +76,8 @@ export type BigJob =
     steps: number;
     batch: number;
     seq: number;
+    /** Storage of the frozen base weights (whet only; default f32): DecoderOptions.baseDtype. */
+    baseDtype?: "f16" | "bf16";
   }
   | { kind: "generate"; model: BigModel; newTokens: number; prompt: number };
 
@@ -607,7 +615,9 @@ export async function bigSection(opts: BigOptions): Promise<BigResult> {
   const comparisons: BigComparison[] = [];
   const describe = (job: BigJob) =>
     job.kind === "train"
-      ? `${job.model} ${job.method} ${job.batch}×${job.seq}, ${job.steps} timed steps`
+      ? `${job.model} ${job.method}${
+        job.baseDtype ? ` (${job.baseDtype} base)` : ""
+      } ${job.batch}×${job.seq}, ${job.steps} timed steps`
       : `${job.model} generation, ${job.newTokens} new tokens after ${job.prompt}`;
   const measure = async (job: BigJob, framework: "whet" | "pytorch", threads = 0) => {
     const who = framework === "whet"
@@ -633,7 +643,11 @@ export async function bigSection(opts: BigOptions): Promise<BigResult> {
     const whet = await measure(job, "whet");
     for (const t of torch) comparisons.push(compareMeasures(what, whet, t));
   };
-  const train = (model: BigModel, method: "lora" | "full", steps = opts.steps): BigJob => ({
+  const train = (
+    model: BigModel,
+    method: "lora" | "full",
+    steps = opts.steps,
+  ): Extract<BigJob, { kind: "train" }> => ({
     kind: "train",
     model,
     method,
@@ -644,7 +658,9 @@ export async function bigSection(opts: BigOptions): Promise<BigResult> {
   const profiles: StepProfile[] = [];
   for (const part of opts.parts) {
     if (part === "lora") await pair("LoRA training", train(small, "lora"));
-    else if (part === "full") await pair("full fine-tuning", train(small, "full"));
+    else if (part === "lora-f16") {
+      await measure({ ...train(small, "lora"), baseDtype: "f16" }, "whet");
+    } else if (part === "full") await pair("full fine-tuning", train(small, "full"));
     else if (part === "generate") {
       await pair("generation", {
         kind: "generate",
@@ -696,7 +712,9 @@ export function printBig(r: BigResult): void {
     rows.push([
       job.model,
       job.kind === "train"
-        ? `${job.method} ${job.batch}×${job.seq} (${job.steps} timed)`
+        ? `${job.method}${
+          job.baseDtype ? ` (${job.baseDtype} base)` : ""
+        } ${job.batch}×${job.seq} (${job.steps} timed)`
         : "generate",
       result.framework + (result.threads ? ` (${result.threads} thr.)` : ""),
       result.tokensPerSecond.toFixed(2),
@@ -769,8 +787,13 @@ function table(rows: string[][], rightFrom: number): void {
 const NO_DROPOUT = { resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 };
 
 /** A model of `which` with random weights (seed 1); gradients for every weight when `trainable`. */
-async function createModel(gpu: Gpu, which: BigModel, trainable: boolean): Promise<Decoder> {
-  const options = { seed: 1, trainable };
+async function createModel(
+  gpu: Gpu,
+  which: BigModel,
+  trainable: boolean,
+  baseDtype?: "f16" | "bf16",
+): Promise<Decoder> {
+  const options = { seed: 1, trainable, baseDtype };
   switch (which) {
     case "gpt2":
       return await GPT.create(gpu, gptConfig("gpt2", NO_DROPOUT), options);
@@ -813,7 +836,7 @@ async function trainJob(
   job: Extract<BigJob, { kind: "train" }>,
 ): Promise<TrainMeasure> {
   const t0 = performance.now();
-  const model = await createModel(gpu, job.model, job.method === "full");
+  const model = await createModel(gpu, job.model, job.method === "full", job.baseDtype);
   const createSeconds = (performance.now() - t0) / 1000;
   const params = job.method === "lora"
     ? (await lora.apply(model, loraConfig(model), 1)).trainable()

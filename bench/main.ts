@@ -60,9 +60,10 @@ Options:
   --torch-threads L thread counts the big section's PyTorch peer runs each configuration with,
                     comma-separated, "all" for every core (default all,1: on this 2-vCPU machine
                     PyTorch was faster on one thread; the targets are judged against its best)
-  --parts LIST      parts of the big section, comma-separated: lora, full, generate, medium,
-                    smollm, profile (default all but profile; --profile adds it: each kernel of a
-                    GPT-2 small decode step replayed on its own)
+  --parts LIST      parts of the big section, comma-separated: lora, lora-f16, full, generate,
+                    medium, smollm, profile (default all but lora-f16 and profile; --profile adds
+                    profile: each kernel of a GPT-2 small decode step replayed on its own;
+                    lora-f16: whet's GPT-2 small LoRA job with its frozen base stored in f16)
   --profile         time per kernel family and per kernel of a training step. On software
                     adapters by replay (each kernel's recorded dispatches run again on their own,
                     timed by wall clock and CPU time: lavapipe's timestamps miss the texture
