@@ -431,14 +431,23 @@ async function start(): Promise<void> {
     return;
   }
   try {
-    gpu = await Gpu.create({ maxBindingBytes: MAX_BINDING_BYTES });
     const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
-    const info = adapter?.info;
+    if (!adapter) {
+      fail(
+        "WebGPU is switched on in this browser, but it offers no adapter (no usable GPU, or the " +
+          "GPU is blocklisted), so whet cannot run here. Chrome lists why at chrome://gpu; on " +
+          "Linux, start Chromium with --enable-unsafe-webgpu.",
+        "no-webgpu",
+      );
+      return;
+    }
+    gpu = await Gpu.create({ maxBindingBytes: MAX_BINDING_BYTES });
+    const info = adapter.info;
     page.adapter = {
       name: gpu.adapterName,
       software: gpu.isSoftware,
-      vendor: info?.vendor ?? "",
-      architecture: info?.architecture ?? "",
+      vendor: info.vendor,
+      architecture: info.architecture,
     };
     show(
       "adapter",

@@ -98,31 +98,13 @@ Deno.test({
     await buildBundle(`${tmp}/dist/main.js`);
     const server = serveWeb({ port: 0, bundleDir: `${tmp}/dist` });
     try {
-      const drive = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--config=web/chromium/deno.json",
-          "--allow-read",
-          `--allow-write=/tmp,${ROOT}/runs/web`,
-          "--allow-env",
-          "--allow-sys",
-          "--allow-net=127.0.0.1",
-          `--allow-run=${executable}`,
-          "web/chromium/drive.ts",
-          server.url,
-          executable,
-          downloads,
-          `${ROOT}/runs/web/screenshot.png`,
-          JSON.stringify(SETTINGS),
-        ],
-        cwd: ROOT,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const stdout = new TextDecoder().decode(drive.stdout);
-      const stderr = new TextDecoder().decode(drive.stderr);
-      assert.ok(drive.success, `web/chromium/drive.ts failed:\n${stderr}\n${stdout}`);
-      const state: PageState = JSON.parse(stdout.trim().split("\n").at(-1)!);
+      const state: PageState = await drive(
+        server.url,
+        executable,
+        downloads,
+        `${ROOT}/runs/web/screenshot.png`,
+        JSON.stringify(SETTINGS),
+      );
 
       // The page stated its adapter and held itself to the default limits.
       assert.ok(state.adapter, "no adapter stated");
@@ -186,6 +168,63 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: executable
+    ? "the web page says WebGPU is unavailable instead of showing a blank page (Chromium without WebGPU)"
+    : "the web page without WebGPU (SKIPPED: no Chromium installed)",
+  ignore: !executable && !required,
+  async fn() {
+    if (!executable) throw new Error("Cannot run the browser test: no Chromium (see above)");
+    const tmp = await Deno.makeTempDir({ prefix: "whet-web-" });
+    await buildBundle(`${tmp}/dist/main.js`);
+    const server = serveWeb({ port: 0, bundleDir: `${tmp}/dist` });
+    try {
+      const state = await drive(server.url, executable, tmp, `${tmp}/page.png`, "no-webgpu");
+      assert.equal(state.state, "no-webgpu", JSON.stringify(state));
+      assert.equal(state.shownError?.hidden, false);
+      assert.match(state.shownError!.text, /offers no adapter.*--enable-unsafe-webgpu/s);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+/** Runs web/chromium/drive.ts (its own config and lockfile) and returns the page state it prints. */
+async function drive(
+  url: string,
+  executable: string,
+  downloads: string,
+  screenshot: string,
+  settings: string,
+): Promise<PageState> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--config=web/chromium/deno.json",
+      "--allow-read",
+      `--allow-write=/tmp,${ROOT}/runs/web`,
+      "--allow-env",
+      "--allow-sys",
+      "--allow-net=127.0.0.1",
+      `--allow-run=${executable}`,
+      "web/chromium/drive.ts",
+      url,
+      executable,
+      downloads,
+      screenshot,
+      settings,
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.ok(out.success, `web/chromium/drive.ts failed:\n${stderr}\n${stdout}`);
+  return JSON.parse(stdout.trim().split("\n").at(-1)!);
+}
+
 /** What web/main.ts publishes on `window.whet` (the fields read here). */
 interface PageState {
   state: string;
@@ -200,6 +239,8 @@ interface PageState {
   ticksDuringTraining: number;
   /** The generation as the page shows it. */
   shownGeneration?: string;
+  /** The error box as the page shows it (no-webgpu mode). */
+  shownError?: { text: string; hidden: boolean };
   startSeconds?: number;
   trainSeconds?: number;
 }

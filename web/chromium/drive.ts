@@ -8,7 +8,9 @@
  * SCREENSHOT SETTINGS_JSON`: opens URL, waits for the page to start, fills the form with
  * SETTINGS_JSON (`{"steps": 6, …}`: input id → value; held-out tasks unchecked), trains, generates,
  * clicks every download link (files land in DOWNLOADS), writes a full-page PNG to SCREENSHOT and
- * prints one JSON line: the page's `window.whet`. Failures exit 1 with the reason on stderr.
+ * prints one JSON line: the page's `window.whet`. Failures exit 1 with the reason on stderr. With
+ * SETTINGS_JSON `no-webgpu` it opens the page in a Chromium without WebGPU and prints the state and
+ * the message the page shows instead.
  *
  * Chromium's flags: `--enable-unsafe-webgpu` (WebGPU is off on Linux by default; without a GPU it
  * runs on SwiftShader, the only adapter offered: `--enable-features=Vulkan`,
@@ -26,7 +28,9 @@ if (!settingsJson) {
   console.error("usage: drive.ts URL CHROMIUM DOWNLOADS SCREENSHOT SETTINGS_JSON");
   Deno.exit(2);
 }
-const settings: Record<string, string | number> = JSON.parse(settingsJson);
+/** "no-webgpu": only open the page in a Chromium without WebGPU and report what it shows. */
+const noWebGpu = settingsJson === "no-webgpu";
+const settings: Record<string, string | number> = noWebGpu ? {} : JSON.parse(settingsJson);
 
 interface PageState {
   state: string;
@@ -38,7 +42,7 @@ interface PageState {
 const browser = await puppeteer.launch({
   executablePath: executable,
   headless: true,
-  args: ["--enable-unsafe-webgpu", "--no-sandbox"],
+  args: noWebGpu ? ["--no-sandbox"] : ["--enable-unsafe-webgpu", "--no-sandbox"],
   // SwiftShader compiles whet's kernels for a minute or more on a loaded 2-core machine.
   protocolTimeout: 900_000,
 });
@@ -66,43 +70,52 @@ try {
   };
 
   let state = await waitFor(["ready", "error", "no-webgpu"], 600);
-  if (state.state !== "ready") fail(`the page did not start: ${state.error}`);
-  for (const [id, value] of Object.entries(settings)) {
-    await page.$eval(
-      `#${id}`,
-      (e, v) => (e as unknown as { value: string }).value = String(v),
-      value,
+  if (noWebGpu) {
+    const shown = await page.$eval("#error", (e) => ({
+      text: e.textContent,
+      hidden: (e as unknown as { hidden: boolean }).hidden,
+    }));
+    await page.screenshot({ path: screenshot });
+    console.log(JSON.stringify({ ...state, shownError: shown }));
+  } else {
+    if (state.state !== "ready") fail(`the page did not start: ${state.error}`);
+    for (const [id, value] of Object.entries(settings)) {
+      await page.$eval(
+        `#${id}`,
+        (e, v) => (e as unknown as { value: string }).value = String(v),
+        value,
+      );
+    }
+    await page.$$eval(
+      "input[name=heldout]",
+      (es) => es.forEach((e) => (e as unknown as { checked: boolean }).checked = false),
     );
-  }
-  await page.$$eval(
-    "input[name=heldout]",
-    (es) => es.forEach((e) => (e as unknown as { checked: boolean }).checked = false),
-  );
-  await page.click("#train");
-  state = await waitFor(["done", "error"], 900);
-  if (state.state !== "done") fail(`training failed in the page: ${state.error}`);
+    await page.click("#train");
+    state = await waitFor(["done", "error"], 900);
+    if (state.state !== "done") fail(`training failed in the page: ${state.error}`);
 
-  await page.click("#generate");
-  await page.waitForFunction(
-    () => typeof (globalThis as unknown as { whet: PageState }).whet.generation === "string",
-    { timeout: 300_000, polling: 500 },
-  );
-  const shown = await page.$eval("#generation", (e) => e.textContent);
-  for (const link of await page.$$("#downloads a")) await link.click();
-  const names = state.files.map((f) => f.slice(f.lastIndexOf("/") + 1));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const got: string[] = [];
-    for await (const e of Deno.readDir(downloads)) got.push(e.name);
-    if (names.every((n) => got.includes(n))) break;
-    if (Date.now() > deadline) fail(`downloads did not arrive: want ${names}, got ${got}`);
-    await new Promise((r) => setTimeout(r, 200));
+    await page.click("#generate");
+    await page.waitForFunction(
+      () => typeof (globalThis as unknown as { whet: PageState }).whet.generation === "string",
+      { timeout: 300_000, polling: 500 },
+    );
+    const shown = await page.$eval("#generation", (e) => e.textContent);
+    for (const link of await page.$$("#downloads a")) await link.click();
+    const names = state.files.map((f) => f.slice(f.lastIndexOf("/") + 1));
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const got: string[] = [];
+      for await (const e of Deno.readDir(downloads)) got.push(e.name);
+      if (names.every((n) => got.includes(n))) break;
+      if (Date.now() > deadline) fail(`downloads did not arrive: want ${names}, got ${got}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await Deno.mkdir(screenshot.slice(0, screenshot.lastIndexOf("/")) || ".", { recursive: true });
+    await page.screenshot({ path: screenshot, fullPage: true });
+    state = await whet();
+    if (errors.length > 0) fail("the page threw");
+    console.log(JSON.stringify({ ...state, shownGeneration: shown }));
   }
-  await Deno.mkdir(screenshot.slice(0, screenshot.lastIndexOf("/")) || ".", { recursive: true });
-  await page.screenshot({ path: screenshot, fullPage: true });
-  state = await whet();
-  if (errors.length > 0) fail("the page threw");
-  console.log(JSON.stringify({ ...state, shownGeneration: shown }));
 } catch (e) {
   console.error(`drive.ts: ${(e as Error).message}`);
   Deno.exitCode = 1;
