@@ -55,16 +55,19 @@ function env(name: string): string | undefined {
   }
 }
 
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** `WHET_CHROMIUM` when set (and a file), else the first of the usual places that has one. */
 function chromium(): string | undefined {
   const given = env("WHET_CHROMIUM");
-  if (given) return given;
-  return CANDIDATES.find((p) => {
-    try {
-      return Deno.statSync(p).isFile;
-    } catch {
-      return false;
-    }
-  });
+  if (given) return isFile(given) ? given : undefined;
+  return CANDIDATES.find(isFile);
 }
 
 const executable = chromium();
@@ -73,7 +76,7 @@ const required = env("WHET_REQUIRE_CHROMIUM") === "1";
 if (!executable && !required) {
   console.warn(
     `tests/web/browser_test.ts: SKIPPED, no Chromium at ${
-      CANDIDATES.join(", ")
+      env("WHET_CHROMIUM") ?? CANDIDATES.join(", ")
     } (apt-get install chromium, or set WHET_CHROMIUM=/path/to/chrome); CI sets WHET_REQUIRE_CHROMIUM=1 and fails instead`,
   );
 }
@@ -81,13 +84,13 @@ if (!executable && !required) {
 Deno.test({
   name: executable
     ? "the web page fine-tunes, scores, generates and saves an adapter that Deno loads (headless Chromium)"
-    : "the web page in headless Chromium (SKIPPED: no Chromium installed)",
+    : "the web page in headless Chromium (no Chromium installed: skipped unless WHET_REQUIRE_CHROMIUM=1)",
   ignore: !executable && !required,
   async fn() {
     if (!executable) {
       throw new Error(
         `Cannot run the browser test: WHET_REQUIRE_CHROMIUM=1 but no Chromium at ${
-          CANDIDATES.join(", ")
+          env("WHET_CHROMIUM") ?? CANDIDATES.join(", ")
         } (apt-get install chromium, or set WHET_CHROMIUM)`,
       );
     }
@@ -171,7 +174,7 @@ Deno.test({
 Deno.test({
   name: executable
     ? "the web page says WebGPU is unavailable instead of showing a blank page (Chromium without WebGPU)"
-    : "the web page without WebGPU (SKIPPED: no Chromium installed)",
+    : "the web page without WebGPU (no Chromium installed: skipped unless WHET_REQUIRE_CHROMIUM=1)",
   ignore: !executable && !required,
   async fn() {
     if (!executable) throw new Error("Cannot run the browser test: no Chromium (see above)");
