@@ -356,6 +356,12 @@ async function train(): Promise<void> {
     await fs.remove(ADAPTER_DIR).catch(() => {});
     await instance.save(ADAPTER_DIR, "whet/models/base");
     offerDownloads(fs);
+    show(
+      "layout",
+      s.method === "bitfit"
+        ? "Saved in whet's own layout (PEFT has no BitFit): whet_peft.json and trainable.safetensors, which whet's loadAdapter reads."
+        : "Saved in Hugging Face PEFT's layout: PeftModel.from_pretrained loads it, and so does whet's loadAdapter.",
+    );
 
     let logits: number[] = [];
     await generate(m, [tokenizer.encode(PROBE_PROMPT)], {
