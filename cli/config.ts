@@ -13,6 +13,7 @@ import { parseYaml, YAMLException } from "../deps.ts";
 import { closestName, type NumberRange, rangeProblem } from "../models/config.ts";
 import { peftMethod } from "../peft/registry.ts";
 import { explainAccess } from "./common.ts";
+import { HALF_BASE_METHODS } from "../models/base_dtype.ts";
 
 /** Everything a run needs. Sections mirror the YAML files in configs/. */
 export interface RunConfig {
@@ -32,6 +33,13 @@ export interface RunConfig {
      * preset; set it to the hub id (e.g. `openai-community/gpt2`) when `path` is a local copy.
      */
     base_model_name: string;
+    /**
+     * How the frozen base weights are stored: "auto" (models/base_dtype.ts `defaultBaseDtype`: f16
+     * for LoRA, IA³, prompt and prefix tuning, adapters and BitFit on models over 100M parameters,
+     * else f32), "f32", "f16" or "bf16" (half the bytes; compute stays f32). Methods that train
+     * base matrices (full, selective) need f32.
+     */
+    base_dtype: string;
     /**
      * An adapter folder to continue training from ("" = start the method fresh): any method's
      * files, Hugging Face PEFT's layout (LoRA, IA³, prompt, prefix tuning) or whet's. The method
@@ -122,7 +130,7 @@ export interface RunConfig {
 export const DEFAULT_CONFIG: Readonly<RunConfig> = Object.freeze({
   name: "default",
   seed: 0,
-  model: { path: "models/base", preset: "", base_model_name: "", adapter: "" },
+  model: { path: "models/base", preset: "", base_model_name: "", base_dtype: "auto", adapter: "" },
   tokenizer: { kind: "auto" },
   data: {
     train_file: "",
@@ -519,6 +527,20 @@ function checkRanges(c: RunConfig, origins: Map<string, () => string>): void {
     if (range === undefined) throw new Error(`Cannot check config key "${key}": it has no range`);
     const why = rangeProblem(v, range);
     if (why !== undefined) fail(key, `${why}, got ${v}`);
+  }
+  if (!["auto", "f32", "f16", "bf16"].includes(c.model.base_dtype)) {
+    fail(
+      "model.base_dtype",
+      `must be "auto", "f32", "f16" or "bf16", got "${short(c.model.base_dtype)}"`,
+    );
+  }
+  if (c.model.base_dtype !== "auto" && c.model.base_dtype !== "f32") {
+    if (!HALF_BASE_METHODS.includes(c.peft.method)) {
+      fail(
+        "model.base_dtype",
+        `${c.model.base_dtype} stores the frozen base in half precision, and peft.method "${c.peft.method}" trains base weights, which must be f32; use "f32" or "auto"`,
+      );
+    }
   }
   if (!["error", "truncate"].includes(c.data.truncation)) {
     fail("data.truncation", `must be "error" or "truncate", got "${short(c.data.truncation)}"`);

@@ -26,6 +26,12 @@ import {
   readModelConfig,
 } from "../models/config.ts";
 import { llamaParameterShapes } from "../models/llama_checkpoint.ts";
+import {
+  type BaseDtype,
+  defaultBaseDtype,
+  HALF_BASE_METHODS,
+  storedInBaseDtype,
+} from "../models/base_dtype.ts";
 import type { Decoder } from "../models/decoder.ts";
 import { GPT } from "../models/gpt.ts";
 import { writeFileAtomic } from "../models/safetensors.ts";
@@ -134,16 +140,22 @@ async function tokenizerSource(c: RunConfig, tok: Tokenizer): Promise<string> {
  * Loads the base model of a config: a Hugging Face folder of any supported family, or a GPT-2
  * preset; dropout rates as the config sets them (active in training only).
  */
-export async function loadBase(gpu: Gpu, c: RunConfig, log: (s: string) => void): Promise<Decoder> {
+export async function loadBase(
+  gpu: Gpu,
+  c: RunConfig,
+  log: (s: string) => void,
+  baseDtype: BaseDtype = "f32",
+): Promise<Decoder> {
+  const options = { seed: c.seed, trainable: false, baseDtype };
   if (c.model.path) {
     const path = c.model.path;
     const ckpt = await withAccess(
       { path, folder: true, what: "model.path" },
       () => loadModelCheckpoint(path),
     );
-    return await modelFromCheckpoint(gpu, ckpt, { seed: c.seed, trainable: false }, log);
+    return await modelFromCheckpoint(gpu, ckpt, options, log);
   }
-  return await GPT.create(gpu, presetConfig(c), { seed: c.seed, trainable: false });
+  return await GPT.create(gpu, presetConfig(c), options);
 }
 
 /** The GPT-2 preset a config names when it has no model folder. */
@@ -199,9 +211,13 @@ export async function planJobMemory(
     ? gpt2ParameterShapes(model.config)
     : llamaParameterShapes(model.config);
   const shape = shapeOfConfig(model.config);
+  const baseDtype = chooseBaseDtype(c, shapes).dtype;
   return fitMemory({
     shape,
-    params: planParamsFromShapes(shapes, c.peft.method === "full"),
+    params: planParamsFromShapes(shapes, c.peft.method === "full")
+      .map((p) => ({ ...p, half: storedInBaseDtype(p.name, p.shape) })),
+    baseDtype,
+    halfBaseAvailable: HALF_BASE_METHODS.includes(c.peft.method),
     batchSize: c.schedule.batch_size,
     seqLen: Math.min(c.data.max_length, shape.maxPositions - nVirtual),
     nVirtual,
@@ -211,6 +227,35 @@ export async function planJobMemory(
     limits: planLimits(gpu),
     available,
   }, PLAN_KEYS);
+}
+
+/**
+ * The base dtype of a job: `model.base_dtype`, or with "auto" models/base_dtype.ts
+ * `defaultBaseDtype` for the method and the checkpoint's parameter count; `why` says which.
+ *
+ * @example
+ * ```ts
+ * import { gpt2ParameterShapes, gptConfig } from "../mod.ts";
+ * import { DEFAULT_CONFIG } from "./config.ts";
+ * import { chooseBaseDtype } from "./job.ts";
+ * const shapes = gpt2ParameterShapes(gptConfig("gpt2")); // 124M parameters
+ * if (chooseBaseDtype(DEFAULT_CONFIG, shapes).dtype !== "f16") throw new Error("LoRA, over 100M");
+ * const full = { ...DEFAULT_CONFIG, peft: { method: "full" } };
+ * if (chooseBaseDtype(full, shapes).dtype !== "f32") throw new Error("full fine-tuning: f32");
+ * ```
+ */
+export function chooseBaseDtype(
+  c: RunConfig,
+  shapes: ReadonlyMap<string, readonly number[]>,
+): { dtype: BaseDtype; why: string } {
+  if (c.model.base_dtype !== "auto") {
+    return { dtype: c.model.base_dtype as BaseDtype, why: "model.base_dtype" };
+  }
+  let n = 0;
+  for (const shape of shapes.values()) n += shape.reduce((a, b) => a * b, 1);
+  const dtype = defaultBaseDtype(c.peft.method, n);
+  const millions = `${(n / 1e6).toFixed(n < 1e7 ? 2 : 0)}M parameters`;
+  return { dtype, why: `model.base_dtype auto: ${c.peft.method} on ${millions}` };
 }
 
 /** Losses are read every this many steps. */
@@ -610,19 +655,29 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
   const nVirtual = method.reservedPositions?.(saved ? saved.config.json : validated) ?? 0;
   // Before any weight is read: a run that cannot fit stops here, saying what would fit.
   const early = await planJobMemory(gpu, c, nVirtual);
+  const baseDtype = early.plan.input.baseDtype ?? "f32";
   log(`${describePlan(early.plan)}${c.peft.method === "full" ? "" : "; the method's own next"}`);
   let checkpointing = c.schedule.gradient_checkpointing;
   if (early.checkpointingTurnedOn) {
     checkpointing = true;
     log(checkpointingNote(early, c));
   }
-  const model = await loadBase(gpu, c, log);
+  const model = await loadBase(gpu, c, log, baseDtype);
   const tok = await makeTokenizer(c, model.shape.V);
   log(
     `whet: ${c.name}: ${c.model.path || c.model.preset} on ${gpu.adapterName}${
       gpu.isSoftware ? " (software)" : ""
     }, tokenizer ${await tokenizerSource(c, tok)}`,
   );
+  if (baseDtype !== "f32") {
+    log(
+      `base weights stored in ${baseDtype} (${
+        c.model.base_dtype === "auto"
+          ? `model.base_dtype auto: ${c.peft.method} on a model over 100M parameters`
+          : "model.base_dtype"
+      }; compute stays f32; --model.base_dtype=f32 keeps them f32)`,
+    );
+  }
   try {
     // What a method may need: the tokenizer (prompt tuning's TEXT init), the base model's name.
     const context = { tokenizer: tok, baseModel: baseModelName(c), seed: c.seed, warn: log };
@@ -669,6 +724,7 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
         gradientCheckpointing: checkpointing,
         lossLogBatches: LOG_EVERY * c.schedule.grad_accum,
         available: availableMemory(gpu),
+        halfEligible: HALF_BASE_METHODS.includes(c.peft.method) ? storedInBaseDtype : undefined,
       }),
       PLAN_KEYS,
     );

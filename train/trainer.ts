@@ -20,6 +20,7 @@ import { mix32 } from "../runtime/rng.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import { type AdamWConfig, Optimizer } from "./optimizer.ts";
 import { learningRate } from "./schedule.ts";
+import { storedInBaseDtype } from "../models/base_dtype.ts";
 import {
   type Available,
   availableMemory,
@@ -335,8 +336,12 @@ export class Trainer {
     validate(options);
     // The memory plan, before the optimizer state and the activations are allocated.
     const first = train.batch(0, 0);
+    // A half base can be suggested when no base matrix is trained.
+    const trainsBase = [...model.params.values()]
+      .some((p) => p.grad !== null && storedInBaseDtype(p.name, p.shape));
     const fit = fitMemory(
       planInputFromModel(model, first.batchSize, first.seqLen, {
+        halfEligible: trainsBase ? undefined : storedInBaseDtype,
         gradientCheckpointing: options.gradientCheckpointing ?? false,
         lossLogBatches: (options.logEvery ?? 10) * (options.gradAccum ?? 1),
         available: extra.available === null

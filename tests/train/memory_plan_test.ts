@@ -76,7 +76,16 @@ const llama = (gpu: Gpu, trainable: boolean) =>
     { seed: 1, trainable },
   );
 
+// The same GPT-2 with its frozen base stored in f16 (LoRA only: a half base is never trained).
+const gpt2Half = (gpu: Gpu) =>
+  GPT.create(
+    gpu,
+    gptConfig("tiny", { n_embd: 40, n_head: 5, n_layer: 3, n_inner: 136, vocab_size: 331 }),
+    { seed: 1, trainable: false, baseDtype: "f16" },
+  );
+
 const CASES: Case[] = [
+  { name: "GPT-2 f16 base", make: gpt2Half, method: "lora", B: 2, T: 33, checkpoint: false },
   { name: "GPT-2", make: gpt2, method: "full", B: 3, T: 21, checkpoint: false },
   { name: "GPT-2", make: gpt2, method: "full", B: 3, T: 21, checkpoint: true },
   { name: "GPT-2", make: gpt2, method: "lora", B: 2, T: 33, checkpoint: false },
@@ -142,6 +151,8 @@ Deno.test("planMemory() matches the pool's measured peak within 2% and the matmu
     const textures = countTextures(gpu);
     for (const c of CASES) {
       const r = await planAndMeasure(gpu, c, textures);
+      // The plan reads the stored dtype off the model: a half base counts half its matrices.
+      assert.equal(r.plan.input.baseDtype, c.make === gpt2Half ? "f16" : "f32");
       const what = `${c.name} ${c.method}${c.dropout ? " dropout" : ""} B${c.B} T${c.T}${
         c.checkpoint ? " checkpointing" : ""
       }: plan ${r.plan.pool}, measured ${r.measured}`;
