@@ -359,7 +359,8 @@ export class IA3Instance implements PeftInstance {
   }
 
   /**
-   * PEFT's adapter_config.json, every field of PEFT 0.17's `IA3Config`. PEFT's IA³ has no
+   * PEFT's adapter_config.json, only the long-standing keys of PEFT's `IA3Config` (as
+   * LoRA's, REFERENCES.md: PEFT before 0.14 refuses a key it does not know, e.g. `exclude_modules`). PEFT's IA³ has no
    * `layers_to_transform`: with it set, `target_modules` is written as a regular expression
    * matching exactly the adapted modules' paths, which PEFT (and whet) read as such.
    */
@@ -371,9 +372,7 @@ export class IA3Instance implements PeftInstance {
         hfModulePath(this.#model, l.path).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
       ).join("|");
     return {
-      auto_mapping: null,
       base_model_name_or_path: baseModel || this.#baseModel || null,
-      exclude_modules: null,
       // As the layers store their weights: Conv1D (in, out) or nn.Linear (out, in).
       fan_in_fan_out: this.layers[0].base.fanInFanOut,
       feedforward_modules: c.feedforward_modules,
@@ -381,7 +380,6 @@ export class IA3Instance implements PeftInstance {
       init_ia3_weights: true,
       modules_to_save: null,
       peft_type: "IA3",
-      revision: null,
       target_modules: targets,
       task_type: "CAUSAL_LM",
     };

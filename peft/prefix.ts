@@ -163,25 +163,23 @@ export class PrefixInstance implements PeftInstance {
   }
 
   /**
-   * PEFT's adapter_config.json, every field of PEFT 0.17's `PrefixTuningConfig`: token_dim and
+   * PEFT's adapter_config.json, only the long-standing keys of PEFT's `PrefixTuningConfig`
+   * (as LoRA's, REFERENCES.md: PEFT before 0.14 refuses a key it does not know): token_dim and
    * num_attention_heads as PEFT sets them for the model, by its key/value heads (n_embd and
    * n_head for GPT-2; see the module doc).
    */
   adapterConfig(baseModel = ""): Record<string, unknown> {
     const { Hkv, d, L } = this.#model.shape;
     return {
-      auto_mapping: null,
       base_model_name_or_path: baseModel || this.#baseModel || null,
       encoder_hidden_size: Hkv * d,
       inference_mode: true,
-      modules_to_save: null,
       num_attention_heads: Hkv,
       num_layers: L,
       num_transformer_submodules: 1,
       num_virtual_tokens: this.config.num_virtual_tokens,
       peft_type: "PREFIX_TUNING",
       prefix_projection: false,
-      revision: null,
       task_type: "CAUSAL_LM",
       token_dim: Hkv * d,
     };

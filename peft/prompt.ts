@@ -196,8 +196,9 @@ export class PromptInstance implements PeftInstance {
   }
 
   /**
-   * PEFT's adapter_config.json for these virtual tokens: every field of PEFT 0.17's
-   * `PromptTuningConfig`. `tokenizer_name_or_path` is the configured one, else the base model's
+   * PEFT's adapter_config.json for these virtual tokens: only the long-standing keys of PEFT's
+   * `PromptTuningConfig` (as LoRA's, REFERENCES.md: PEFT before 0.14 refuses a key it does not
+   * know, and every version defaults a missing one). `tokenizer_name_or_path` is the configured one, else the base model's
    * name: PEFT's config check refuses a TEXT init without it.
    */
   adapterConfig(baseModel = ""): Record<string, unknown> {
@@ -211,10 +212,8 @@ export class PromptInstance implements PeftInstance {
       );
     }
     return {
-      auto_mapping: null,
       base_model_name_or_path: base || null,
       inference_mode: true,
-      modules_to_save: null,
       num_attention_heads: m.H,
       num_layers: m.L,
       num_transformer_submodules: 1,
@@ -222,10 +221,8 @@ export class PromptInstance implements PeftInstance {
       peft_type: "PROMPT_TUNING",
       prompt_tuning_init: c.prompt_tuning_init,
       prompt_tuning_init_text: text ? c.prompt_tuning_init_text : null,
-      revision: null,
       task_type: "CAUSAL_LM",
       token_dim: m.C,
-      tokenizer_kwargs: null,
       // Only a TEXT init needs a tokenizer name; PEFT writes null otherwise.
       tokenizer_name_or_path: (text ? tokenizer : c.tokenizer_name_or_path) || null,
     };
