@@ -42,6 +42,13 @@ export async function saveMergedCheckpoint(
       `Cannot export a merged model for PEFT method "${inst.method}": it adds modules or virtual tokens that a plain checkpoint cannot hold; save its adapter files instead`,
     );
   }
+  // A half-precision base (LoRA and IA³ refuse to merge into one anyway) would be exported with
+  // its rounding, as if it were the original checkpoint.
+  if (model.baseDtype !== "f32") {
+    throw new Error(
+      `Cannot export a merged model: the frozen base is stored in ${model.baseDtype} (baseDtype), so the checkpoint would carry its rounding; load the base with baseDtype "f32", load the adapter, and export that`,
+    );
+  }
   if (inPlace) {
     await saveModelCheckpoint(dir, model.config, await model.exportWeights());
     return;

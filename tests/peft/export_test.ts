@@ -62,6 +62,17 @@ for (const [name, settings] of MERGEABLE) {
   });
 }
 
+Deno.test("saveMergedCheckpoint() refuses a model whose frozen base is stored in f16 (BitFit too, which trains no half weight)", async () => {
+  const g = await gpu();
+  const model = await GPT.create(g, SMALL, { seed: 1, trainable: false, baseDtype: "f16" });
+  const inst = await peftMethod("bitfit").apply(model, {}, 1);
+  await assert.rejects(
+    saveMergedCheckpoint(model, inst, "/nonexistent"),
+    /Cannot export a merged model: the frozen base is stored in f16/,
+  );
+  model.release();
+});
+
 Deno.test("saveMergedCheckpoint() refuses methods a plain GPT-2 cannot hold", async () => {
   const g = await gpu();
   const model = await GPT.create(g, SMALL, { seed: 1 });
