@@ -656,7 +656,11 @@ export async function runJob(c: RunConfig, options: JobOptions = {}): Promise<Jo
   // Before any weight is read: a run that cannot fit stops here, saying what would fit.
   const early = await planJobMemory(gpu, c, nVirtual);
   const baseDtype = early.plan.input.baseDtype ?? "f32";
-  log(`${describePlan(early.plan)}${c.peft.method === "full" ? "" : "; the method's own next"}`);
+  log(
+    `${describePlan(early.plan)}${
+      c.peft.method === "full" ? "" : "; the method's own parameters follow once applied"
+    }`,
+  );
   let checkpointing = c.schedule.gradient_checkpointing;
   if (early.checkpointingTurnedOn) {
     checkpointing = true;

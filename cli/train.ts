@@ -26,11 +26,20 @@ multi-task suite; outputs in runs/default/ (adapter/, metrics.json, report.md, *
   --adapter DIR          continue training from an adapter folder of any method (model.adapter):
                          its method must be peft.method, and its settings are used
   --data FILE.jsonl      your own prompt/completion or chat data instead of the suite
+  --base-model-name NAME base_model_name_or_path of the saved adapter (default: --model as given)
+  --model.base_dtype=D   auto (f16 for adapter methods over 100M parameters), f32, f16 or bf16:
+                         how the frozen base weights are stored
   --resume               continue runs/<name>/ from its last checkpoint; refused when the
                          config differs from the run's stored config.json
   --resume-allow=KEYS    with --resume: accept changes in these comma-separated keys or
                          sections, e.g. --resume-allow=lr,steps or --resume-allow=eval
   -h, --help             this text
+
+Before loading any weight the job plans its memory (weights, gradients, optimizer, activations,
+head, scratch) against the device's limits and, on a CPU adapter, the machine's available
+memory (--allow-sys=systemMemoryInfo): a run that cannot fit stops, naming the batch size,
+length, checkpointing or base dtype that would fit; one that fits only with gradient
+checkpointing gets it, and says so.
 
 Defaults: ${JSON.stringify({ peft: DEFAULT_CONFIG.peft, schedule: DEFAULT_CONFIG.schedule })}
 `;
