@@ -15,9 +15,9 @@
  * jobs store the frozen base in f16 (GPT-2) and bf16 (SmolLM2), as `model.base_dtype` auto does
  * for adapter methods on the full-depth models. GPT-2 medium (355M) adds nothing a kernel would
  * see that GPT-2 small does not, but its memory is the question: it is planned, not run, from its
- * config.json alone, as `deno task train` plans it before reading any weight. Measured here: the
- * file takes about 80 s of CPU (most of it the GPT-2 full fine-tuning job and its 640 MB
- * checkpoint), under 2 minutes of wall time on this 2-core machine when it is not shared.
+ * config.json alone, as `deno task train` plans it before reading any weight. Measured on this
+ * 2-core machine: 78 s of CPU for the file (most of it the GPT-2 full fine-tuning job and its
+ * 640 MB checkpoint), 1m57s of wall time while other test suites ran beside it (load 2-5).
  */
 import assert from "node:assert/strict";
 import {
