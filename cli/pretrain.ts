@@ -172,10 +172,10 @@ Produced by whet's own pretraining on the embedded corpus (data/corpus.ts), ${
 
 | | |
 | --- | --- |
-| preset | ${values.preset} (vocab ${cfg.vocab_size}: 256 bytes and \`<|endoftext|>\` ${eos}, d_model ${cfg.n_embd}, ${cfg.n_layer} layers, ${cfg.n_head} heads, context ${T}) |
+| preset | ${values.preset} (vocab ${cfg.vocab_size}: 256 bytes and end-of-text ${eos}, d_model ${cfg.n_embd}, ${cfg.n_layer} layers, ${cfg.n_head} heads, context ${T}) |
 | parameters | ${total.toLocaleString("en-US")} |
 | seed | ${seed} |
-| corpus | ${docs.length} documents, each ending with \`<|endoftext|>\`, ${rows.length} rows of ${T} tokens (${nDev} held out for dev) |
+| corpus | ${docs.length} documents, each ending with end-of-text, ${rows.length} rows of ${T} tokens (${nDev} held out for dev) |
 | steps × batch | ${steps} × ${B} sequences (${(steps * B * T).toLocaleString("en-US")} tokens) |
 | learning rate | ${lr}, warmup ${Math.min(50, Math.floor(steps / 10))} steps, cosine to 10% |
 | final train loss | ${result.losses[steps - 1].toFixed(4)} |
