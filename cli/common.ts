@@ -181,14 +181,16 @@ export function reading<T>(flag: string, path: string, fn: () => Promise<T>): Pr
 /**
  * The tokenizer `spec` names (`bytes`, `tiktoken-gpt2`, or a tokenizer.json path), or else the
  * model folder's tokenizer.json, or the tokenizer its vocabulary implies (50,257: GPT-2's; 256:
- * bytes); without a model folder, bytes.
+ * bytes; 257: bytes and `<|endoftext|>` 256, as models/base); without a model folder, bytes.
+ * `bytes` for a 257-id model is that same byte tokenizer with its end-of-text id.
  */
 export async function tokenizerFor(
   spec: string | undefined,
   modelDir: string | undefined,
   vocab: number,
 ): Promise<Tokenizer> {
-  if (spec === "bytes") return new ByteTokenizer();
+  const bytes = () => new ByteTokenizer({ endOfText: vocab === 257 });
+  if (spec === "bytes") return bytes();
   if (spec === "tiktoken-gpt2") return TiktokenTokenizer.gpt2();
   if (spec !== undefined) {
     return await reading("tokenizer", spec, () => HuggingFaceTokenizer.fromFile(spec));
@@ -198,7 +200,7 @@ export async function tokenizerFor(
   const found = await reading("model", modelDir, () => Deno.stat(local).catch(() => null));
   if (found) return await reading("model", modelDir, () => HuggingFaceTokenizer.fromFile(local));
   if (vocab === 50257) return TiktokenTokenizer.gpt2();
-  if (vocab === 256) return new ByteTokenizer();
+  if (vocab === 256 || vocab === 257) return bytes();
   throw new UsageError(
     `--tokenizer is needed: ${modelDir} has no tokenizer.json and its vocabulary of ${vocab} is not GPT-2's`,
   );

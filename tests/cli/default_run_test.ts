@@ -14,6 +14,7 @@ import {
 } from "../../mod.ts";
 import { buildData, makeTokenizer } from "../../cli/job.ts";
 import { DEFAULT_CONFIG } from "../../cli/config.ts";
+import { tokenizerFor } from "../../cli/common.ts";
 
 const BASE = "models/base";
 
@@ -32,6 +33,23 @@ Deno.test("the base model's tokenizer is bytes plus <|endoftext|> 256, as its co
   const text = "Review: I hated the hotel, é!\nIs this review positive or negative?";
   assert.deepEqual(tok.encode(text), bytes.encode(text));
   assert.equal(tok.decode([...tok.encode("ok"), 256]), bytes.decode([111, 107, 256]));
+});
+
+Deno.test("tokenizerFor() gives a 257-id model without tokenizer.json bytes and end-of-text", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (
+      const tok of [await tokenizerFor(undefined, dir, 257), await tokenizerFor("bytes", dir, 257)]
+    ) {
+      assert.ok(tok instanceof ByteTokenizer);
+      assert.equal(tok.eosId, 256);
+      assert.equal(tok.vocabSize, 257);
+    }
+    // A 256-id byte model keeps the plain byte tokenizer, with no end-of-text id.
+    assert.equal((await tokenizerFor(undefined, dir, 256)).eosId, undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("the default run's training and dev completions all end with <|endoftext|>", async () => {
