@@ -50,7 +50,8 @@ export interface RunConfig {
   };
   /**
    * The tokenizer: "auto" (the model folder's tokenizer.json, else what its vocabulary implies:
-   * bytes for 256, GPT-2's for 50,257), "bytes", "tiktoken-gpt2", or a tokenizer.json path.
+   * bytes for 256, bytes and <|endoftext|> for 257, GPT-2's for 50,257), "bytes", "tiktoken-gpt2", or a
+   * tokenizer.json path.
    */
   tokenizer: { kind: string };
   /** Training and evaluation data. */
