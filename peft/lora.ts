@@ -554,7 +554,7 @@ export class LoraInstance implements PeftInstance {
    * The adapter_config.json for this adapter: PEFT's long-standing keys (see `peftLoraJson`);
    * `base_model_name_or_path` is `baseModel`, else the context's at apply time.
    */
-  adapterConfig(baseModel = this.#baseModel): Record<string, unknown> {
+  adapterConfig(baseModel: string = this.#baseModel): Record<string, unknown> {
     return peftLoraJson(
       this.config,
       this.config.target_modules,
@@ -564,7 +564,7 @@ export class LoraInstance implements PeftInstance {
   }
 
   /** Writes adapter_config.json + adapter_model.safetensors in Hugging Face PEFT's layout. */
-  async save(dir: string, baseModel = this.#baseModel): Promise<void> {
+  async save(dir: string, baseModel: string = this.#baseModel): Promise<void> {
     const keyed = this.#keyed();
     const data = await this.#model.gpu.read(keyed.map(([, p]) => p.value));
     await writeAdapterFiles(
