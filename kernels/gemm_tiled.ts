@@ -30,8 +30,8 @@
 
 import type { Batch, Binding, Gpu, Kernel } from "../runtime/mod.ts";
 import type { Tensor } from "../runtime/tensor.ts";
-import { checkLoops, needSize, Params } from "./common.ts";
-import type { GemmSpec } from "./matmul.ts";
+import { checkLoops, Params } from "./common.ts";
+import { checkGemmLayout, type GemmSpec } from "./matmul.ts";
 
 const FILE = "kernels/gemm_tiled.ts (generated)";
 
@@ -581,67 +581,23 @@ export class GemmTiled {
     const { m, n, k } = s;
     const transA = s.transA ?? false, transB = s.transB ?? false;
     const name = `gemm_tiled(${transA ? "T" : "N"}${transB ? "T" : "N"})`;
-    for (const [what, v] of [["M", m], ["N", n], ["K", k]] as const) {
-      if (!Number.isInteger(v) || v < 1) {
-        throw new RangeError(
-          `Cannot run kernel "${name}": ${what} must be a positive integer, got ${v}`,
-        );
-      }
-    }
-    const [outer, inner] = typeof s.batch === "number" ? [s.batch, 1] : s.batch ?? [1, 1];
-    const count = outer * inner;
-    if (!(Number.isInteger(outer) && Number.isInteger(inner) && outer >= 1 && inner >= 1)) {
-      throw new RangeError(`Cannot run kernel "${name}": batch counts must be positive integers`);
-    }
-    if (count > 65535) {
-      throw new RangeError(`Cannot run kernel "${name}": batch count ${count} exceeds 65535`);
-    }
-    const two = (x: GemmSpec["strideA"]): [number, number] =>
-      typeof x === "number" ? [x, 0] : x ? [x[0], x[1]] : [0, 0];
-    const [sAo, sAi] = two(s.strideA), [sBo, sBi] = two(s.strideB), [sCo, sCi] = two(s.strideC);
-    const offA = s.offsetA ?? 0, offB = s.offsetB ?? 0, offC = s.offsetC ?? 0;
-    const offBias = s.offsetBias ?? 0;
-    const [aRows, aCols] = transA ? [k, m] : [m, k];
-    const [bRows, bCols] = transB ? [n, k] : [k, n];
-    const lda = s.lda ?? aCols, ldb = s.ldb ?? bCols, ldc = s.ldc ?? n;
-    const span = (
-      t: Tensor,
-      off: number,
-      so: number,
-      si: number,
-      rows: number,
-      cols: number,
-      ld: number,
-      what: string,
-    ) => {
-      for (const x of [off, so, si]) {
-        if (!Number.isInteger(x) || x < 0) {
-          throw new RangeError(
-            `Cannot run kernel "${name}": offsets and batch strides of "${t.label}" must be non-negative integers, got ${x}`,
-          );
-        }
-      }
-      if (!Number.isInteger(ld) || ld < cols) {
-        throw new RangeError(
-          `Cannot run kernel "${name}": row stride ${ld} of "${t.label}" (${what}) is below its ${cols} columns`,
-        );
-      }
-      needSize(
-        name,
-        t,
-        off + (outer - 1) * so + (inner - 1) * si + (rows - 1) * ld + cols,
-        `${what} ${rows}×${cols}`,
-      );
-    };
-    span(s.a, offA, sAo, sAi, aRows, aCols, lda, transA ? "A stored (K,M)" : "A (M,K)");
-    span(s.b, offB, sBo, sBi, bRows, bCols, ldb, transB ? "B stored (N,K)" : "B (K,N)");
-    span(s.c, offC, sCo, sCi, m, n, ldc, "C (M,N)");
-    if (s.bias) needSize(name, s.bias, offBias + n, `bias (${n})`);
-    for (const [t, label] of [[s.a, "A"], [s.b, "B"], [s.bias, "bias"]] as const) {
-      if (t && t.buffer === s.c.buffer) {
-        throw new RangeError(`Cannot run kernel "${name}": C "${s.c.label}" is also ${label}`);
-      }
-    }
+    const {
+      count,
+      inner,
+      sAo,
+      sAi,
+      sBo,
+      sBi,
+      sCo,
+      sCi,
+      offA,
+      offB,
+      offC,
+      offBias,
+      lda,
+      ldb,
+      ldc,
+    } = checkGemmLayout(name, s);
     const cfg = config ?? this.configFor({ m, n, k, transA, transB, batch: count });
     // vec4 loads need 4-aligned rows and a binding rounded up to whole vec4s (else the last
     // partial vec4 would be out of the binding): scalar loads otherwise.

@@ -603,69 +603,27 @@ export class Matmul {
     const { m, n, k } = s;
     const transA = s.transA ?? false, transB = s.transB ?? false;
     const name = `matmul.gemm(${transA ? "T" : "N"}${transB ? "T" : "N"})`;
-    positive(name, { M: m, N: n, K: k });
-    const [outer, inner] = typeof s.batch === "number" ? [s.batch, 1] : s.batch ?? [1, 1];
-    positive(name, { "batch count": outer, "inner batch count": inner });
-    const count = outer * inner;
-    if (count > 65535) {
-      throw new RangeError(`Cannot run kernel "${name}": batch count ${count} exceeds 65535`);
-    }
-    const strides = (v: GemmSpec["strideA"]): [number, number] =>
-      typeof v === "number" ? [v, 0] : v ? [v[0], v[1]] : [0, 0];
-    const [sAo, sAi] = strides(s.strideA),
-      [sBo, sBi] = strides(s.strideB),
-      [sCo, sCi] = strides(s.strideC);
-    const offA = s.offsetA ?? 0,
-      offB = s.offsetB ?? 0,
-      offC = s.offsetC ?? 0,
-      offBias = s.offsetBias ?? 0;
-    // A stored (rows × cols) = (M,K), or (K,M) when transposed; likewise B.
-    const [aRows, aCols] = transA ? [k, m] : [m, k];
-    const [bRows, bCols] = transB ? [n, k] : [k, n];
-    const lda = s.lda ?? aCols, ldb = s.ldb ?? bCols, ldc = s.ldc ?? n;
-    const span = (
-      off: number,
-      so: number,
-      si: number,
-      rows: number,
-      cols: number,
-      ld: number,
-      t: Tensor,
-      what: string,
-    ) => {
-      for (
-        const [v, label] of [[off, "offset"], [so, "outer batch stride"], [
-          si,
-          "inner batch stride",
-        ]] as const
-      ) {
-        if (!Number.isInteger(v) || v < 0) {
-          throw new RangeError(
-            `Cannot run kernel "${name}": ${label} ${v} of "${t.label}" is not a non-negative integer`,
-          );
-        }
-      }
-      if (!Number.isInteger(ld) || ld < cols) {
-        throw new RangeError(
-          `Cannot run kernel "${name}": row stride ${ld} of "${t.label}" (${what}) is below its ${cols} columns`,
-        );
-      }
-      needSize(
-        name,
-        t,
-        off + (outer - 1) * so + (inner - 1) * si + (rows - 1) * ld + cols,
-        `${what} ${rows}×${cols}`,
-      );
-    };
-    span(offA, sAo, sAi, aRows, aCols, lda, s.a, transA ? "A stored (K,M)" : "A (M,K)");
-    span(offB, sBo, sBi, bRows, bCols, ldb, s.b, transB ? "B stored (N,K)" : "B (K,N)");
-    span(offC, sCo, sCi, m, n, ldc, s.c, "C (M,N)");
-    if (s.bias) needSize(name, s.bias, offBias + n, `bias (${n})`);
-    for (const [t, label] of [[s.a, "A"], [s.b, "B"], [s.bias, "bias"]] as const) {
-      if (t && t.buffer === s.c.buffer) {
-        throw new RangeError(`Cannot run kernel "${name}": C "${s.c.label}" is also ${label}`);
-      }
-    }
+    const {
+      count,
+      inner,
+      sAo,
+      sAi,
+      sBo,
+      sBi,
+      sCo,
+      sCi,
+      offA,
+      offB,
+      offC,
+      offBias,
+      aRows,
+      aCols,
+      bRows,
+      bCols,
+      lda,
+      ldb,
+      ldc,
+    } = checkGemmLayout(name, s);
     // Packed halves are frozen weights, which are only ever read, and only as B.
     for (const [t, label] of [[s.a, "A"], [s.c, "C"], [s.bias, "bias"]] as const) {
       if (t && t.dtype !== "f32") {
@@ -1164,6 +1122,125 @@ function exact(kernel: string, t: Tensor, n: number, what: string): void {
       `Cannot run kernel "${kernel}": tensor "${t.label}" has ${t.size} elements, expected ${what} = ${n}`,
     );
   }
+}
+
+/** A {@linkcode GemmSpec}'s layout with its defaults filled in (see {@linkcode checkGemmLayout}). */
+export interface GemmLayout {
+  outer: number;
+  inner: number;
+  count: number;
+  sAo: number;
+  sAi: number;
+  sBo: number;
+  sBi: number;
+  sCo: number;
+  sCi: number;
+  offA: number;
+  offB: number;
+  offC: number;
+  offBias: number;
+  aRows: number;
+  aCols: number;
+  bRows: number;
+  bCols: number;
+  lda: number;
+  ldb: number;
+  ldc: number;
+}
+
+/**
+ * The one check of a GEMM's shapes, batch counts, offsets, strides and operand sizes (and that C
+ * aliases no input), shared by every GEMM kernel: throws a RangeError naming kernel `name` and the
+ * tensor; returns the layout with its defaults filled in.
+ */
+export function checkGemmLayout(name: string, s: GemmSpec): GemmLayout {
+  const { m, n, k } = s;
+  const transA = s.transA ?? false, transB = s.transB ?? false;
+  positive(name, { M: m, N: n, K: k });
+  const [outer, inner] = typeof s.batch === "number" ? [s.batch, 1] : s.batch ?? [1, 1];
+  positive(name, { "batch count": outer, "inner batch count": inner });
+  const count = outer * inner;
+  if (count > 65535) {
+    throw new RangeError(`Cannot run kernel "${name}": batch count ${count} exceeds 65535`);
+  }
+  const strides = (v: GemmSpec["strideA"]): [number, number] =>
+    typeof v === "number" ? [v, 0] : v ? [v[0], v[1]] : [0, 0];
+  const [sAo, sAi] = strides(s.strideA),
+    [sBo, sBi] = strides(s.strideB),
+    [sCo, sCi] = strides(s.strideC);
+  const offA = s.offsetA ?? 0,
+    offB = s.offsetB ?? 0,
+    offC = s.offsetC ?? 0,
+    offBias = s.offsetBias ?? 0;
+  // A stored (rows × cols) = (M,K), or (K,M) when transposed; likewise B.
+  const [aRows, aCols] = transA ? [k, m] : [m, k];
+  const [bRows, bCols] = transB ? [n, k] : [k, n];
+  const lda = s.lda ?? aCols, ldb = s.ldb ?? bCols, ldc = s.ldc ?? n;
+  const span = (
+    off: number,
+    so: number,
+    si: number,
+    rows: number,
+    cols: number,
+    ld: number,
+    t: Tensor,
+    what: string,
+  ) => {
+    for (
+      const [v, label] of [[off, "offset"], [so, "outer batch stride"], [
+        si,
+        "inner batch stride",
+      ]] as const
+    ) {
+      if (!Number.isInteger(v) || v < 0) {
+        throw new RangeError(
+          `Cannot run kernel "${name}": ${label} ${v} of "${t.label}" is not a non-negative integer`,
+        );
+      }
+    }
+    if (!Number.isInteger(ld) || ld < cols) {
+      throw new RangeError(
+        `Cannot run kernel "${name}": row stride ${ld} of "${t.label}" (${what}) is below its ${cols} columns`,
+      );
+    }
+    needSize(
+      name,
+      t,
+      off + (outer - 1) * so + (inner - 1) * si + (rows - 1) * ld + cols,
+      `${what} ${rows}×${cols}`,
+    );
+  };
+  span(offA, sAo, sAi, aRows, aCols, lda, s.a, transA ? "A stored (K,M)" : "A (M,K)");
+  span(offB, sBo, sBi, bRows, bCols, ldb, s.b, transB ? "B stored (N,K)" : "B (K,N)");
+  span(offC, sCo, sCi, m, n, ldc, s.c, "C (M,N)");
+  if (s.bias) needSize(name, s.bias, offBias + n, `bias (${n})`);
+  for (const [t, label] of [[s.a, "A"], [s.b, "B"], [s.bias, "bias"]] as const) {
+    if (t && t.buffer === s.c.buffer) {
+      throw new RangeError(`Cannot run kernel "${name}": C "${s.c.label}" is also ${label}`);
+    }
+  }
+  return {
+    outer,
+    inner,
+    count,
+    sAo,
+    sAi,
+    sBo,
+    sBi,
+    sCo,
+    sCi,
+    offA,
+    offB,
+    offC,
+    offBias,
+    aRows,
+    aCols,
+    bRows,
+    bCols,
+    lda,
+    ldb,
+    ldc,
+  };
 }
 
 function positive(kernel: string, dims: Record<string, number>): void {
