@@ -39,6 +39,11 @@ Trains the default base model from scratch on the embedded corpus and writes it 
                      end-of-text row, drawn N(0, 0.02) from the seed
   --task-text N      documents of reviews in the corpus, four times as many of sums and a
                      quarter as many of Toy words (default 0)
+  --reviews N        further documents of reviews, each with how the writer felt (default 0)
+  --worked-sums N    documents of sums and differences worked in columns (default 0)
+  --digit-facts N    documents of one-digit facts ("7 + 8 = 15.") (default 0)
+  --comparisons N    documents comparing two numbers ("60 is more than 39.") (default 0)
+  --toy-facts N      further documents of Toy words (default 0)
   -h, --help         this text
 `;
 
@@ -56,6 +61,11 @@ async function main(): Promise<void> {
       documents: { type: "string", default: "20000" },
       "held-out": { type: "string", default: "5000" },
       "task-text": { type: "string", default: "0" },
+      reviews: { type: "string", default: "0" },
+      "worked-sums": { type: "string", default: "0" },
+      "digit-facts": { type: "string", default: "0" },
+      comparisons: { type: "string", default: "0" },
+      "toy-facts": { type: "string", default: "0" },
       init: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -85,12 +95,16 @@ async function main(): Promise<void> {
   }
   // The weights exist only in memory until the end: find out now that they could not be written.
   await ensureWritableFolder(values.out, "--out");
-  const taskText = Number(values["task-text"]);
-  if (!Number.isInteger(taskText) || taskText < 0) {
-    throw new Error(
-      `Cannot pretrain: --task-text must be a non-negative integer, got "${values["task-text"]}"`,
-    );
-  }
+  const count = (flag: keyof typeof values) => {
+    const n = Number(values[flag]);
+    if (!Number.isInteger(n) || n < 0) {
+      throw new Error(
+        `Cannot pretrain: --${flag} must be a non-negative integer, got "${values[flag]}"`,
+      );
+    }
+    return n;
+  };
+  const taskText = count("task-text");
   // Bytes plus an end-of-text id that no text encodes to: every document ends with it, so a
   // model tuned from this base learns where an answer ends (GPT-2's <|endoftext|> is its last id
   // too, and serves as BOS and EOS alike).
@@ -107,6 +121,11 @@ async function main(): Promise<void> {
     documents: int("documents", values.documents),
     heldOutExamples: int("held-out", values["held-out"]),
     taskText,
+    reviews: count("reviews"),
+    workedSums: count("worked-sums"),
+    digitFacts: count("digit-facts"),
+    comparisons: count("comparisons"),
+    toyFacts: count("toy-facts"),
   });
   const rows = new Rng(seed).shuffle(packDocuments(docs, (s) => tok.encode(s), T, eos));
   const nDev = Math.max(B, Math.floor(rows.length * 0.05));

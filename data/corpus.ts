@@ -19,7 +19,7 @@
 import { deriveSeed } from "./_hash.ts";
 import { DEFAULT_SUITE_SIZES, HELD_OUT_TASKS } from "./suite.ts";
 import { type Task, taskSplits } from "./task.ts";
-import { arithmeticTask } from "./tasks/arithmetic.ts";
+import { arithmeticTask, workedAnswer } from "./tasks/arithmetic.ts";
 import { reviewSentence, sentimentTask } from "./tasks/sentiment.ts";
 import { TOY_LEXICON } from "./tasks/translate.ts";
 import { CATEGORIES, NAMES, OPPOSITES, pick, THINGS } from "./tasks/words.ts";
@@ -85,6 +85,19 @@ export interface CorpusOptions {
   taskText?: number;
   /** Suite seed whose dev/test splits the corpus must not overlap. Default 0. */
   suiteSeed?: number;
+  /** Further documents of reviews, each followed by how the writer felt. Default 0. */
+  reviews?: number;
+  /**
+   * Documents of sums and differences worked in columns, as {@linkcode workedAnswer} writes
+   * them ("Work out 37 + 48: units 7 + 8 = 15, tens 3 + 4 + 1 = 8, so 85."). Default 0.
+   */
+  workedSums?: number;
+  /** Documents of the one-digit facts column steps use ("7 + 8 = 15. 13 - 7 = 6."). Default 0. */
+  digitFacts?: number;
+  /** Documents comparing two numbers below 100 ("60 is more than 39."). Default 0. */
+  comparisons?: number;
+  /** Further documents of Toy words. Default 0. */
+  toyFacts?: number;
 }
 
 /**
@@ -122,6 +135,18 @@ export function pretrainCorpus(options: CorpusOptions): string[] {
     for (let d = 0; d < 4 * taskText; d++) docs.push(sumsDocument(trng, sums));
     for (let d = 0; d < Math.ceil(taskText / 4); d++) docs.push(toyDocument(trng));
   }
+  // Each kind below draws from its own stream, so adding one leaves the others' text unchanged.
+  const more = (kind: string, n: number | undefined, doc: (r: Rng) => string) => {
+    const krng = new Rng(deriveSeed(options.seed, kind));
+    for (let d = 0; d < (n ?? 0); d++) docs.push(doc(krng));
+  };
+  const heldOutReviews = new Set(heldOutKeys(sentimentTask, suiteSeed));
+  const heldOutSums = new Set(heldOutKeys(arithmeticTask, suiteSeed));
+  more("reviews", options.reviews, (r) => reviewDocument(r, heldOutReviews));
+  more("worked sums", options.workedSums, (r) => workedSumsDocument(r, heldOutSums));
+  more("digit facts", options.digitFacts, digitFactsDocument);
+  more("comparisons", options.comparisons, comparisonsDocument);
+  more("toy facts", options.toyFacts, toyDocument);
   return rng.shuffle(docs);
 }
 
@@ -137,6 +162,68 @@ export function heldOutKeys(task: Task, suiteSeed: number): string[] {
 
 const HAPPY = ["I was happy.", "I was glad.", "I would go again.", "It made my day."];
 const UNHAPPY = ["I was sad.", "I was upset.", "I want my money back.", "It spoilt my day."];
+
+/** A sum or a difference of numbers below 100 (never negative) that is not held out. */
+function drawProblem(rng: Rng, skip: ReadonlySet<string>): { a: number; b: number; add: boolean } {
+  for (;;) {
+    const add = rng.int(2) === 0;
+    let a = rng.int(100), b = rng.int(100);
+    if (!add && b > a) [a, b] = [b, a];
+    // The arithmetic task's key: the same problem in any wording is skipped.
+    if (!skip.has(`${a}${add ? "+" : "-"}${b}`)) return { a, b, add };
+  }
+}
+
+/**
+ * Two or three sums or differences worked in columns, in the arithmetic task's answer format
+ * but not its prompts; none is held out.
+ */
+function workedSumsDocument(rng: Rng, skip: ReadonlySet<string>): string {
+  const n = 2 + rng.int(2);
+  return Array.from({ length: n }, () => {
+    const { a, b, add } = drawProblem(rng, skip);
+    const op = add ? "+" : "-";
+    const said = rng.int(2) === 0 ? `${a} ${op} ${b}` : `${a} ${add ? "plus" : "minus"} ${b}`;
+    return `Work out ${said}: ${workedAnswer(a, b, op)}.`;
+  }).join(" ");
+}
+
+/**
+ * Six to ten of the one-digit facts a column step uses: x + y, x + y + 1 (a carry), x - y with x
+ * up to 18 (after borrowing ten) and x - 1 - y (a borrow), never negative.
+ */
+function digitFactsDocument(rng: Rng): string {
+  const n = 6 + rng.int(5);
+  return Array.from({ length: n }, () => {
+    const x = rng.int(10), y = rng.int(10);
+    switch (rng.int(4)) {
+      case 0:
+        return `${x} + ${y} = ${x + y}.`;
+      case 1:
+        return `${x} + ${y} + 1 = ${x + y + 1}.`;
+      case 2: {
+        const top = x < y ? x + 10 : x;
+        return `${top} - ${y} = ${top - y}.`;
+      }
+      default: {
+        const top = Math.max(x, y + 1);
+        return `${top} - 1 - ${y} = ${top - 1 - y}.`;
+      }
+    }
+  }).join(" ");
+}
+
+/** Two to four comparisons of two different numbers below 100. */
+function comparisonsDocument(rng: Rng): string {
+  const n = 2 + rng.int(3);
+  return Array.from({ length: n }, () => {
+    const a = rng.int(100);
+    let b = rng.int(99);
+    if (b >= a) b++;
+    const [big, small] = a > b ? [a, b] : [b, a];
+    return rng.int(2) === 0 ? `${big} is more than ${small}.` : `${small} is less than ${big}.`;
+  }).join(" ");
+}
 
 /** Two to four reviews, each followed by how the writer felt; none is a held-out sentence. */
 function reviewDocument(rng: Rng, skip: ReadonlySet<string>): string {

@@ -17,6 +17,7 @@ import {
   TRAINED_TASKS,
 } from "../../data/mod.ts";
 import { ByteTokenizer } from "../../models/tokenizer.ts";
+import { workedAnswer } from "../../data/tasks/arithmetic.ts";
 
 const SMALL = { train: 60, dev: 20, test: 20 };
 
@@ -154,12 +155,53 @@ function checkAnswers(task: Task, answer: (v: Record<string, string>) => string)
   }
 }
 
+/**
+ * Every arithmetic answer is worked in true steps: each "x ± y [± z] = w" holds, the units step
+ * starts from the operands' units (ten more after a borrow), the tens step uses the operands'
+ * tens and "+ 1" exactly when the units carried ("- 1" when they borrowed), and it ends "so
+ * <result>".
+ */
+function checkWorkedAnswers(): void {
+  assert.equal(workedAnswer(37, 48, "+"), "units 7 + 8 = 15, tens 3 + 4 + 1 = 8, so 85");
+  assert.equal(workedAnswer(66, 35, "+"), "units 6 + 5 = 11, tens 6 + 3 + 1 = 10, so 101");
+  assert.equal(workedAnswer(83, 47, "-"), "units 13 - 7 = 6, tens 8 - 1 - 4 = 3, so 36");
+  assert.equal(workedAnswer(47, 41, "-"), "units 7 - 1 = 6, tens 4 - 4 = 0, so 6");
+  assert.equal(workedAnswer(7, 0, "+"), "units 7 + 0 = 7, tens 0 + 0 = 0, so 7");
+  assert.throws(() => workedAnswer(3, 5, "-"), /Cannot work out 3 - 5: it is negative/);
+  assert.throws(() => workedAnswer(100, 5, "+"), /operands must be integers 0-99/);
+  let carries = 0, borrows = 0;
+  for (const inst of suiteTask("arithmetic").generate(8, 300)) {
+    const a = +inst.values.a, b = +inst.values.b, add = inst.values.op === "+";
+    const m = inst.answer.match(
+      /^units (\d+) ([+-]) (\d+) = (\d+), tens (\d+)( - 1)? ([+-]) (\d+)( \+ 1)? = (\d+), so (\d+)$/,
+    );
+    assert.ok(m, inst.answer);
+    const [, u1, op1, u2, u, t1, borrowed, op2, t2, carry, t, result] = m;
+    const extra = borrowed ?? carry ?? "";
+    assert.equal(op1, inst.values.op, inst.answer);
+    assert.equal(op2, inst.values.op, inst.answer);
+    assert.equal(+u, add ? +u1 + +u2 : +u1 - +u2, inst.answer);
+    assert.equal(+t, +t1 + (add ? 1 : -1) * (+t2 + (extra ? 1 : 0)), inst.answer);
+    assert.equal(+u2, b % 10, inst.answer);
+    assert.equal(+t1, Math.floor(a / 10), inst.answer);
+    assert.equal(+t2, Math.floor(b / 10), inst.answer);
+    const carried = add ? a % 10 + b % 10 >= 10 : a % 10 < b % 10;
+    assert.equal(+u1, a % 10 + (!add && carried ? 10 : 0), inst.answer);
+    assert.equal(extra, carried ? (add ? " + 1" : " - 1") : "", inst.answer);
+    assert.equal(+result, add ? a + b : a - b, inst.answer);
+    // The written digits make the result: the tens step, then the units step's last digit.
+    assert.equal(+result, +t * 10 + +u % 10, inst.answer);
+    if (carried) add ? carries++ : borrows++;
+  }
+  assert.ok(carries > 20 && borrows > 20, `${carries} carries, ${borrows} borrows`);
+}
+
 Deno.test("suite tasks compute the right answers", () => {
   assert.equal(toToy("the big cat sees the small dog"), "miso gra rulo pim tak");
   assert.equal(toToy("the king helps the girl"), "vor lin sud");
   assert.throws(() => toToy("the cat sees a dog"), /Cannot translate "the cat sees a dog"/);
   checkAnswers(suiteTask("translate"), (v) => toToy(v.input));
-  checkAnswers(suiteTask("arithmetic"), (v) => `${v.op === "+" ? +v.a + +v.b : +v.a - +v.b}`);
+  checkWorkedAnswers();
   checkAnswers(suiteTask("reverse_words"), (v) => v.input.split(" ").reverse().join(" "));
   checkAnswers(suiteTask("uppercase"), (v) => v.input.toUpperCase());
   checkAnswers(suiteTask("count_words"), (v) => `${v.input.split(" ").length}`);
