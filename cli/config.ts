@@ -110,7 +110,10 @@ export interface RunConfig {
     every: number;
     /** Dev batches per evaluation. */
     batches: number;
-    /** Longest generated answer, in tokens. */
+    /**
+     * Longest generated answer, in tokens: each task generates at most its longest reference
+     * answer plus 8 tokens (at most 64), and never more than this.
+     */
     max_new_tokens: number;
     /**
      * Documents of general text whose perplexity before and after measures forgetting (0: not
@@ -156,7 +159,7 @@ export const DEFAULT_CONFIG: Readonly<RunConfig> = Object.freeze({
     grad_accum: 1,
     gradient_checkpointing: false,
   },
-  eval: { every: 100, batches: 4, max_new_tokens: 32, general_documents: 200 },
+  eval: { every: 100, batches: 4, max_new_tokens: 64, general_documents: 200 },
   output: { dir: "runs", checkpoint_every: 100 },
 }) as RunConfig;
 

@@ -359,7 +359,10 @@ async function score(
   tasks: SuiteTaskData[],
   c: RunConfig,
 ): Promise<SuiteScore[]> {
-  return await evaluateSuite(model, tok, tasks, { seed: c.seed });
+  return await evaluateSuite(model, tok, tasks, {
+    seed: c.seed,
+    maxNewTokens: c.eval.max_new_tokens,
+  });
 }
 
 /**

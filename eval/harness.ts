@@ -318,6 +318,11 @@ async function generateWithCuts(
 export interface EvaluateOptions extends RunOptions, FewShotOptions {
   /** Score only the first `limit` documents (few-shot examples may still come from the rest). */
   limit?: number;
+  /**
+   * Generation tasks generate at most this many tokens, and at most their own `maxNewTokens`
+   * (by default the longest target's tokens plus 8, at most 64 and half the context).
+   */
+  maxNewTokens?: number;
 }
 
 /** What {@linkcode evaluateTask} measured. */
@@ -472,7 +477,10 @@ export async function evaluateTask(
     }
     const { texts, cut } = await generateWithCuts(model, tokenizer, contexts, {
       ...run,
-      maxNewTokens: t.maxNewTokens ?? defaultMaxNewTokens(t, tokenizer, contextRoom(model)),
+      maxNewTokens: Math.min(
+        options.maxNewTokens ?? Infinity,
+        t.maxNewTokens ?? defaultMaxNewTokens(t, tokenizer, contextRoom(model)),
+      ),
       stop: t.stop ?? ["\n"],
       stopAfterContent: t.stopAfterContent,
     });

@@ -21,6 +21,7 @@ import {
   readMmluCsv,
   type RunStats,
   scoreCorpus,
+  type SuiteScore,
   textPerplexity,
 } from "../../mod.ts";
 import { gpt2ParameterShapes } from "../../models/checkpoint.ts";
@@ -286,6 +287,13 @@ Deno.test("`evaluateSuite()` scores each suite task by its metric on a 0–100 s
   });
   assert.equal(generated[0].result.kind, "generate");
   assert.equal(generated[0].result.mainMetric, "accuracy");
+  // maxNewTokens caps every generation task (the job's eval.max_new_tokens), which alone would
+  // generate up to its longest answer plus 8 tokens: a byte gives at most one character.
+  const longest = (r: SuiteScore[]) =>
+    Math.max(...r.flatMap((s) => (s.result.predictions as string[]).map((p) => [...p].length)));
+  const words = suite.filter((s) => s.task.name === "uppercase");
+  assert.ok(longest(await evaluateSuite(m, tok, words)) > 3);
+  assert.ok(longest(await evaluateSuite(m, tok, words, { maxNewTokens: 3 })) <= 3);
   m.release();
 });
 
