@@ -240,20 +240,14 @@ function reviewDocument(rng: Rng, skip: ReadonlySet<string>): string {
 /** Three to five sums or differences of numbers below 100, written out; none is held out. */
 function sumsDocument(rng: Rng, skip: ReadonlySet<string>): string {
   const n = 3 + rng.int(3);
-  const out: string[] = [];
-  while (out.length < n) {
-    const add = rng.int(2) === 0;
-    let a = rng.int(100), b = rng.int(100);
-    if (!add && b > a) [a, b] = [b, a];
-    // The arithmetic task's key: the same problem in any wording is skipped.
-    if (skip.has(`${a}${add ? "+" : "-"}${b}`)) continue;
+  return Array.from({ length: n }, () => {
+    const { a, b, add } = drawProblem(rng, skip);
     const c = add ? a + b : a - b;
     const forms = add
       ? [`${a} plus ${b} is ${c}.`, `${a} + ${b} is ${c}.`, `Add ${a} and ${b} to get ${c}.`]
       : [`${a} minus ${b} is ${c}.`, `${a} - ${b} is ${c}.`, `Take ${b} from ${a} to get ${c}.`];
-    out.push(pick(rng, forms));
-  }
-  return out.join(" ");
+    return pick(rng, forms);
+  }).join(" ");
 }
 
 const TOY_FORMS: readonly ((english: string, toy: string) => string)[] = [
