@@ -415,8 +415,9 @@ export interface JobOptions {
 }
 
 /**
- * Creates `dir` if needed and checks that a file can be created in it, so that a job fails before
- * its work rather than when it writes the results. `what` names the folder in the error.
+ * Creates `dir` if needed and checks that a file can be created in it and read back (every output
+ * is verified by reading it back before it replaces the old one), so that a job fails before its
+ * work rather than when it writes the results. `what` names the folder in the error.
  *
  * @example
  * ```ts
@@ -433,7 +434,12 @@ export interface JobOptions {
 export async function ensureWritableFolder(dir: string, what: string): Promise<void> {
   try {
     await Deno.mkdir(dir, { recursive: true });
-    await Deno.remove(await Deno.makeTempFile({ dir, prefix: ".write-check." }));
+    const probe = await Deno.makeTempFile({ dir, prefix: ".write-check." });
+    try {
+      await Deno.readFile(probe);
+    } finally {
+      await Deno.remove(probe);
+    }
   } catch (e) {
     throw explainAccess(e, { path: dir, folder: true, what }) ??
       new Error(`Cannot write to ${what} ${dir}: ${(e as Error).message}`, { cause: e });

@@ -147,3 +147,22 @@ Deno.test("explainAccess() grants the folder given, or the refused path outside 
   assert.equal(explainAccess(new Deno.errors.NotFound("No such file")), undefined);
   assert.equal(explainAccess("not an error"), undefined);
 });
+
+Deno.test("deno task pretrain names --allow-read for an output folder it may write but not read back, before training", async () => {
+  // Regression: with --allow-write for --out but no --allow-read, a pretraining run trained for
+  // 45 minutes and then failed to verify model.safetensors (every output is read back before it
+  // replaces the last good copy).
+  const out = await Deno.makeTempDir();
+  try {
+    const run = await cli("pretrain.ts", out, ["--out", out, "--steps", "1", "--documents", "4"]);
+    assert.equal(
+      errorLine(run, "pretrain"),
+      `whet pretrain: Cannot read ${out}/${
+        run.stderr.match(/\.write-check\.\w+/)?.[0]
+      } (--out): no read permission; run with --allow-read=${out}`,
+    );
+    assert.deepEqual([...Deno.readDirSync(out)], [], "no probe file left");
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
