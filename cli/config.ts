@@ -14,6 +14,7 @@ import { closestName, type NumberRange, rangeProblem } from "../models/config.ts
 import { peftMethod } from "../peft/registry.ts";
 import { explainAccess } from "./common.ts";
 import { HALF_BASE_METHODS } from "../models/base_dtype.ts";
+import { SUITE_TASKS } from "../data/suite.ts";
 
 /** Everything a run needs. Sections mirror the YAML files in configs/. */
 export interface RunConfig {
@@ -78,6 +79,13 @@ export interface RunConfig {
     truncation: string;
     /** FLAN-style examples-proportional mixing cap per task. */
     mixing_cap: number;
+    /**
+     * Shares of the training mixture for suite tasks, by name (0–1), overriding the
+     * examples-proportional rule for the trained tasks they name (data/mixture.ts: when every
+     * trained task has one they are relative; otherwise the rest share what is left). Setting
+     * any key starts from an empty map, not the defaults; `{}` mixes by the rule alone.
+     */
+    mixing_weights: Record<string, number>;
   };
   /** The fine-tuning method and its own settings (e.g. r, lora_alpha for LoRA). */
   peft: { method: string } & Record<string, unknown>;
@@ -148,11 +156,20 @@ export const DEFAULT_CONFIG: Readonly<RunConfig> = Object.freeze({
     max_length: 128,
     truncation: "error",
     mixing_cap: 3000,
+    // Sentiment needs the most: trained alone, it stays at chance for about 120 steps and then
+    // learns in a few dozen; arithmetic and summarise learn fastest (README, "The default run").
+    mixing_weights: {
+      sentiment: 0.40,
+      multiple_choice: 0.22,
+      translate: 0.18,
+      summarise: 0.10,
+      arithmetic: 0.10,
+    },
   },
   peft: { method: "lora", r: 16, lora_alpha: 32, target_modules: ["all-linear"] },
   optimizer: { lr: 3e-3, weight_decay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, grad_clip: 1.0 },
   schedule: {
-    steps: 400,
+    steps: 450,
     warmup_steps: 20,
     min_lr_ratio: 0.1,
     batch_size: 16,
@@ -263,7 +280,14 @@ function typeName(v: unknown): string {
     : `a ${typeof v}`;
 }
 
-/** Merges `value` into `target` checking every key and type against `defaults`. */
+/** Sections whose keys are not fixed by the defaults: the method's settings, the mixing weights. */
+const OPEN_SECTIONS = ["peft", "data.mixing_weights"];
+
+/**
+ * Merges `value` into `target` checking every key and type against `defaults`. `freshOpen` holds
+ * the open sections (other than peft, which the method resets) a config already replaced, so that
+ * a later override adds to what the file gave.
+ */
 function mergeChecked(
   target: Record<string, unknown>,
   defaults: Record<string, unknown>,
@@ -271,13 +295,15 @@ function mergeChecked(
   path: string[],
   origin: Origin,
   open: boolean,
+  freshOpen: Set<string>,
 ): void {
   for (const [key, v] of Object.entries(value)) {
     const p = [...path, key];
     const name = p.join(".");
     if (!Object.hasOwn(defaults, key)) {
       if (open) {
-        // peft settings, checked by the method below; defined, so that "__proto__" stays a key.
+        // peft settings, checked by the method below, or mixing weights, checked in
+        // checkRanges; defined, so that "__proto__" stays a key.
         Object.defineProperty(target, key, {
           value: v,
           enumerable: true,
@@ -299,7 +325,21 @@ function mergeChecked(
           `Cannot use config key "${name}" (${origin(p)}): expected a section, got ${typeName(v)}`,
         );
       }
-      mergeChecked(target[key] as Record<string, unknown>, d, v, p, origin, name === "peft");
+      if (name !== "peft" && OPEN_SECTIONS.includes(name) && !freshOpen.has(name)) {
+        // An open section given in a config replaces the default's keys instead of adding to
+        // them (peft's are reset by the method instead, in loadConfig).
+        freshOpen.add(name);
+        target[key] = {};
+      }
+      mergeChecked(
+        target[key] as Record<string, unknown>,
+        d,
+        v,
+        p,
+        origin,
+        OPEN_SECTIONS.includes(name),
+        freshOpen,
+      );
       continue;
     }
     const ok = Array.isArray(d)
@@ -424,6 +464,8 @@ export async function loadConfig(
   const defaults = DEFAULT_CONFIG as unknown as Record<string, unknown>;
   // Where each key was set, computed only for a message (finding a YAML line scans the file).
   const origins = new Map<string, () => string>();
+  // Open sections a config already replaced (see mergeChecked).
+  const freshOpen = new Set<string>();
   if (file) {
     let source: string;
     try {
@@ -470,7 +512,7 @@ export async function loadConfig(
         cfg.peft = { method: peft.method };
       }
       const origin: Origin = (p) => `${file}:${yamlLine(source, p) ?? "?"}`;
-      mergeChecked(cfg, defaults, parsed, [], origin, false);
+      mergeChecked(cfg, defaults, parsed, [], origin, false, freshOpen);
       const record = (obj: Record<string, unknown>, path: string[]) => {
         for (const [k, v] of Object.entries(obj)) {
           const p = [...path, k];
@@ -488,7 +530,7 @@ export async function loadConfig(
     ) cfg.peft = { method: value };
     // {a: {b: value}} for a.b, with own properties even for a key "__proto__".
     const root = path.reduceRight<unknown>((v, k) => Object.fromEntries([[k, v]]), value);
-    mergeChecked(cfg, defaults, root as Record<string, unknown>, [], () => arg, false);
+    mergeChecked(cfg, defaults, root as Record<string, unknown>, [], () => arg, false, freshOpen);
     // The argument set its key and every section on the way (a setting given as a section too).
     path.forEach((_, i) => origins.set(path.slice(0, i + 1).join("."), () => arg));
   }
@@ -526,7 +568,9 @@ function checkRanges(c: RunConfig, origins: Map<string, () => string>): void {
   for (const path of leafPaths(config, [])) {
     const key = path.join(".");
     const v = path.reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], config);
-    if (path[0] === "peft" || typeof v !== "number") continue;
+    if (path[0] === "peft" || key.startsWith("data.mixing_weights.") || typeof v !== "number") {
+      continue;
+    }
     const range = RUN_LIMITS[key];
     if (range === undefined) throw new Error(`Cannot check config key "${key}": it has no range`);
     const why = rangeProblem(v, range);
@@ -545,6 +589,32 @@ function checkRanges(c: RunConfig, origins: Map<string, () => string>): void {
         `${c.model.base_dtype} stores the frozen base in half precision, and peft.method "${c.peft.method}" trains base weights, which must be f32; use "f32" or "auto"`,
       );
     }
+  }
+  const weights = Object.entries(c.data.mixing_weights);
+  for (const [task, w] of weights) {
+    const key = `data.mixing_weights.${task}`;
+    if (!SUITE_TASKS.some((t) => t.name === task)) {
+      fail(
+        key,
+        `no suite task is called "${short(task)}"; tasks: ${
+          SUITE_TASKS.map((t) => t.name).join(", ")
+        }`,
+      );
+    }
+    if (typeof w !== "number" || !(w >= 0 && w <= 1)) {
+      fail(key, `a share must be a number from 0 to 1, got ${short(JSON.stringify(w))}`);
+    }
+  }
+  // Shares of some of the trained tasks are fractions of the mixture: at most 1 in all.
+  const named = weights.filter(([task]) => c.data.tasks.includes(task));
+  const sum = named.reduce((a, [, w]) => a + w, 0);
+  if (named.length < c.data.tasks.length && sum > 1 + 1e-9) {
+    fail(
+      "data.mixing_weights",
+      `the shares of ${named.map(([t]) => t).join(", ")} add up to ${+sum.toFixed(
+        6,
+      )}, more than the whole mixture`,
+    );
   }
   if (!["error", "truncate"].includes(c.data.truncation)) {
     fail("data.truncation", `must be "error" or "truncate", got "${short(c.data.truncation)}"`);

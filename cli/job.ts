@@ -336,6 +336,10 @@ export async function buildData(c: RunConfig, tok: Tokenizer, T: number): Promis
     const mix = mixTasks(Object.fromEntries(trained.map((t) => [t.task.name, t.train])), {
       seed: c.seed,
       cap: c.data.mixing_cap,
+      // Shares of the trained tasks only: the defaults name all five, a run may train fewer.
+      weights: Object.fromEntries(
+        Object.entries(c.data.mixing_weights).filter(([task]) => c.data.tasks.includes(task)),
+      ),
     });
     trainEx = mix.examples;
     devEx = trained.flatMap((t) => t.dev);
