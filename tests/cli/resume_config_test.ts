@@ -37,7 +37,7 @@ Deno.test("configDifferences() lists changed, added and removed keys by full nam
     { key: "data.tasks", stored: DEFAULT_CONFIG.data.tasks, now: ["uppercase"] },
     { key: "peft.lora_dropout", stored: undefined, now: 0.1 },
     { key: "peft.target_modules", stored: ["all-linear"], now: undefined },
-    { key: "schedule.steps", stored: 400, now: 8 },
+    { key: "schedule.steps", stored: DEFAULT_CONFIG.schedule.steps, now: 8 },
   ]);
   assert.deepEqual(configDifferences(stored, DEFAULT_CONFIG), []);
 });
