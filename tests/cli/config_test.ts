@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { withFile } from "./_config_file.ts";
 import {
   ConfigError,
   DEFAULT_CONFIG,
@@ -9,16 +10,6 @@ import {
   RUN_LIMITS,
   yamlLine,
 } from "../../cli/config.ts";
-
-async function withFile(text: string, fn: (path: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(`${dir}/run.yaml`, text);
-    await fn(`${dir}/run.yaml`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 Deno.test("loadConfig() with nothing gives the defaults (LoRA on the embedded base)", async () => {
   const c = await loadConfig(undefined, []);

@@ -3,19 +3,10 @@
  * by a config that sets any, checked by name and range, and applied to the trained tasks only.
  */
 import assert from "node:assert/strict";
+import { withFile } from "./_config_file.ts";
 import { DEFAULT_CONFIG, loadConfig } from "../../cli/config.ts";
 import { buildData } from "../../cli/job.ts";
 import { ByteTokenizer } from "../../models/tokenizer.ts";
-
-async function withFile(text: string, fn: (path: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(`${dir}/run.yaml`, text);
-    await fn(`${dir}/run.yaml`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 Deno.test("data.mixing_weights: defaults, replaced by any setting, added to by later overrides", async () => {
   const defaults = (await loadConfig(undefined, [])).data.mixing_weights;
